@@ -1,0 +1,11 @@
+"""partdiscovery: unsupervised part discovery from contrastive reconstruction.
+
+Choudhury, Laina, Rupprecht, Vedaldi. *Unsupervised Part Discovery from Contrastive Reconstruction.*
+NeurIPS 2021.
+"""
+
+__version__ = "0.1.0"
+
+from partdiscovery.segmenter import PartSegmenter, Prediction  # noqa: E402
+
+__all__ = ["PartSegmenter", "Prediction", "__version__"]

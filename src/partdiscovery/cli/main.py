@@ -1,0 +1,263 @@
+"""The ``partdiscovery`` command line: thin wrappers over the library.
+
+Every command prints one clear line on standard error and exits non-zero for bad input
+(a :class:`~partdiscovery.errors.PartDiscoveryError`); ``--help`` documents each one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from partdiscovery.errors import PartDiscoveryError
+from partdiscovery.utils.registry import UnknownNameError
+
+
+def _add_common_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+
+
+# ----------------------------------------------------------------------------------------------- synth
+def cmd_synth(args: argparse.Namespace) -> int:
+    from partdiscovery.data.synth import generate_synthetic_dataset
+
+    out = generate_synthetic_dataset(args.out, n=args.n, num_parts=args.parts, size=args.size, seed=args.seed)
+    print(f"wrote a synthetic dataset of {args.n} images with {args.parts} parts to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- train
+def build_config(args: argparse.Namespace):
+    from partdiscovery.config import load_config
+
+    overrides = list(args.overrides)
+    if args.parts is not None:
+        overrides.append(f"model.num_parts={args.parts}")
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    if args.no_pretrained:
+        overrides.append("model.pretrained=false")
+    return load_config(args.preset, args.config, overrides)
+
+
+def run_training(cfg, data: str, out: str | Path, device: str = "auto", resume: bool = False,
+                 overwrite: bool = False, quiet: bool = False) -> dict:
+    from partdiscovery.data import open_dataset
+    from partdiscovery.segmenter import resolve_device
+    from partdiscovery.training import Trainer, create_method
+    from partdiscovery.utils.seed import seed_everything
+
+    seed_everything(cfg.train.seed)
+    dataset = open_dataset(data, "train")
+    method = create_method(cfg)
+    trainer = Trainer(method, cfg, dataset, out, device=resolve_device(device), resume=resume,
+                      overwrite=overwrite, progress=not quiet)
+    return trainer.fit()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    summary = run_training(cfg, args.data, args.out, args.device, args.resume, args.overwrite, args.quiet)
+    print(f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "
+          f"({summary['images_per_s']:.2f} images/s, peak RSS {summary['peak_rss_mb']:.0f} MiB); run: {args.out}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- evaluate
+def evaluate_run_or_predictions(data: str, split: str, run: str | None = None, predictions: str | None = None,
+                                device: str = "auto", progress: bool = True) -> dict:
+    from partdiscovery.data import open_dataset
+    from partdiscovery.evaluation import read_prediction_dir, score_pixels
+
+    dataset = open_dataset(data, split, require_parts=True)
+    if predictions:
+        preds = read_prediction_dir(predictions, dataset, progress=progress)
+    else:
+        from partdiscovery.segmenter import PartSegmenter
+
+        preds = PartSegmenter.load(run, device=device).predict_dataset(dataset, progress=progress)
+    result = score_pixels(preds)
+    return {**result, "split": split, "data": str(data), "source": str(predictions or run)}
+
+
+def _print_metrics(result: dict) -> None:
+    print("  ".join(f"{k}={result[k]:.2f}" for k in ("fg_nmi", "fg_ari", "nmi", "ari")) +
+          f"  (n_images={result['n_images']}, split={result['split']})")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from partdiscovery.utils.io import atomic_write_json
+
+    if bool(args.run) == bool(args.predictions):
+        raise PartDiscoveryError("give exactly one of --run RUN or --predictions DIR")
+    result = evaluate_run_or_predictions(args.data, args.split, args.run, args.predictions, args.device,
+                                         not args.quiet)
+    _print_metrics(result)
+    if args.json:
+        atomic_write_json(args.json, result)
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- baseline
+def run_kmeans_baseline(data: str, out: str | Path, parts: int, input_size: int = 128, seed: int = 0,
+                        split: str = "test", pretrained: bool = True, feature_extractor: str = "efficientnet_lite0",
+                        progress: bool = True) -> Path:
+    from partdiscovery.baselines import fit_kmeans, predict_kmeans
+    from partdiscovery.data import open_dataset
+    from partdiscovery.evaluation import write_predictions
+    from partdiscovery.models import create_feature_extractor
+    from partdiscovery.utils.io import atomic_write_json
+    from partdiscovery.utils.seed import seed_everything
+
+    seed_everything(seed)
+    phi = create_feature_extractor(feature_extractor, pretrained=pretrained)
+    started = time.perf_counter()
+    kmeans = fit_kmeans(phi, open_dataset(data, "train"), parts, input_size, seed=seed, progress=progress)
+    for _ in write_predictions(predict_kmeans(phi, kmeans, open_dataset(data, split), input_size,
+                                              progress=progress), out):
+        pass
+    atomic_write_json(Path(out) / "baseline_info.json", {
+        "baseline": "kmeans", "parts": parts, "input_size": input_size, "seed": seed, "split": split,
+        "feature_extractor": feature_extractor, "pretrained": pretrained, "data": str(data),
+        "wall_s": round(time.perf_counter() - started, 2),
+    })
+    return Path(out)
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    out = run_kmeans_baseline(args.data, args.out, args.parts, args.input_size, args.seed, args.split,
+                              not args.no_pretrained, progress=not args.quiet)
+    print(f"wrote {args.name} predictions for split {args.split!r} to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- predict
+def cmd_predict(args: argparse.Namespace) -> int:
+    from partdiscovery.data import ImageFolderDataset
+    from partdiscovery.segmenter import PartSegmenter
+    from partdiscovery.utils.io import atomic_save_image
+    from partdiscovery.viz import label_image, overlay
+
+    segmenter = PartSegmenter.load(args.run, device=args.device)
+    dataset = ImageFolderDataset(args.images, args.masks)
+    if args.masks is None and not segmenter.has_learned_background:
+        warnings.warn("no --masks given and the model has no learned background: the whole image is "
+                      "treated as foreground", stacklevel=1)
+    out = Path(args.out)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    count = 0
+    for index, pred in enumerate(segmenter.predict_dataset(dataset, batch_size=args.batch_size,
+                                                          progress=not args.quiet)):
+        atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
+        atomic_save_image(out / "overlays" / f"{pred.id}.png", overlay(dataset.load(index).image, pred.parts))
+        count += 1
+    print(f"segmented {count} images into {segmenter.num_parts} parts: {out / 'labels'} (labels), "
+          f"{out / 'overlays'} (overlays)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from partdiscovery.cli.demo import run_demo
+
+    run_demo(args.out, steps=args.steps, n=args.n, overwrite=args.overwrite, quiet=args.quiet)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="partdiscovery",
+        description="Unsupervised part discovery from contrastive reconstruction (Choudhury et al., NeurIPS 2021).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="write a synthetic dataset in the part folder format")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, default=300, help="number of images (default 300)")
+    p.add_argument("--parts", type=int, default=4, help="number of parts K (default 4)")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("train", help="train the part segmentation network",
+                       description="Train on a dataset; extra arguments section.key=value override the config "
+                                   "(e.g. optim.lr=3e-4 loss.contrastive=2).")
+    p.add_argument("--data", required=True, help="dataset: a part folder path, or NAME:ARGS (e.g. cub:PATH)")
+    p.add_argument("--out", required=True, help="run folder (config, log, checkpoints)")
+    p.add_argument("--preset", default="cpu", help="cpu (default) or paper")
+    p.add_argument("--config", default=None, help="a YAML file merged over the preset")
+    p.add_argument("--parts", type=int, default=None, help="number of parts K")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    p.add_argument("--no-pretrained", action="store_true", help="random weights for f and φ (smoke tests, timing)")
+    p.add_argument("overrides", nargs="*", metavar="section.key=value")
+    _add_common_model_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a run or a folder of predictions (FG-NMI, FG-ARI, NMI, ARI)")
+    p.add_argument("--run", default=None, help="run folder, checkpoint or exported model")
+    p.add_argument("--predictions", default=None, help="folder of <id>.png label maps (0 = background)")
+    p.add_argument("--data", required=True, help="dataset with ground-truth parts")
+    p.add_argument("--split", default="test")
+    p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    _add_common_model_flags(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("baseline", help="run a baseline and write its predictions")
+    p.add_argument("name", choices=["kmeans"], help="the baseline")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="folder for <id>.png predictions")
+    p.add_argument("--parts", type=int, default=4)
+    p.add_argument("--input-size", type=int, default=128)
+    p.add_argument("--split", default="test", help="split to predict (fitted on train)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-pretrained", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("predict", help="segment a folder of images into parts (labels + overlays)")
+    p.add_argument("--run", required=True, help="run folder, checkpoint or exported model")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--out", required=True, help="output folder (labels/ and overlays/)")
+    p.add_argument("--masks", default=None, help="optional folder of <stem>.png foreground masks")
+    p.add_argument("--batch-size", type=int, default=8)
+    _add_common_model_flags(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="synthetic data -> train -> evaluate vs k-means -> overlays, on CPU")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's)")
+    p.add_argument("--n", type=int, default=None, help="number of synthetic images (default: the demo's)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (PartDiscoveryError, UnknownNameError, ValueError) as e:
+        message = str(e)
+        print(f"partdiscovery {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"partdiscovery {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

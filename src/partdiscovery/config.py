@@ -1,0 +1,272 @@
+"""Typed configuration: dataclasses with defaults in code, presets as small YAML diffs, dotted overrides.
+
+The defaults are the ``cpu`` preset (what trains well on two cores). ``presets/paper.yaml`` changes
+only what the paper sets differently. The resolved config is saved as ``config.yaml`` in every run
+folder and inside every checkpoint, so a model can always be rebuilt from its own files.
+
+Example:
+    >>> cfg = load_config("paper", overrides=["model.num_parts=8", "train.steps=100"])
+    >>> cfg.model.num_parts
+    8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from partdiscovery.errors import ConfigError
+
+
+@dataclass
+class JitterConfig:
+    """Photometric jitter applied independently to the two training views (as in the paper)."""
+
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.2
+    hue: float = 0.2
+    p: float = 0.8
+    grayscale_p: float = 0.2
+
+
+@dataclass
+class DataConfig:
+    input_size: int = 128
+    """Side of the square network input in pixels (the paper uses 256)."""
+    crop_scale: tuple[float, float] = (0.75, 1.0)
+    """Random crop side as a fraction of the letterboxed square image."""
+    hflip: bool = True
+    jitter: JitterConfig = field(default_factory=JitterConfig)
+    cache_size: int = 0
+    """Decode each image once and keep it in memory, resized so its longer side is this many
+    pixels (0: the default, ``ceil(1.15 * input_size)``; -1: no cache, decode every time)."""
+    num_workers: int = 0
+    """DataLoader worker processes. 0 is fastest on 2 cores once images are cached in memory."""
+
+
+@dataclass
+class ModelConfig:
+    num_parts: int = 4
+    backbone: str = "efficientnet_lite0"
+    """Segmentation network f: a name of :func:`partdiscovery.models.list_backbones`."""
+    decoder_channels: int = 64
+    feature_extractor: str = "efficientnet_lite0"
+    """Frozen dense feature network φ: a name of :func:`partdiscovery.models.list_feature_extractors`."""
+    pretrained: bool = True
+    """Initialise f's backbone and φ from pretrained weights (False: random, for smoke tests/timing)."""
+    backbone_weights: str | None = None
+    """Local weights file for f's backbone, used instead of a cache or download."""
+    feature_weights: str | None = None
+    """Local weights file for φ."""
+    learned_background: bool = False
+    """Add a (K+1)-th background channel trained from the masks, so ``predict`` works without masks."""
+
+
+@dataclass
+class LossConfig:
+    """Loss weights and the hyper-parameters of the four losses (paper Sec. 3)."""
+
+    feature: float = 1.0
+    contrastive: float = 1.0
+    visual: float = 0.3
+    equivariance: float = 3.0
+    background: float = 1.0
+    """Weight of the foreground/background cross-entropy (only with ``model.learned_background``)."""
+    temperature: float = 0.19
+    loss_stride: int = 2
+    """Losses are computed at input_size / loss_stride; 1 = full resolution as in the paper."""
+    normalize_features: bool = True
+    """L2-normalise each φ layer per pixel before weighting (False: raw activations, as the paper's VGG)."""
+    tps_sigma: float = 0.01
+    rotation_deg: float = 60.0
+    scale_range: tuple[float, float] = (0.5, 1.43)
+    translation: float = 0.1
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"
+    """``adam`` or ``sgd``."""
+    lr: float = 1e-3
+    """Learning rate of the head (decoder + classifier)."""
+    backbone_lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "poly"
+    """``poly`` (lr * (1 - step/steps) ** poly_power) or ``constant``."""
+    poly_power: float = 0.9
+    grad_clip: float = 5.0
+    """Clip the global gradient norm at this value (0: no clipping)."""
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 600
+    batch_size: int = 8
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 200
+    max_bad_steps: int = 20
+    """Stop with an error after this many consecutive steps with a non-finite loss."""
+    threads: int = 0
+    """torch intra-op threads (0: leave PyTorch's default)."""
+
+
+@dataclass
+class Config:
+    method: str = "contrastive_reconstruction"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+PRESETS = ("cpu", "paper")
+
+
+def list_presets() -> list[str]:
+    return list(PRESETS)
+
+
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against the type hint ``hint`` and convert where it is lossless (int -> float)."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _from_dict(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]}; valid keys of {where or 'the config'}: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in diff.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build a :class:`Config` from a (possibly partial) nested dict; unknown keys are errors."""
+    return _from_dict(Config, _merge(Config().to_dict(), data or {}))
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"optim.lr=3e-4"`` -> ``{"optim": {"lr": 0.0003}}``; the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    # YAML reads "1e-4" as a string; accept plain float syntax too.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
+    node: dict[str, Any] = {}
+    cursor = node
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return node
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    text = resources.files("partdiscovery.presets").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_config(
+    preset: str | None = "cpu",
+    file: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Defaults, then the preset diff, then a YAML file, then dotted overrides (later wins)."""
+    data: dict[str, Any] = {}
+    if preset:
+        data = _merge(data, preset_dict(preset))
+    if file:
+        try:
+            data = _merge(data, yaml.safe_load(Path(file).read_text()) or {})
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{file}: cannot read config ({e})") from None
+    for text in overrides or []:
+        data = _merge(data, parse_override(text))
+    return config_from_dict(data)

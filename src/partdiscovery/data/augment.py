@@ -1,0 +1,99 @@
+"""Batched, seeded augmentations of the training step: photometric jitter and random warps.
+
+Both take an explicit ``torch.Generator`` so a training step's randomness depends only on
+``(seed, step)`` (exact resume, no global RNG state).
+"""
+
+from __future__ import annotations
+
+import math
+
+import kornia
+import torch
+import torch.nn.functional as F
+from kornia.geometry.transform import get_tps_transform, warp_points_tps
+
+from partdiscovery.config import JitterConfig
+
+
+def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=g)
+
+
+def photometric_jitter(images: torch.Tensor, cfg: JitterConfig, generator: torch.Generator) -> torch.Tensor:
+    """Colour jitter of ``images [B, 3, H, W]`` in [0, 1], each image with its own random factors.
+
+    As torchvision's ``ColorJitter(brightness, contrast, saturation, hue)`` applied with probability
+    ``cfg.p``, then ``RandomGrayscale(cfg.grayscale_p)``; the four adjustments are applied in a fixed
+    order (brightness, contrast, saturation, hue) rather than a random one, which keeps the batch
+    vectorised.
+    """
+    b = images.shape[0]
+    g = generator
+    apply = (torch.rand(b, generator=g) < cfg.p).float()
+
+    def factor(strength: float) -> torch.Tensor:
+        f = _uniform(b, max(0.0, 1 - strength), 1 + strength, g)
+        return (apply * f + (1 - apply)).to(images)
+
+    bright, contrast, sat = factor(cfg.brightness), factor(cfg.contrast), factor(cfg.saturation)
+    hue = (apply * _uniform(b, -cfg.hue, cfg.hue, g)).to(images)
+    gray = (torch.rand(b, generator=g) < cfg.grayscale_p).to(images)
+
+    x = (images * bright.view(-1, 1, 1, 1)).clamp(0, 1)
+    mean = kornia.color.rgb_to_grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast.view(-1, 1, 1, 1) + mean).clamp(0, 1)
+    x = kornia.enhance.adjust_saturation(x, sat)
+    x = kornia.enhance.adjust_hue(x, hue * 2 * math.pi)
+    x = x.clamp(0, 1)
+    grey = kornia.color.rgb_to_grayscale(x).expand_as(x)
+    return torch.lerp(x, grey, gray.view(-1, 1, 1, 1))
+
+
+def random_warp_grid(
+    batch: int,
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    tps_sigma: float = 0.01,
+    rotation_deg: float = 60.0,
+    scale_range: tuple[float, float] = (0.5, 1.43),
+    translation: float = 0.1,
+    control_points: int = 5,
+) -> torch.Tensor:
+    """Random sampling grids ``[B, H, W, 2]`` (normalised coords, ``align_corners=False``).
+
+    The warp is a thin-plate spline (a ``control_points x control_points`` grid jittered by
+    N(0, tps_sigma)) composed with a random similarity (rotation ±rotation_deg, isotropic scale in
+    ``scale_range``, translation ±translation of the half-size), as in the paper's equivariance loss.
+    ``F.grid_sample(x, grid)`` gives ``T(x)``: output pixel p shows input pixel grid[p].
+    """
+    g = generator
+    lin = torch.linspace(-1, 1, control_points)
+    cy, cx = torch.meshgrid(lin, lin, indexing="ij")
+    src = torch.stack([cx, cy], -1).reshape(1, -1, 2).expand(batch, -1, -1)
+    dst = src + tps_sigma * torch.randn(src.shape, generator=g)
+
+    ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height * 2 - 1
+    xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    points = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(batch, -1, -1)
+    kernel_weights, affine_weights = get_tps_transform(dst, src)
+    points = warp_points_tps(points, dst, kernel_weights, affine_weights)
+
+    angle = _uniform(batch, -rotation_deg, rotation_deg, g) * math.pi / 180
+    # Log-uniform scale so that zooming in and out are equally likely.
+    scale = torch.exp(_uniform(batch, math.log(scale_range[0]), math.log(scale_range[1]), g))
+    shift = _uniform(2 * batch, -translation, translation, g).view(batch, 1, 2)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # [B, 2, 2]
+    points = torch.einsum("bij,bnj->bni", rot / scale.view(-1, 1, 1), points) + shift
+    return points.view(batch, height, width, 2)
+
+
+def warp(x: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Apply a grid from :func:`random_warp_grid` to ``x [B, C, H, W]`` (zeros outside)."""
+    if grid.shape[1:3] != x.shape[-2:]:
+        grid = F.interpolate(grid.permute(0, 3, 1, 2), size=x.shape[-2:], mode="bilinear",
+                             align_corners=False).permute(0, 2, 3, 1)
+    return F.grid_sample(x, grid.to(x), mode=mode, padding_mode="zeros", align_corners=False)

@@ -1,0 +1,214 @@
+"""The Python API for using a trained model: :class:`PartSegmenter`.
+
+Example:
+    >>> from partdiscovery import PartSegmenter
+    >>> seg = PartSegmenter.load("runs/ccp")            # a run folder, checkpoint or exported file
+    >>> parts = seg.predict(pil_image)                   # H x W int array, 0 = background, 1..K parts
+    >>> probs = seg.predict_proba(batch)                 # B x (K+1) x H x W, channel 0 = background
+
+The CLI's ``predict`` and ``evaluate`` are thin layers over this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from partdiscovery.config import Config, config_from_dict
+from partdiscovery.data.base import PartDataset
+from partdiscovery.data.transforms import EvalSet, collate_eval, crop_resize, letterbox_box, uncrop
+from partdiscovery.errors import CheckpointError
+from partdiscovery.models import PartSegmentationNet
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class Prediction:
+    """One predicted image at its original resolution, with its ground truth when the dataset has it.
+
+    Attributes:
+        id: the dataset's image id.
+        parts: ``int64 [H, W]``, 0 = background, 1..K parts.
+        probs: ``float32 [K+1, H, W]`` (channel 0 = background) or ``None``.
+        fg_mask: ``bool [H, W]`` the dataset's foreground mask (or all True when none was given).
+        part_labels: ``int64 [H, W]`` ground-truth parts or ``None``.
+        keypoints: ``float32 [P, 3]`` or ``None``.
+    """
+
+    id: str
+    parts: np.ndarray
+    probs: np.ndarray | None = None
+    fg_mask: np.ndarray | None = None
+    part_labels: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+
+
+class PartSegmenter:
+    """A trained part segmentation network f with its config, ready for inference.
+
+    Args:
+        net: the network; cfg: its config; device: ``auto``, ``cpu``, ``cuda``, ``mps``, ...
+        amp: use bfloat16/float16 autocast on CUDA.
+    """
+
+    def __init__(self, net: PartSegmentationNet, cfg: Config, device: str | torch.device = "auto",
+                 amp: bool = False) -> None:
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
+        self.cfg = cfg
+        self.amp = amp and self.device.type == "cuda"
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def from_state(cls, cfg: Config, state: dict[str, torch.Tensor], source: str, **kwargs) -> PartSegmenter:
+        """Build f from ``cfg`` (no pretrained download: the weights come from ``state``)."""
+        import dataclasses
+        import warnings
+
+        with warnings.catch_warnings():  # random init is expected: the weights are loaded just below
+            warnings.simplefilter("ignore")
+            net = PartSegmentationNet(dataclasses.replace(cfg.model, pretrained=False, backbone_weights=None))
+        net_state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")} or state
+        try:
+            net.load_state_dict(net_state, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"{source}: weights do not match the model in its config "
+                                  f"({str(e).splitlines()[0][:200]})") from None
+        return cls(net, cfg, **kwargs)
+
+    @classmethod
+    def load(cls, source: str | Path, device: str | torch.device = "auto", amp: bool = False) -> PartSegmenter:
+        """Load from a run folder (newest good checkpoint), a checkpoint ``.pt`` or an exported ``.safetensors``."""
+        from partdiscovery.training.checkpoint import checkpoint_config, load_checkpoint, load_latest
+
+        source = Path(source)
+        if source.suffix == ".safetensors":
+            from partdiscovery.export import load_safetensors
+
+            cfg, state = load_safetensors(source)
+            return cls.from_state(cfg, state, str(source), device=device, amp=amp)
+        if source.is_dir():
+            path, payload = load_latest(source)
+        elif source.is_file():
+            path, payload = source, load_checkpoint(source)
+        else:
+            raise CheckpointError(f"{source}: no such run folder, checkpoint or exported model")
+        return cls.from_state(checkpoint_config(payload, path), payload["model"], str(path), device=device, amp=amp)
+
+    @property
+    def num_parts(self) -> int:
+        return self.cfg.model.num_parts
+
+    @property
+    def input_size(self) -> int:
+        return self.cfg.data.input_size
+
+    @property
+    def has_learned_background(self) -> bool:
+        return self.cfg.model.learned_background
+
+    # ---------------------------------------------------------------- inference
+    @torch.inference_mode()
+    def _forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with torch.autocast(self.device.type, enabled=self.amp):
+            out = self.net(inputs.to(self.device))
+        bg = out.background_logits.float() if out.background_logits is not None else None
+        return out.logits.float(), bg
+
+    @staticmethod
+    def _combine(logits: torch.Tensor, bg_logits: torch.Tensor | None, fg_mask: torch.Tensor | None) -> torch.Tensor:
+        """``[B, K+1, H, W]`` probabilities: channel 0 = background from the mask, else the learned
+        background, else 0; the part channels are the part softmax times (1 - background)."""
+        if fg_mask is not None:
+            background = 1.0 - fg_mask.to(logits)
+        elif bg_logits is not None:
+            background = bg_logits.sigmoid()
+        else:
+            background = torch.zeros_like(logits[:, :1])
+        return torch.cat([background, logits.softmax(dim=1) * (1 - background)], dim=1)
+
+    def predict_proba(self, images: torch.Tensor, fg_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Part probabilities of a batch.
+
+        Args:
+            images: ``[B, 3, H, W]`` float RGB in [0, 1] (any size; letterboxed to the input size).
+            fg_mask: optional ``[B, 1, H, W]`` foreground masks; they take precedence over a learned background.
+
+        Returns:
+            ``[B, K+1, H, W]`` on the CPU; channel 0 = background.
+        """
+        if images.dim() == 3:
+            images = images[None]
+        _, _, h, w = images.shape
+        box = letterbox_box(w, h)
+        logits, bg = self._forward(crop_resize(images.float(), box, self.input_size))
+        logits = uncrop(logits, box, h, w)
+        bg = uncrop(bg, box, h, w) if bg is not None else None
+        return self._combine(logits, bg, fg_mask.to(logits.device) if fg_mask is not None else None).cpu()
+
+    def predict(self, image: Image.Image | np.ndarray | torch.Tensor,
+                mask: np.ndarray | Image.Image | None = None) -> np.ndarray:
+        """Part labels of one image: ``int64 [H, W]``, 0 = background, 1..K parts.
+
+        ``image``: PIL image, ``uint8 [H, W, 3]`` array or ``float [3, H, W]`` tensor in [0, 1].
+        ``mask``: optional foreground mask (bool/0-255 array or PIL image).
+        """
+        if isinstance(image, Image.Image):
+            image = np.asarray(image.convert("RGB"))
+        if isinstance(image, np.ndarray):
+            image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        fg = None
+        if mask is not None:
+            fg = torch.from_numpy(np.asarray(mask) > 0)[None, None].float()
+        probs = self.predict_proba(image, fg)[0]
+        return self.labels_from_probs(probs)
+
+    @staticmethod
+    def labels_from_probs(probs: torch.Tensor) -> np.ndarray:
+        """``[K+1, H, W]`` -> labels: 0 where background > 0.5, otherwise 1 + argmax of the parts."""
+        parts = probs[1:].argmax(dim=0) + 1
+        parts[probs[0] > 0.5] = 0
+        return parts.numpy().astype(np.int64)
+
+    def predict_dataset(self, dataset: PartDataset, batch_size: int = 8, use_masks: bool = True,
+                        keep_probs: bool = False, progress: bool = True, box_fn=None) -> Iterator[Prediction]:
+        """Predict every image of ``dataset`` at its original resolution (a generator).
+
+        ``use_masks``: mask the parts with the dataset's foreground masks (the paper's protocol).
+        ``box_fn``: the crop of each raw sample fed to the network (default: letterbox the whole image).
+        """
+        loader = DataLoader(EvalSet(dataset, self.input_size, box_fn), batch_size=batch_size,
+                            collate_fn=collate_eval, num_workers=0)
+        for batch in tqdm(loader, desc="predict", disable=not progress, unit="batch"):
+            logits, bg = self._forward(batch["image"])
+            for i, image_id in enumerate(batch["id"]):
+                h, w = batch["size"][i]
+                box = batch["box"][i]
+                lg = uncrop(logits[i : i + 1], box, h, w)
+                b = uncrop(bg[i : i + 1], box, h, w) if bg is not None else None
+                given = batch["extra"][i].get("mask_given", True)
+                fg = batch["fg_mask_full"][i]
+                mask = torch.from_numpy(fg)[None, None].to(lg) if use_masks and given else None
+                probs = self._combine(lg, b, mask)[0].cpu()
+                yield Prediction(
+                    id=image_id, parts=self.labels_from_probs(probs),
+                    probs=probs.numpy() if keep_probs else None, fg_mask=fg,
+                    part_labels=batch["part_labels"][i], keypoints=batch["keypoints"][i],
+                )

@@ -1,0 +1,6 @@
+"""Training: methods (what is optimised) and the generic trainer (how)."""
+
+from partdiscovery.training.method import METHODS, ContrastiveReconstruction, create_method, list_methods
+from partdiscovery.training.trainer import Trainer
+
+__all__ = ["METHODS", "ContrastiveReconstruction", "Trainer", "create_method", "list_methods"]

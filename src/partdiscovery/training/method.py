@@ -1,0 +1,123 @@
+"""Methods own what is trained and how its losses are computed; the trainer knows nothing about parts.
+
+A method is an ``nn.Module`` with
+
+- ``training_step(batch, generator) -> dict[str, Tensor]`` named losses, including ``total``;
+- ``net``: the :class:`~partdiscovery.models.PartSegmentationNet` used at inference;
+- ``param_groups(optim_cfg)``: optimiser parameter groups (e.g. a 10x head learning rate).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from partdiscovery.config import Config, OptimConfig
+from partdiscovery.data.augment import photometric_jitter, random_warp_grid, warp
+from partdiscovery.losses import (
+    contrastive_loss,
+    equivariance_loss,
+    feature_loss,
+    rgb_to_scaled_lab,
+    visual_consistency_loss,
+)
+from partdiscovery.models import PartSegmentationNet, create_feature_extractor
+from partdiscovery.utils.registry import Registry
+
+METHODS: Registry[nn.Module] = Registry("method")
+
+
+def list_methods() -> list[str]:
+    return METHODS.names()
+
+
+def create_method(cfg: Config) -> nn.Module:
+    return METHODS.build(cfg.method, cfg)
+
+
+def downsample(x: torch.Tensor, stride: int) -> torch.Tensor:
+    return x if stride == 1 else F.avg_pool2d(x, stride)
+
+
+class FrozenFeaturesMixin:
+    """Keeps φ out of ``state_dict`` and the optimiser: it is frozen and rebuilt from its registry name,
+    so checkpoints stay small (VGG19 alone is 550 MB)."""
+
+    def _set_phi(self, phi: nn.Module) -> None:
+        object.__setattr__(self, "phi", phi)
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .float() also move φ
+        if getattr(self, "phi", None) is not None:
+            self.phi._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+
+@METHODS.register("contrastive_reconstruction")
+class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
+    """Choudhury et al. 2021: feature + contrastive + visual consistency + equivariance losses.
+
+    One training step (B images with masks M):
+
+    1. two photometrically jittered views x1, x2 of each image, and a random warp T;
+    2. part logits of x1 and of T(x2) from f; φ features of the clean image (no grad);
+    3. ``R = softmax(f(x1)) * M`` at the loss resolution, the four losses, their weighted sum.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.net = PartSegmentationNet(cfg.model)
+        self._set_phi(create_feature_extractor(
+            cfg.model.feature_extractor, pretrained=cfg.model.pretrained, weights=cfg.model.feature_weights,
+            normalize=cfg.loss.normalize_features,
+        ))
+
+    def param_groups(self, optim: OptimConfig) -> list[dict]:
+        return [
+            {"params": self.net.backbone_parameters(), "lr": optim.backbone_lr, "name": "backbone"},
+            {"params": self.net.head_parameters(), "lr": optim.lr, "name": "head"},
+        ]
+
+    def training_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        cfg = self.cfg.loss
+        images, fg_mask = batch["image"], batch["fg_mask"]
+        b, _, h, w = images.shape
+        stride = cfg.loss_stride
+        g = generator
+
+        view1 = photometric_jitter(images, self.cfg.data.jitter, g).to(images)
+        view2 = photometric_jitter(images, self.cfg.data.jitter, g).to(images)
+        grid = random_warp_grid(b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range,
+                                cfg.translation).to(images)
+        # One forward pass of f over both views (x1 and T(x2)) keeps BatchNorm statistics consistent.
+        out = self.net(torch.cat([view1, warp(view2, grid)]))
+        logits1, logits2 = downsample(out.logits, stride).split(b)
+
+        small = (h // stride, w // stride)
+        mask = downsample(fg_mask, stride)
+        features = self.phi(images, small)
+        probs1 = logits1.softmax(dim=1)
+        assign = probs1 * mask
+
+        losses: dict[str, torch.Tensor] = {}
+        losses["feature"], prototypes = feature_loss(assign, features, mask)
+        losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g)
+        losses["visual"] = visual_consistency_loss(assign, downsample(rgb_to_scaled_lab(images), stride), mask)
+
+        target = warp(probs1.detach(), grid)
+        valid = (warp(mask, grid) > 0.5).to(mask)
+        losses["equivariance"] = equivariance_loss(logits2.log_softmax(dim=1), target, valid)
+
+        total = (cfg.feature * losses["feature"] + cfg.contrastive * losses["contrastive"]
+                 + cfg.visual * losses["visual"] + cfg.equivariance * losses["equivariance"])
+        if out.background_logits is not None:
+            bg1, bg2 = out.background_logits.split(b)
+            warped_mask = warp(fg_mask, grid)
+            losses["background"] = 0.5 * (
+                F.binary_cross_entropy_with_logits(bg1, 1 - fg_mask)
+                + F.binary_cross_entropy_with_logits(bg2, 1 - (warped_mask > 0.5).to(fg_mask))
+            )
+            total = total + cfg.background * losses["background"]
+        losses["total"] = total
+        return losses

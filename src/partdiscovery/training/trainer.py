@@ -1,0 +1,254 @@
+"""One readable training loop, generic over methods (anything with ``training_step``).
+
+Read top to bottom: prepare the run folder -> build optimiser and schedule -> maybe resume -> for
+each step: batch, losses, skip non-finite, backward, clip, step, log, checkpoint -> summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import resource
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from partdiscovery import __version__
+from partdiscovery.config import Config
+from partdiscovery.data.base import PartDataset
+from partdiscovery.data.transforms import StepBatchSampler, TrainingSet
+from partdiscovery.errors import CheckpointError, PartDiscoveryError
+from partdiscovery.training.checkpoint import (
+    checkpoint_config,
+    checkpoint_path,
+    git_sha,
+    list_checkpoints,
+    load_latest,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from partdiscovery.utils.io import atomic_write_json, atomic_write_text
+from partdiscovery.utils.seed import torch_generator
+
+SUMMARY_FILE = "train_summary.json"
+
+
+class TrainingDivergedError(PartDiscoveryError):
+    """Too many consecutive steps with a non-finite loss."""
+
+
+@dataclass
+class RunFolder:
+    """The files of one training run."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / SUMMARY_FILE
+
+    def prepare(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to clobber a run unless asked: a finished run needs ``overwrite``; an unfinished one
+        needs ``resume`` or ``overwrite``."""
+        has_checkpoints = bool(list_checkpoints(self.path))
+        if overwrite and not resume:
+            for p in list_checkpoints(self.path):
+                p.unlink()
+            for p in (self.summary, self.metrics):
+                p.unlink(missing_ok=True)
+        elif self.summary.exists() and not resume:
+            raise PartDiscoveryError(f"{self.path}: holds a finished run; use --overwrite to replace it "
+                                     "or choose another --out")
+        elif has_checkpoints and not resume:
+            raise PartDiscoveryError(f"{self.path}: holds an unfinished run; use --resume to continue it "
+                                     "or --overwrite to start again")
+        self.path.mkdir(parents=True, exist_ok=True)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MiB)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 / (1024 if sys.platform == "darwin" else 1)
+
+
+def build_optimizer(method: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    groups = method.param_groups(cfg.optim)
+    o = cfg.optim
+    if o.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=o.lr, weight_decay=o.weight_decay)
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    raise PartDiscoveryError(f"unknown optim.optimizer {o.optimizer!r}; choose adam or sgd")
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_scheduler.LRScheduler:
+    steps, power = max(1, cfg.train.steps), cfg.optim.poly_power
+    if cfg.optim.schedule == "poly":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / steps) ** power)
+    if cfg.optim.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    raise PartDiscoveryError(f"unknown optim.schedule {cfg.optim.schedule!r}; choose poly or constant")
+
+
+class Trainer:
+    """Trains ``method`` on ``dataset`` into ``run_dir``.
+
+    Args:
+        method: a registered method (see :mod:`partdiscovery.training.method`).
+        cfg: the resolved config (saved to the run folder and every checkpoint).
+        dataset: the training split.
+        run_dir: output folder.
+        device: torch device for the model and batches.
+        resume: continue from the newest good checkpoint in ``run_dir``.
+        overwrite: replace a previous run in ``run_dir``.
+        progress: show a progress bar (falls back to log lines when stderr is not a terminal).
+    """
+
+    def __init__(self, method: nn.Module, cfg: Config, dataset: PartDataset, run_dir: str | Path,
+                 device: str | torch.device = "cpu", resume: bool = False, overwrite: bool = False,
+                 progress: bool = True) -> None:
+        self.method, self.cfg, self.dataset = method, cfg, dataset
+        self.run = RunFolder(Path(run_dir))
+        self.device = torch.device(device)
+        self.resume, self.overwrite, self.progress = resume, overwrite, progress
+
+    def _checkpoint_payload(self, step: int, optimizer, schedule) -> dict:
+        return {
+            "model": self.method.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "step": step,
+            "config": self.cfg.to_dict(),
+            "git_sha": git_sha(),
+            "version": __version__,
+        }
+
+    def _restore(self, optimizer, schedule) -> int:
+        path, payload = load_latest(self.run.path)
+        stored = checkpoint_config(payload, path)
+        if stored.model != self.cfg.model or stored.method != self.cfg.method:
+            raise CheckpointError(f"{path}: was trained with a different model or method config; "
+                                  "resume with the same settings or start a new run")
+        self.method.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        schedule.load_state_dict(payload["schedule"])
+        return int(payload["step"])
+
+    def _trim_metrics(self, start_step: int) -> None:
+        """On resume, drop log rows past the checkpoint so the CSV has each step once."""
+        if not self.run.metrics.exists():
+            return
+        with open(self.run.metrics, newline="") as fh:
+            rows = list(csv.reader(fh))
+        kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= start_step]
+        atomic_write_text(self.run.metrics, "".join(",".join(r) + "\n" for r in kept))
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        self.run.prepare(self.resume, self.overwrite)
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
+        atomic_write_text(self.run.config, cfg.to_yaml())
+        atomic_write_json(self.run.path / "run_info.json", {
+            "git_sha": git_sha(), "version": __version__, "torch": torch.__version__,
+            "argv": sys.argv, "dataset": self.dataset.describe(), "device": str(self.device),
+        })
+
+        method = self.method.to(self.device).train()
+        optimizer = build_optimizer(method, cfg)
+        schedule = build_schedule(optimizer, cfg)
+        start_step = self._restore(optimizer, schedule) if self.resume and list_checkpoints(self.run.path) else 0
+        self._trim_metrics(start_step)
+
+        sampler = StepBatchSampler(len(self.dataset), cfg.train.batch_size, cfg.train.steps, cfg.train.seed,
+                                   start_step)
+        loader = DataLoader(TrainingSet(self.dataset, cfg.data), batch_sampler=sampler,
+                            num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
+        interactive = self.progress and sys.stderr.isatty()
+        bar = tqdm(total=cfg.train.steps, initial=start_step, disable=not interactive, desc="train",
+                   dynamic_ncols=True)
+        log_file = open(self.run.metrics, "a", newline="")
+        writer, last, bad_steps, step = None, {}, 0, start_step
+        started = time.perf_counter()
+        try:
+            for step, batch in enumerate(loader, start=start_step):
+                batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                         for k, v in batch.items()}
+                losses = method.training_step(batch, torch_generator(cfg.train.seed, 3, step))
+                total = losses["total"]
+                if not torch.isfinite(total):
+                    bad_steps += 1
+                    warnings.warn(f"step {step}: non-finite loss ({float(total)}), step skipped", stacklevel=1)
+                    if bad_steps >= cfg.train.max_bad_steps:
+                        raise TrainingDivergedError(
+                            f"{bad_steps} consecutive steps had a non-finite loss (at step {step}); training "
+                            f"stopped. The last good checkpoint in {self.run.path / 'checkpoints'} is intact; "
+                            "lower optim.lr or check the data")
+                    optimizer.zero_grad(set_to_none=True)
+                    schedule.step()
+                    continue
+                bad_steps = 0
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if cfg.optim.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
+                optimizer.step()
+                schedule.step()
+
+                last = {k: float(v.detach()) for k, v in losses.items()}
+                done = step + 1
+                if done % cfg.train.log_every == 0 or done == cfg.train.steps:
+                    row = {"step": done, "lr": optimizer.param_groups[-1]["lr"], **last,
+                           "elapsed_s": round(time.perf_counter() - started, 3)}
+                    if writer is None:
+                        writer = csv.DictWriter(log_file, fieldnames=list(row))
+                        if log_file.tell() == 0:
+                            writer.writeheader()
+                    writer.writerow(row)
+                    log_file.flush()
+                    if not interactive and self.progress:
+                        print(f"step {done}/{cfg.train.steps} " + " ".join(f"{k}={v:.4g}" for k, v in last.items()),
+                              file=sys.stderr, flush=True)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in last.items()}, refresh=False)
+                bar.update(1)
+                if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
+                    save_checkpoint(checkpoint_path(self.run.path, done),
+                                    self._checkpoint_payload(done, optimizer, schedule))
+                    prune_checkpoints(self.run.path, keep=2)
+        finally:
+            bar.close()
+            log_file.close()
+
+        wall = time.perf_counter() - started
+        trained = max(0, cfg.train.steps - start_step)
+        summary = {
+            "steps": cfg.train.steps,
+            "steps_this_session": trained,
+            "batch_size": cfg.train.batch_size,
+            "input_size": cfg.data.input_size,
+            "wall_s": round(wall, 3),
+            "images_per_s": round(trained * cfg.train.batch_size / wall, 3) if wall > 0 and trained else 0.0,
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "final_losses": last,
+            **{f"loss_{k}": v for k, v in last.items()},
+            "finite": all(math.isfinite(v) for v in last.values()),
+        }
+        atomic_write_json(self.run.summary, summary)
+        return summary

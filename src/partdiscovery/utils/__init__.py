@@ -1,0 +1,1 @@
+"""Small shared utilities: registries, atomic IO, seeding, errors."""

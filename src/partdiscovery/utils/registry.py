@@ -1,0 +1,62 @@
+"""A tiny name -> factory registry, shared by backbones, feature extractors, datasets and methods.
+
+Why: the reference code dispatched on strings with ``if/elif`` chains that fell through to
+``print("Model not exist")``. A registry gives ``list_*()`` for free and one error message that
+lists every valid name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """Raised for a name that is not registered; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text.
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """Maps names to factories.
+
+    Example:
+        >>> BACKBONES = Registry("backbone")
+        >>> @BACKBONES.register("tiny")
+        ... def tiny(**kw): ...
+        >>> BACKBONES.names()
+        ['tiny']
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = factory
+            return factory
+
+        return decorator
+
+    def get(self, name: str) -> Callable[..., T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+            ) from None
+
+    def build(self, name: str, *args, **kwargs) -> T:
+        return self.get(name)(*args, **kwargs)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
