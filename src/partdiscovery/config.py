@@ -44,6 +44,9 @@ class DataConfig:
     crop_scale: tuple[float, float] = (0.75, 1.0)
     """Random crop side as a fraction of the letterboxed square image."""
     hflip: bool = True
+    dataset_crops: bool = False
+    """Use a dataset's own training crop when it has one (the paper's CUB/PASCAL box jitter, DeepFashion
+    RandomResizedCrop) instead of the generic random square crop."""
     jitter: JitterConfig = field(default_factory=JitterConfig)
     cache_size: int = 0
     """Decode each image once and keep it in memory, resized so its longer side is this many

@@ -72,24 +72,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------------- evaluate
 def evaluate_run_or_predictions(data: str, split: str, run: str | None = None, predictions: str | None = None,
-                                device: str = "auto", progress: bool = True) -> dict:
-    from partdiscovery.data import open_dataset
-    from partdiscovery.evaluation import read_prediction_dir, score_pixels
+                                device: str = "auto", progress: bool = True, protocol: str | None = None) -> dict:
+    """Score a run or a predictions folder with ``protocol`` (default: the dataset's own)."""
+    from partdiscovery.evaluation.protocols import default_protocol, evaluate_protocol
 
-    dataset = open_dataset(data, split, require_parts=True)
-    if predictions:
-        preds = read_prediction_dir(predictions, dataset, progress=progress)
-    else:
-        from partdiscovery.segmenter import PartSegmenter
-
-        preds = PartSegmenter.load(run, device=device).predict_dataset(dataset, progress=progress)
-    result = score_pixels(preds)
-    return {**result, "split": split, "data": str(data), "source": str(predictions or run)}
+    return evaluate_protocol(protocol or default_protocol(data), data, split, run=run, predictions=predictions,
+                             device=device, progress=progress)
 
 
 def _print_metrics(result: dict) -> None:
-    print("  ".join(f"{k}={result[k]:.2f}" for k in ("fg_nmi", "fg_ari", "nmi", "ari")) +
-          f"  (n_images={result['n_images']}, split={result['split']})")
+    shown = [k for k in ("fg_nmi", "fg_ari", "nmi", "ari", "error") if isinstance(result.get(k), (int, float))]
+    counts = [f"{k}={result[k]}" for k in ("n_images", "n_keypoints", "split") if k in result]
+    print("  ".join(f"{k}={result[k]:.2f}" for k in shown) + f"  ({', '.join(counts)})")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -98,7 +92,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.run) == bool(args.predictions):
         raise PartDiscoveryError("give exactly one of --run RUN or --predictions DIR")
     result = evaluate_run_or_predictions(args.data, args.split, args.run, args.predictions, args.device,
-                                         not args.quiet)
+                                         not args.quiet, args.protocol)
     _print_metrics(result)
     if args.json:
         atomic_write_json(args.json, result)
@@ -172,8 +166,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> int:
+    from partdiscovery.export import export_model
+
+    out = export_model(args.run, args.format, args.out)
+    print(f"exported {args.run} as {args.format} to {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from partdiscovery.viz.report import write_report
+
+    out = write_report(args.run, data=args.data, out=args.out, split=args.split, max_images=args.max_images,
+                       device=args.device, progress=not args.quiet)
+    print(f"wrote the report of {args.run} to {out}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from partdiscovery.evaluation.protocols import PROTOCOLS
+
     parser = argparse.ArgumentParser(
         prog="partdiscovery",
         description="Unsupervised part discovery from contrastive reconstruction (Choudhury et al., NeurIPS 2021).",
@@ -208,9 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a run or a folder of predictions (FG-NMI, FG-ARI, NMI, ARI)")
     p.add_argument("--run", default=None, help="run folder, checkpoint or exported model")
     p.add_argument("--predictions", default=None, help="folder of <id>.png label maps (0 = background)")
-    p.add_argument("--data", required=True, help="dataset with ground-truth parts")
+    p.add_argument("--data", required=True, help="dataset with ground truth: a part folder or NAME:ARGS "
+                   "(cub:PATH, deepfashion:PATH, pascal-part:CLASS:PATH)")
     p.add_argument("--split", default="test")
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS.names(),
+                   help="default: cub-keypoints for cub:..., pixel otherwise (see docs/reproduce.md)")
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -234,6 +252,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a trained model as safetensors, ONNX or TorchScript")
+    p.add_argument("run", help="run folder, checkpoint or exported .safetensors")
+    p.add_argument("--format", required=True, choices=["safetensors", "onnx", "torchscript"])
+    p.add_argument("--out", required=True, help="output file")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run")
+    p.add_argument("run", help="run folder (or a checkpoint in one)")
+    p.add_argument("--data", default=None,
+                   help="dataset: adds metrics, test images with their parts and per-part galleries")
+    p.add_argument("--out", default=None, help="HTML file (default RUN/report.html)")
+    p.add_argument("--split", default="test", help="split to show and score (default test)")
+    p.add_argument("--max-images", type=int, default=16, help="images in the grid (default 16)")
+    _add_common_model_flags(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="synthetic data -> train -> evaluate vs k-means -> overlays, on CPU")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")

@@ -41,5 +41,8 @@ def open_dataset(spec: str | Path, split: str = "train", **kwargs) -> PartDatase
     return PartFolderDataset(spec, split, **kwargs)
 
 
+# Importing these modules registers their datasets (cub, deepfashion, pascal-part) in DATASETS.
+from partdiscovery.data import cub, deepfashion, pascal_part  # noqa: E402, F401
+
 __all__ = ["DATASETS", "DatasetError", "ImageFolderDataset", "PartDataset", "PartFolderDataset", "RawSample",
            "list_datasets", "open_dataset"]

@@ -140,7 +140,11 @@ class TrainingSet(Dataset):
         rng = np.random.default_rng(aug_seed)
         image, mask, bbox = self._decoded(index)
         h, w = image.shape[1:]
-        box = random_square_box(w, h, bbox, rng, self.cfg.crop_scale)
+        train_box = getattr(self.dataset, "train_box", None) if self.cfg.dataset_crops else None
+        if train_box is not None:  # the paper's per-dataset crops (CUB/PASCAL jitter, DeepFashion RRC)
+            box = train_box(w, h, bbox, rng)  # bbox is already scaled to the cached image
+        else:
+            box = random_square_box(w, h, bbox, rng, self.cfg.crop_scale)
         size = self.cfg.input_size
         image = crop_resize(image, box, size) / 255.0
         mask = (crop_resize(mask, box, size) > 127.5).float()

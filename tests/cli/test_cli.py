@@ -1,0 +1,194 @@
+"""The command line end to end on a tiny synthetic dataset, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from partdiscovery.cli.main import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
+
+COMMANDS = ["synth", "train", "evaluate", "baseline", "predict", "demo"]
+METRIC_KEYS = {"fg_nmi", "fg_ari", "nmi", "ari", "n_images", "split"}
+TINY = ["data.input_size=48", "model.decoder_channels=16", "train.batch_size=2"]
+
+
+def cli(command: str, *extra: str) -> int:
+    """``main`` on a command line split at spaces (the tests' paths have none), plus ``extra`` arguments."""
+    return main(command.split() + list(extra))
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in COMMANDS])
+def test_help(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: partdiscovery")
+    if argv[0] == "--help":
+        assert all(c in out for c in COMMANDS)
+
+
+def test_python_dash_m_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "partdiscovery", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: partdiscovery" in result.stdout and "train" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    """synth -> train via the CLI; returns the folders."""
+    root = tmp_path_factory.mktemp("cli")
+    data, run = root / "data", root / "run"
+    assert cli(f"synth --out {data} --n 12 --parts 3 --size 48 --seed 1") == 0
+    train = f"train --data {data} --out {run} --steps 3 --parts 3 --no-pretrained --device cpu --quiet"
+    assert cli(train, *TINY, "train.checkpoint_every=2") == 0
+    return {"root": root, "data": data, "run": run}
+
+
+def test_synth_and_train_outputs(flow, capsys):
+    data, run = flow["data"], flow["run"]
+    assert len(list((data / "images").glob("*.jpg"))) == 12
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert (summary["steps"], summary["batch_size"], summary["input_size"]) == (3, 2, 48)
+    config = (run / "config.yaml").read_text()
+    assert "pretrained: false" in config and "num_parts: 3" in config and "decoder_channels: 16" in config
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000002.pt", "step_00000003.pt"]
+    # Training again into the finished run is refused with one line, not a traceback.
+    capsys.readouterr()
+    assert cli(f"train --data {data} --out {run} --steps 3 --no-pretrained --quiet", *TINY) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(flow):
+    out = flow["root"] / "eval_run.json"
+    assert cli(f"evaluate --run {flow['run']} --data {flow['data']} --json {out} --device cpu --quiet") == 0
+    return json.loads(out.read_text())
+
+
+def test_evaluate_run(evaluated_run, flow):
+    result = evaluated_run
+    assert METRIC_KEYS <= set(result)
+    test_ids = (flow["data"] / "test.txt").read_text().split()
+    assert result["split"] == "test" and result["n_images"] == len(test_ids)
+    for key in ("fg_nmi", "fg_ari", "nmi", "ari"):
+        assert -100.0 <= result[key] <= 100.0
+    assert result["nmi"] > result["fg_nmi"]  # the given masks separate background and foreground perfectly
+
+
+def test_baseline_then_evaluate_predictions(flow, capsys):
+    data, km = flow["data"], flow["root"] / "kmeans"
+    baseline = f"baseline kmeans --data {data} --out {km} --parts 3 --no-pretrained --input-size 48 --quiet"
+    assert cli(baseline) == 0
+    test_ids = (data / "test.txt").read_text().split()
+    assert sorted(p.stem for p in km.glob("*.png")) == sorted(test_ids)
+    labels = np.asarray(Image.open(km / f"{test_ids[0]}.png"))
+    mask = np.asarray(Image.open(data / "masks" / f"{test_ids[0]}.png")) > 0
+    assert labels.shape == mask.shape and (labels[~mask] == 0).all()
+    assert set(np.unique(labels[mask])) <= {1, 2, 3}
+    info = json.loads((km / "baseline_info.json").read_text())
+    assert info["baseline"] == "kmeans" and info["parts"] == 3 and info["pretrained"] is False
+    out = flow["root"] / "eval_km.json"
+    capsys.readouterr()
+    assert cli(f"evaluate --predictions {km} --data {data} --json {out} --quiet") == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert METRIC_KEYS <= set(result) and result["n_images"] == len(test_ids)
+    assert f"fg_nmi={result['fg_nmi']:.2f}" in printed
+
+
+def test_predict_with_and_without_masks(flow, evaluated_run):
+    data, run = flow["data"], flow["run"]
+    with_masks, without = flow["root"] / "pred_masks", flow["root"] / "pred_nomasks"
+    predict = f"predict --run {run} --images {data / 'images'} --device cpu --quiet"
+    assert cli(predict, "--masks", str(data / "masks"), "--out", str(with_masks), "--batch-size", "4") == 0
+    with pytest.warns(UserWarning, match="no --masks"):
+        assert cli(predict, "--out", str(without)) == 0
+    ids = sorted(p.stem for p in (data / "images").glob("*.jpg"))
+    for out in (with_masks, without):
+        assert sorted(p.stem for p in (out / "labels").glob("*.png")) == ids
+        assert sorted(p.stem for p in (out / "overlays").glob("*.png")) == ids
+    for image_id in ids:
+        mask = np.asarray(Image.open(data / "masks" / f"{image_id}.png")) > 0
+        masked = np.asarray(Image.open(with_masks / "labels" / f"{image_id}.png"))
+        unmasked = np.asarray(Image.open(without / "labels" / f"{image_id}.png"))
+        assert masked.shape == mask.shape == unmasked.shape
+        assert (masked[~mask] == 0).all() and (masked[mask] > 0).all()
+        assert (unmasked > 0).all()
+        assert np.array_equal(masked[mask], unmasked[mask])  # the mask only removes the background
+        with Image.open(with_masks / "overlays" / f"{image_id}.png") as im:
+            assert im.mode == "RGB" and im.size == (mask.shape[1], mask.shape[0])
+    # The saved labels score exactly as evaluating the run directly.
+    out = flow["root"] / "eval_pred.json"
+    assert cli(f"evaluate --predictions {with_masks / 'labels'} --data {data} --json {out} --quiet") == 0
+    result = json.loads(out.read_text())
+    for key in ("fg_nmi", "fg_ari", "nmi", "ari", "n_images"):
+        assert result[key] == pytest.approx(evaluated_run[key], abs=1e-9)
+
+
+def one_line_error(capsys, command: str, *extra: str) -> str:
+    capsys.readouterr()
+    code = cli(command, *extra)
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"partdiscovery {command.split()[0]}: error: ")
+    return lines[0]
+
+
+def test_bad_inputs_exit_2_with_one_line_naming_the_problem(tmp_path, capsys, flow):
+    data, run = flow["data"], flow["run"]
+    missing = tmp_path / "no_such_data"
+    line = one_line_error(capsys, f"train --data {missing} --out {tmp_path / 'r'} --no-pretrained", *TINY)
+    assert str(missing) in line
+    assert not (tmp_path / "r").exists()
+
+    line = one_line_error(capsys, f"evaluate --run {run} --data foo:bar --device cpu")
+    assert "foo:bar" in line and "unknown dataset kind" in line
+
+    line = one_line_error(capsys, f"train --data {data} --out {tmp_path / 'r2'} model.no_such_key=1")
+    assert "model.no_such_key" in line
+
+    line = one_line_error(capsys, f"train --data {data} --out {tmp_path / 'r3'} train.steps=many")
+    assert "train.steps" in line
+
+    line = one_line_error(capsys, f"evaluate --data {data}")
+    assert "--run" in line and "--predictions" in line
+
+    line = one_line_error(capsys, f"evaluate --predictions {tmp_path / 'nopred'} --data {data}")
+    assert str(tmp_path / "nopred") in line
+
+    line = one_line_error(
+        capsys, f"predict --run {tmp_path / 'norun'} --images {data / 'images'} --out {tmp_path / 'p'}"
+    )
+    assert str(tmp_path / "norun") in line
+
+    line = one_line_error(capsys, f"synth --out {data / 'images'} --n 2")
+    assert str(data / "images") in line
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--data", "x"])  # --out is required
+    assert info.value.code == 2
+    assert "--out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["nonsense"])
+    assert info.value.code == 2
+
+
+def test_console_script_is_declared():
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert 'partdiscovery = "partdiscovery.cli.main:main"' in text

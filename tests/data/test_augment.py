@@ -1,0 +1,127 @@
+"""Seeded batch augmentations: photometric jitter and random warps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from partdiscovery.config import JitterConfig
+from partdiscovery.data.augment import photometric_jitter, random_warp_grid, warp
+
+
+def images(b=4, h=16, w=16, seed=0):
+    return torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def test_jitter_keeps_shape_and_range_and_changes_images():
+    x = images()
+    cfg = dataclasses.replace(JitterConfig(), p=1.0, grayscale_p=0.0)
+    y = photometric_jitter(x, cfg, torch.Generator().manual_seed(1))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    per_image_change = (y - x).abs().mean(dim=(1, 2, 3))
+    assert bool((per_image_change > 1e-3).all())
+
+
+def test_jitter_is_deterministic_for_a_generator_seed_and_varies_with_it():
+    x = images()
+    a = photometric_jitter(x, JitterConfig(), torch.Generator().manual_seed(7))
+    b = photometric_jitter(x, JitterConfig(), torch.Generator().manual_seed(7))
+    c = photometric_jitter(x, JitterConfig(), torch.Generator().manual_seed(8))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_jitter_with_probability_zero_is_identity():
+    x = images()
+    cfg = dataclasses.replace(JitterConfig(), p=0.0, grayscale_p=0.0)
+    y = photometric_jitter(x, cfg, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(y, x, atol=1e-4, rtol=0)
+
+
+def test_grayscale_probability_one_gives_grey_images():
+    y = photometric_jitter(
+        images(), dataclasses.replace(JitterConfig(), grayscale_p=1.0), torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(y[:, 0], y[:, 1])
+    torch.testing.assert_close(y[:, 1], y[:, 2])
+
+
+def test_jitter_of_extreme_images_stays_in_range():
+    x = torch.cat([torch.zeros(2, 3, 8, 8), torch.ones(2, 3, 8, 8)])
+    cfg = JitterConfig(brightness=0.9, contrast=0.9, saturation=0.9, hue=0.5, p=1.0, grayscale_p=0.5)
+    y = photometric_jitter(x, cfg, torch.Generator().manual_seed(0))
+    assert torch.isfinite(y).all() and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def identity_grid(b=2, h=10, w=14, seed=0):
+    return random_warp_grid(
+        b,
+        h,
+        w,
+        torch.Generator().manual_seed(seed),
+        tps_sigma=0.0,
+        rotation_deg=0.0,
+        scale_range=(1.0, 1.0),
+        translation=0.0,
+    )
+
+
+def test_identity_warp_grid_is_the_pixel_centre_grid():
+    grid = identity_grid()
+    assert grid.shape == (2, 10, 14, 2)
+    xs = (torch.arange(14) + 0.5) / 14 * 2 - 1
+    ys = (torch.arange(10) + 0.5) / 10 * 2 - 1
+    torch.testing.assert_close(grid[0, 3, :, 0], xs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(grid[1, :, 5, 1], ys, atol=1e-5, rtol=0)
+    x = torch.rand(2, 3, 10, 14)
+    torch.testing.assert_close(warp(x, grid), x, atol=1e-4, rtol=0)
+    labels = torch.randint(0, 5, (2, 1, 10, 14)).float()
+    assert torch.equal(warp(labels, grid, mode="nearest"), labels)
+
+
+def test_random_warp_moves_pixels_and_is_seeded():
+    g = torch.Generator().manual_seed(0)
+    grid = random_warp_grid(3, 16, 16, g)
+    assert grid.shape == (3, 16, 16, 2) and torch.isfinite(grid).all()
+    ident = identity_grid(3, 16, 16)
+    moved = (grid - ident).norm(dim=-1).mean(dim=(1, 2))
+    assert bool((moved > 0.01).all())
+    again = random_warp_grid(3, 16, 16, torch.Generator().manual_seed(0))
+    assert torch.equal(grid, again)
+    x = torch.rand(3, 1, 16, 16)
+    assert not torch.allclose(warp(x, grid), x, atol=1e-2)
+
+
+def test_pure_translation_shifts_every_pixel_equally():
+    g = torch.Generator().manual_seed(0)
+    grid = random_warp_grid(
+        1, 8, 8, g, tps_sigma=0.0, rotation_deg=0.0, scale_range=(1.0, 1.0), translation=0.25
+    )
+    shift = grid - identity_grid(1, 8, 8)
+    # A translation is the same everywhere and at most 0.25 in normalised units.
+    torch.testing.assert_close(shift, shift[:, :1, :1].expand_as(shift), atol=1e-5, rtol=0)
+    assert float(shift.abs().max()) <= 0.25 + 1e-6
+
+
+def test_warp_resizes_a_grid_of_another_resolution():
+    grid = identity_grid(1, 16, 16)
+    x = torch.rand(1, 2, 8, 8)
+    torch.testing.assert_close(warp(x, grid), x, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_scale_zooms_about_the_centre(scale):
+    grid = random_warp_grid(
+        1,
+        8,
+        8,
+        torch.Generator().manual_seed(0),
+        tps_sigma=0.0,
+        rotation_deg=0.0,
+        scale_range=(scale, scale),
+        translation=0.0,
+    )
+    torch.testing.assert_close(grid, identity_grid(1, 8, 8) / scale, atol=1e-5, rtol=0)

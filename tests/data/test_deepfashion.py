@@ -1,0 +1,175 @@
+"""DeepFashion In-shop segmentations (partdiscovery.data.deepfashion) on a tiny original-layout fixture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from partdiscovery.data import open_dataset
+from partdiscovery.data.deepfashion import (
+    PALETTE,
+    DeepFashionDataset,
+    decode_segment_colours,
+    random_resized_crop_box,
+)
+from partdiscovery.errors import DatasetError
+
+SPLITS = {
+    "train": ["img/WOMEN/Dresses/id_00000001/02_1_front.jpg", "img/WOMEN/Dresses/id_00000001/02_2_side.jpg"],
+    "query": ["img/MEN/Denim/id_00000007/01_1_front.jpg"],
+    "gallery": ["img/MEN/Denim/id_00000007/01_2_side.jpg", "img/WOMEN/Tees/id_00000009/03_4_full.jpg"],
+}
+W, H = 40, 56
+
+
+def label_map(index: int) -> np.ndarray:
+    """Horizontal bands of labels; every image uses different labels, all 16 colours appear overall."""
+    labels = np.zeros((H, W), dtype=np.int64)
+    for band in range(1, 4):
+        labels[band * 12: band * 12 + 10, 6:34] = (index * 3 + band) % 16 or 15
+    return labels
+
+
+def paint(labels: np.ndarray) -> np.ndarray:
+    return np.asarray(PALETTE, dtype=np.uint8)[labels]
+
+
+def make_deepfashion(base: Path, image_root: str = "Anno/segmentation") -> Path:
+    """Write the fixture: JSON files in Anno/segmentation/, images and segments under ``image_root``."""
+    root = base / "In-shop Clothes Retrieval Benchmark"
+    annotations = root / "Anno" / "segmentation"
+    annotations.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    index = 0
+    for split, names in SPLITS.items():
+        entries = [{"file_name": n, "id": k, "height": H, "width": W} for k, n in enumerate(names)]
+        (annotations / f"DeepFashion_segmentation_{split}.json").write_text(json.dumps({"images": entries}))
+        for name in names:
+            image = root / image_root / name
+            image.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)).save(image, quality=95)
+            segment = image.with_name(image.stem + "_segment.png")
+            Image.fromarray(paint(label_map(index))).save(segment)
+            index += 1
+    return root
+
+
+@pytest.fixture(scope="module")
+def deepfashion(tmp_path_factory) -> Path:
+    return make_deepfashion(tmp_path_factory.mktemp("df"))
+
+
+def test_splits_and_ids(deepfashion):
+    assert DeepFashionDataset(deepfashion, "train").ids == [n[:-4] for n in SPLITS["train"]]
+    test = DeepFashionDataset(deepfashion, "test")  # the paper's test set: query + gallery, in that order
+    assert test.ids == [n[:-4] for n in SPLITS["query"] + SPLITS["gallery"]]
+    assert len(DeepFashionDataset(deepfashion, "all")) == 5
+    with pytest.raises(DatasetError, match="unknown DeepFashion split"):
+        DeepFashionDataset(deepfashion, "val")
+
+
+def test_colour_decoding_is_exact(deepfashion):
+    ds = DeepFashionDataset(deepfashion, "test")
+    for i in range(len(ds)):
+        raw = ds.load(i)
+        expected = label_map(len(SPLITS["train"]) + i)
+        np.testing.assert_array_equal(raw.part_labels, expected)
+        np.testing.assert_array_equal(raw.fg_mask, expected > 0)
+        assert raw.part_labels.dtype == np.int64 and raw.image.size == (W, H)
+    every = np.arange(16).reshape(4, 4)
+    np.testing.assert_array_equal(decode_segment_colours(paint(every)), every)
+    assert ds.part_names[2] == "dodgerblue4" and len(ds.part_names) == 15
+
+
+def test_unknown_colour_names_the_file_and_colour(tmp_path):
+    root = make_deepfashion(tmp_path)
+    segment = root / "Anno" / "segmentation" / "img/WOMEN/Dresses/id_00000001/02_2_side_segment.png"
+    rgb = np.asarray(Image.open(segment)).copy()
+    rgb[5, 7] = (1, 2, 3)
+    rgb[6, 7] = (255, 0, 1)
+    Image.fromarray(rgb).save(segment)
+    ds = DeepFashionDataset(root, "train")
+    with pytest.raises(DatasetError) as err:
+        ds.load(1)
+    message = str(err.value)
+    assert "02_2_side_segment.png" in message and "(1, 2, 3)" in message and "x=7, y=5" in message
+    assert "2 pixel(s)" in message
+    ds.load(0)  # the other image is fine
+
+
+def test_images_under_img_folder(tmp_path):
+    root = make_deepfashion(tmp_path, image_root="Img")
+    ds = DeepFashionDataset(root, "train")
+    image, segment = ds.paths(0)
+    assert image == (root / "Img" / SPLITS["train"][0]).resolve()
+    assert segment.name == "02_1_front_segment.png"
+    np.testing.assert_array_equal(ds.load(0).part_labels, label_map(0))
+
+
+def test_missing_files_are_reported_together(tmp_path):
+    root = make_deepfashion(tmp_path)
+    base = root / "Anno" / "segmentation"
+    (base / SPLITS["query"][0]).unlink()
+    (base / SPLITS["gallery"][1].replace(".jpg", "_segment.png")).unlink()
+    with pytest.raises(DatasetError) as err:
+        DeepFashionDataset(root, "test")
+    message = str(err.value)
+    assert "2 problem(s)" in message and "01_1_front.jpg: image not found" in message
+    assert "03_4_full_segment.png: segment not found" in message
+
+
+def test_path_escape_and_bad_json_are_refused(tmp_path):
+    root = make_deepfashion(tmp_path)
+    train_json = root / "Anno" / "segmentation" / "DeepFashion_segmentation_train.json"
+    train_json.write_text(json.dumps({"images": [{"file_name": "../../../../etc/passwd.jpg"}]}))
+    with pytest.raises(DatasetError, match="outside the dataset folder"):
+        DeepFashionDataset(root, "train")
+    train_json.write_text("{not json")
+    with pytest.raises(DatasetError, match="cannot parse JSON"):
+        DeepFashionDataset(root, "train")
+    train_json.write_text(json.dumps({"images": [{"id": 3}]}))
+    with pytest.raises(DatasetError, match=r"images\[0\] has no file_name"):
+        DeepFashionDataset(root, "train")
+
+
+def test_segment_size_mismatch(tmp_path):
+    root = make_deepfashion(tmp_path)
+    segment = root / "Anno" / "segmentation" / SPLITS["train"][0].replace(".jpg", "_segment.png")
+    Image.fromarray(paint(label_map(0))[:, :20]).save(segment)
+    with pytest.raises(DatasetError, match="segment is 20x56 but the image is 40x56"):
+        DeepFashionDataset(root, "train").load(0)
+
+
+def test_predicted_masks_replace_the_foreground_only(deepfashion, tmp_path):
+    masks = tmp_path / "supervisedlabels"
+    for name in SPLITS["query"] + SPLITS["gallery"]:  # the reference's layout: <file_name>.png, 0/1
+        path = masks / (name + ".png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        binary = np.zeros((H, W), dtype=np.uint8)
+        binary[:, : W // 2] = 1
+        Image.fromarray(binary).save(path)
+    ds = open_dataset(f"deepfashion:{deepfashion}?mask_dir={masks}", "test")
+    raw = ds.load(1)
+    assert raw.fg_mask[:, : W // 2].all() and not raw.fg_mask[:, W // 2:].any()
+    np.testing.assert_array_equal(raw.part_labels, label_map(len(SPLITS["train"]) + 1))  # still ground truth
+    with pytest.raises(DatasetError, match="predicted mask is missing"):
+        DeepFashionDataset(deepfashion, "train", mask_dir=masks)
+
+
+def test_registry(deepfashion):
+    ds = open_dataset(f"deepfashion:{deepfashion}", "test", require_parts=True)
+    assert isinstance(ds, DeepFashionDataset) and len(ds) == 3
+
+
+def test_random_resized_crop_box():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        x0, y0, x1, y1 = random_resized_crop_box(60, 90, rng)
+        assert 0 <= x0 < x1 <= 60 and 0 <= y0 < y1 <= 90
+        area = (x1 - x0) * (y1 - y0) / (60 * 90)
+        assert 0.45 <= area <= 1.0
+        assert 0.7 <= (x1 - x0) / (y1 - y0) <= 1.4 or (x1 - x0, y1 - y0) == (60, 80)  # centre-crop fallback

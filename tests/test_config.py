@@ -1,0 +1,153 @@
+"""Typed config: presets, dotted overrides, errors that name the key, YAML round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from partdiscovery.config import (
+    Config,
+    config_from_dict,
+    list_presets,
+    load_config,
+    parse_override,
+)
+from partdiscovery.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_loads(name):
+    cfg = load_config(name)
+    assert isinstance(cfg, Config)
+    assert cfg.method == "contrastive_reconstruction"
+
+
+def test_cpu_preset_is_the_code_defaults():
+    assert load_config("cpu") == Config()
+    assert load_config(None) == Config()
+
+
+def test_paper_preset_values():
+    cfg = load_config("paper")
+    assert cfg.optim.optimizer == "sgd"
+    assert cfg.optim.lr == pytest.approx(1e-4)
+    assert cfg.optim.backbone_lr == pytest.approx(1e-5)
+    assert cfg.optim.momentum == pytest.approx(0.9)
+    assert cfg.optim.weight_decay == pytest.approx(5e-4)
+    assert cfg.train.batch_size == 6
+    assert cfg.data.input_size == 256
+    assert cfg.data.crop_scale == (0.9, 1.0)
+    assert (cfg.loss.feature, cfg.loss.contrastive, cfg.loss.visual, cfg.loss.equivariance) == (
+        30.0,
+        2300.0,
+        30.0,
+        5700.0,
+    )
+    assert cfg.loss.loss_stride == 1 and cfg.loss.normalize_features is False
+    # Everything the preset does not mention keeps the code default.
+    assert cfg.model == Config().model
+    assert cfg.loss.temperature == Config().loss.temperature
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="paper"):
+        load_config("nope")
+
+
+def test_dotted_overrides_with_floats_ints_bools_tuples_and_strings():
+    cfg = load_config(
+        "paper",
+        overrides=[
+            "optim.lr=3e-4",
+            "optim.backbone_lr=1E-5",
+            "loss.visual=2",
+            "train.steps=7",
+            "model.pretrained=false",
+            "data.crop_scale=[0.5, 0.8]",
+            "model.backbone=resnet18",
+            "model.backbone_weights=/tmp/w.pt",
+            "data.jitter.hue=0.05",
+        ],
+    )
+    assert cfg.optim.lr == 3e-4 and isinstance(cfg.optim.lr, float)
+    assert cfg.optim.backbone_lr == 1e-5
+    assert cfg.loss.visual == 2.0 and isinstance(cfg.loss.visual, float)  # int -> float is lossless
+    assert cfg.train.steps == 7
+    assert cfg.model.pretrained is False
+    assert cfg.data.crop_scale == (0.5, 0.8) and isinstance(cfg.data.crop_scale, tuple)
+    assert cfg.model.backbone == "resnet18"
+    assert cfg.model.backbone_weights == "/tmp/w.pt"
+    assert cfg.data.jitter.hue == 0.05
+    # The preset is still applied underneath the overrides, and later overrides win.
+    assert cfg.optim.optimizer == "sgd"
+    assert load_config("cpu", overrides=["train.steps=3", "train.steps=5"]).train.steps == 5
+
+
+def test_parse_override():
+    assert parse_override("optim.lr=3e-4") == {"optim": {"lr": 3e-4}}
+    assert parse_override("data.jitter.p=0.5") == {"data": {"jitter": {"p": 0.5}}}
+    assert parse_override("model.feature_weights=null") == {"model": {"feature_weights": None}}
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("optim.lr")
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("optim.lrr=1", "optim.lrr"),
+        ("model.nope=3", "model.nope"),
+        ("data.jitter.bogus=1", "data.jitter.bogus"),
+        ("bogus=1", "bogus"),
+    ],
+)
+def test_unknown_keys_raise_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=rf"unknown config key {key}\b"):
+        load_config("cpu", overrides=[override])
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.steps=2.5", "train.steps"),
+        ("train.steps=true", "train.steps"),
+        ("optim.lr=fast", "optim.lr"),
+        ("model.pretrained=1", "model.pretrained"),
+        ("model.backbone=3", "model.backbone"),
+        ("data.crop_scale=[0.5]", "data.crop_scale"),
+        ("data.crop_scale=[0.5, x]", "data.crop_scale[1]"),
+        ("data=3", "data"),
+        ("train.steps=null", "train.steps"),
+    ],
+)
+def test_wrong_types_raise_naming_the_key(override, key):
+    with pytest.raises(ConfigError) as info:
+        load_config("cpu", overrides=[override])
+    assert str(info.value).startswith(key + ":")
+
+
+def test_config_file_is_merged_between_preset_and_overrides(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("train:\n  steps: 11\n  batch_size: 3\n")
+    cfg = load_config("paper", file=path, overrides=["train.batch_size=2"])
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.optim.optimizer) == (11, 2, "sgd")
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_config("cpu", file=tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_yaml_round_trip(name):
+    cfg = load_config(name, overrides=["data.crop_scale=[0.6, 0.9]", "model.backbone_weights=/x.pt"])
+    text = cfg.to_yaml()
+    back = config_from_dict(yaml.safe_load(text))
+    assert back == cfg
+    assert back.data.crop_scale == (0.6, 0.9) and back.to_yaml() == text
+
+
+def test_to_dict_is_plain_and_partial_dicts_fill_defaults():
+    cfg = Config()
+    d = cfg.to_dict()
+    assert d["data"]["crop_scale"] == list(cfg.data.crop_scale)  # tuples become YAML lists
+    partial = config_from_dict({"model": {"num_parts": 9}})
+    assert partial == dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_parts=9))

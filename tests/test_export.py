@@ -1,0 +1,155 @@
+"""Export: safetensors / ONNX / TorchScript round trips of a tiny random model, and bad files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from partdiscovery import PartSegmenter
+from partdiscovery.config import Config, DataConfig, ModelConfig
+from partdiscovery.errors import CheckpointError, PartDiscoveryError
+from partdiscovery.export import ExportWrapper, export_model, exported_config, load_safetensors
+from partdiscovery.models import PartSegmentationNet
+from partdiscovery.training.checkpoint import checkpoint_path, save_checkpoint
+
+K = 3
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg() -> Config:
+    # A learned background exercises the (K+1)-channel output of the exported function.
+    model = ModelConfig(num_parts=K, pretrained=False, decoder_channels=16, learned_background=True)
+    return Config(data=DataConfig(input_size=SIZE), model=model)
+
+
+@pytest.fixture(scope="module")
+def fake_run(tiny_cfg, tmp_path_factory) -> Path:
+    """A run folder holding one checkpoint of a random f with non-trivial BatchNorm statistics."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = PartSegmentationNet(tiny_cfg.model)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    run = tmp_path_factory.mktemp("export") / "run"
+    payload = {"model": {"net." + k: v for k, v in net.state_dict().items()}, "config": tiny_cfg.to_dict(),
+               "step": 1, "optimizer": {}, "schedule": {}}
+    save_checkpoint(checkpoint_path(run, 1), payload)
+    return run
+
+
+@pytest.fixture(scope="module")
+def reference(fake_run):
+    """The run loaded as PyTorch, a fixed batch and its logits from the export wrapper."""
+    seg = PartSegmenter.load(fake_run, device="cpu")
+    images = torch.rand(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits = ExportWrapper(seg.net).eval()(images)
+    assert logits.shape == (3, K + 1, SIZE, SIZE)
+    return seg, images, logits
+
+
+def _no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_safetensors_round_trip(fake_run, tiny_cfg, reference, tmp_path):
+    seg, images, _ = reference
+    out = export_model(fake_run, "safetensors", tmp_path / "model.safetensors")
+    assert out == tmp_path / "model.safetensors" and _no_temp_files(tmp_path)
+    cfg, state = load_safetensors(out)
+    assert cfg == tiny_cfg and exported_config(out) == tiny_cfg
+    assert not any(k.startswith("net.") for k in state)
+    for name, value in seg.net.state_dict().items():
+        assert torch.equal(state[name], value), name
+
+    loaded = PartSegmenter.load(out, device="cpu")
+    assert loaded.cfg == tiny_cfg
+    assert torch.equal(loaded.predict_proba(images), seg.predict_proba(images))
+    image = (images[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    assert np.array_equal(loaded.predict(image), seg.predict(image))
+    # Exporting an export gives the same weights and config.
+    again = export_model(out, "safetensors", tmp_path / "again.safetensors")
+    again_cfg, again_state = load_safetensors(again)
+    assert again_cfg == tiny_cfg and again_state.keys() == state.keys()
+    assert all(torch.equal(again_state[k], v) for k, v in state.items())
+
+
+def test_onnx_matches_pytorch(fake_run, tiny_cfg, reference, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    _, images, logits = reference
+    out = export_model(fake_run, "onnx", tmp_path / "model.onnx")
+    assert _no_temp_files(tmp_path)
+    model = onnx.load(str(out))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["format"] == "partdiscovery" and json.loads(props["config"]) == tiny_cfg.to_dict()
+    assert exported_config(out) == tiny_cfg
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    for batch in (images, images[:1]):  # the batch axis is dynamic
+        (got,) = session.run(["logits"], {"images": batch.numpy()})
+        assert got.shape == (batch.shape[0], K + 1, SIZE, SIZE)
+        np.testing.assert_allclose(got, logits[: batch.shape[0]].numpy(), atol=1e-4, rtol=0)
+
+
+def test_torchscript_matches_pytorch(fake_run, tiny_cfg, reference, tmp_path):
+    _, images, logits = reference
+    out = export_model(fake_run, "torchscript", tmp_path / "model.pt")
+    assert _no_temp_files(tmp_path)
+    extra = {"config.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in recent PyTorch
+        module = torch.jit.load(str(out), map_location="cpu", _extra_files=extra)
+    assert json.loads(extra["config.json"]) == tiny_cfg.to_dict()
+    with torch.no_grad():
+        got = module(images)
+    torch.testing.assert_close(got, logits, atol=1e-5, rtol=0)
+    assert exported_config(out) == tiny_cfg
+
+
+def test_foreign_and_corrupt_safetensors_give_checkpoint_error(tmp_path):
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(2, 2)}, str(foreign), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="not a partdiscovery export"):
+        load_safetensors(foreign)
+    with pytest.raises(CheckpointError, match="not a partdiscovery export"):
+        PartSegmenter.load(foreign, device="cpu")
+
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_safetensors(corrupt)
+
+    bad_config = tmp_path / "bad_config.safetensors"
+    save_file({"weight": torch.zeros(1)}, str(bad_config),
+              metadata={"format": "partdiscovery", "config": json.dumps({"model": {"no_such_key": 1}})})
+    with pytest.raises(CheckpointError, match="stored config is invalid"):
+        load_safetensors(bad_config)
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_safetensors(tmp_path / "missing.safetensors")
+
+
+def test_truncated_export_and_wrong_weights(fake_run, tmp_path):
+    out = export_model(fake_run, "safetensors", tmp_path / "model.safetensors")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        PartSegmenter.load(truncated, device="cpu")
+
+
+def test_unknown_format(fake_run, tmp_path):
+    with pytest.raises(PartDiscoveryError, match="unknown export format"):
+        export_model(fake_run, "tflite", tmp_path / "model.tflite")

@@ -1,0 +1,130 @@
+"""PartSegmenter: loading a trained model and predicting parts at the image's own resolution."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from partdiscovery import PartSegmenter
+from partdiscovery.data import open_dataset
+from partdiscovery.errors import CheckpointError
+from partdiscovery.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+
+K = 3
+
+
+@pytest.fixture(scope="module")
+def segmenter(tiny_run) -> PartSegmenter:
+    return PartSegmenter.load(tiny_run, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sample(tiny_dataset):
+    return open_dataset(tiny_dataset, "test").load(0)
+
+
+def test_load_from_run_folder_and_from_checkpoint_file(tiny_run, segmenter, sample):
+    assert segmenter.num_parts == K and segmenter.input_size == 48 and not segmenter.has_learned_background
+    assert segmenter.device == torch.device("cpu") and not segmenter.net.training
+    newest = list_checkpoints(tiny_run)[0]
+    from_file = PartSegmenter.load(newest, device="cpu")
+    for (name, a), b in zip(
+        segmenter.net.state_dict().items(), from_file.net.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    # The run folder gives its newest checkpoint: the trained weights, not a fresh init.
+    stored = load_checkpoint(newest)["model"]
+    key = "backbone.model.conv_stem.weight"
+    assert torch.equal(segmenter.net.state_dict()[key], stored["net." + key])
+    assert np.array_equal(
+        segmenter.predict(sample.image, sample.fg_mask), from_file.predict(sample.image, sample.fg_mask)
+    )
+
+
+def test_predict_pil_with_mask(segmenter, sample):
+    parts = segmenter.predict(sample.image, sample.fg_mask)
+    assert parts.shape == (sample.image.height, sample.image.width) and parts.dtype == np.int64
+    assert (parts[~sample.fg_mask] == 0).all()
+    assert (parts[sample.fg_mask] >= 1).all() and parts.max() <= K
+    as_pil_mask = segmenter.predict(sample.image, Image.fromarray(sample.fg_mask.astype(np.uint8) * 255))
+    assert np.array_equal(parts, as_pil_mask)
+    # The same image as an array or a tensor gives the same labels.
+    arr = np.asarray(sample.image)
+    assert np.array_equal(segmenter.predict(arr, sample.fg_mask), parts)
+    tensor = torch.from_numpy(arr).permute(2, 0, 1).float() / 255
+    assert np.array_equal(segmenter.predict(tensor, sample.fg_mask), parts)
+
+
+def test_predict_without_mask_labels_every_pixel(segmenter, sample):
+    parts = segmenter.predict(sample.image)
+    assert (parts >= 1).all() and (parts <= K).all()
+
+
+def test_predict_proba_is_a_distribution_with_background_first(segmenter):
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 40, 40, generator=g)
+    masks = (torch.rand(2, 1, 40, 40, generator=g) > 0.5).float()
+    probs = segmenter.predict_proba(images, masks)
+    assert probs.shape == (2, K + 1, 40, 40) and probs.device.type == "cpu"
+    torch.testing.assert_close(probs.sum(1), torch.ones(2, 40, 40))
+    assert torch.equal(probs[:, 0], 1 - masks[:, 0])
+    no_mask = segmenter.predict_proba(images)
+    assert float(no_mask[:, 0].abs().max()) == 0.0
+    torch.testing.assert_close(no_mask.sum(1), torch.ones(2, 40, 40))
+    # Where the mask is 1 the part channels equal the unmasked ones.
+    fg = masks[:, 0].bool()
+    torch.testing.assert_close(
+        probs[:, 1:].permute(1, 0, 2, 3)[:, fg], no_mask[:, 1:].permute(1, 0, 2, 3)[:, fg]
+    )
+
+
+@pytest.mark.parametrize("width, height", [(70, 30), (25, 61)])
+def test_non_square_images_keep_their_size(segmenter, width, height):
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+    mask = np.zeros((height, width), dtype=bool)
+    mask[height // 4 : -height // 4, width // 4 : -width // 4] = True
+    parts = segmenter.predict(image, mask)
+    assert parts.shape == (height, width)
+    assert (parts[~mask] == 0).all() and (parts[mask] > 0).all()
+    assert segmenter.predict_proba(torch.rand(1, 3, height, width)).shape == (1, K + 1, height, width)
+
+
+def test_predict_dataset_matches_predict(segmenter, tiny_dataset):
+    test = open_dataset(tiny_dataset, "test")
+    preds = list(segmenter.predict_dataset(test, batch_size=2, progress=False, keep_probs=True))
+    assert [p.id for p in preds] == test.ids
+    for pred, index in zip(preds, range(len(test)), strict=True):
+        raw = test.load(index)
+        assert np.array_equal(pred.parts, segmenter.predict(raw.image, raw.fg_mask))
+        assert pred.probs.shape == (K + 1, 48, 48)
+        assert np.array_equal(pred.part_labels, raw.part_labels)
+
+
+def test_checkpoint_of_another_num_parts_is_a_clear_error(tiny_run, tmp_path, segmenter):
+    payload = load_checkpoint(list_checkpoints(tiny_run)[0])
+    other = dataclasses.replace(
+        segmenter.cfg, model=dataclasses.replace(segmenter.cfg.model, num_parts=K + 2)
+    )
+    with pytest.raises(CheckpointError, match="do not match"):
+        PartSegmenter.from_state(other, payload["model"], "x.pt", device="cpu")
+    # A checkpoint file whose stored config says K+2 but whose weights have K parts.
+    payload["config"] = other.to_dict()
+    save_checkpoint(tmp_path / "mismatch.pt", payload)
+    with pytest.raises(CheckpointError, match="mismatch.pt"):
+        PartSegmenter.load(tmp_path / "mismatch.pt", device="cpu")
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="no such"):
+        PartSegmenter.load(tmp_path / "nothing", device="cpu")
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(CheckpointError, match="no checkpoints"):
+        PartSegmenter.load(tmp_path / "empty_run", device="cpu")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        PartSegmenter.load(tmp_path / "bad.pt", device="cpu")

@@ -1,0 +1,173 @@
+"""SCOPS: each loss on hand-made inputs, the K+1 parametrisation, and a short training run."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from partdiscovery.losses.scops import (
+    centre_equivariance_loss,
+    concentration_loss,
+    nonnegative_features,
+    orthonormality_loss,
+    part_centres,
+    semantic_consistency_loss,
+)
+from partdiscovery.models import PartOutput
+from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.training.scops import SCOPS, scops_log_probs, scops_loss_weights
+
+
+def single_pixel_parts(h=4, w=5, pixels=((1, 2), (3, 0))):
+    maps = torch.zeros(1, len(pixels), h, w, dtype=torch.float64)
+    for k, (y, x) in enumerate(pixels):
+        maps[0, k, y, x] = 1.0
+    return maps
+
+
+def coord(i, n):
+    return (i + 0.5) / n * 2 - 1
+
+
+def naive_concentration(maps, eps):
+    b, k, h, w = maps.shape
+    total = 0.0
+    for i, j in itertools.product(range(b), range(k)):
+        pdf = maps[i, j] + eps
+        pdf = pdf / pdf.sum()
+        cx = sum(float(pdf[y, x]) * coord(x, w) for y in range(h) for x in range(w))
+        cy = sum(float(pdf[y, x]) * coord(y, h) for y in range(h) for x in range(w))
+        total += sum(float(pdf[y, x]) * ((coord(x, w) - cx) ** 2 + (coord(y, h) - cy) ** 2)
+                     for y in range(h) for x in range(w))
+    return total / b
+
+
+# ------------------------------------------------------------------------------------- geometry
+def test_part_centres_of_single_pixels():
+    centres = part_centres(single_pixel_parts(), eps=0.0)
+    expected = [[coord(2, 5), coord(1, 4)], [coord(0, 5), coord(3, 4)]]
+    torch.testing.assert_close(centres[0], torch.tensor(expected, dtype=torch.float64))
+    # An empty part has a finite centre (the image centre) thanks to eps.
+    assert torch.allclose(part_centres(torch.zeros(1, 1, 4, 4)), torch.zeros(1, 1, 2), atol=1e-6)
+
+
+def test_concentration_is_zero_for_single_pixel_parts_and_matches_its_formula():
+    assert float(concentration_loss(single_pixel_parts(), eps=0.0)) == 0.0
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    for eps in (0.0, 1e-3):
+        assert float(concentration_loss(maps, eps)) == pytest.approx(naive_concentration(maps, eps), rel=1e-9)
+    # A spread-out part is less concentrated than a compact one.
+    compact = torch.zeros(1, 1, 8, 8)
+    compact[..., 3:5, 3:5] = 1
+    assert concentration_loss(torch.ones(1, 1, 8, 8)) > concentration_loss(compact)
+
+
+def test_centre_equivariance():
+    maps = single_pixel_parts()
+    assert float(centre_equivariance_loss(maps, maps.clone(), eps=0.0)) == 0.0
+    shifted = single_pixel_parts(pixels=((1, 3), (3, 0)))  # part 1 moves one pixel right: dx = 2/5
+    # MSE over B * K * 2 = 4 coordinates, one of which differs by 0.4.
+    assert float(centre_equivariance_loss(maps, shifted, eps=0.0)) == pytest.approx(0.4**2 / 4)
+
+
+# ------------------------------------------------------------------------------------- semantics
+def test_semantic_consistency_is_zero_for_exact_reconstructions_and_differentiable():
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(2, 3, 4, 5, generator=g).softmax(dim=1).requires_grad_()
+    basis = torch.rand(3, 6, generator=g).requires_grad_()
+    features = torch.einsum("bkhw,kc->bchw", maps, basis).detach()
+    assert float(semantic_consistency_loss(maps, features, basis).detach()) == pytest.approx(0.0, abs=1e-12)
+    loss = semantic_consistency_loss(maps, features + 0.5, basis)
+    assert float(loss) == pytest.approx(0.25, rel=1e-5)  # every element off by 0.5
+    loss.backward()
+    assert maps.grad.abs().sum() > 0 and basis.grad.abs().sum() > 0
+
+
+def test_orthonormality():
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    assert float(orthonormality_loss(q[:4] * 3.0)) == pytest.approx(0.0, abs=1e-20)  # row norms do not matter
+    assert float(orthonormality_loss(torch.ones(2, 3))) == pytest.approx(2.0)  # two identical rows
+    basis = torch.rand(3, 5).requires_grad_()
+    orthonormality_loss(basis).backward()
+    assert basis.grad.abs().sum() > 0
+
+
+def test_nonnegative_features():
+    x = torch.tensor([[1.0, -2.0, 0.0]])
+    torch.testing.assert_close(nonnegative_features(x), torch.tensor([[1.0, 0.0, 0.0, 0.0, 2.0, 0.0]]))
+    torch.testing.assert_close(nonnegative_features(x, "clamp"), torch.tensor([[1.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="split or clamp"):
+        nonnegative_features(x, "abs")
+
+
+# ------------------------------------------------------------------------------------- the method
+def test_log_probs_are_what_the_segmenter_predicts():
+    g = torch.Generator().manual_seed(0)
+    parts, bg = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 1, 4, 4, generator=g)
+    log_probs = scops_log_probs(PartOutput(parts, bg))
+    torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(2, 4, 4))
+    torch.testing.assert_close(log_probs.exp(), PartSegmenter._combine(parts, bg, None))
+    with pytest.raises(ValueError, match="background"):
+        scops_log_probs(PartOutput(parts))
+
+
+def test_loss_weights_follow_the_reference():
+    w = scops_loss_weights(num_parts=4)
+    assert w["equivariance"] == pytest.approx(1e3 / 5 * 1e-3)
+    assert w["concentration"] == pytest.approx(10 / 6 * 1e-3)
+    assert w["semantic"] / w["centre_equivariance"] == pytest.approx(100)
+
+
+@pytest.fixture(scope="module")
+def scops_run(tiny_dataset, tmp_path_factory, tiny_config, train_tiny):
+    cfg = tiny_config("method=scops", "train.steps=3", "train.checkpoint_every=3")
+    run = tmp_path_factory.mktemp("scops") / "run"
+    return run, train_tiny(tiny_dataset, run, cfg), cfg
+
+
+def test_training_step_reaches_every_parameter(tiny_config):
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="random weights"):
+        method = SCOPS(tiny_config("method=scops"))
+    assert method.cfg.model.learned_background  # SCOPS always has a background channel
+    groups = method.param_groups(method.cfg.optim)
+    ids = [id(p) for grp in groups for p in grp["params"]]
+    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in method.parameters()}
+    assert groups[-1]["name"] == "head" and groups[1]["lr"] == pytest.approx(10 * groups[-1]["lr"])
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 48, 48, generator=g)
+    mask = torch.zeros(2, 1, 48, 48)
+    mask[..., 8:40, 12:36] = 1
+    losses = method.training_step({"image": images, "fg_mask": mask}, torch.Generator().manual_seed(1))
+    assert set(losses) == {"concentration", "equivariance", "centre_equivariance", "semantic",
+                           "orthonormality", "background", "total"}
+    assert all(math.isfinite(float(v)) for v in losses.values())
+    losses["total"].backward()
+    assert method.part_basis.grad is not None and method.part_basis.grad.abs().sum() > 0
+    assert method.net.classifier.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in method.phi.parameters())
+
+
+def test_trainer_run_gives_a_loadable_segmenter(scops_run, tiny_dataset):
+    run, summary, cfg = scops_run
+    assert summary["finite"] and summary["steps"] == 3
+    assert {"semantic", "equivariance", "background", "total"} <= set(summary["final_losses"])
+    state = torch.load(run / "checkpoints" / "step_00000003.pt", weights_only=True)["model"]
+    assert "part_basis" in state and not any(k.startswith("phi.") for k in state)
+
+    seg = PartSegmenter.load(run, device="cpu")
+    assert seg.has_learned_background and seg.num_parts == cfg.model.num_parts
+    from partdiscovery.data import open_dataset
+
+    test = open_dataset(tiny_dataset, "test")
+    labels = seg.predict(test.load(0).image)  # no mask: the learned background decides
+    assert labels.shape == test.load(0).fg_mask.shape
+    assert labels.min() >= 0 and labels.max() <= cfg.model.num_parts
+    preds = list(seg.predict_dataset(test, batch_size=4, progress=False))
+    assert len(preds) == len(test) and all(np.isin(p.parts, range(cfg.model.num_parts + 1)).all() for p in preds)

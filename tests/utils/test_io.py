@@ -1,0 +1,84 @@
+"""Atomic writes: readers see the old file or the complete new one, never a partial file or a temp file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from partdiscovery.utils.io import atomic_save_image, atomic_write, atomic_write_json, atomic_write_text
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def test_atomic_write_creates_parents_and_writes(tmp_path):
+    path = tmp_path / "a" / "b" / "file.bin"
+    assert atomic_write(path, lambda fh: fh.write(b"hello")) == path
+    assert path.read_bytes() == b"hello"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["file.bin"]
+
+
+def test_failure_keeps_original_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"original")
+
+    def half_then_fail(fh):
+        fh.write(b"partial new cont")
+        raise Boom("disk full")
+
+    with pytest.raises(Boom):
+        atomic_write(path, half_then_fail)
+    assert path.read_bytes() == b"original"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+
+
+def test_failure_on_a_new_file_leaves_nothing(tmp_path):
+    path = tmp_path / "new.json"
+
+    def fail(fh):
+        fh.write(b"{")
+        raise Boom
+
+    with pytest.raises(Boom):
+        atomic_write(path, fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keyboard_interrupt_also_cleans_up(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("old")
+
+    def interrupted(fh):
+        fh.write(b"new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, interrupted)
+    assert path.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_text_json_and_image_helpers(tmp_path):
+    atomic_write_text(tmp_path / "t.txt", "héllo\n")
+    assert (tmp_path / "t.txt").read_text(encoding="utf-8") == "héllo\n"
+    atomic_write_json(tmp_path / "j.json", {"a": [1, 2.5], "b": None})
+    assert json.loads((tmp_path / "j.json").read_text()) == {"a": [1, 2.5], "b": None}
+    arr = (np.arange(12 * 10).reshape(12, 10) % 256).astype(np.uint8)
+    atomic_save_image(tmp_path / "im.png", Image.fromarray(arr))
+    atomic_save_image(tmp_path / "im.jpg", Image.fromarray(arr).convert("RGB"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "im.png")), arr)
+    with Image.open(tmp_path / "im.jpg") as im:
+        assert im.format == "JPEG" and im.size == (10, 12)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["im.jpg", "im.png", "j.json", "t.txt"]
+
+
+def test_failed_image_save_keeps_the_old_image(tmp_path):
+    path = tmp_path / "im.png"
+    Image.new("L", (4, 4), 7).save(path)
+    with pytest.raises(Exception):  # noqa: B017  (Pillow's error for an unknown format)
+        atomic_save_image(tmp_path / "im.notaformat", Image.new("L", (4, 4), 9))
+    assert np.asarray(Image.open(path)).max() == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["im.png"]

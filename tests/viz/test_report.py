@@ -1,0 +1,170 @@
+"""The HTML run report: contents, escaping, self-containment, and rendering in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from partdiscovery.errors import PartDiscoveryError
+from partdiscovery.viz.report import _Predicted, read_metrics_csv, svg_line_chart, write_report
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
+
+EVIL = "<script>alert('x')</script>"
+PNG_PREFIX = "data:image/png;base64,"
+
+
+class _Collector(HTMLParser):
+    """Collects <img> attributes, element ids, and every src/href."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.imgs: list[dict[str, str | None]] = []
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.svgs = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.imgs.append(attrs)
+        if tag == "svg":
+            self.svgs += 1
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        self.links += [attrs[k] for k in ("src", "href") if attrs.get(k)]
+
+
+def _parse(text: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(text)
+    return collector
+
+
+def _decode_png(src: str | None) -> Image.Image:
+    assert src and src.startswith(PNG_PREFIX), (src or "")[:60]
+    image = Image.open(io.BytesIO(base64.b64decode(src[len(PNG_PREFIX):], validate=True)))
+    assert image.format == "PNG"
+    image.load()  # decodes the pixels: a truncated PNG fails here
+    assert image.width > 0 and image.height > 0
+    return image
+
+
+@pytest.fixture(scope="module")
+def run_copy(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the shared tiny run (the report writes into the folder) with a stored metrics JSON."""
+    run = tmp_path_factory.mktemp("report") / "run"
+    shutil.copytree(tiny_run, run)
+    stored = {"fg_nmi": 12.5, "fg_ari": 3.25, "nmi": 40.0, "ari": 50.0, EVIL: 1}
+    (run / "test_metrics.json").write_text(json.dumps(stored))
+    return run
+
+
+@pytest.fixture(scope="module")
+def report(run_copy, tiny_dataset) -> Path:
+    return write_report(run_copy, data=str(tiny_dataset), max_images=2, gallery_size=3)
+
+
+def test_report_with_data(report, run_copy):
+    assert report == run_copy / "report.html"
+    text = report.read_text(encoding="utf-8")
+    page = _parse(text)
+    assert {"config", "curves", "summary", "metrics", "images", "galleries"} <= page.ids
+    # Self-contained: every link is an in-page anchor or an embedded image.
+    assert all(link.startswith(("#", PNG_PREFIX)) for link in page.links), page.links
+    assert "url(" not in text and "<script" not in text
+    # Escaped text: the stored metric with HTML in its name shows as text.
+    assert "&lt;script&gt;" in text
+    # One curve per logged loss (and the total and lr).
+    columns = [c for c in read_metrics_csv(run_copy / "metrics.csv") if c not in ("step", "elapsed_s")]
+    assert page.svgs == len(columns) and "total" in columns
+    assert "Computed now on split test" in text and "fg_nmi" in text and "test_metrics.json" in text
+    # 2 grid cells (image | parts side by side), then up to 3 gallery images per part.
+    grid = [img for img in page.imgs if "image and predicted parts" in (img.get("alt") or "")]
+    gallery = [img for img in page.imgs if "highlighted" in (img.get("alt") or "")]
+    assert len(grid) == 2 and 1 <= len(gallery) <= 3 * 3 and len(page.imgs) == len(grid) + len(gallery)
+    for img in page.imgs:
+        image = _decode_png(img["src"])
+        assert (str(image.width), str(image.height)) == (img["width"], img["height"])
+    assert _decode_png(grid[0]["src"]).width > _decode_png(grid[0]["src"]).height  # side by side
+
+
+def test_report_without_data(run_copy, tmp_path):
+    out = write_report(run_copy, out=tmp_path / "sub" / "r.html")
+    text = out.read_text(encoding="utf-8")
+    page = _parse(text)
+    assert page.imgs == [] and page.svgs > 0 and "--data" in text
+    assert "config.yaml" in text and "train_summary.json" not in text.split('id="summary"')[1][:200]
+    assert "12.5" in text and "&lt;script&gt;" in text
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_report_of_a_missing_run(tmp_path):
+    with pytest.raises(PartDiscoveryError, match="no such run folder"):
+        write_report(tmp_path / "nope")
+
+
+def test_svg_chart_breaks_on_non_finite_and_escapes():
+    svg = svg_line_chart("a<b", [1, 2, 3, 4, 5], [1.0, float("nan"), 2.0, 3.0, float("inf")])
+    assert "a&lt;b" in svg and "a<b" not in svg
+    assert svg.count("<circle") == 1 and svg.count("<polyline") == 1  # {1} and {3, 4}
+    assert "no finite values" in svg_line_chart("x", [1], [float("nan")])
+
+
+def test_galleries_rank_images_by_part_fraction():
+    kept = _Predicted(num_parts=2, max_images=1, gallery_size=2)
+    fractions = [0.25, 0.75, 0.5, 0.0]  # of part 1 in the foreground of images 0..3
+    for index, fraction in enumerate(fractions):
+        parts = np.zeros((4, 10), np.int64)
+        parts[:2] = 2
+        parts[:2].flat[: int(20 * fraction)] = 1
+        kept.add(index, f"im{index}", parts)
+    assert [i for i, _, _ in kept.grid] == [0]
+    ranked = sorted(kept.best[1], reverse=True)
+    assert [image_id for _, _, image_id, _ in ranked] == ["im1", "im2"]
+    assert [round(f, 2) for f, *_ in ranked] == [0.75, 0.5]
+    assert [image_id for _, _, image_id, _ in sorted(kept.best[2], reverse=True)] == ["im3", "im0"]
+    assert kept.n_images == 4 and kept.counts.tolist() == [0, 30, 50]  # foreground pixels only
+
+
+# --------------------------------------------------------------------------------------------- browser
+def _chromium() -> str | None:
+    return next((p for n in ("chromium", "chromium-browser") if (p := shutil.which(n))), None)
+
+
+def _run_chromium(binary: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'profile'}"]
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=90)
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    url = report.resolve().as_uri()
+    shot = tmp_path / "shot.png"
+    result = _run_chromium(binary, tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", url)
+    assert shot.is_file(), result.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape[:2] == (2000, 1200)
+    assert (pixels.min(axis=2) < 200).mean() > 0.01  # text, charts and tables, not a blank page
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+
+    dom = _run_chromium(binary, tmp_path, "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = _parse(dom.stdout)
+    assert {"config", "curves", "images", "galleries"} <= page.ids
+    assert page.imgs and len(page.imgs) == len(_parse(report.read_text(encoding="utf-8")).imgs)
+    for img in page.imgs:  # no broken images
+        _decode_png(img["src"])
