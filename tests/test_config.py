@@ -46,8 +46,12 @@ def test_paper_preset_values():
         5700.0,
     )
     assert cfg.loss.loss_stride == 1 and cfg.loss.normalize_features is False
-    # Everything the preset does not mention keeps the code default.
-    assert cfg.model == Config().model
+    # The paper's networks: DeepLab-v2 ResNet-50 for f, VGG19 for φ; the rest of the model is the default.
+    assert (cfg.model.backbone, cfg.model.feature_extractor) == ("deeplab_resnet50", "vgg19")
+    default = Config().model
+    assert dataclasses.replace(
+        cfg.model, backbone=default.backbone, feature_extractor=default.feature_extractor
+    ) == (default)
     assert cfg.loss.temperature == Config().loss.temperature
 
 

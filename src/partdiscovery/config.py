@@ -69,6 +69,9 @@ class ModelConfig:
     """Local weights file for f's backbone, used instead of a cache or download."""
     feature_weights: str | None = None
     """Local weights file for φ."""
+    freeze_bn: bool = False
+    """Keep f's BatchNorm layers in eval mode (running statistics) while training: the paper's frozen BN,
+    and what makes a multi-process CPU run equal a single-process one (SyncBatchNorm needs a GPU)."""
     learned_background: bool = False
     """Add a (K+1)-th background channel trained from the masks, so ``predict`` works without masks."""
 

@@ -156,11 +156,11 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
     calls = {"n": 0}
     weights_at_step_2 = {}
 
-    def sometimes_nan(self, batch, generator):
+    def sometimes_nan(self, batch, generator, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:  # before this step's forward pass updates BatchNorm statistics
             weights_at_step_2.update({k: v.clone() for k, v in self.state_dict().items()})
-        losses = original(self, batch, generator)
+        losses = original(self, batch, generator, *args, **kwargs)
         if calls["n"] > 2:
             losses["total"] = losses["total"] * float("nan")
         return losses
@@ -192,11 +192,11 @@ def test_a_skipped_step_leaves_no_trace_in_the_model(
     original = ContrastiveReconstruction.training_step
     calls = {"n": 0}
 
-    def nan_images_once(self, batch, generator):
+    def nan_images_once(self, batch, generator, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:  # e.g. activations that overflowed: the forward pass itself yields NaN
             batch = {**batch, "image": batch["image"] * float("nan")}
-        return original(self, batch, generator)
+        return original(self, batch, generator, *args, **kwargs)
 
     monkeypatch.setattr(ContrastiveReconstruction, "training_step", nan_images_once)
     run = tmp_path / "run"

@@ -14,13 +14,23 @@ import torch.nn.functional as F
 from kornia.geometry.transform import get_tps_transform, warp_points_tps
 
 from partdiscovery.config import JitterConfig
+from partdiscovery.utils.distributed import Shard
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=g)
 
 
-def photometric_jitter(images: torch.Tensor, cfg: JitterConfig, generator: torch.Generator) -> torch.Tensor:
+def _draw_count(batch: int, shard: Shard | None) -> tuple[int, slice]:
+    """Draw random parameters for the whole global batch and keep this process's slice, so that a
+    distributed step draws exactly what a single process would."""
+    if shard is None:
+        return batch, slice(0, batch)
+    return shard.total, slice(shard.offset, shard.offset + shard.size)
+
+
+def photometric_jitter(images: torch.Tensor, cfg: JitterConfig, generator: torch.Generator,
+                       shard: Shard | None = None) -> torch.Tensor:
     """Colour jitter of ``images [B, 3, H, W]`` in [0, 1], each image with its own random factors.
 
     As torchvision's ``ColorJitter(brightness, contrast, saturation, hue)`` applied with probability
@@ -28,17 +38,17 @@ def photometric_jitter(images: torch.Tensor, cfg: JitterConfig, generator: torch
     order (brightness, contrast, saturation, hue) rather than a random one, which keeps the batch
     vectorised.
     """
-    b = images.shape[0]
+    n, mine = _draw_count(images.shape[0], shard)
     g = generator
-    apply = (torch.rand(b, generator=g) < cfg.p).float()
+    apply = (torch.rand(n, generator=g) < cfg.p).float()
 
     def factor(strength: float) -> torch.Tensor:
-        f = _uniform(b, max(0.0, 1 - strength), 1 + strength, g)
-        return (apply * f + (1 - apply)).to(images)
+        f = _uniform(n, max(0.0, 1 - strength), 1 + strength, g)
+        return (apply * f + (1 - apply))[mine].to(images)
 
     bright, contrast, sat = factor(cfg.brightness), factor(cfg.contrast), factor(cfg.saturation)
-    hue = (apply * _uniform(b, -cfg.hue, cfg.hue, g)).to(images)
-    gray = (torch.rand(b, generator=g) < cfg.grayscale_p).to(images)
+    hue = (apply * _uniform(n, -cfg.hue, cfg.hue, g))[mine].to(images)
+    gray = (torch.rand(n, generator=g) < cfg.grayscale_p)[mine].to(images)
 
     x = (images * bright.view(-1, 1, 1, 1)).clamp(0, 1)
     mean = kornia.color.rgb_to_grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
@@ -60,6 +70,7 @@ def random_warp_grid(
     scale_range: tuple[float, float] = (0.5, 1.43),
     translation: float = 0.1,
     control_points: int = 5,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """Random sampling grids ``[B, H, W, 2]`` (normalised coords, ``align_corners=False``).
 
@@ -69,6 +80,7 @@ def random_warp_grid(
     ``F.grid_sample(x, grid)`` gives ``T(x)``: output pixel p shows input pixel grid[p].
     """
     g = generator
+    batch, mine = _draw_count(batch, shard)
     lin = torch.linspace(-1, 1, control_points)
     cy, cx = torch.meshgrid(lin, lin, indexing="ij")
     src = torch.stack([cx, cy], -1).reshape(1, -1, 2).expand(batch, -1, -1)
@@ -88,7 +100,7 @@ def random_warp_grid(
     cos, sin = torch.cos(angle), torch.sin(angle)
     rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # [B, 2, 2]
     points = torch.einsum("bij,bnj->bni", rot / scale.view(-1, 1, 1), points) + shift
-    return points.view(batch, height, width, 2)
+    return points.view(batch, height, width, 2)[mine]
 
 
 def warp(x: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:

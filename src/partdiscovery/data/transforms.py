@@ -161,10 +161,14 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     step ``s`` reproduces the data order and augmentations of an uninterrupted run exactly.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, steps: int, seed: int, start_step: int = 0) -> None:
+    def __init__(self, num_samples: int, batch_size: int, steps: int, seed: int, start_step: int = 0,
+                 shard: tuple[int, int] | None = None) -> None:
         if num_samples < 1:
             raise ValueError("the training split is empty")
         self.n, self.batch_size, self.steps, self.seed, self.start_step = num_samples, batch_size, steps, seed, start_step
+        # Distributed: this process yields positions [offset, offset + size) of each global batch
+        # (the role of DistributedSampler, but a pure function of the step, so resuming stays exact).
+        self.shard = shard or (0, batch_size)
         self._perm_epoch, self._perm = -1, None
 
     def _permutation(self, epoch: int) -> np.ndarray:
@@ -182,8 +186,9 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         return out
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        offset, size = self.shard
         for step in range(self.start_step, self.steps):
-            yield self.batch(step)
+            yield self.batch(step)[offset : offset + size]
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start_step)

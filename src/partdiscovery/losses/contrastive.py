@@ -26,25 +26,40 @@ def draw_positive_images(batch: int, generator: torch.Generator | None = None) -
 
 def contrastive_loss(prototypes: torch.Tensor, temperature: float = 0.19,
                      positives: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None,
+                     all_prototypes: torch.Tensor | None = None,
+                     anchor_offset: int = 0) -> torch.Tensor:
     """InfoNCE over part prototypes.
 
     Args:
-        prototypes: ``[B, K, C]`` part means (not yet normalised).
+        prototypes: ``[B, K, C]`` part means of the anchor images (not yet normalised).
         temperature: τ (paper: 0.19).
-        positives: ``[B]`` index of the positive image of each image (default: drawn with ``generator``).
+        positives: ``[B]`` index (into ``all_prototypes``) of each anchor image's positive image
+            (default: drawn with ``generator`` for the whole batch).
+        all_prototypes: ``[B_all, K, C]`` prototypes of the global batch when the batch is split over
+            processes (the anchors are rows ``anchor_offset .. anchor_offset + B``); default: ``prototypes``.
 
     Returns:
         scalar loss (mean over the B*K anchors).
+
+    Example:
+        >>> z = torch.eye(4).repeat(3, 1, 1)  # 3 images, 4 parts, identical prototypes per part
+        >>> float(contrastive_loss(z, positives=torch.tensor([1, 2, 0]))) < 0.1
+        True
     """
     b, k, _ = prototypes.shape
+    everyone = prototypes if all_prototypes is None else all_prototypes
+    total = everyone.shape[0]
     if positives is None:
-        positives = draw_positive_images(b, generator)
-    z = F.normalize(prototypes, dim=-1).reshape(b * k, -1)
-    sim = z @ z.t() / temperature  # [BK, BK]; row (b, k) is an anchor
-    part = torch.arange(k, device=z.device).repeat(b)  # part index of each column
-    pos_col = (positives.to(z.device) * k).repeat_interleave(k) + part  # column of each anchor's positive
-    allowed = part.unsqueeze(0) != part.unsqueeze(1)  # negatives: other part indices
-    allowed[torch.arange(b * k), pos_col] = True
+        positives = draw_positive_images(total, generator)[anchor_offset : anchor_offset + b]
+    anchors = F.normalize(prototypes, dim=-1).reshape(b * k, -1)
+    keys = F.normalize(everyone, dim=-1).reshape(total * k, -1)
+    sim = anchors @ keys.t() / temperature  # [bK, B_all K]; row (b, k) is an anchor
+    rows = torch.arange(b * k, device=sim.device)
+    anchor_part = torch.arange(k, device=sim.device).repeat(b)
+    key_part = torch.arange(k, device=sim.device).repeat(total)
+    pos_col = positives.to(sim.device).repeat_interleave(k) * k + anchor_part
+    allowed = key_part.unsqueeze(0) != anchor_part.unsqueeze(1)  # negatives: other part indices
+    allowed[rows, pos_col] = True
     log_denominator = torch.logsumexp(sim.masked_fill(~allowed, float("-inf")), dim=1)
-    return (log_denominator - sim[torch.arange(b * k), pos_col]).mean()
+    return (log_denominator - sim[rows, pos_col]).mean()

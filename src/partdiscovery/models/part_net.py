@@ -74,6 +74,14 @@ class PartSegmentationNet(nn.Module):
             self.decoder = FPNDecoder(self.backbone.channels, cfg.decoder_channels)
             self.classifier = nn.Conv2d(cfg.decoder_channels, out_channels, 1)
 
+    def train(self, mode: bool = True) -> PartSegmentationNet:
+        super().train(mode)
+        if mode and self.cfg.freeze_bn:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters trained at the head learning rate (the paper: 10x the backbone's)."""
         if self.decoder is None:

@@ -23,6 +23,7 @@ from partdiscovery.losses import (
     visual_consistency_loss,
 )
 from partdiscovery.models import PartSegmentationNet, create_feature_extractor
+from partdiscovery.utils.distributed import Shard, all_gather_with_grad
 from partdiscovery.utils.registry import Registry
 
 METHODS: Registry[nn.Module] = Registry("method")
@@ -46,6 +47,14 @@ class FrozenFeaturesMixin:
 
     def _set_phi(self, phi: nn.Module) -> None:
         object.__setattr__(self, "phi", phi)
+
+    def wrap_net(self, wrapper) -> None:
+        """Run f through ``wrapper(net)`` in training (e.g. DistributedDataParallel), without
+        registering the wrapper, so ``state_dict`` keys stay ``net.*``."""
+        object.__setattr__(self, "_net_runner", wrapper(self.net))
+
+    def run_net(self, images: torch.Tensor):
+        return (getattr(self, "_net_runner", None) or self.net)(images)
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .float() also move φ
         if getattr(self, "phi", None) is not None:
@@ -79,19 +88,21 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
             {"params": self.net.head_parameters(), "lr": optim.lr, "name": "head"},
         ]
 
-    def training_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: dict, generator: torch.Generator, shard: Shard | None = None
+                      ) -> dict[str, torch.Tensor]:
+        """Named losses of one step. ``shard``: this process's slice of the global batch (distributed)."""
         cfg = self.cfg.loss
         images, fg_mask = batch["image"], batch["fg_mask"]
         b, _, h, w = images.shape
         stride = cfg.loss_stride
         g = generator
 
-        view1 = photometric_jitter(images, self.cfg.data.jitter, g).to(images)
-        view2 = photometric_jitter(images, self.cfg.data.jitter, g).to(images)
+        view1 = photometric_jitter(images, self.cfg.data.jitter, g, shard).to(images)
+        view2 = photometric_jitter(images, self.cfg.data.jitter, g, shard).to(images)
         grid = random_warp_grid(b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range,
-                                cfg.translation).to(images)
+                                cfg.translation, shard=shard).to(images)
         # One forward pass of f over both views (x1 and T(x2)) keeps BatchNorm statistics consistent.
-        out = self.net(torch.cat([view1, warp(view2, grid)]))
+        out = self.run_net(torch.cat([view1, warp(view2, grid)]))
         logits1, logits2 = downsample(out.logits, stride).split(b)
 
         small = (h // stride, w // stride)
@@ -102,7 +113,12 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
 
         losses: dict[str, torch.Tensor] = {}
         losses["feature"], prototypes = feature_loss(assign, features, mask)
-        losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g)
+        if shard is None or shard.is_whole:
+            losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g)
+        else:  # negatives and positives from the global batch, gradients back to every process
+            losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g,
+                                                     all_prototypes=all_gather_with_grad(prototypes),
+                                                     anchor_offset=shard.offset)
         losses["visual"] = visual_consistency_loss(assign, downsample(rgb_to_scaled_lab(images), stride), mask)
 
         target = warp(probs1.detach(), grid)

@@ -34,6 +34,7 @@ from partdiscovery.training.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
+from partdiscovery.utils.distributed import barrier, mean_across, setup
 from partdiscovery.utils.io import atomic_write_json, atomic_write_text
 from partdiscovery.utils.seed import torch_generator
 
@@ -158,40 +159,67 @@ class Trainer:
         kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= start_step]
         atomic_write_text(self.run.metrics, "".join(",".join(r) + "\n" for r in kept))
 
+    def _distribute(self, method: nn.Module) -> None:
+        """Wrap f in DistributedDataParallel (SyncBatchNorm on GPUs unless BN is frozen)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        if self.device.type == "cuda" and not self.cfg.model.freeze_bn:
+            method.net = nn.SyncBatchNorm.convert_sync_batchnorm(method.net)
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        method.wrap_net(lambda net: DistributedDataParallel(net, device_ids=device_ids))
+
     def fit(self) -> dict:
         cfg = self.cfg
-        self.run.prepare(self.resume, self.overwrite)
+        dist_info = setup(self.device)
+        if dist_info.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", dist_info.local_rank)
+        if cfg.train.batch_size % dist_info.world_size:
+            raise PartDiscoveryError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
+                                     f"{dist_info.world_size} processes")
+        main = dist_info.is_main  # only the main process writes files
+        if main:
+            self.run.prepare(self.resume, self.overwrite)
+            atomic_write_text(self.run.config, cfg.to_yaml())
+            atomic_write_json(self.run.path / "run_info.json", {
+                "git_sha": git_sha(), "version": __version__, "torch": torch.__version__,
+                "argv": sys.argv, "dataset": self.dataset.describe(), "device": str(self.device),
+                "world_size": dist_info.world_size,
+            })
+        barrier()
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
-        atomic_write_text(self.run.config, cfg.to_yaml())
-        atomic_write_json(self.run.path / "run_info.json", {
-            "git_sha": git_sha(), "version": __version__, "torch": torch.__version__,
-            "argv": sys.argv, "dataset": self.dataset.describe(), "device": str(self.device),
-        })
 
         method = self.method.to(self.device).train()
+        if dist_info.enabled:
+            self._distribute(method)
         optimizer = build_optimizer(method, cfg)
         schedule = build_schedule(optimizer, cfg)
         start_step = self._restore(optimizer, schedule) if self.resume and list_checkpoints(self.run.path) else 0
-        self._trim_metrics(start_step)
+        if main:
+            self._trim_metrics(start_step)
 
+        shard = dist_info.shard(cfg.train.batch_size)
         sampler = StepBatchSampler(len(self.dataset), cfg.train.batch_size, cfg.train.steps, cfg.train.seed,
-                                   start_step)
+                                   start_step, shard=(shard.offset, shard.size))
         loader = DataLoader(TrainingSet(self.dataset, cfg.data), batch_sampler=sampler,
                             num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
-        interactive = self.progress and sys.stderr.isatty()
+        interactive = main and self.progress and sys.stderr.isatty()
         bar = tqdm(total=cfg.train.steps, initial=start_step, disable=not interactive, desc="train",
                    dynamic_ncols=True)
-        log_file = open(self.run.metrics, "a", newline="")
+        log_file = open(self.run.metrics, "a", newline="") if main else None
         writer, last, bad_steps, step = None, {}, 0, start_step
         started = time.perf_counter()
         try:
             for step, batch in enumerate(loader, start=start_step):
                 batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}
-                losses = method.training_step(batch, torch_generator(cfg.train.seed, 3, step))
+                losses = method.training_step(batch, torch_generator(cfg.train.seed, 3, step),
+                                              shard if dist_info.enabled else None)
                 total = losses["total"]
-                if not torch.isfinite(total):
+                finite = bool(torch.isfinite(total))
+                if dist_info.enabled:  # every process must take the same decision
+                    finite = mean_across({"finite": float(finite)}, self.device)["finite"] == 1.0
+                if not finite:
                     bad_steps += 1
                     warnings.warn(f"step {step}: non-finite loss ({float(total)}), step skipped", stacklevel=1)
                     if bad_steps >= cfg.train.max_bad_steps:
@@ -210,9 +238,9 @@ class Trainer:
                 optimizer.step()
                 schedule.step()
 
-                last = {k: float(v.detach()) for k, v in losses.items()}
+                last = mean_across({k: float(v.detach()) for k, v in losses.items()}, self.device)
                 done = step + 1
-                if done % cfg.train.log_every == 0 or done == cfg.train.steps:
+                if main and (done % cfg.train.log_every == 0 or done == cfg.train.steps):
                     row = {"step": done, "lr": optimizer.param_groups[-1]["lr"], **last,
                            "elapsed_s": round(time.perf_counter() - started, 3)}
                     if writer is None:
@@ -227,12 +255,15 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in last.items()}, refresh=False)
                 bar.update(1)
                 if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
-                    save_checkpoint(checkpoint_path(self.run.path, done),
-                                    self._checkpoint_payload(done, optimizer, schedule))
-                    prune_checkpoints(self.run.path, keep=2)
+                    if main:
+                        save_checkpoint(checkpoint_path(self.run.path, done),
+                                        self._checkpoint_payload(done, optimizer, schedule))
+                        prune_checkpoints(self.run.path, keep=2)
+                    barrier()
         finally:
             bar.close()
-            log_file.close()
+            if log_file is not None:
+                log_file.close()
 
         wall = time.perf_counter() - started
         trained = max(0, cfg.train.steps - start_step)
@@ -243,12 +274,15 @@ class Trainer:
             "input_size": cfg.data.input_size,
             "wall_s": round(wall, 3),
             "images_per_s": round(trained * cfg.train.batch_size / wall, 3) if wall > 0 and trained else 0.0,
+            # images_per_s counts the global batch: all processes together.
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "device": str(self.device),
             "threads": torch.get_num_threads(),
             "final_losses": last,
             **{f"loss_{k}": v for k, v in last.items()},
             "finite": all(math.isfinite(v) for v in last.values()),
+            "world_size": dist_info.world_size,
         }
-        atomic_write_json(self.run.summary, summary)
+        if main:
+            atomic_write_json(self.run.summary, summary)
         return summary

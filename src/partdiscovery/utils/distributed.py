@@ -1,0 +1,88 @@
+"""Distributed training on PyTorch's own engine (``torchrun`` + DistributedDataParallel).
+
+``torchrun --nproc_per_node N -m partdiscovery train ...`` sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``;
+:func:`setup` joins the process group (NCCL on CUDA, gloo on CPU). Each process takes an equal
+slice of the *global* batch of every step, and every random draw of a step (crops, jitter, warps,
+contrastive positives) is made for the global batch and sliced, so N processes compute exactly
+what one process computes on the whole batch. The contrastive loss gathers the part prototypes of
+all processes (with gradients), so positives and negatives come from the global batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's slice ``[offset, offset + size)`` of a global batch of ``total`` images."""
+
+    offset: int
+    size: int
+    total: int
+
+    @property
+    def is_whole(self) -> bool:
+        return self.size == self.total
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, global_batch: int) -> Shard:
+        size = global_batch // self.world_size
+        return Shard(self.rank * size, size, global_batch)
+
+
+def env_info() -> DistInfo:
+    """The torchrun environment (single process when absent)."""
+    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                    int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def setup(device: torch.device) -> DistInfo:
+    info = env_info()
+    if info.enabled and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+    return info
+
+
+def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every process along dim 0; gradients flow back to each owner."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()), dim=0)
+
+
+def mean_across(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Average logged scalars over processes (for logs only; gradients are DDP's business)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    t /= dist.get_world_size()
+    return dict(zip(keys, t.tolist()))
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
