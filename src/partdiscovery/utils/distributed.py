@@ -76,7 +76,7 @@ def mean_across(values: dict[str, float], device: torch.device) -> dict[str, flo
     """Average logged scalars over processes (for logs only; gradients are DDP's business)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return values
-    keys = sorted(values)
+    keys = list(values)  # same insertion order on every process
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     t /= dist.get_world_size()
