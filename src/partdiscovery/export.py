@@ -94,8 +94,12 @@ def _export_safetensors(net: nn.Module, cfg: Config, out: Path) -> Path:
 
     # Clone: safetensors refuses tensors that share memory, and wants them contiguous.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
-    metadata = {CONFIG_KEY: _config_json(cfg), "format": EXPORT_FORMAT, "version": __version__,
-                "format_version": EXPORT_FORMAT_VERSION}
+    metadata = {
+        CONFIG_KEY: _config_json(cfg),
+        "format": EXPORT_FORMAT,
+        "version": __version__,
+        "format_version": EXPORT_FORMAT_VERSION,
+    }
     data = save(state, metadata=metadata)
     return atomic_write(out, lambda fh: fh.write(data))
 
@@ -114,16 +118,19 @@ def load_safetensors(path: str | Path) -> tuple[Config, dict[str, torch.Tensor]]
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             metadata = fh.metadata() or {}
             if metadata.get("format") != EXPORT_FORMAT or CONFIG_KEY not in metadata:
-                raise CheckpointError(f"{path}: not a partdiscovery export (its safetensors metadata has no "
-                                      "format=partdiscovery and config entries); export one with "
-                                      "`partdiscovery export RUN --format safetensors`")
+                raise CheckpointError(
+                    f"{path}: not a partdiscovery export (its safetensors metadata has no "
+                    "format=partdiscovery and config entries); export one with "
+                    "`partdiscovery export RUN --format safetensors`"
+                )
             state = {k: fh.get_tensor(k) for k in fh.keys()}
     except CheckpointError:
         raise
     except Exception as e:  # safetensors raises SafetensorError, OSError, ... for a damaged file
         message = str(e).splitlines()[0][:160] if str(e) else ""
-        raise CheckpointError(f"{path}: exported model is corrupt or not a safetensors file "
-                              f"({type(e).__name__}: {message})") from None
+        raise CheckpointError(
+            f"{path}: exported model is corrupt or not a safetensors file ({type(e).__name__}: {message})"
+        ) from None
     try:
         cfg = config_from_dict(json.loads(metadata[CONFIG_KEY]))
     except (json.JSONDecodeError, ConfigError, TypeError) as e:
@@ -141,21 +148,31 @@ def _export_onnx(net: nn.Module, cfg: Config, out: Path) -> Path:
     try:
         import onnx
     except ImportError:
-        raise PartDiscoveryError("ONNX export needs the onnx package: "
-                                 "pip install 'partdiscovery[export]'") from None
+        raise PartDiscoveryError(
+            "ONNX export needs the onnx package: pip install 'partdiscovery[export]'"
+        ) from None
     from partdiscovery import __version__
 
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer warnings
         torch.onnx.export(
-            ExportWrapper(net).eval(), (_example_input(cfg),), buffer, dynamo=False,
-            input_names=["images"], output_names=["logits"], opset_version=ONNX_OPSET,
+            ExportWrapper(net).eval(),
+            (_example_input(cfg),),
+            buffer,
+            dynamo=False,
+            input_names=["images"],
+            output_names=["logits"],
+            opset_version=ONNX_OPSET,
             dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
         )
     model = onnx.load_from_string(buffer.getvalue())
-    for key, value in ((CONFIG_KEY, _config_json(cfg)), ("format", EXPORT_FORMAT), ("version", __version__),
-                       ("format_version", EXPORT_FORMAT_VERSION)):
+    for key, value in (
+        (CONFIG_KEY, _config_json(cfg)),
+        ("format", EXPORT_FORMAT),
+        ("version", __version__),
+        ("format_version", EXPORT_FORMAT_VERSION),
+    ):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
@@ -195,8 +212,10 @@ def exported_config(path: str | Path) -> Config:
     except CheckpointError:
         raise
     except Exception as e:
-        raise CheckpointError(f"{path}: not a partdiscovery export or corrupt ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+        raise CheckpointError(
+            f"{path}: not a partdiscovery export or corrupt ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:160] if str(e) else ''})"
+        ) from None
 
 
 __all__ = ["FORMATS", "ExportWrapper", "export_model", "exported_config", "load_safetensors"]

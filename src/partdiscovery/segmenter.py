@@ -21,7 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from partdiscovery.config import Config, config_from_dict
+from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import EvalSet, collate_eval, crop_resize, letterbox_box, uncrop
 from partdiscovery.errors import CheckpointError
@@ -68,8 +68,9 @@ class PartSegmenter:
         amp: use bfloat16/float16 autocast on CUDA.
     """
 
-    def __init__(self, net: PartSegmentationNet, cfg: Config, device: str | torch.device = "auto",
-                 amp: bool = False) -> None:
+    def __init__(
+        self, net: PartSegmentationNet, cfg: Config, device: str | torch.device = "auto", amp: bool = False
+    ) -> None:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.cfg = cfg
@@ -85,16 +86,19 @@ class PartSegmenter:
         with warnings.catch_warnings():  # random init is expected: the weights are loaded just below
             warnings.simplefilter("ignore")
             net = PartSegmentationNet(dataclasses.replace(cfg.model, pretrained=False, backbone_weights=None))
-        net_state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")} or state
+        net_state = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")} or state
         try:
             net.load_state_dict(net_state, strict=True)
         except RuntimeError as e:
-            raise CheckpointError(f"{source}: weights do not match the model in its config "
-                                  f"({str(e).splitlines()[0][:200]})") from None
+            raise CheckpointError(
+                f"{source}: weights do not match the model in its config ({str(e).splitlines()[0][:200]})"
+            ) from None
         return cls(net, cfg, **kwargs)
 
     @classmethod
-    def load(cls, source: str | Path, device: str | torch.device = "auto", amp: bool = False) -> PartSegmenter:
+    def load(
+        cls, source: str | Path, device: str | torch.device = "auto", amp: bool = False
+    ) -> PartSegmenter:
         """Load from a run folder (newest good checkpoint), a checkpoint ``.pt`` or an exported ``.safetensors``."""
         from partdiscovery.training.checkpoint import checkpoint_config, load_checkpoint, load_latest
 
@@ -110,7 +114,9 @@ class PartSegmenter:
             path, payload = source, load_checkpoint(source)
         else:
             raise CheckpointError(f"{source}: no such run folder, checkpoint or exported model")
-        return cls.from_state(checkpoint_config(payload, path), payload["model"], str(path), device=device, amp=amp)
+        return cls.from_state(
+            checkpoint_config(payload, path), payload["model"], str(path), device=device, amp=amp
+        )
 
     @property
     def num_parts(self) -> int:
@@ -133,7 +139,9 @@ class PartSegmenter:
         return out.logits.float(), bg
 
     @staticmethod
-    def _combine(logits: torch.Tensor, bg_logits: torch.Tensor | None, fg_mask: torch.Tensor | None) -> torch.Tensor:
+    def _combine(
+        logits: torch.Tensor, bg_logits: torch.Tensor | None, fg_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """``[B, K+1, H, W]`` probabilities: channel 0 = background from the mask, else the learned
         background, else 0; the part channels are the part softmax times (1 - background)."""
         if fg_mask is not None:
@@ -163,8 +171,9 @@ class PartSegmenter:
         bg = uncrop(bg, box, h, w) if bg is not None else None
         return self._combine(logits, bg, fg_mask.to(logits.device) if fg_mask is not None else None).cpu()
 
-    def predict(self, image: Image.Image | np.ndarray | torch.Tensor,
-                mask: np.ndarray | Image.Image | None = None) -> np.ndarray:
+    def predict(
+        self, image: Image.Image | np.ndarray | torch.Tensor, mask: np.ndarray | Image.Image | None = None
+    ) -> np.ndarray:
         """Part labels of one image: ``int64 [H, W]``, 0 = background, 1..K parts.
 
         ``image``: PIL image, ``uint8 [H, W, 3]`` array or ``float [3, H, W]`` tensor in [0, 1].
@@ -187,15 +196,26 @@ class PartSegmenter:
         parts[probs[0] > 0.5] = 0
         return parts.numpy().astype(np.int64)
 
-    def predict_dataset(self, dataset: PartDataset, batch_size: int = 8, use_masks: bool = True,
-                        keep_probs: bool = False, progress: bool = True, box_fn=None) -> Iterator[Prediction]:
+    def predict_dataset(
+        self,
+        dataset: PartDataset,
+        batch_size: int = 8,
+        use_masks: bool = True,
+        keep_probs: bool = False,
+        progress: bool = True,
+        box_fn=None,
+    ) -> Iterator[Prediction]:
         """Predict every image of ``dataset`` at its original resolution (a generator).
 
         ``use_masks``: mask the parts with the dataset's foreground masks (the paper's protocol).
         ``box_fn``: the crop of each raw sample fed to the network (default: letterbox the whole image).
         """
-        loader = DataLoader(EvalSet(dataset, self.input_size, box_fn), batch_size=batch_size,
-                            collate_fn=collate_eval, num_workers=0)
+        loader = DataLoader(
+            EvalSet(dataset, self.input_size, box_fn),
+            batch_size=batch_size,
+            collate_fn=collate_eval,
+            num_workers=0,
+        )
         for batch in tqdm(loader, desc="predict", disable=not progress, unit="batch"):
             logits, bg = self._forward(batch["image"])
             for i, image_id in enumerate(batch["id"]):
@@ -208,7 +228,10 @@ class PartSegmenter:
                 mask = torch.from_numpy(fg)[None, None].to(lg) if use_masks and given else None
                 probs = self._combine(lg, b, mask)[0].cpu()
                 yield Prediction(
-                    id=image_id, parts=self.labels_from_probs(probs),
-                    probs=probs.numpy() if keep_probs else None, fg_mask=fg,
-                    part_labels=batch["part_labels"][i], keypoints=batch["keypoints"][i],
+                    id=image_id,
+                    parts=self.labels_from_probs(probs),
+                    probs=probs.numpy() if keep_probs else None,
+                    fg_mask=fg,
+                    part_labels=batch["part_labels"][i],
+                    keypoints=batch["keypoints"][i],
                 )

@@ -17,10 +17,20 @@ from partdiscovery.training.checkpoint import load_latest
 from partdiscovery.utils.seed import seed_everything
 
 OVERRIDES = [
-    "data.input_size=48", "model.decoder_channels=16", "model.pretrained=false", "model.freeze_bn=true",
-    "train.batch_size=4", "train.steps=1", "train.checkpoint_every=1", "train.log_every=1",
-    "optim.optimizer=sgd", "optim.lr=1.0", "optim.backbone_lr=1.0", "optim.momentum=0.0",
-    "optim.grad_clip=0", "optim.schedule=constant",
+    "data.input_size=48",
+    "model.decoder_channels=16",
+    "model.pretrained=false",
+    "model.freeze_bn=true",
+    "train.batch_size=4",
+    "train.steps=1",
+    "train.checkpoint_every=1",
+    "train.log_every=1",
+    "optim.optimizer=sgd",
+    "optim.lr=1.0",
+    "optim.backbone_lr=1.0",
+    "optim.momentum=0.0",
+    "optim.grad_clip=0",
+    "optim.schedule=constant",
 ]
 
 
@@ -33,8 +43,13 @@ def _train(data: str, out: str) -> None:
 
 
 def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     try:
         _train(data, out)
     finally:

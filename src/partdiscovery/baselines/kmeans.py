@@ -20,25 +20,45 @@ from partdiscovery.models import DenseFeatures
 from partdiscovery.segmenter import Prediction
 
 
-def _feature_batches(phi: DenseFeatures, dataset: PartDataset, input_size: int, feature_size: int,
-                     batch_size: int, desc: str, progress: bool):
+def _feature_batches(
+    phi: DenseFeatures,
+    dataset: PartDataset,
+    input_size: int,
+    feature_size: int,
+    batch_size: int,
+    desc: str,
+    progress: bool,
+):
     loader = DataLoader(EvalSet(dataset, input_size), batch_size=batch_size, collate_fn=collate_eval)
     for batch in tqdm(loader, desc=desc, disable=not progress, unit="batch"):
         with torch.inference_mode():
             feats = phi(batch["image"], (feature_size, feature_size))
-            masks = torch.nn.functional.interpolate(batch["fg_mask"], size=(feature_size, feature_size),
-                                                    mode="area") > 0.5
+            masks = (
+                torch.nn.functional.interpolate(
+                    batch["fg_mask"], size=(feature_size, feature_size), mode="area"
+                )
+                > 0.5
+            )
         yield batch, feats, masks
 
 
-def fit_kmeans(phi: DenseFeatures, dataset: PartDataset, num_parts: int, input_size: int, seed: int = 0,
-               pixels_per_image: int = 200, batch_size: int = 16, progress: bool = True) -> KMeans:
+def fit_kmeans(
+    phi: DenseFeatures,
+    dataset: PartDataset,
+    num_parts: int,
+    input_size: int,
+    seed: int = 0,
+    pixels_per_image: int = 200,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> KMeans:
     """Cluster φ features of up to ``pixels_per_image`` random foreground pixels per training image."""
     rng = np.random.default_rng(seed)
     feature_size = input_size // phi.stride
     samples = []
-    for _, feats, masks in _feature_batches(phi, dataset, input_size, feature_size, batch_size,
-                                            "k-means features", progress):
+    for _, feats, masks in _feature_batches(
+        phi, dataset, input_size, feature_size, batch_size, "k-means features", progress
+    ):
         for f, m in zip(feats, masks):
             pixels = f.permute(1, 2, 0)[m[0]].numpy()
             if len(pixels) > pixels_per_image:
@@ -48,20 +68,35 @@ def fit_kmeans(phi: DenseFeatures, dataset: PartDataset, num_parts: int, input_s
     return KMeans(n_clusters=num_parts, n_init=10, random_state=seed).fit(data)
 
 
-def predict_kmeans(phi: DenseFeatures, kmeans: KMeans, dataset: PartDataset, input_size: int,
-                   batch_size: int = 16, progress: bool = True) -> Iterator[Prediction]:
+def predict_kmeans(
+    phi: DenseFeatures,
+    kmeans: KMeans,
+    dataset: PartDataset,
+    input_size: int,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> Iterator[Prediction]:
     """Nearest-centre part labels at original resolution, masked by the dataset's foreground."""
     centres = torch.from_numpy(kmeans.cluster_centers_).float()  # [K, C]
     feature_size = input_size // phi.stride
-    for batch, feats, _ in _feature_batches(phi, dataset, input_size, feature_size, batch_size,
-                                            "k-means predict", progress):
+    for batch, feats, _ in _feature_batches(
+        phi, dataset, input_size, feature_size, batch_size, "k-means predict", progress
+    ):
         # Score = -squared distance to each centre, [B, K, h, w]; upsampled like a network's logits.
-        dist = (feats.pow(2).sum(1, keepdim=True) - 2 * torch.einsum("bchw,kc->bkhw", feats, centres)
-                + centres.pow(2).sum(1).view(1, -1, 1, 1))
+        dist = (
+            feats.pow(2).sum(1, keepdim=True)
+            - 2 * torch.einsum("bchw,kc->bkhw", feats, centres)
+            + centres.pow(2).sum(1).view(1, -1, 1, 1)
+        )
         for i, image_id in enumerate(batch["id"]):
             h, w = batch["size"][i]
             scores = uncrop(-dist[i : i + 1], batch["box"][i], h, w)[0]
             fg = batch["fg_mask_full"][i]
             parts = np.where(fg, scores.argmax(0).numpy() + 1, 0).astype(np.int64)
-            yield Prediction(id=image_id, parts=parts, fg_mask=fg, part_labels=batch["part_labels"][i],
-                             keypoints=batch["keypoints"][i])
+            yield Prediction(
+                id=image_id,
+                parts=parts,
+                fg_mask=fg,
+                part_labels=batch["part_labels"][i],
+                keypoints=batch["keypoints"][i],
+            )

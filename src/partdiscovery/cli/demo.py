@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-
 from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
 
@@ -19,8 +18,13 @@ DEMO_PARTS = 4
 DEMO_SIZE = 128
 
 
-def run_demo(out: str | Path = "runs/demo", steps: int | None = None, n: int | None = None,
-             overwrite: bool = False, quiet: bool = False) -> dict:
+def run_demo(
+    out: str | Path = "runs/demo",
+    steps: int | None = None,
+    n: int | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict:
     from partdiscovery.cli.main import evaluate_run_or_predictions, run_kmeans_baseline, run_training
     from partdiscovery.config import load_config
     from partdiscovery.data import open_dataset
@@ -43,8 +47,14 @@ def run_demo(out: str | Path = "runs/demo", steps: int | None = None, n: int | N
     timings["synth_s"] = time.perf_counter() - t
 
     say(f"[2/5] training the method (cpu preset, {steps} steps) -> {out / 'run'}")
-    cfg = load_config("cpu", overrides=[f"model.num_parts={DEMO_PARTS}", f"train.steps={steps}",
-                                        f"train.checkpoint_every={steps}"])
+    cfg = load_config(
+        "cpu",
+        overrides=[
+            f"model.num_parts={DEMO_PARTS}",
+            f"train.steps={steps}",
+            f"train.checkpoint_every={steps}",
+        ],
+    )
     t = time.perf_counter()
     summary = run_training(cfg, str(data), out / "run", device="cpu", overwrite=True, quiet=quiet)
     timings["train_s"] = time.perf_counter() - t
@@ -55,12 +65,16 @@ def run_demo(out: str | Path = "runs/demo", steps: int | None = None, n: int | N
     t = time.perf_counter()
     for _ in write_predictions(segmenter.predict_dataset(test, progress=False), out / "predictions"):
         pass
-    method = evaluate_run_or_predictions(str(data), "test", predictions=str(out / "predictions"), progress=False)
+    method = evaluate_run_or_predictions(
+        str(data), "test", predictions=str(out / "predictions"), progress=False
+    )
     timings["evaluate_s"] = time.perf_counter() - t
 
     say("[4/5] k-means baseline on the same φ features")
     t = time.perf_counter()
-    run_kmeans_baseline(str(data), out / "kmeans", DEMO_PARTS, cfg.data.input_size, seed=0, progress=not quiet)
+    run_kmeans_baseline(
+        str(data), out / "kmeans", DEMO_PARTS, cfg.data.input_size, seed=0, progress=not quiet
+    )
     kmeans = evaluate_run_or_predictions(str(data), "test", predictions=str(out / "kmeans"), progress=False)
     timings["kmeans_s"] = time.perf_counter() - t
 
@@ -85,15 +99,21 @@ def run_demo(out: str | Path = "runs/demo", steps: int | None = None, n: int | N
         "kmeans": {k: kmeans[k] for k in ("fg_nmi", "fg_ari", "nmi", "ari", "n_images")},
         "fg_nmi_lead": round(method["fg_nmi"] - kmeans["fg_nmi"], 2),
         "fg_ari_lead": round(method["fg_ari"] - kmeans["fg_ari"], 2),
-        "train": {k: summary[k] for k in ("steps", "batch_size", "input_size", "wall_s", "images_per_s",
-                                          "peak_rss_mb")},
+        "train": {
+            k: summary[k]
+            for k in ("steps", "batch_size", "input_size", "wall_s", "images_per_s", "peak_rss_mb")
+        },
         "timings": timings,
         "columns_of_overlays_png": ["image", "ground truth", "method", "k-means"],
     }
     atomic_write_json(out / "metrics.json", result)
-    say(f"method  FG-NMI {method['fg_nmi']:.1f}  FG-ARI {method['fg_ari']:.1f}  NMI {method['nmi']:.1f}  "
-        f"ARI {method['ari']:.1f}")
-    say(f"k-means FG-NMI {kmeans['fg_nmi']:.1f}  FG-ARI {kmeans['fg_ari']:.1f}  NMI {kmeans['nmi']:.1f}  "
-        f"ARI {kmeans['ari']:.1f}")
+    say(
+        f"method  FG-NMI {method['fg_nmi']:.1f}  FG-ARI {method['fg_ari']:.1f}  NMI {method['nmi']:.1f}  "
+        f"ARI {method['ari']:.1f}"
+    )
+    say(
+        f"k-means FG-NMI {kmeans['fg_nmi']:.1f}  FG-ARI {kmeans['fg_ari']:.1f}  NMI {kmeans['nmi']:.1f}  "
+        f"ARI {kmeans['ari']:.1f}"
+    )
     say(f"done in {timings['total_s']:.0f} s: {out / 'metrics.json'}, {out / 'overlays.png'}")
     return result

@@ -7,7 +7,6 @@ Every command prints one clear line on standard error and exits non-zero for bad
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -47,8 +46,15 @@ def build_config(args: argparse.Namespace):
     return load_config(args.preset, args.config, overrides)
 
 
-def run_training(cfg, data: str, out: str | Path, device: str = "auto", resume: bool = False,
-                 overwrite: bool = False, quiet: bool = False) -> dict:
+def run_training(
+    cfg,
+    data: str,
+    out: str | Path,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict:
     from partdiscovery.data import open_dataset
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.training import Trainer, create_method
@@ -57,31 +63,57 @@ def run_training(cfg, data: str, out: str | Path, device: str = "auto", resume: 
     seed_everything(cfg.train.seed)
     dataset = open_dataset(data, "train")
     method = create_method(cfg)
-    trainer = Trainer(method, cfg, dataset, out, device=resolve_device(device), resume=resume,
-                      overwrite=overwrite, progress=not quiet)
+    trainer = Trainer(
+        method,
+        cfg,
+        dataset,
+        out,
+        device=resolve_device(device),
+        resume=resume,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
     return trainer.fit()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     summary = run_training(cfg, args.data, args.out, args.device, args.resume, args.overwrite, args.quiet)
-    print(f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "
-          f"({summary['images_per_s']:.2f} images/s, peak RSS {summary['peak_rss_mb']:.0f} MiB); run: {args.out}")
+    print(
+        f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "
+        f"({summary['images_per_s']:.2f} images/s, peak RSS {summary['peak_rss_mb']:.0f} MiB); run: {args.out}"
+    )
     return 0
 
 
 # -------------------------------------------------------------------------------------------- evaluate
-def evaluate_run_or_predictions(data: str, split: str, run: str | None = None, predictions: str | None = None,
-                                device: str = "auto", progress: bool = True, protocol: str | None = None) -> dict:
+def evaluate_run_or_predictions(
+    data: str,
+    split: str,
+    run: str | None = None,
+    predictions: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    protocol: str | None = None,
+) -> dict:
     """Score a run or a predictions folder with ``protocol`` (default: the dataset's own)."""
     from partdiscovery.evaluation.protocols import default_protocol, evaluate_protocol
 
-    return evaluate_protocol(protocol or default_protocol(data), data, split, run=run, predictions=predictions,
-                             device=device, progress=progress)
+    return evaluate_protocol(
+        protocol or default_protocol(data),
+        data,
+        split,
+        run=run,
+        predictions=predictions,
+        device=device,
+        progress=progress,
+    )
 
 
 def _print_metrics(result: dict) -> None:
-    shown = [k for k in ("fg_nmi", "fg_ari", "nmi", "ari", "error") if isinstance(result.get(k), (int, float))]
+    shown = [
+        k for k in ("fg_nmi", "fg_ari", "nmi", "ari", "error") if isinstance(result.get(k), (int, float))
+    ]
     counts = [f"{k}={result[k]}" for k in ("n_images", "n_keypoints", "split") if k in result]
     print("  ".join(f"{k}={result[k]:.2f}" for k in shown) + f"  ({', '.join(counts)})")
 
@@ -91,8 +123,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if bool(args.run) == bool(args.predictions):
         raise PartDiscoveryError("give exactly one of --run RUN or --predictions DIR")
-    result = evaluate_run_or_predictions(args.data, args.split, args.run, args.predictions, args.device,
-                                         not args.quiet, args.protocol)
+    result = evaluate_run_or_predictions(
+        args.data, args.split, args.run, args.predictions, args.device, not args.quiet, args.protocol
+    )
     _print_metrics(result)
     if args.json:
         atomic_write_json(args.json, result)
@@ -100,9 +133,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------- baseline
-def run_kmeans_baseline(data: str, out: str | Path, parts: int, input_size: int = 128, seed: int = 0,
-                        split: str = "test", pretrained: bool = True, feature_extractor: str = "efficientnet_lite0",
-                        progress: bool = True) -> Path:
+def run_kmeans_baseline(
+    data: str,
+    out: str | Path,
+    parts: int,
+    input_size: int = 128,
+    seed: int = 0,
+    split: str = "test",
+    pretrained: bool = True,
+    feature_extractor: str = "efficientnet_lite0",
+    progress: bool = True,
+) -> Path:
     from partdiscovery.baselines import fit_kmeans, predict_kmeans
     from partdiscovery.data import open_dataset
     from partdiscovery.evaluation import write_predictions
@@ -114,20 +155,38 @@ def run_kmeans_baseline(data: str, out: str | Path, parts: int, input_size: int 
     phi = create_feature_extractor(feature_extractor, pretrained=pretrained)
     started = time.perf_counter()
     kmeans = fit_kmeans(phi, open_dataset(data, "train"), parts, input_size, seed=seed, progress=progress)
-    for _ in write_predictions(predict_kmeans(phi, kmeans, open_dataset(data, split), input_size,
-                                              progress=progress), out):
+    for _ in write_predictions(
+        predict_kmeans(phi, kmeans, open_dataset(data, split), input_size, progress=progress), out
+    ):
         pass
-    atomic_write_json(Path(out) / "baseline_info.json", {
-        "baseline": "kmeans", "parts": parts, "input_size": input_size, "seed": seed, "split": split,
-        "feature_extractor": feature_extractor, "pretrained": pretrained, "data": str(data),
-        "wall_s": round(time.perf_counter() - started, 2),
-    })
+    atomic_write_json(
+        Path(out) / "baseline_info.json",
+        {
+            "baseline": "kmeans",
+            "parts": parts,
+            "input_size": input_size,
+            "seed": seed,
+            "split": split,
+            "feature_extractor": feature_extractor,
+            "pretrained": pretrained,
+            "data": str(data),
+            "wall_s": round(time.perf_counter() - started, 2),
+        },
+    )
     return Path(out)
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    out = run_kmeans_baseline(args.data, args.out, args.parts, args.input_size, args.seed, args.split,
-                              not args.no_pretrained, progress=not args.quiet)
+    out = run_kmeans_baseline(
+        args.data,
+        args.out,
+        args.parts,
+        args.input_size,
+        args.seed,
+        args.split,
+        not args.no_pretrained,
+        progress=not args.quiet,
+    )
     print(f"wrote {args.name} predictions for split {args.split!r} to {out}")
     return 0
 
@@ -142,19 +201,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     segmenter = PartSegmenter.load(args.run, device=args.device)
     dataset = ImageFolderDataset(args.images, args.masks)
     if args.masks is None and not segmenter.has_learned_background:
-        warnings.warn("no --masks given and the model has no learned background: the whole image is "
-                      "treated as foreground", stacklevel=1)
+        warnings.warn(
+            "no --masks given and the model has no learned background: the whole image is "
+            "treated as foreground",
+            stacklevel=1,
+        )
     out = Path(args.out)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     count = 0
-    for index, pred in enumerate(segmenter.predict_dataset(dataset, batch_size=args.batch_size,
-                                                          progress=not args.quiet)):
+    for index, pred in enumerate(
+        segmenter.predict_dataset(dataset, batch_size=args.batch_size, progress=not args.quiet)
+    ):
         atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
         atomic_save_image(out / "overlays" / f"{pred.id}.png", overlay(dataset.load(index).image, pred.parts))
         count += 1
-    print(f"segmented {count} images into {segmenter.num_parts} parts: {out / 'labels'} (labels), "
-          f"{out / 'overlays'} (overlays)")
+    print(
+        f"segmented {count} images into {segmenter.num_parts} parts: {out / 'labels'} (labels), "
+        f"{out / 'overlays'} (overlays)"
+    )
     return 0
 
 
@@ -179,8 +244,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from partdiscovery.viz.report import write_report
 
-    out = write_report(args.run, data=args.data, out=args.out, split=args.split, max_images=args.max_images,
-                       device=args.device, progress=not args.quiet)
+    out = write_report(
+        args.run,
+        data=args.data,
+        out=args.out,
+        split=args.split,
+        max_images=args.max_images,
+        device=args.device,
+        progress=not args.quiet,
+    )
     print(f"wrote the report of {args.run} to {out}")
     return 0
 
@@ -203,9 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("train", help="train the part segmentation network",
-                       description="Train on a dataset; extra arguments section.key=value override the config "
-                                   "(e.g. optim.lr=3e-4 loss.contrastive=2).")
+    p = sub.add_parser(
+        "train",
+        help="train the part segmentation network",
+        description="Train on a dataset; extra arguments section.key=value override the config "
+        "(e.g. optim.lr=3e-4 loss.contrastive=2).",
+    )
     p.add_argument("--data", required=True, help="dataset: a part folder path, or NAME:ARGS (e.g. cub:PATH)")
     p.add_argument("--out", required=True, help="run folder (config, log, checkpoints)")
     p.add_argument("--preset", default="cpu", help="cpu (default) or paper")
@@ -215,7 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
-    p.add_argument("--no-pretrained", action="store_true", help="random weights for f and φ (smoke tests, timing)")
+    p.add_argument(
+        "--no-pretrained", action="store_true", help="random weights for f and φ (smoke tests, timing)"
+    )
     p.add_argument("overrides", nargs="*", metavar="section.key=value")
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_train)
@@ -223,12 +300,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a run or a folder of predictions (FG-NMI, FG-ARI, NMI, ARI)")
     p.add_argument("--run", default=None, help="run folder, checkpoint or exported model")
     p.add_argument("--predictions", default=None, help="folder of <id>.png label maps (0 = background)")
-    p.add_argument("--data", required=True, help="dataset with ground truth: a part folder or NAME:ARGS "
-                   "(cub:PATH, deepfashion:PATH, pascal-part:CLASS:PATH)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="dataset with ground truth: a part folder or NAME:ARGS "
+        "(cub:PATH, deepfashion:PATH, pascal-part:CLASS:PATH)",
+    )
     p.add_argument("--split", default="test")
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
-    p.add_argument("--protocol", default=None, choices=PROTOCOLS.names(),
-                   help="default: cub-keypoints for cub:..., pixel otherwise (see docs/reproduce.md)")
+    p.add_argument(
+        "--protocol",
+        default=None,
+        choices=PROTOCOLS.names(),
+        help="default: cub-keypoints for cub:..., pixel otherwise (see docs/reproduce.md)",
+    )
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -261,8 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a run")
     p.add_argument("run", help="run folder (or a checkpoint in one)")
-    p.add_argument("--data", default=None,
-                   help="dataset: adds metrics, test images with their parts and per-part galleries")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="dataset: adds metrics, test images with their parts and per-part galleries",
+    )
     p.add_argument("--out", default=None, help="HTML file (default RUN/report.html)")
     p.add_argument("--split", default="test", help="split to show and score (default test)")
     p.add_argument("--max-images", type=int, default=16, help="images in the grid (default 16)")

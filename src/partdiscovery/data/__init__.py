@@ -36,13 +36,23 @@ def open_dataset(spec: str | Path, split: str = "train", **kwargs) -> PartDatase
     if sep and name in DATASETS:
         return DATASETS.build(name, args, split, **kwargs)
     if sep and not Path(spec).exists() and "/" not in name and len(name) > 1:
-        raise DatasetError(f"{spec}: unknown dataset kind {name!r}; choose one of: {', '.join(list_datasets())} "
-                           "(or give a plain path to a part folder)")
+        raise DatasetError(
+            f"{spec}: unknown dataset kind {name!r}; choose one of: {', '.join(list_datasets())} "
+            "(or give a plain path to a part folder)"
+        )
     return PartFolderDataset(spec, split, **kwargs)
 
 
 # Importing these modules registers their datasets (cub, deepfashion, pascal-part) in DATASETS.
 from partdiscovery.data import cub, deepfashion, pascal_part  # noqa: E402, F401
 
-__all__ = ["DATASETS", "DatasetError", "ImageFolderDataset", "PartDataset", "PartFolderDataset", "RawSample",
-           "list_datasets", "open_dataset"]
+__all__ = [
+    "DATASETS",
+    "DatasetError",
+    "ImageFolderDataset",
+    "PartDataset",
+    "PartFolderDataset",
+    "RawSample",
+    "list_datasets",
+    "open_dataset",
+]

@@ -29,8 +29,9 @@ def _draw_count(batch: int, shard: Shard | None) -> tuple[int, slice]:
     return shard.total, slice(shard.offset, shard.offset + shard.size)
 
 
-def photometric_jitter(images: torch.Tensor, cfg: JitterConfig, generator: torch.Generator,
-                       shard: Shard | None = None) -> torch.Tensor:
+def photometric_jitter(
+    images: torch.Tensor, cfg: JitterConfig, generator: torch.Generator, shard: Shard | None = None
+) -> torch.Tensor:
     """Colour jitter of ``images [B, 3, H, W]`` in [0, 1], each image with its own random factors.
 
     As torchvision's ``ColorJitter(brightness, contrast, saturation, hue)`` applied with probability
@@ -106,6 +107,7 @@ def random_warp_grid(
 def warp(x: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Apply a grid from :func:`random_warp_grid` to ``x [B, C, H, W]`` (zeros outside)."""
     if grid.shape[1:3] != x.shape[-2:]:
-        grid = F.interpolate(grid.permute(0, 3, 1, 2), size=x.shape[-2:], mode="bilinear",
-                             align_corners=False).permute(0, 2, 3, 1)
+        grid = F.interpolate(
+            grid.permute(0, 3, 1, 2), size=x.shape[-2:], mode="bilinear", align_corners=False
+        ).permute(0, 2, 3, 1)
     return F.grid_sample(x, grid.to(x), mode=mode, padding_mode="zeros", align_corners=False)

@@ -70,7 +70,9 @@ def safe_join(root: Path, relative: str, what: str) -> Path:
     candidate = (root / relative).resolve()
     base = root.resolve()
     if candidate != base and base not in candidate.parents:
-        raise DatasetError(f"{root}: {what} {relative!r} points outside the dataset folder; refusing to read it")
+        raise DatasetError(
+            f"{root}: {what} {relative!r} points outside the dataset folder; refusing to read it"
+        )
     return candidate
 
 

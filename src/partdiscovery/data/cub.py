@@ -53,8 +53,23 @@ from partdiscovery.data.image_io import _open, _to_8bit, read_image
 from partdiscovery.errors import DatasetError
 
 NUM_KEYPOINTS = 15
-KEYPOINT_NAMES = ("back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing",
-                  "nape", "right eye", "right leg", "right wing", "tail", "throat")
+KEYPOINT_NAMES = (
+    "back",
+    "beak",
+    "belly",
+    "breast",
+    "crown",
+    "forehead",
+    "left eye",
+    "left leg",
+    "left wing",
+    "nape",
+    "right eye",
+    "right leg",
+    "right wing",
+    "tail",
+    "throat",
+)
 """The 15 CUB keypoints in the order of ``parts/parts.txt`` (part id = index + 1)."""
 PAD_FRACTION = 0.05
 """Crops pad the annotated box by this fraction of its size on every side (CMR, reference)."""
@@ -84,8 +99,12 @@ def square_around(box: Sequence[float]) -> tuple[int, int, int, int]:
     return (sx0, sy0, sx0 + s, sy0 + s)
 
 
-def jitter_padded_box(padded: Sequence[float], rng: np.random.Generator, pad: float = PAD_FRACTION,
-                      jitter: float = JITTER_FRACTION) -> tuple[int, int, int, int]:
+def jitter_padded_box(
+    padded: Sequence[float],
+    rng: np.random.Generator,
+    pad: float = PAD_FRACTION,
+    jitter: float = JITTER_FRACTION,
+) -> tuple[int, int, int, int]:
     """The reference's training crop from an already padded box: every side moves by
     ``U(-jitter, jitter)`` x the *tight* box size, then the box is made square (CMR ``peturb_bbox`` +
     ``square_bbox``)."""
@@ -121,8 +140,9 @@ def _read_rows(path: Path, n_fields: int, what: str, maxsplit: int = -1) -> list
             continue
         fields = line.split(maxsplit=maxsplit) if maxsplit > 0 else line.split()
         if len(fields) != n_fields:
-            raise DatasetError(f"{path}:{number}: expected {n_fields} fields, got {len(fields)}: "
-                               f"{line.strip()!r}")
+            raise DatasetError(
+                f"{path}:{number}: expected {n_fields} fields, got {len(fields)}: {line.strip()!r}"
+            )
         rows.append((number, fields))
     return rows
 
@@ -137,8 +157,9 @@ def _number(path: Path, number: int, text: str, kind=float):
     return value
 
 
-def read_soft_mask(path: Path, what: str = "segmentation mask",
-                   size: tuple[int, int] | None = None) -> np.ndarray:
+def read_soft_mask(
+    path: Path, what: str = "segmentation mask", size: tuple[int, int] | None = None
+) -> np.ndarray:
     """A soft (0..255) mask as ``bool [H, W]``: value >= 0.5 * 255. ``size`` ``(W, H)``: resize first
     (nearest), as the reference does for masks of another resolution."""
     img = _to_8bit(_open(path, what))
@@ -190,8 +211,9 @@ def parse_spec_options(args: str, allowed: Iterable[str] = SPEC_OPTIONS) -> tupl
         try:
             options["classes"] = [int(c) for c in options["classes"].split(",") if c.strip()]
         except ValueError:
-            raise DatasetError(f"{args}: classes must be comma-separated class ids, "
-                               "e.g. ?classes=1,2,3") from None
+            raise DatasetError(
+                f"{args}: classes must be comma-separated class ids, e.g. ?classes=1,2,3"
+            ) from None
     return path, options
 
 
@@ -216,8 +238,14 @@ class CUBDataset(PartDataset):
 
     keypoint_names = KEYPOINT_NAMES
 
-    def __init__(self, root: str | Path, split: str = "train", classes: Iterable[int] | None = None,
-                 mask_dir: str | Path | None = None, validate: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        classes: Iterable[int] | None = None,
+        mask_dir: str | Path | None = None,
+        validate: bool = True,
+    ) -> None:
         root = Path(root)
         if not (root / "images.txt").is_file() and (root / "CUB_200_2011" / "images.txt").is_file():
             root = root / "CUB_200_2011"
@@ -241,8 +269,12 @@ class CUBDataset(PartDataset):
 
         problems = []
         for image_id in names:
-            tables = (("train/test split", is_train), ("class label", labels), ("bounding box", boxes),
-                      ("keypoints", keypoints))
+            tables = (
+                ("train/test split", is_train),
+                ("class label", labels),
+                ("bounding box", boxes),
+                ("keypoints", keypoints),
+            )
             for what, table in tables:
                 if image_id not in table:
                     problems.append(f"image id {image_id}: no {what} entry")
@@ -254,12 +286,17 @@ class CUBDataset(PartDataset):
             unknown = sorted(keep_classes - set(labels.values()))
             if unknown:
                 raise DatasetError(f"{root}: no image of class id(s) {unknown} (class ids are 1..200)")
-        self.ids = [i for i in names
-                    if (split == "all" or (is_train[i] == 1) == (split == "train"))
-                    and (keep_classes is None or labels[i] in keep_classes)]
+        self.ids = [
+            i
+            for i in names
+            if (split == "all" or (is_train[i] == 1) == (split == "train"))
+            and (keep_classes is None or labels[i] in keep_classes)
+        ]
         if not self.ids:
-            raise DatasetError(f"{root}: split {split!r} has no images"
-                               + (f" of class(es) {sorted(keep_classes)}" if keep_classes else ""))
+            raise DatasetError(
+                f"{root}: split {split!r} has no images"
+                + (f" of class(es) {sorted(keep_classes)}" if keep_classes else "")
+            )
         self.classes = sorted(keep_classes) if keep_classes is not None else None
         self._names = {i: names[i] for i in self.ids}
         self._labels = {i: labels[i] for i in self.ids}
@@ -273,9 +310,11 @@ class CUBDataset(PartDataset):
         for candidate in (self.root / "segmentations", self.root.parent / "segmentations"):
             if candidate.is_dir():
                 return candidate
-        raise DatasetError(f"{self.root}: no segmentations/ folder inside it or beside it; download "
-                           "segmentations.tgz (CUB-200-2011 segmentations) and extract it there, "
-                           "or pass mask_dir")
+        raise DatasetError(
+            f"{self.root}: no segmentations/ folder inside it or beside it; download "
+            "segmentations.tgz (CUB-200-2011 segmentations) and extract it there, "
+            "or pass mask_dir"
+        )
 
     def _read_names(self) -> dict[str, str]:
         path = self.root / "images.txt"
@@ -320,14 +359,19 @@ class CUBDataset(PartDataset):
             seen.setdefault(image_id, set()).add(part)
         incomplete = [i for i, parts in seen.items() if len(parts) != NUM_KEYPOINTS]
         if incomplete:
-            raise DatasetError(f"{path}: {len(incomplete)} image(s) do not have all {NUM_KEYPOINTS} "
-                               f"keypoints (first: image id {incomplete[0]})")
+            raise DatasetError(
+                f"{path}: {len(incomplete)} image(s) do not have all {NUM_KEYPOINTS} "
+                f"keypoints (first: image id {incomplete[0]})"
+            )
         return rows
 
     def _raise(self, problems: list[str], kind: str) -> None:
         more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-        raise DatasetError(f"{self.root}: {len(problems)} {kind} problem(s) in split {self.split!r}:\n  "
-                           + "\n  ".join(problems[:MAX_REPORTED]) + more)
+        raise DatasetError(
+            f"{self.root}: {len(problems)} {kind} problem(s) in split {self.split!r}:\n  "
+            + "\n  ".join(problems[:MAX_REPORTED])
+            + more
+        )
 
     # -------------------------------------------------------------- paths
     def image_path(self, image_id: str) -> Path:
@@ -335,8 +379,9 @@ class CUBDataset(PartDataset):
 
     def mask_path(self, image_id: str) -> Path:
         if self.mask_dir is not None:
-            return find_mask_file(self.mask_dir, (f"{image_id}.png",
-                                                  str(Path(self._names[image_id]).with_suffix(".png"))))
+            return find_mask_file(
+                self.mask_dir, (f"{image_id}.png", str(Path(self._names[image_id]).with_suffix(".png")))
+            )
         rel = str(Path(self._names[image_id]).with_suffix(".png"))
         return safe_join(self.segmentation_root, rel, "segmentation path")
 
@@ -373,12 +418,18 @@ class CUBDataset(PartDataset):
         else:
             mask = read_soft_mask(path)
         if mask.shape[::-1] != image.size:
-            raise DatasetError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                               f"{image.width}x{image.height}")
+            raise DatasetError(
+                f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{image.width}x{image.height}"
+            )
         box = self._boxes[image_id]
         return RawSample(
-            id=image_id, image=image, fg_mask=mask, part_labels=None,
-            keypoints=self._keypoints[image_id].copy(), bbox=pad_box(box),
+            id=image_id,
+            image=image,
+            fg_mask=mask,
+            part_labels=None,
+            keypoints=self._keypoints[image_id].copy(),
+            bbox=pad_box(box),
             extra={"object_box": box, "class_id": self._labels[image_id], "path": self._names[image_id]},
         )
 
@@ -399,6 +450,8 @@ def _open_cub(args: str, split: str, **kwargs) -> PartDataset:
     """``cub:PATH`` or ``cub:PATH?classes=1,2,3&mask_dir=DIR``."""
     path, options = parse_spec_options(args)
     if kwargs.pop("require_parts", False):
-        raise DatasetError(f"{path}: CUB has keypoints, not part masks; score it with the cub-keypoints or "
-                           "cub-regression protocol")
+        raise DatasetError(
+            f"{path}: CUB has keypoints, not part masks; score it with the cub-keypoints or "
+            "cub-regression protocol"
+        )
     return CUBDataset(path, split, **{**options, **kwargs})

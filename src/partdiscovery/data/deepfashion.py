@@ -54,20 +54,68 @@ from partdiscovery.data.image_io import _open, read_image
 from partdiscovery.errors import DatasetError
 
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 0), (0, 100, 0), (16, 78, 139), (50, 205, 50), (70, 130, 180), (127, 255, 212), (144, 238, 144),
-    (211, 211, 211), (220, 220, 220), (245, 222, 179), (250, 235, 215), (255, 0, 0), (255, 140, 0),
-    (255, 250, 205), (255, 250, 250), (255, 255, 0),
+    (0, 0, 0),
+    (0, 100, 0),
+    (16, 78, 139),
+    (50, 205, 50),
+    (70, 130, 180),
+    (127, 255, 212),
+    (144, 238, 144),
+    (211, 211, 211),
+    (220, 220, 220),
+    (245, 222, 179),
+    (250, 235, 215),
+    (255, 0, 0),
+    (255, 140, 0),
+    (255, 250, 205),
+    (255, 250, 250),
+    (255, 255, 0),
 )
 """Segment colour -> label (the index); from the reference implementation's decoding table."""
-COLOUR_NAMES = ("black", "darkgreen", "dodgerblue4", "limegreen", "steelblue", "aquamarine", "lightgreen",
-                "lightgray", "gainsboro", "wheat", "antiquewhite", "red", "darkorange", "lemonchiffon",
-                "snow", "yellow")
+COLOUR_NAMES = (
+    "black",
+    "darkgreen",
+    "dodgerblue4",
+    "limegreen",
+    "steelblue",
+    "aquamarine",
+    "lightgreen",
+    "lightgray",
+    "gainsboro",
+    "wheat",
+    "antiquewhite",
+    "red",
+    "darkorange",
+    "lemonchiffon",
+    "snow",
+    "yellow",
+)
 """X11 names of :data:`PALETTE`'s colours, used as ``part_names``."""
-REFERENCE_CLASS_NAMES = ("background", "eyeglass", "face", "accessories", "leggings", "headwear", "skin",
-                         "pants", "outer", "footwear", "skirt", "hair", "bag", "dress", "top")
+REFERENCE_CLASS_NAMES = (
+    "background",
+    "eyeglass",
+    "face",
+    "accessories",
+    "leggings",
+    "headwear",
+    "skin",
+    "pants",
+    "outer",
+    "footwear",
+    "skirt",
+    "hair",
+    "bag",
+    "dress",
+    "top",
+)
 """Class names listed by the reference code; not aligned with :data:`PALETTE` (see the module doc)."""
-SPLIT_FILES = {"train": ("train",), "test": ("query", "gallery"), "query": ("query",),
-               "gallery": ("gallery",), "all": ("train", "query", "gallery")}
+SPLIT_FILES = {
+    "train": ("train",),
+    "test": ("query", "gallery"),
+    "query": ("query",),
+    "gallery": ("gallery",),
+    "all": ("train", "query", "gallery"),
+}
 TRAIN_CROP_SCALE = (0.5, 1.0)
 TRAIN_CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 MAX_REPORTED = 20
@@ -93,15 +141,21 @@ def decode_segment_colours(rgb: np.ndarray, source: str | Path = "segment") -> n
     if not known.all():
         ys, xs = np.nonzero(~known)
         colour = tuple(int(v) for v in rgb[ys[0], xs[0]])
-        raise DatasetError(f"{source}: unknown segment colour {colour} at pixel (x={xs[0]}, y={ys[0]}) "
-                           f"({ys.size} pixel(s) with colours outside the {len(PALETTE)}-colour "
-                           "DeepFashion palette)")
+        raise DatasetError(
+            f"{source}: unknown segment colour {colour} at pixel (x={xs[0]}, y={ys[0]}) "
+            f"({ys.size} pixel(s) with colours outside the {len(PALETTE)}-colour "
+            "DeepFashion palette)"
+        )
     return _ORDER[pos].astype(np.int64)
 
 
-def random_resized_crop_box(width: int, height: int, rng: np.random.Generator,
-                            scale: tuple[float, float] = TRAIN_CROP_SCALE,
-                            ratio: tuple[float, float] = TRAIN_CROP_RATIO) -> tuple[int, int, int, int]:
+def random_resized_crop_box(
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = TRAIN_CROP_SCALE,
+    ratio: tuple[float, float] = TRAIN_CROP_RATIO,
+) -> tuple[int, int, int, int]:
     """A box ``(x0, y0, x1, y1)`` drawn like ``torchvision.transforms.RandomResizedCrop.get_params``
     (area fraction ``U(scale)``, log-uniform aspect ratio in ``ratio``, 10 tries, then a centre crop)."""
     area = width * height
@@ -128,8 +182,10 @@ def random_resized_crop_box(width: int, height: int, rng: np.random.Generator,
 
 def _read_file_names(path: Path) -> list[str]:
     if not path.is_file():
-        raise DatasetError(f"{path}: segmentation annotation file is missing (download the DeepFashion "
-                           "In-shop segmentation annotations into Anno/segmentation/)")
+        raise DatasetError(
+            f"{path}: segmentation annotation file is missing (download the DeepFashion "
+            "In-shop segmentation annotations into Anno/segmentation/)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
@@ -158,16 +214,24 @@ class DeepFashionDataset(PartDataset):
         validate: locate every image and segment PNG up front and report every missing one at once.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", mask_dir: str | Path | None = None,
-                 validate: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        mask_dir: str | Path | None = None,
+        validate: bool = True,
+    ) -> None:
         self.root = Path(root)
         self.split = split
         if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: dataset folder does not exist (expected the "
-                               "'In-shop Clothes Retrieval Benchmark' folder)")
+            raise DatasetError(
+                f"{self.root}: dataset folder does not exist (expected the "
+                "'In-shop Clothes Retrieval Benchmark' folder)"
+            )
         if split not in SPLIT_FILES:
-            raise DatasetError(f"{self.root}: unknown DeepFashion split {split!r}; choose one of "
-                               f"{', '.join(SPLIT_FILES)}")
+            raise DatasetError(
+                f"{self.root}: unknown DeepFashion split {split!r}; choose one of {', '.join(SPLIT_FILES)}"
+            )
         annotations = self.root / "Anno" / "segmentation"
         self.search_roots = (annotations, self.root / "Img", self.root)
         file_names: list[str] = []
@@ -180,8 +244,9 @@ class DeepFashionDataset(PartDataset):
             counts[name] = counts.get(name, 0) + 1
         dupes = sorted(n for n, c in counts.items() if c > 1)
         if dupes:
-            raise DatasetError(f"{annotations}: split {split!r} lists images more than once: "
-                               f"{', '.join(dupes[:5])}")
+            raise DatasetError(
+                f"{annotations}: split {split!r} lists images more than once: {', '.join(dupes[:5])}"
+            )
         for name in file_names:  # refuse escapes before touching the disk
             safe_join(self.root, name, "file_name")
         self.file_names = file_names
@@ -234,8 +299,11 @@ class DeepFashionDataset(PartDataset):
                 problems.append(str(e))
         if problems:
             more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-            raise DatasetError(f"{self.root}: {len(problems)} problem(s) in split {self.split!r}:\n  "
-                               + "\n  ".join(problems[:MAX_REPORTED]) + more)
+            raise DatasetError(
+                f"{self.root}: {len(problems)} problem(s) in split {self.split!r}:\n  "
+                + "\n  ".join(problems[:MAX_REPORTED])
+                + more
+            )
 
     def load(self, index: int) -> RawSample:
         image_path, segment_path = self.paths(index)
@@ -243,14 +311,21 @@ class DeepFashionDataset(PartDataset):
         rgb = np.asarray(_open(segment_path, "segment").convert("RGB"))
         labels = decode_segment_colours(rgb, segment_path)
         if labels.shape[::-1] != image.size:
-            raise DatasetError(f"{segment_path}: segment is {labels.shape[1]}x{labels.shape[0]} but the "
-                               f"image is {image.width}x{image.height}")
+            raise DatasetError(
+                f"{segment_path}: segment is {labels.shape[1]}x{labels.shape[0]} but the "
+                f"image is {image.width}x{image.height}"
+            )
         if self.mask_dir is None:
             fg = labels > 0
         else:
             fg = read_predicted_mask(self.mask_path(index), image.size)
-        return RawSample(id=self.ids[index], image=image, fg_mask=fg, part_labels=labels,
-                         extra={"path": self.file_names[index]})
+        return RawSample(
+            id=self.ids[index],
+            image=image,
+            fg_mask=fg,
+            part_labels=labels,
+            extra={"path": self.file_names[index]},
+        )
 
     def train_box(self, width: int, height: int, bbox, rng: np.random.Generator) -> tuple[int, int, int, int]:
         """Optional :class:`TrainingSet` hook: the reference's ``RandomResizedCrop(scale=(0.5, 1),

@@ -24,7 +24,9 @@ def _open(path: Path, what: str) -> Image.Image:
     if not path.is_file():
         raise DatasetError(f"{path}: {what} file is missing")
     if path.stat().st_size == 0:
-        raise DatasetError(f"{path}: {what} file is empty (0 bytes); replace it or remove its id from the split")
+        raise DatasetError(
+            f"{path}: {what} file is empty (0 bytes); replace it or remove its id from the split"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -36,9 +38,17 @@ def _open(path: Path, what: str) -> Image.Image:
             img.load()
     except DatasetError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as e:
-        raise DatasetError(f"{path}: cannot read {what} ({type(e).__name__}: {e}); is the file truncated or not an image?") from None
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as e:
+        raise DatasetError(
+            f"{path}: cannot read {what} ({type(e).__name__}: {e}); is the file truncated or not an image?"
+        ) from None
     return img
 
 

@@ -58,24 +58,31 @@ class PartFolderDataset(PartDataset):
         >>> sample = ds.load(0); sample.image.size, sample.fg_mask.shape
     """
 
-    def __init__(self, root: str | Path, split: str = "train", validate: bool = True,
-                 require_parts: bool = False) -> None:
+    def __init__(
+        self, root: str | Path, split: str = "train", validate: bool = True, require_parts: bool = False
+    ) -> None:
         self.root = Path(root)
         self.split = split
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset folder does not exist")
         for sub in ("images", "masks"):
             if not (self.root / sub).is_dir():
-                raise DatasetError(f"{self.root}: missing {sub}/ folder (see the part folder format in the README)")
+                raise DatasetError(
+                    f"{self.root}: missing {sub}/ folder (see the part folder format in the README)"
+                )
         if split == "all":
-            self.ids = sorted(p.stem for p in (self.root / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            self.ids = sorted(
+                p.stem for p in (self.root / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+            )
             if not self.ids:
                 raise DatasetError(f"{self.root / 'images'}: no images found")
         else:
             self.ids = read_split_file(self.root / f"{split}.txt")
         self.has_parts = (self.root / "parts").is_dir()
         if require_parts and not self.has_parts:
-            raise DatasetError(f"{self.root}: missing parts/ folder; evaluation needs ground-truth part labels")
+            raise DatasetError(
+                f"{self.root}: missing parts/ folder; evaluation needs ground-truth part labels"
+            )
         self.part_names = self._read_part_names()
         self._image_paths = [self._find_image(i) for i in self.ids]
         if validate:
@@ -109,15 +116,19 @@ class PartFolderDataset(PartDataset):
         problems: list[str] = []
         for image_id, image_path in zip(self.ids, self._image_paths):
             if image_path is None:
-                problems.append(f"{self.root / 'images' / image_id}.*: image is missing (listed in {self.split}.txt)")
+                problems.append(
+                    f"{self.root / 'images' / image_id}.*: image is missing (listed in {self.split}.txt)"
+                )
                 continue
             try:
                 with Image.open(image_path) as im:
                     size = im.size
                 mask = read_mask(self._mask_path(image_id))
                 if mask.shape[::-1] != size:
-                    problems.append(f"{self._mask_path(image_id)}: mask is {mask.shape[1]}x{mask.shape[0]} "
-                                    f"but the image is {size[0]}x{size[1]}")
+                    problems.append(
+                        f"{self._mask_path(image_id)}: mask is {mask.shape[1]}x{mask.shape[0]} "
+                        f"but the image is {size[0]}x{size[1]}"
+                    )
                 elif not mask.any():
                     problems.append(f"{self._mask_path(image_id)}: mask has no foreground pixel")
                 if self.has_parts:
@@ -125,8 +136,10 @@ class PartFolderDataset(PartDataset):
                     if parts_path.is_file():
                         labels = read_labels(parts_path)
                         if labels.shape != mask.shape:
-                            problems.append(f"{parts_path}: part labels are {labels.shape[1]}x{labels.shape[0]} "
-                                            f"but the mask is {mask.shape[1]}x{mask.shape[0]}")
+                            problems.append(
+                                f"{parts_path}: part labels are {labels.shape[1]}x{labels.shape[0]} "
+                                f"but the mask is {mask.shape[1]}x{mask.shape[0]}"
+                            )
                     else:
                         problems.append(f"{parts_path}: part labels are missing")
             except DatasetError as e:
@@ -137,7 +150,8 @@ class PartFolderDataset(PartDataset):
             more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
             raise DatasetError(
                 f"{self.root}: {len(problems)} problem(s) in split {self.split!r}:\n  "
-                + "\n  ".join(problems[:MAX_REPORTED]) + more
+                + "\n  ".join(problems[:MAX_REPORTED])
+                + more
             )
 
     def load(self, index: int) -> RawSample:
@@ -148,7 +162,9 @@ class PartFolderDataset(PartDataset):
         image = read_image(image_path)
         mask = read_mask(self._mask_path(image_id))
         if mask.shape[::-1] != image.size:
-            raise DatasetError(f"{self._mask_path(image_id)}: mask size {mask.shape[::-1]} differs from image size {image.size}")
+            raise DatasetError(
+                f"{self._mask_path(image_id)}: mask size {mask.shape[::-1]} differs from image size {image.size}"
+            )
         labels = None
         if self.has_parts and self._parts_path(image_id).is_file():
             labels = read_labels(self._parts_path(image_id))
@@ -167,7 +183,9 @@ class ImageFolderDataset(PartDataset):
         self.split = "all"
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: image folder does not exist")
-        self.paths = sorted(p for p in self.root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        self.paths = sorted(
+            p for p in self.root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
         if not self.paths:
             raise DatasetError(f"{self.root}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
         self.ids = [p.stem for p in self.paths]
@@ -182,6 +200,8 @@ class ImageFolderDataset(PartDataset):
             return RawSample(id=self.ids[index], image=image, fg_mask=mask, extra={"mask_given": False})
         mask = read_mask(self.masks / f"{self.ids[index]}.png")
         if mask.shape[::-1] != image.size:
-            raise DatasetError(f"{self.masks / self.ids[index]}.png: mask size {mask.shape[::-1]} "
-                               f"differs from image size {image.size}")
+            raise DatasetError(
+                f"{self.masks / self.ids[index]}.png: mask size {mask.shape[::-1]} "
+                f"differs from image size {image.size}"
+            )
         return RawSample(id=self.ids[index], image=image, fg_mask=mask, extra={"mask_given": True})

@@ -49,34 +49,170 @@ from partdiscovery.errors import DatasetError
 PAPER_CLASSES = ("sheep", "horse", "cow", "motorbike", "aeroplane", "bus", "car", "bicycle", "dog", "cat")
 """The ten PASCAL-Part classes of the paper's table."""
 
-_VEHICLE = ("backside", "bliplate", "door", "fliplate", "frontside", "headlight", "leftmirror", "leftside",
-            "rightmirror", "rightside", "roofside", "wheel", "window")
-_BOVID = ("head", "lblleg", "lbuleg", "lear", "leye", "lflleg", "lfuleg", "lhorn", "muzzle", "neck", "rblleg",
-          "rbuleg", "rear", "reye", "rflleg", "rfuleg", "rhorn", "tail", "torso")
+_VEHICLE = (
+    "backside",
+    "bliplate",
+    "door",
+    "fliplate",
+    "frontside",
+    "headlight",
+    "leftmirror",
+    "leftside",
+    "rightmirror",
+    "rightside",
+    "roofside",
+    "wheel",
+    "window",
+)
+_BOVID = (
+    "head",
+    "lblleg",
+    "lbuleg",
+    "lear",
+    "leye",
+    "lflleg",
+    "lfuleg",
+    "lhorn",
+    "muzzle",
+    "neck",
+    "rblleg",
+    "rbuleg",
+    "rear",
+    "reye",
+    "rflleg",
+    "rfuleg",
+    "rhorn",
+    "tail",
+    "torso",
+)
 PART_NAMES: dict[str, tuple[str, ...]] = {
     "aeroplane": ("body", "engine", "lwing", "rwing", "stern", "tail", "wheel"),
     "bicycle": ("bwheel", "chainwheel", "fwheel", "handlebar", "headlight", "saddle"),
-    "bird": ("beak", "head", "leye", "lfoot", "lleg", "lwing", "neck", "reye", "rfoot", "rleg", "rwing",
-             "tail", "torso"),
+    "bird": (
+        "beak",
+        "head",
+        "leye",
+        "lfoot",
+        "lleg",
+        "lwing",
+        "neck",
+        "reye",
+        "rfoot",
+        "rleg",
+        "rwing",
+        "tail",
+        "torso",
+    ),
     "bottle": ("body", "cap"),
     "bus": _VEHICLE,
     "car": _VEHICLE,
-    "cat": ("head", "lbleg", "lbpa", "lear", "leye", "lfleg", "lfpa", "neck", "nose", "rbleg", "rbpa", "rear",
-            "reye", "rfleg", "rfpa", "tail", "torso"),
+    "cat": (
+        "head",
+        "lbleg",
+        "lbpa",
+        "lear",
+        "leye",
+        "lfleg",
+        "lfpa",
+        "neck",
+        "nose",
+        "rbleg",
+        "rbpa",
+        "rear",
+        "reye",
+        "rfleg",
+        "rfpa",
+        "tail",
+        "torso",
+    ),
     "cow": _BOVID,
-    "dog": ("head", "lbleg", "lbpa", "lear", "leye", "lfleg", "lfpa", "muzzle", "neck", "nose", "rbleg",
-            "rbpa", "rear", "reye", "rfleg", "rfpa", "tail", "torso"),
-    "horse": ("head", "lbho", "lblleg", "lbuleg", "lear", "leye", "lfho", "lflleg", "lfuleg", "muzzle",
-              "neck", "rbho", "rblleg", "rbuleg", "rear", "reye", "rfho", "rflleg", "rfuleg", "tail",
-              "torso"),
+    "dog": (
+        "head",
+        "lbleg",
+        "lbpa",
+        "lear",
+        "leye",
+        "lfleg",
+        "lfpa",
+        "muzzle",
+        "neck",
+        "nose",
+        "rbleg",
+        "rbpa",
+        "rear",
+        "reye",
+        "rfleg",
+        "rfpa",
+        "tail",
+        "torso",
+    ),
+    "horse": (
+        "head",
+        "lbho",
+        "lblleg",
+        "lbuleg",
+        "lear",
+        "leye",
+        "lfho",
+        "lflleg",
+        "lfuleg",
+        "muzzle",
+        "neck",
+        "rbho",
+        "rblleg",
+        "rbuleg",
+        "rear",
+        "reye",
+        "rfho",
+        "rflleg",
+        "rfuleg",
+        "tail",
+        "torso",
+    ),
     "motorbike": ("bwheel", "fwheel", "handlebar", "headlight", "saddle"),
-    "person": ("hair", "head", "lear", "lebrow", "leye", "lfoot", "lhand", "llarm", "llleg", "luarm", "luleg",
-               "mouth", "neck", "nose", "rear", "rebrow", "reye", "rfoot", "rhand", "rlarm", "rlleg", "ruarm",
-               "ruleg", "torso"),
+    "person": (
+        "hair",
+        "head",
+        "lear",
+        "lebrow",
+        "leye",
+        "lfoot",
+        "lhand",
+        "llarm",
+        "llleg",
+        "luarm",
+        "luleg",
+        "mouth",
+        "neck",
+        "nose",
+        "rear",
+        "rebrow",
+        "reye",
+        "rfoot",
+        "rhand",
+        "rlarm",
+        "rlleg",
+        "ruarm",
+        "ruleg",
+        "torso",
+    ),
     "pottedplant": ("plant", "pot"),
     "sheep": _BOVID,
-    "train": ("cbackside", "cfrontside", "cleftside", "coach", "crightside", "croofside", "hbackside", "head",
-              "headlight", "hfrontside", "hleftside", "hrightside", "hroofside"),
+    "train": (
+        "cbackside",
+        "cfrontside",
+        "cleftside",
+        "coach",
+        "crightside",
+        "croofside",
+        "hbackside",
+        "head",
+        "headlight",
+        "hfrontside",
+        "hleftside",
+        "hrightside",
+        "hroofside",
+    ),
     "tvmonitor": ("screen",),
 }
 """Collapsed part names per class, sorted; label id = 1 + index (the reference's ``dict_part``)."""
@@ -115,15 +251,18 @@ def read_part_annotation(path: Path) -> list[dict]:
         for i in range(objects.shape[1] if objects.size else 0):
             obj = objects[0, i]
             parts = obj["parts"]
-            part_list = [(_text(parts[0, j]["part_name"]), np.asarray(parts[0, j]["mask"]) > 0)
-                         for j in range(parts.shape[1] if parts.size else 0)]
+            part_list = [
+                (_text(parts[0, j]["part_name"]), np.asarray(parts[0, j]["mask"]) > 0)
+                for j in range(parts.shape[1] if parts.size else 0)
+            ]
             mask = np.asarray(obj["mask"]) > 0
             out.append({"class": _text(obj["class"]), "mask": mask, "parts": part_list})
     except DatasetError:
         raise
     except Exception as e:  # scipy raises many types for corrupt or foreign files
-        raise DatasetError(f"{path}: not a readable PASCAL-Part annotation "
-                           f"({type(e).__name__}: {e})") from None
+        raise DatasetError(
+            f"{path}: not a readable PASCAL-Part annotation ({type(e).__name__}: {e})"
+        ) from None
     return out
 
 
@@ -140,7 +279,7 @@ def _crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     out = np.zeros((y1 - y0, x1 - x0) + array.shape[2:], dtype=array.dtype)
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = array[sy0:sy1, sx0:sx1]
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = array[sy0:sy1, sx0:sx1]
     return out
 
 
@@ -157,14 +296,22 @@ class PascalPartDataset(PartDataset):
         validate: check that every kept instance's JPEG exists (all .mat files are read anyway).
     """
 
-    def __init__(self, root: str | Path, object_class: str, split: str = "train", foreground: str = "parts",
-                 size: int | None = SAMPLE_SIZE, validate: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        object_class: str,
+        split: str = "train",
+        foreground: str = "parts",
+        size: int | None = SAMPLE_SIZE,
+        validate: bool = True,
+    ) -> None:
         self.root = Path(root)
         self.split = split
         self.object_class = object_class
         if object_class not in PART_NAMES:
-            raise DatasetError(f"unknown PASCAL-Part class {object_class!r}; choose one of "
-                               f"{', '.join(PART_NAMES)}")
+            raise DatasetError(
+                f"unknown PASCAL-Part class {object_class!r}; choose one of {', '.join(PART_NAMES)}"
+            )
         if split not in ("train", "test", "val"):
             raise DatasetError(f"{self.root}: unknown PASCAL-Part split {split!r}; choose train or test")
         if foreground not in ("parts", "object"):
@@ -178,9 +325,11 @@ class PascalPartDataset(PartDataset):
         self.annotation_dir = self.root / "Annotations_Part"
         for folder in (self.image_dir, self.annotation_dir):
             if not folder.is_dir():
-                raise DatasetError(f"{self.root}: missing {folder.relative_to(self.root)}/ (expected "
-                                   "VOC2010/ from the VOC2010 trainval download and Annotations_Part/ "
-                                   "from the PASCAL-Part download)")
+                raise DatasetError(
+                    f"{self.root}: missing {folder.relative_to(self.root)}/ (expected "
+                    "VOC2010/ from the VOC2010 trainval download and Annotations_Part/ "
+                    "from the PASCAL-Part download)"
+                )
         is_train = split == "train"
         list_name = f"{object_class}_{'train' if is_train else 'val'}.txt"
         list_file = self.root / "VOC2010" / "ImageSets" / "Main" / list_name
@@ -201,8 +350,10 @@ class PascalPartDataset(PartDataset):
                     continue
                 unknown = sorted({collapse_part_name(p) for p, _ in obj["parts"]} - set(self.names))
                 if unknown:
-                    problems.append(f"{mat}: object {index} ({object_class}) has part(s) "
-                                    f"{', '.join(unknown)} not in the {object_class} part list")
+                    problems.append(
+                        f"{mat}: object {index} ({object_class}) has part(s) "
+                        f"{', '.join(unknown)} not in the {object_class} part list"
+                    )
                     continue
                 if reference_area_fraction(obj["mask"]) <= self.min_area:
                     continue
@@ -217,16 +368,22 @@ class PascalPartDataset(PartDataset):
                     problems.append(f"{path}: image is missing")
         if problems:
             more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-            raise DatasetError(f"{self.root}: {len(problems)} problem(s) in {object_class} split "
-                               f"{split!r}:\n  "
-                               + "\n  ".join(sorted(set(problems))[:MAX_REPORTED]) + more)
+            raise DatasetError(
+                f"{self.root}: {len(problems)} problem(s) in {object_class} split "
+                f"{split!r}:\n  " + "\n  ".join(sorted(set(problems))[:MAX_REPORTED]) + more
+            )
         if self.missing_annotations:
-            warnings.warn(f"{self.annotation_dir}: {len(self.missing_annotations)} image(s) of "
-                          f"{list_file.name} have no PASCAL-Part annotation and were skipped "
-                          f"(first: {self.missing_annotations[0]})", stacklevel=2)
+            warnings.warn(
+                f"{self.annotation_dir}: {len(self.missing_annotations)} image(s) of "
+                f"{list_file.name} have no PASCAL-Part annotation and were skipped "
+                f"(first: {self.missing_annotations[0]})",
+                stacklevel=2,
+            )
         if not self.ids:
-            raise DatasetError(f"{self.root}: no {object_class} instance in split {split!r} covers more than "
-                               f"{self.min_area:.0%} of its image")
+            raise DatasetError(
+                f"{self.root}: no {object_class} instance in split {split!r} covers more than "
+                f"{self.min_area:.0%} of its image"
+            )
 
     @staticmethod
     def _read_list(path: Path) -> list[str]:
@@ -248,8 +405,10 @@ class PascalPartDataset(PartDataset):
         return ids
 
     def describe(self) -> str:
-        return (f"PascalPartDataset({self.root}, class={self.object_class!r}, split={self.split!r}, "
-                f"{len(self)} instances)")
+        return (
+            f"PascalPartDataset({self.root}, class={self.object_class!r}, split={self.split!r}, "
+            f"{len(self)} instances)"
+        )
 
     def sample_box(self, index: int) -> tuple[int, int, int, int]:
         """The square crop of sample ``index`` in the original image (pixels, x1/y1 exclusive)."""
@@ -263,8 +422,10 @@ class PascalPartDataset(PartDataset):
         obj = read_part_annotation(mat)[obj_index]
         image = read_image(safe_join(self.image_dir, voc_id + ".jpg", "image id"))
         if obj["mask"].shape[::-1] != image.size:
-            raise DatasetError(f"{mat}: object mask is {obj['mask'].shape[1]}x{obj['mask'].shape[0]} but "
-                               f"the image is {image.width}x{image.height}")
+            raise DatasetError(
+                f"{mat}: object mask is {obj['mask'].shape[1]}x{obj['mask'].shape[0]} but "
+                f"the image is {image.width}x{image.height}"
+            )
         labels = np.zeros(obj["mask"].shape, dtype=np.uint8)
         for name, mask in reversed(obj["parts"]):
             labels[mask] = self._label_of[collapse_part_name(name)]
@@ -289,10 +450,18 @@ class PascalPartDataset(PartDataset):
             return tuple((v - o) * scale for v, o in zip(b, (x0, y0, x0, y0), strict=True))
 
         return RawSample(
-            id=self.ids[index], image=image_out, fg_mask=np.ascontiguousarray(fg, dtype=bool),
-            part_labels=labels.astype(np.int64), bbox=to_sample(pad_box(box)),
-            extra={"object_box": to_sample(box), "crop_box": crop, "voc_id": voc_id,
-                   "object_index": obj_index, "class": self.object_class},
+            id=self.ids[index],
+            image=image_out,
+            fg_mask=np.ascontiguousarray(fg, dtype=bool),
+            part_labels=labels.astype(np.int64),
+            bbox=to_sample(pad_box(box)),
+            extra={
+                "object_box": to_sample(box),
+                "crop_box": crop,
+                "voc_id": voc_id,
+                "object_index": obj_index,
+                "class": self.object_class,
+            },
         )
 
     def train_box(self, width: int, height: int, bbox, rng: np.random.Generator) -> tuple[int, int, int, int]:
@@ -307,7 +476,8 @@ def _open_pascal_part(args: str, split: str, **kwargs) -> PartDataset:
     """``pascal-part:CLASS:PATH``."""
     object_class, sep, path = args.partition(":")
     if not sep or not path:
-        raise DatasetError(f"pascal-part:{args}: expected pascal-part:CLASS:PATH, "
-                           "e.g. pascal-part:cat:/data/VOCdevkit_2010")
+        raise DatasetError(
+            f"pascal-part:{args}: expected pascal-part:CLASS:PATH, e.g. pascal-part:cat:/data/VOCdevkit_2010"
+        )
     kwargs.pop("require_parts", None)  # always has part labels
     return PascalPartDataset(path, object_class, split, **kwargs)

@@ -63,7 +63,9 @@ def crop_resize(image: torch.Tensor, box: Box, size: int, mode: str = "bilinear"
         return F.interpolate(patch[None].float(), size=(size, size), mode="nearest")[0].to(image.dtype)
     patch = patch[None].float()
     antialias = patch.shape[-1] > size or patch.shape[-2] > size
-    return F.interpolate(patch, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)[0]
+    return F.interpolate(patch, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)[
+        0
+    ]
 
 
 def box_to_grid(box: Box, height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
@@ -79,10 +81,14 @@ def box_to_grid(box: Box, height: int, width: int, device: torch.device | None =
 def uncrop(logits: torch.Tensor, box: Box, height: int, width: int) -> torch.Tensor:
     """Map ``logits [B, C, S, S]`` predicted on ``box`` back to ``[B, C, height, width]`` (bilinear)."""
     grid = box_to_grid(box, height, width, logits.device).expand(logits.shape[0], -1, -1, -1)
-    return F.grid_sample(logits, grid.to(logits.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(
+        logits, grid.to(logits.dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
-def random_square_box(width: int, height: int, bbox, rng: np.random.Generator, scale: tuple[float, float]) -> Box:
+def random_square_box(
+    width: int, height: int, bbox, rng: np.random.Generator, scale: tuple[float, float]
+) -> Box:
     """A random square crop: side = U(scale) x the square around ``bbox`` (or the whole image),
     placed uniformly so that it stays inside that square."""
     if bbox is None:
@@ -161,11 +167,24 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     step ``s`` reproduces the data order and augmentations of an uninterrupted run exactly.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, steps: int, seed: int, start_step: int = 0,
-                 shard: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        steps: int,
+        seed: int,
+        start_step: int = 0,
+        shard: tuple[int, int] | None = None,
+    ) -> None:
         if num_samples < 1:
             raise ValueError("the training split is empty")
-        self.n, self.batch_size, self.steps, self.seed, self.start_step = num_samples, batch_size, steps, seed, start_step
+        self.n, self.batch_size, self.steps, self.seed, self.start_step = (
+            num_samples,
+            batch_size,
+            steps,
+            seed,
+            start_step,
+        )
         # Distributed: this process yields positions [offset, offset + size) of each global batch
         # (the role of DistributedSampler, but a pure function of the step, so resuming stays exact).
         self.shard = shard or (0, batch_size)
@@ -217,9 +236,15 @@ class EvalSet(Dataset):
         mask = torch.from_numpy(raw.fg_mask)[None].float()
         mask_in = (crop_resize(mask, box, self.input_size) > 0.5).float()
         return {
-            "image": image, "fg_mask": mask_in, "box": box, "size": (raw.image.height, raw.image.width),
-            "id": raw.id, "fg_mask_full": raw.fg_mask, "part_labels": raw.part_labels,
-            "keypoints": raw.keypoints, "extra": raw.extra,
+            "image": image,
+            "fg_mask": mask_in,
+            "box": box,
+            "size": (raw.image.height, raw.image.width),
+            "id": raw.id,
+            "fg_mask_full": raw.fg_mask,
+            "part_labels": raw.part_labels,
+            "keypoints": raw.keypoints,
+            "extra": raw.extra,
         }
 
 

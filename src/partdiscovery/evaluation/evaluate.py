@@ -21,7 +21,9 @@ from partdiscovery.utils.io import atomic_save_image
 from partdiscovery.viz import label_image
 
 
-def read_prediction_dir(pred_dir: str | Path, dataset: PartDataset, progress: bool = False) -> Iterator[Prediction]:
+def read_prediction_dir(
+    pred_dir: str | Path, dataset: PartDataset, progress: bool = False
+) -> Iterator[Prediction]:
     """Predictions stored as ``<pred_dir>/<id>.png`` (mode L, 0 = background, 1..K parts) at the
     images' original resolution, paired with ``dataset``'s ground truth."""
     pred_dir = Path(pred_dir)
@@ -29,18 +31,22 @@ def read_prediction_dir(pred_dir: str | Path, dataset: PartDataset, progress: bo
         raise DatasetError(f"{pred_dir}: predictions folder does not exist")
     missing = [i for i in dataset.ids if not (pred_dir / f"{i}.png").is_file()]
     if missing:
-        raise DatasetError(f"{pred_dir}: no prediction for {len(missing)} of {len(dataset)} images "
-                           f"(first: {missing[0]}.png)")
+        raise DatasetError(
+            f"{pred_dir}: no prediction for {len(missing)} of {len(dataset)} images (first: {missing[0]}.png)"
+        )
     for index in tqdm(range(len(dataset)), desc="evaluate", disable=not progress):
         raw = dataset.load(index)
         path = pred_dir / f"{raw.id}.png"
         parts = read_labels(path)
         if parts.shape != raw.fg_mask.shape:
-            raise DatasetError(f"{path}: prediction is {parts.shape[1]}x{parts.shape[0]} but the image is "
-                               f"{raw.fg_mask.shape[1]}x{raw.fg_mask.shape[0]}; predictions must be at the "
-                               "original resolution")
-        yield Prediction(id=raw.id, parts=parts, fg_mask=raw.fg_mask, part_labels=raw.part_labels,
-                         keypoints=raw.keypoints)
+            raise DatasetError(
+                f"{path}: prediction is {parts.shape[1]}x{parts.shape[0]} but the image is "
+                f"{raw.fg_mask.shape[1]}x{raw.fg_mask.shape[0]}; predictions must be at the "
+                "original resolution"
+            )
+        yield Prediction(
+            id=raw.id, parts=parts, fg_mask=raw.fg_mask, part_labels=raw.part_labels, keypoints=raw.keypoints
+        )
 
 
 def write_predictions(predictions: Iterable[Prediction], out_dir: str | Path) -> Iterator[Prediction]:

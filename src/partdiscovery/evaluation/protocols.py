@@ -65,8 +65,9 @@ def pixel_protocol(predictions: Iterable[Prediction], **kw) -> dict:
 
 
 # ------------------------------------------------------------------------------------- cub keypoints
-def keypoint_pixels(keypoints: np.ndarray, height: int,
-                    width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def keypoint_pixels(
+    keypoints: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(keypoint ids, rows, cols)`` of the visible keypoints: pixel ``(floor(y), floor(x))``, clipped."""
     kp = np.asarray(keypoints, dtype=np.float64)
     ids = np.nonzero(kp[:, 2] > 0.5)[0]
@@ -110,8 +111,9 @@ def _accumulate(predictions: Iterable[Prediction], label_fns: dict[str, callable
 
 
 @PROTOCOLS.register("cub-keypoints")
-def cub_keypoints_protocol(predictions: Iterable[Prediction],
-                           fg_predictions: Iterable[Prediction] | None = None, **kw) -> dict:
+def cub_keypoints_protocol(
+    predictions: Iterable[Prediction], fg_predictions: Iterable[Prediction] | None = None, **kw
+) -> dict:
     """Keypoint NMI/ARI (percent) of CUB; see the module doc.
 
     Args:
@@ -126,15 +128,21 @@ def cub_keypoints_protocol(predictions: Iterable[Prediction],
     if fg_predictions is not None:
         fg_tables, n_fg_images, n_fg_keypoints = _accumulate(fg_predictions, {"fg": fg_keypoint_labels})
         if (n_fg_images, n_fg_keypoints) != (n_images, n_keypoints):
-            raise DatasetError(f"FG predictions cover {n_fg_images} images / {n_fg_keypoints} keypoints but "
-                               f"the full predictions {n_images} / {n_keypoints}; they must be of one split")
+            raise DatasetError(
+                f"FG predictions cover {n_fg_images} images / {n_fg_keypoints} keypoints but "
+                f"the full predictions {n_images} / {n_keypoints}; they must be of one split"
+            )
         tables["fg"] = fg_tables["fg"]
     if n_keypoints == 0:
         raise DatasetError("no visible keypoint in the evaluated images; nothing to score")
     return {
-        "fg_nmi": 100.0 * tables["fg"].nmi(), "fg_ari": 100.0 * tables["fg"].ari(),
-        "nmi": 100.0 * tables["full"].nmi(), "ari": 100.0 * tables["full"].ari(),
-        "n_images": n_images, "n_keypoints": n_keypoints, "protocol": "cub-keypoints",
+        "fg_nmi": 100.0 * tables["fg"].nmi(),
+        "fg_ari": 100.0 * tables["fg"].ari(),
+        "nmi": 100.0 * tables["full"].nmi(),
+        "ari": 100.0 * tables["full"].ari(),
+        "n_images": n_images,
+        "n_keypoints": n_keypoints,
+        "protocol": "cub-keypoints",
     }
 
 
@@ -149,15 +157,23 @@ def evaluate_cub_keypoints(source, dataset: PartDataset, batch_size: int = 8, pr
         dataset: the CUB split to score (e.g. ``open_dataset("cub:PATH", "test")``).
     """
     if hasattr(source, "predict_dataset"):
-        fg = source.predict_dataset(dataset, batch_size=batch_size, use_masks=False, keep_probs=True,
-                                    progress=progress, box_fn=eval_box_fg)
+        fg = source.predict_dataset(
+            dataset,
+            batch_size=batch_size,
+            use_masks=False,
+            keep_probs=True,
+            progress=progress,
+            box_fn=eval_box_fg,
+        )
         full = source.predict_dataset(dataset, batch_size=batch_size, use_masks=True, progress=progress)
         return cub_keypoints_protocol(full, fg_predictions=fg)
     if isinstance(source, (str, Path)):
         return cub_keypoints_protocol(read_prediction_dir(source, dataset, progress=progress))
     fg_dir, full_dir = source
-    return cub_keypoints_protocol(read_prediction_dir(full_dir, dataset, progress=progress),
-                                  fg_predictions=read_prediction_dir(fg_dir, dataset))
+    return cub_keypoints_protocol(
+        read_prediction_dir(full_dir, dataset, progress=progress),
+        fg_predictions=read_prediction_dir(fg_dir, dataset),
+    )
 
 
 # ------------------------------------------------------------------------------------ cub regression
@@ -219,9 +235,12 @@ def _stack(centres: list[np.ndarray], k: int) -> np.ndarray:
     return out.reshape(len(centres), 2 * k)
 
 
-def keypoint_regression(train_preds: Iterable[Prediction], test_preds: Iterable[Prediction],
-                        boxes: Mapping[str, Box] | None = None,
-                        keypoint_names: Sequence[str] = KEYPOINT_NAMES) -> dict:
+def keypoint_regression(
+    train_preds: Iterable[Prediction],
+    test_preds: Iterable[Prediction],
+    boxes: Mapping[str, Box] | None = None,
+    keypoint_names: Sequence[str] = KEYPOINT_NAMES,
+) -> dict:
     """Keypoint regression error (SCOPS protocol) from part centres; see the module doc.
 
     Args:
@@ -268,19 +287,30 @@ def keypoint_regression(train_preds: Iterable[Prediction], test_preds: Iterable[
         count += int(dist.size)
     if count == 0:
         raise DatasetError("no test keypoint could be scored (none visible, or none visible in training)")
-    return {"error": 100.0 * total / count, "per_keypoint_error": per_keypoint, "n_keypoints": count,
-            "n_train_images": len(train_c), "n_test_images": len(test_c), "num_parts": k,
-            "skipped_keypoints": skipped, "protocol": "cub-regression"}
+    return {
+        "error": 100.0 * total / count,
+        "per_keypoint_error": per_keypoint,
+        "n_keypoints": count,
+        "n_train_images": len(train_c),
+        "n_test_images": len(test_c),
+        "num_parts": k,
+        "skipped_keypoints": skipped,
+        "protocol": "cub-regression",
+    }
 
 
 @PROTOCOLS.register("cub-regression")
-def cub_regression_protocol(predictions: Iterable[Prediction],
-                            train_predictions: Iterable[Prediction] | None = None,
-                            boxes: Mapping[str, Box] | None = None, **kw) -> dict:
+def cub_regression_protocol(
+    predictions: Iterable[Prediction],
+    train_predictions: Iterable[Prediction] | None = None,
+    boxes: Mapping[str, Box] | None = None,
+    **kw,
+) -> dict:
     """``keypoint_regression(train_predictions, predictions, boxes)``; the regressor needs the train split."""
     if train_predictions is None:
-        raise PartDiscoveryError("cub-regression needs train_predictions (the regressor is fitted on the "
-                                 "train split)")
+        raise PartDiscoveryError(
+            "cub-regression needs train_predictions (the regressor is fitted on the train split)"
+        )
     return keypoint_regression(train_predictions, predictions, boxes=boxes)
 
 
@@ -290,16 +320,23 @@ def _boxes_of(*datasets: PartDataset) -> dict[str, Box] | None:
     return {i: d.object_box(i) for d in datasets for i in d.ids}
 
 
-def evaluate_cub_regression(source, train_dataset: PartDataset, test_dataset: PartDataset,
-                            batch_size: int = 8, progress: bool = False) -> dict:
+def evaluate_cub_regression(
+    source, train_dataset: PartDataset, test_dataset: PartDataset, batch_size: int = 8, progress: bool = False
+) -> dict:
     """``cub-regression`` from a model (soft maps predicted on the bird-box crop, masked) or a predictions
     folder holding ``<id>.png`` for the images of both splits (hard labels as probabilities)."""
     boxes = _boxes_of(train_dataset, test_dataset)
 
     def predictions(dataset):
         if hasattr(source, "predict_dataset"):
-            return source.predict_dataset(dataset, batch_size=batch_size, use_masks=True, keep_probs=True,
-                                          progress=progress, box_fn=eval_box_fg)
+            return source.predict_dataset(
+                dataset,
+                batch_size=batch_size,
+                use_masks=True,
+                keep_probs=True,
+                progress=progress,
+                box_fn=eval_box_fg,
+            )
         return read_prediction_dir(source, dataset, progress=progress)
 
     return keypoint_regression(predictions(train_dataset), predictions(test_dataset), boxes=boxes)
@@ -312,11 +349,19 @@ def evaluate_pascal_classes(results_by_class: Mapping[str, Mapping]) -> dict:
     if not results_by_class:
         raise ValueError("no per-class results given")
     results = {c: dict(r) for c, r in results_by_class.items()}
-    mean = {k: float(np.mean([r[k] for r in results.values()])) for k in METRIC_KEYS
-            if all(k in r for r in results.values())}
-    return {"per_class": results, "mean": mean, "classes": sorted(results), "n_classes": len(results),
-            "missing_paper_classes": [c for c in PAPER_PASCAL_CLASSES if c not in results],
-            "protocol": "pascal-part-classes"}
+    mean = {
+        k: float(np.mean([r[k] for r in results.values()]))
+        for k in METRIC_KEYS
+        if all(k in r for r in results.values())
+    }
+    return {
+        "per_class": results,
+        "mean": mean,
+        "classes": sorted(results),
+        "n_classes": len(results),
+        "missing_paper_classes": [c for c in PAPER_PASCAL_CLASSES if c not in results],
+        "protocol": "pascal-part-classes",
+    }
 
 
 def default_protocol(dataset: PartDataset | str) -> str:
@@ -326,9 +371,16 @@ def default_protocol(dataset: PartDataset | str) -> str:
     return "cub-keypoints" if isinstance(dataset, CUBDataset) else "pixel"
 
 
-def evaluate_protocol(protocol: str, data: str, split: str = "test", run: str | None = None,
-                      predictions: str | None = None, device: str = "auto", progress: bool = True,
-                      batch_size: int = 8) -> dict:
+def evaluate_protocol(
+    protocol: str,
+    data: str,
+    split: str = "test",
+    run: str | None = None,
+    predictions: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    batch_size: int = 8,
+) -> dict:
     """Score a run (model) or a predictions folder on dataset spec ``data`` with ``protocol``.
 
     What ``partdiscovery evaluate --protocol NAME`` calls. ``cub-regression`` also reads the train split
@@ -355,16 +407,32 @@ def evaluate_protocol(protocol: str, data: str, split: str = "test", run: str | 
     elif protocol == "cub-keypoints":
         result = evaluate_cub_keypoints(source, open_dataset(data, split), batch_size, progress)
     elif protocol == "cub-regression":
-        result = evaluate_cub_regression(source, open_dataset(data, "train"), open_dataset(data, split),
-                                         batch_size, progress)
+        result = evaluate_cub_regression(
+            source, open_dataset(data, "train"), open_dataset(data, split), batch_size, progress
+        )
     else:  # a protocol registered elsewhere: plain predictions in, dict out
         dataset = open_dataset(data, split)
-        preds = (source.predict_dataset(dataset, batch_size=batch_size, progress=progress) if run
-                 else read_prediction_dir(predictions, dataset, progress=progress))
+        preds = (
+            source.predict_dataset(dataset, batch_size=batch_size, progress=progress)
+            if run
+            else read_prediction_dir(predictions, dataset, progress=progress)
+        )
         result = PROTOCOLS.build(protocol, preds)
     return {**result, "split": split, "data": str(data), "source": str(predictions or run)}
 
 
-__all__ = ["PAPER_PASCAL_CLASSES", "PROTOCOLS", "cub_keypoints_protocol", "cub_regression_protocol",
-           "default_protocol", "evaluate_cub_keypoints", "evaluate_cub_regression", "evaluate_pascal_classes",
-           "evaluate_protocol", "keypoint_pixels", "keypoint_regression", "part_centres", "pixel_protocol"]
+__all__ = [
+    "PAPER_PASCAL_CLASSES",
+    "PROTOCOLS",
+    "cub_keypoints_protocol",
+    "cub_regression_protocol",
+    "default_protocol",
+    "evaluate_cub_keypoints",
+    "evaluate_cub_regression",
+    "evaluate_pascal_classes",
+    "evaluate_protocol",
+    "keypoint_pixels",
+    "keypoint_regression",
+    "part_centres",
+    "pixel_protocol",
+]

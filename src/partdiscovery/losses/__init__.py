@@ -6,5 +6,13 @@ from partdiscovery.losses.feature import feature_loss
 from partdiscovery.losses.prototypes import part_means, soft_part_variance
 from partdiscovery.losses.visual import rgb_to_scaled_lab, visual_consistency_loss
 
-__all__ = ["contrastive_loss", "draw_positive_images", "equivariance_loss", "feature_loss", "part_means",
-           "rgb_to_scaled_lab", "soft_part_variance", "visual_consistency_loss"]
+__all__ = [
+    "contrastive_loss",
+    "draw_positive_images",
+    "equivariance_loss",
+    "feature_loss",
+    "part_means",
+    "rgb_to_scaled_lab",
+    "soft_part_variance",
+    "visual_consistency_loss",
+]

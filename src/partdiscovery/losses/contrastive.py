@@ -24,11 +24,14 @@ def draw_positive_images(batch: int, generator: torch.Generator | None = None) -
     return (torch.arange(batch) + offset) % batch
 
 
-def contrastive_loss(prototypes: torch.Tensor, temperature: float = 0.19,
-                     positives: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None,
-                     all_prototypes: torch.Tensor | None = None,
-                     anchor_offset: int = 0) -> torch.Tensor:
+def contrastive_loss(
+    prototypes: torch.Tensor,
+    temperature: float = 0.19,
+    positives: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    all_prototypes: torch.Tensor | None = None,
+    anchor_offset: int = 0,
+) -> torch.Tensor:
     """InfoNCE over part prototypes.
 
     Args:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 
 
-def equivariance_loss(pred_log_probs: torch.Tensor, target_probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def equivariance_loss(
+    pred_log_probs: torch.Tensor, target_probs: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
     """KL(target || prediction) summed over parts, averaged over valid pixels, then over the batch.
 
     Args:

@@ -14,8 +14,9 @@ import torch
 from partdiscovery.losses.prototypes import soft_part_variance
 
 
-def feature_loss(assign: torch.Tensor, features: torch.Tensor, fg_mask: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def feature_loss(
+    assign: torch.Tensor, features: torch.Tensor, fg_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft within-part variance of φ.
 
     Args:

@@ -27,8 +27,9 @@ def part_means(assign: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor
     return weighted / (mass.unsqueeze(-1) + EPS), mass
 
 
-def soft_part_variance(assign: torch.Tensor, values: torch.Tensor, fg_mask: torch.Tensor
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def soft_part_variance(
+    assign: torch.Tensor, values: torch.Tensor, fg_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image ``sum_k sum_u R_k(u) ||v(u) - z_k||^2 / sum_u M(u)``, averaged over the batch.
 
     Computed as ``sum_u R_k ||v||^2 - mass_k ||z_k||^2`` (no ``[B, K, C, H, W]`` tensor), which is

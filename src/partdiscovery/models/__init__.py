@@ -10,8 +10,15 @@ from partdiscovery.models.features import (
 from partdiscovery.models.part_net import PartOutput, PartSegmentationNet
 
 __all__ = [
-    "BACKBONES", "FEATURE_EXTRACTORS", "DenseFeatures", "PartOutput", "PartSegmentationNet",
-    "create_backbone", "create_feature_extractor", "list_backbones", "list_feature_extractors",
+    "BACKBONES",
+    "FEATURE_EXTRACTORS",
+    "DenseFeatures",
+    "PartOutput",
+    "PartSegmentationNet",
+    "create_backbone",
+    "create_feature_extractor",
+    "list_backbones",
+    "list_feature_extractors",
 ]
 
 # Registration of the paper's networks happens on import.

@@ -81,7 +81,9 @@ def lite0_state_dict(weights: str | Path | None = None) -> dict[str, torch.Tenso
     else:
         missing = full.load_state_dict(tensors, strict=False).missing_keys
         if missing:
-            raise WeightsUnavailableError(f"{path}: not EfficientNet-Lite0 weights (missing {missing[0]}, ...)")
+            raise WeightsUnavailableError(
+                f"{path}: not EfficientNet-Lite0 weights (missing {missing[0]}, ...)"
+            )
     return full.state_dict()
 
 

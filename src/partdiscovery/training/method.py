@@ -77,10 +77,14 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
         super().__init__()
         self.cfg = cfg
         self.net = PartSegmentationNet(cfg.model)
-        self._set_phi(create_feature_extractor(
-            cfg.model.feature_extractor, pretrained=cfg.model.pretrained, weights=cfg.model.feature_weights,
-            normalize=cfg.loss.normalize_features,
-        ))
+        self._set_phi(
+            create_feature_extractor(
+                cfg.model.feature_extractor,
+                pretrained=cfg.model.pretrained,
+                weights=cfg.model.feature_weights,
+                normalize=cfg.loss.normalize_features,
+            )
+        )
 
     def param_groups(self, optim: OptimConfig) -> list[dict]:
         return [
@@ -88,8 +92,9 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
             {"params": self.net.head_parameters(), "lr": optim.lr, "name": "head"},
         ]
 
-    def training_step(self, batch: dict, generator: torch.Generator, shard: Shard | None = None
-                      ) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, batch: dict, generator: torch.Generator, shard: Shard | None = None
+    ) -> dict[str, torch.Tensor]:
         """Named losses of one step. ``shard``: this process's slice of the global batch (distributed)."""
         cfg = self.cfg.loss
         images, fg_mask = batch["image"], batch["fg_mask"]
@@ -99,8 +104,9 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
 
         view1 = photometric_jitter(images, self.cfg.data.jitter, g, shard).to(images)
         view2 = photometric_jitter(images, self.cfg.data.jitter, g, shard).to(images)
-        grid = random_warp_grid(b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range,
-                                cfg.translation, shard=shard).to(images)
+        grid = random_warp_grid(
+            b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range, cfg.translation, shard=shard
+        ).to(images)
         # One forward pass of f over both views (x1 and T(x2)) keeps BatchNorm statistics consistent.
         out = self.run_net(torch.cat([view1, warp(view2, grid)]))
         logits1, logits2 = downsample(out.logits, stride).split(b)
@@ -116,17 +122,27 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
         if shard is None or shard.is_whole:
             losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g)
         else:  # negatives and positives from the global batch, gradients back to every process
-            losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g,
-                                                     all_prototypes=all_gather_with_grad(prototypes),
-                                                     anchor_offset=shard.offset)
-        losses["visual"] = visual_consistency_loss(assign, downsample(rgb_to_scaled_lab(images), stride), mask)
+            losses["contrastive"] = contrastive_loss(
+                prototypes,
+                cfg.temperature,
+                generator=g,
+                all_prototypes=all_gather_with_grad(prototypes),
+                anchor_offset=shard.offset,
+            )
+        losses["visual"] = visual_consistency_loss(
+            assign, downsample(rgb_to_scaled_lab(images), stride), mask
+        )
 
         target = warp(probs1.detach(), grid)
         valid = (warp(mask, grid) > 0.5).to(mask)
         losses["equivariance"] = equivariance_loss(logits2.log_softmax(dim=1), target, valid)
 
-        total = (cfg.feature * losses["feature"] + cfg.contrastive * losses["contrastive"]
-                 + cfg.visual * losses["visual"] + cfg.equivariance * losses["equivariance"])
+        total = (
+            cfg.feature * losses["feature"]
+            + cfg.contrastive * losses["contrastive"]
+            + cfg.visual * losses["visual"]
+            + cfg.equivariance * losses["equivariance"]
+        )
         if out.background_logits is not None:
             bg1, bg2 = out.background_logits.split(b)
             warped_mask = warp(fg_mask, grid)

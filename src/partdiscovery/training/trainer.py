@@ -73,11 +73,14 @@ class RunFolder:
             for p in (self.summary, self.metrics):
                 p.unlink(missing_ok=True)
         elif self.summary.exists() and not resume:
-            raise PartDiscoveryError(f"{self.path}: holds a finished run; use --overwrite to replace it "
-                                     "or choose another --out")
+            raise PartDiscoveryError(
+                f"{self.path}: holds a finished run; use --overwrite to replace it or choose another --out"
+            )
         elif has_checkpoints and not resume:
-            raise PartDiscoveryError(f"{self.path}: holds an unfinished run; use --resume to continue it "
-                                     "or --overwrite to start again")
+            raise PartDiscoveryError(
+                f"{self.path}: holds an unfinished run; use --resume to continue it "
+                "or --overwrite to start again"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
 
 
@@ -120,9 +123,17 @@ class Trainer:
         progress: show a progress bar (falls back to log lines when stderr is not a terminal).
     """
 
-    def __init__(self, method: nn.Module, cfg: Config, dataset: PartDataset, run_dir: str | Path,
-                 device: str | torch.device = "cpu", resume: bool = False, overwrite: bool = False,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        method: nn.Module,
+        cfg: Config,
+        dataset: PartDataset,
+        run_dir: str | Path,
+        device: str | torch.device = "cpu",
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: bool = True,
+    ) -> None:
         self.method, self.cfg, self.dataset = method, cfg, dataset
         self.run = RunFolder(Path(run_dir))
         self.device = torch.device(device)
@@ -143,8 +154,10 @@ class Trainer:
         path, payload = load_latest(self.run.path)
         stored = checkpoint_config(payload, path)
         if stored.model != self.cfg.model or stored.method != self.cfg.method:
-            raise CheckpointError(f"{path}: was trained with a different model or method config; "
-                                  "resume with the same settings or start a new run")
+            raise CheckpointError(
+                f"{path}: was trained with a different model or method config; "
+                "resume with the same settings or start a new run"
+            )
         self.method.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         schedule.load_state_dict(payload["schedule"])
@@ -174,17 +187,26 @@ class Trainer:
         if dist_info.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", dist_info.local_rank)
         if cfg.train.batch_size % dist_info.world_size:
-            raise PartDiscoveryError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
-                                     f"{dist_info.world_size} processes")
+            raise PartDiscoveryError(
+                f"train.batch_size={cfg.train.batch_size} is not divisible by the "
+                f"{dist_info.world_size} processes"
+            )
         main = dist_info.is_main  # only the main process writes files
         if main:
             self.run.prepare(self.resume, self.overwrite)
             atomic_write_text(self.run.config, cfg.to_yaml())
-            atomic_write_json(self.run.path / "run_info.json", {
-                "git_sha": git_sha(), "version": __version__, "torch": torch.__version__,
-                "argv": sys.argv, "dataset": self.dataset.describe(), "device": str(self.device),
-                "world_size": dist_info.world_size,
-            })
+            atomic_write_json(
+                self.run.path / "run_info.json",
+                {
+                    "git_sha": git_sha(),
+                    "version": __version__,
+                    "torch": torch.__version__,
+                    "argv": sys.argv,
+                    "dataset": self.dataset.describe(),
+                    "device": str(self.device),
+                    "world_size": dist_info.world_size,
+                },
+            )
         barrier()
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
@@ -194,39 +216,62 @@ class Trainer:
             self._distribute(method)
         optimizer = build_optimizer(method, cfg)
         schedule = build_schedule(optimizer, cfg)
-        start_step = self._restore(optimizer, schedule) if self.resume and list_checkpoints(self.run.path) else 0
+        start_step = (
+            self._restore(optimizer, schedule) if self.resume and list_checkpoints(self.run.path) else 0
+        )
         if main:
             self._trim_metrics(start_step)
 
         shard = dist_info.shard(cfg.train.batch_size)
-        sampler = StepBatchSampler(len(self.dataset), cfg.train.batch_size, cfg.train.steps, cfg.train.seed,
-                                   start_step, shard=(shard.offset, shard.size))
-        loader = DataLoader(TrainingSet(self.dataset, cfg.data), batch_sampler=sampler,
-                            num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
+        sampler = StepBatchSampler(
+            len(self.dataset),
+            cfg.train.batch_size,
+            cfg.train.steps,
+            cfg.train.seed,
+            start_step,
+            shard=(shard.offset, shard.size),
+        )
+        loader = DataLoader(
+            TrainingSet(self.dataset, cfg.data),
+            batch_sampler=sampler,
+            num_workers=cfg.data.num_workers,
+            persistent_workers=cfg.data.num_workers > 0,
+        )
         interactive = main and self.progress and sys.stderr.isatty()
-        bar = tqdm(total=cfg.train.steps, initial=start_step, disable=not interactive, desc="train",
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.train.steps,
+            initial=start_step,
+            disable=not interactive,
+            desc="train",
+            dynamic_ncols=True,
+        )
         log_file = open(self.run.metrics, "a", newline="") if main else None
         writer, last, bad_steps, step = None, {}, 0, start_step
         started = time.perf_counter()
         try:
             for step, batch in enumerate(loader, start=start_step):
-                batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
-                         for k, v in batch.items()}
-                losses = method.training_step(batch, torch_generator(cfg.train.seed, 3, step),
-                                              shard if dist_info.enabled else None)
+                batch = {
+                    k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                    for k, v in batch.items()
+                }
+                losses = method.training_step(
+                    batch, torch_generator(cfg.train.seed, 3, step), shard if dist_info.enabled else None
+                )
                 total = losses["total"]
                 finite = bool(torch.isfinite(total))
                 if dist_info.enabled:  # every process must take the same decision
                     finite = mean_across({"finite": float(finite)}, self.device)["finite"] == 1.0
                 if not finite:
                     bad_steps += 1
-                    warnings.warn(f"step {step}: non-finite loss ({float(total)}), step skipped", stacklevel=1)
+                    warnings.warn(
+                        f"step {step}: non-finite loss ({float(total)}), step skipped", stacklevel=1
+                    )
                     if bad_steps >= cfg.train.max_bad_steps:
                         raise TrainingDivergedError(
                             f"{bad_steps} consecutive steps had a non-finite loss (at step {step}); training "
                             f"stopped. The last good checkpoint in {self.run.path / 'checkpoints'} is intact; "
-                            "lower optim.lr or check the data")
+                            "lower optim.lr or check the data"
+                        )
                     optimizer.zero_grad(set_to_none=True)
                     schedule.step()
                     continue
@@ -241,8 +286,12 @@ class Trainer:
                 last = mean_across({k: float(v.detach()) for k, v in losses.items()}, self.device)
                 done = step + 1
                 if main and (done % cfg.train.log_every == 0 or done == cfg.train.steps):
-                    row = {"step": done, "lr": optimizer.param_groups[-1]["lr"], **last,
-                           "elapsed_s": round(time.perf_counter() - started, 3)}
+                    row = {
+                        "step": done,
+                        "lr": optimizer.param_groups[-1]["lr"],
+                        **last,
+                        "elapsed_s": round(time.perf_counter() - started, 3),
+                    }
                     if writer is None:
                         writer = csv.DictWriter(log_file, fieldnames=list(row))
                         if log_file.tell() == 0:
@@ -250,14 +299,20 @@ class Trainer:
                     writer.writerow(row)
                     log_file.flush()
                     if not interactive and self.progress:
-                        print(f"step {done}/{cfg.train.steps} " + " ".join(f"{k}={v:.4g}" for k, v in last.items()),
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"step {done}/{cfg.train.steps} "
+                            + " ".join(f"{k}={v:.4g}" for k, v in last.items()),
+                            file=sys.stderr,
+                            flush=True,
+                        )
                 bar.set_postfix({k: f"{v:.3g}" for k, v in last.items()}, refresh=False)
                 bar.update(1)
                 if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
                     if main:
-                        save_checkpoint(checkpoint_path(self.run.path, done),
-                                        self._checkpoint_payload(done, optimizer, schedule))
+                        save_checkpoint(
+                            checkpoint_path(self.run.path, done),
+                            self._checkpoint_payload(done, optimizer, schedule),
+                        )
                         prune_checkpoints(self.run.path, keep=2)
                     barrier()
         finally:

@@ -51,8 +51,11 @@ class DistInfo:
 
 def env_info() -> DistInfo:
     """The torchrun environment (single process when absent)."""
-    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                    int(os.environ.get("LOCAL_RANK", 0)))
+    return DistInfo(
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
 
 
 def setup(device: torch.device) -> DistInfo:

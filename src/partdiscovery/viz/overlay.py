@@ -11,9 +11,23 @@ from PIL import Image
 
 # Okabe-Ito (2008) without black, then Tol's muted palette: distinguishable with common colour blindness.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
-    (204, 121, 167), (136, 34, 85), (68, 170, 153), (153, 153, 51), (204, 102, 119), (51, 34, 136),
-    (17, 119, 51), (136, 204, 238), (221, 204, 119), (170, 68, 153), (221, 221, 221),
+    (230, 159, 0),
+    (86, 180, 233),
+    (0, 158, 115),
+    (240, 228, 66),
+    (0, 114, 178),
+    (213, 94, 0),
+    (204, 121, 167),
+    (136, 34, 85),
+    (68, 170, 153),
+    (153, 153, 51),
+    (204, 102, 119),
+    (51, 34, 136),
+    (17, 119, 51),
+    (136, 204, 238),
+    (221, 204, 119),
+    (170, 68, 153),
+    (221, 221, 221),
 )
 BACKGROUND = (0, 0, 0)
 
@@ -25,7 +39,9 @@ def part_colour(part: int) -> tuple[int, int, int]:
 
 def colourise(parts: np.ndarray) -> np.ndarray:
     """``int [H, W]`` labels -> ``uint8 [H, W, 3]`` colours."""
-    lut = np.array([BACKGROUND] + [part_colour(k) for k in range(1, int(parts.max(initial=0)) + 1)], dtype=np.uint8)
+    lut = np.array(
+        [BACKGROUND] + [part_colour(k) for k in range(1, int(parts.max(initial=0)) + 1)], dtype=np.uint8
+    )
     return lut[np.clip(parts, 0, None)]
 
 
@@ -53,5 +69,11 @@ def grid(rows: list[list[Image.Image]], cell: int = 128, pad: int = 2) -> Image.
         for c, im in enumerate(row):
             im = im.copy()
             im.thumbnail((cell, cell))
-            canvas.paste(im, (pad + c * (cell + pad) + (cell - im.width) // 2, pad + r * (cell + pad) + (cell - im.height) // 2))
+            canvas.paste(
+                im,
+                (
+                    pad + c * (cell + pad) + (cell - im.width) // 2,
+                    pad + r * (cell + pad) + (cell - im.height) // 2,
+                ),
+            )
     return canvas

@@ -103,8 +103,10 @@ def _png_uri(image: Image.Image) -> str:
 
 
 def _img(image: Image.Image, caption: str, alt: str) -> str:
-    return (f'<figure><img src="{_png_uri(image)}" width="{image.width}" height="{image.height}" '
-            f'alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>')
+    return (
+        f'<figure><img src="{_png_uri(image)}" width="{image.width}" height="{image.height}" '
+        f'alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>'
+    )
 
 
 def _thumb(image: Image.Image, size: int = THUMB) -> Image.Image:
@@ -151,19 +153,24 @@ def read_metrics_csv(path: Path) -> dict[str, list[float]]:
     return columns
 
 
-def svg_line_chart(title: str, xs: list[float], ys: list[float], colour: str = "#0072b2",
-                   width: int = 340, height: int = 210) -> str:
+def svg_line_chart(
+    title: str, xs: list[float], ys: list[float], colour: str = "#0072b2", width: int = 340, height: int = 210
+) -> str:
     """An inline SVG line chart of ``ys`` against ``xs`` (non-finite values break the line)."""
     left, right, top, bottom = 64, 14, 28, 36
     pts = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
-    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{_e(title)}"><title>{_e(title)}</title>',
-             f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff" stroke="#ddd"/>',
-             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13" '
-             f'font-weight="600">{_e(title)}</text>']
+    parts = [
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_e(title)}"><title>{_e(title)}</title>',
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff" stroke="#ddd"/>',
+        f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13" '
+        f'font-weight="600">{_e(title)}</text>',
+    ]
     if not pts:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="12" '
-                     'fill="#888">no finite values</text></svg>')
+        parts.append(
+            f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="12" '
+            'fill="#888">no finite values</text></svg>'
+        )
         return "".join(parts)
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
     y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
@@ -182,15 +189,21 @@ def svg_line_chart(title: str, xs: list[float], ys: list[float], colour: str = "
     for frac in (0.0, 0.5, 1.0):  # horizontal grid lines with their values
         y = y0 + frac * (y1 - y0)
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11" '
-                     f'fill="#555">{_e(f"{y:.3g}")}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11" '
+            f'fill="#555">{_e(f"{y:.3g}")}</text>'
+        )
     parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#999"/>')
     parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#999"/>')
     for x, anchor in ((x0, "start"), (x1, "end")):
-        parts.append(f'<text x="{sx(x):.1f}" y="{top + ph + 15}" text-anchor="{anchor}" font-size="11" '
-                     f'fill="#555">{_e(_fmt(int(x) if float(x).is_integer() else x))}</text>')
-    parts.append(f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle" font-size="11" '
-                 'fill="#555">step</text>')
+        parts.append(
+            f'<text x="{sx(x):.1f}" y="{top + ph + 15}" text-anchor="{anchor}" font-size="11" '
+            f'fill="#555">{_e(_fmt(int(x) if float(x).is_integer() else x))}</text>'
+        )
+    parts.append(
+        f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle" font-size="11" '
+        'fill="#555">step</text>'
+    )
     segments: list[list[tuple[float, float]]] = [[]]
     for x, y in zip(xs, ys, strict=True):
         if math.isfinite(x) and math.isfinite(y):
@@ -199,12 +212,14 @@ def svg_line_chart(title: str, xs: list[float], ys: list[float], colour: str = "
             segments.append([])
     for seg in segments:
         if len(seg) == 1:
-            (x, y), = seg
+            ((x, y),) = seg
             parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
         elif seg:
             points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in seg)
-            parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.8" '
-                         'stroke-linejoin="round"/>')
+            parts.append(
+                f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.8" '
+                'stroke-linejoin="round"/>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -214,13 +229,17 @@ def _curves_section(metrics: dict[str, list[float]]) -> str:
         return '<p class="muted">No metrics.csv in the run folder (no training log to plot).</p>'
     names = [n for n in metrics if n not in NOT_CURVES and n not in ("total", "lr")]
     names += [n for n in ("total", "lr") if n in metrics]
-    charts = [svg_line_chart(name, metrics["step"], metrics[name], CURVE_COLOURS[i % len(CURVE_COLOURS)])
-              for i, name in enumerate(names)]
+    charts = [
+        svg_line_chart(name, metrics["step"], metrics[name], CURVE_COLOURS[i % len(CURVE_COLOURS)])
+        for i, name in enumerate(names)
+    ]
     elapsed = [v for v in metrics.get("elapsed_s", []) if math.isfinite(v)]
     note = f" over {_fmt(elapsed[-1])} s" if elapsed else ""
-    return (f'<p class="muted">{len(metrics["step"])} logged steps{_e(note)}; each loss, the weighted total '
-            "and the learning rate against the training step.</p>"
-            f'<div class="charts">{"".join(charts)}</div>')
+    return (
+        f'<p class="muted">{len(metrics["step"])} logged steps{_e(note)}; each loss, the weighted total '
+        "and the learning rate against the training step.</p>"
+        f'<div class="charts">{"".join(charts)}</div>'
+    )
 
 
 # ----------------------------------------------------------------------------------------- predictions
@@ -260,8 +279,9 @@ class _Predicted:
                 heapq.heapreplace(heap, item)
 
 
-def _predict(segmenter, dataset, max_images: int, gallery_size: int,
-             progress: bool) -> tuple[_Predicted, dict | None]:
+def _predict(
+    segmenter, dataset, max_images: int, gallery_size: int, progress: bool
+) -> tuple[_Predicted, dict | None]:
     from partdiscovery.evaluation import score_pixels
 
     kept = _Predicted(segmenter.num_parts, max_images, gallery_size)
@@ -286,8 +306,10 @@ def _legend(num_parts: int, names: dict[int, str] | None = None) -> str:
     items = []
     for k in range(1, num_parts + 1):
         r, g, b = part_colour(k)
-        items.append(f'<span class="item"><span class="swatch" style="background: rgb({r},{g},{b})"></span>'
-                     f"part {k}</span>")
+        items.append(
+            f'<span class="item"><span class="swatch" style="background: rgb({r},{g},{b})"></span>'
+            f"part {k}</span>"
+        )
     return f'<p class="legend">{"".join(items)}</p>'
 
 
@@ -301,8 +323,10 @@ def _grid_section(kept: _Predicted, dataset) -> str:
         cells.append(_img(both, image_id, f"{image_id}: image and predicted parts"))
     n = len(kept.grid)
     shown = f"The first {n} of {kept.n_images} images" if kept.n_images > n else f"All {n} images"
-    return (f'<p class="muted">{_e(shown)} of the split: each image, then its predicted parts '
-            f"(background darkened).</p>{_legend(kept.num_parts)}<div class=\"cells\">{''.join(cells)}</div>")
+    return (
+        f'<p class="muted">{_e(shown)} of the split: each image, then its predicted parts '
+        f'(background darkened).</p>{_legend(kept.num_parts)}<div class="cells">{"".join(cells)}</div>'
+    )
 
 
 def _gallery_section(kept: _Predicted, dataset) -> str:
@@ -311,23 +335,34 @@ def _gallery_section(kept: _Predicted, dataset) -> str:
     for k in range(1, kept.num_parts + 1):
         r, g, b = part_colour(k)
         share = f"{100.0 * kept.counts[k] / total:.1f}% of the predicted foreground" if total else "none"
-        title = (f'<h3><span class="swatch" style="background: rgb({r},{g},{b})"></span>part {k} '
-                 f'<span class="muted">({_e(share)})</span></h3>')
+        title = (
+            f'<h3><span class="swatch" style="background: rgb({r},{g},{b})"></span>part {k} '
+            f'<span class="muted">({_e(share)})</span></h3>'
+        )
         ranked = sorted(kept.best.get(k, []), reverse=True)
         if not ranked:
-            blocks.append(f'<div class="part">{title}<p class="muted">Part {k} was not predicted on any '
-                          "image.</p></div>")
+            blocks.append(
+                f'<div class="part">{title}<p class="muted">Part {k} was not predicted on any '
+                "image.</p></div>"
+            )
             continue
         cells = []
         for fraction, neg_index, image_id, parts in ranked:
             image = dataset.load(-neg_index).image
             only_k = np.where(parts == k, k, 0).astype(np.int64)
-            cells.append(_img(_thumb(overlay(image, only_k)), f"{image_id} · {100 * fraction:.0f}%",
-                              f"{image_id}: part {k} highlighted"))
+            cells.append(
+                _img(
+                    _thumb(overlay(image, only_k)),
+                    f"{image_id} · {100 * fraction:.0f}%",
+                    f"{image_id}: part {k} highlighted",
+                )
+            )
         blocks.append(f'<div class="part">{title}<div class="cells">{"".join(cells)}</div></div>')
-    return ('<p class="muted">For each part, the images where it covers the largest fraction of the '
-            "predicted foreground (the percentage), with only that part highlighted: look at them to name "
-            f"the part.</p>{''.join(blocks)}")
+    return (
+        '<p class="muted">For each part, the images where it covers the largest fraction of the '
+        "predicted foreground (the percentage), with only that part highlighted: look at them to name "
+        f"the part.</p>{''.join(blocks)}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -373,9 +408,17 @@ def _stored_metrics(folder: Path) -> list[tuple[str, dict]]:
     return found
 
 
-def write_report(run: str | Path, data: str | None = None, out: str | Path | None = None, split: str = "test",
-                 max_images: int = 16, *, gallery_size: int = 8, device: str = "auto",
-                 progress: bool = False) -> Path:
+def write_report(
+    run: str | Path,
+    data: str | None = None,
+    out: str | Path | None = None,
+    split: str = "test",
+    max_images: int = 16,
+    *,
+    gallery_size: int = 8,
+    device: str = "auto",
+    progress: bool = False,
+) -> Path:
     """Write a self-contained HTML report of ``run`` and return its path (default ``run/report.html``).
 
     Args:
@@ -399,8 +442,11 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
 
     sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
     config = _config_text(folder, source, segmenter)
-    config_html = (f"<details><summary>config.yaml</summary><pre>{_e(config)}</pre></details>" if config
-                   else '<p class="muted">No config found.</p>')
+    config_html = (
+        f"<details><summary>config.yaml</summary><pre>{_e(config)}</pre></details>"
+        if config
+        else '<p class="muted">No config found.</p>'
+    )
     sections.append(("config", "Config", config_html))
     sections.append(("curves", "Training curves", _curves_section(read_metrics_csv(folder / "metrics.csv"))))
 
@@ -409,8 +455,11 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
     if isinstance(summary, dict) and isinstance(summary.get("final_losses"), dict):
         final = summary["final_losses"]  # loss_<name> entries repeat final_losses.<name>
         summary = {k: v for k, v in summary.items() if not (k.startswith("loss_") and k[5:] in final)}
-    summary_html = _table(_flatten(summary)) if isinstance(summary, dict) else \
-        '<p class="muted">No train_summary.json (the run has not finished).</p>'
+    summary_html = (
+        _table(_flatten(summary))
+        if isinstance(summary, dict)
+        else '<p class="muted">No train_summary.json (the run has not finished).</p>'
+    )
     if isinstance(info, dict):
         if isinstance(info.get("argv"), list):
             info["argv"] = " ".join(map(str, info["argv"]))
@@ -419,11 +468,15 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
 
     metric_blocks = []
     if computed is not None:
-        metric_blocks.append(f"<h3>Computed now on split {_e(split)} of {_e(data)}</h3>"
-                             + _table(_flatten(computed), ("metric", "value")))
+        metric_blocks.append(
+            f"<h3>Computed now on split {_e(split)} of {_e(data)}</h3>"
+            + _table(_flatten(computed), ("metric", "value"))
+        )
     elif data is not None:
-        metric_blocks.append(f'<p class="muted">Split {_e(split)} of {_e(data)} has no ground-truth part '
-                             "labels: no metrics computed.</p>")
+        metric_blocks.append(
+            f'<p class="muted">Split {_e(split)} of {_e(data)} has no ground-truth part '
+            "labels: no metrics computed.</p>"
+        )
     for name, values in _stored_metrics(folder):
         metric_blocks.append(f"<h3>{_e(name)}</h3>" + _table(_flatten(values), ("metric", "value")))
     none = '<p class="muted">No metrics JSON in the run folder; pass a dataset to compute them.</p>'
@@ -433,21 +486,28 @@ def write_report(run: str | Path, data: str | None = None, out: str | Path | Non
         sections.append(("images", f"Parts on the {split} images", _grid_section(kept, dataset)))
         sections.append(("galleries", "Part galleries", _gallery_section(kept, dataset)))
     else:
-        sections.append(("images", "Parts on the test images",
-                         '<p class="muted">Give a dataset (<code>--data</code>) to show images with their '
-                         "parts and the per-part galleries.</p>"))
+        sections.append(
+            (
+                "images",
+                "Parts on the test images",
+                '<p class="muted">Give a dataset (<code>--data</code>) to show images with their '
+                "parts and the per-part galleries.</p>",
+            )
+        )
 
     nav = " · ".join(f'<a href="#{a}">{_e(t)}</a>' for a, t, _ in sections)
     body = "".join(f'<section id="{a}"><h2>{_e(t)}</h2>{content}</section>' for a, t, content in sections)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     model = "the newest checkpoint" if source == folder else source.name
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>Part discovery report: {_e(folder.name)}</title><style>{_CSS}</style></head><body>"
-            f"<h1>Part discovery report: {_e(folder.name)}</h1>"
-            f'<p class="muted">Run {_e(folder.resolve())} · model: {_e(model)} · '
-            f"generated {_e(stamp)}</p>"
-            f"<nav>{nav}</nav>{body}</body></html>\n")
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Part discovery report: {_e(folder.name)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>Part discovery report: {_e(folder.name)}</h1>"
+        f'<p class="muted">Run {_e(folder.resolve())} · model: {_e(model)} · '
+        f"generated {_e(stamp)}</p>"
+        f"<nav>{nav}</nav>{body}</body></html>\n"
+    )
     return atomic_write_text(out, page)
 
 
