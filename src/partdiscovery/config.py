@@ -210,7 +210,8 @@ def _from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     if unknown:
         prefix = f"{where}." if where else ""
         raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]}; valid keys of {where or 'the config'}: {', '.join(sorted(names))}"
+            f"unknown config key {prefix}{unknown[0]}; valid keys of {where or 'the config'}: "
+            + ", ".join(sorted(names))
         )
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)

@@ -180,7 +180,7 @@ class PartSegmenter:
         ``mask``: optional foreground mask (bool/0-255 array or PIL image).
         """
         if isinstance(image, Image.Image):
-            image = np.asarray(image.convert("RGB"))
+            image = np.array(image.convert("RGB"))
         if isinstance(image, np.ndarray):
             image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
         fg = None

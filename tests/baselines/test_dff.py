@@ -51,9 +51,14 @@ class MixtureImages(PartDataset):
             fg = np.zeros((SIZE, SIZE), bool)
             fg[2:-2, 1:-1] = True
             rgb = np.where(fg[..., None], activations, 0)
-            self.samples.append(RawSample(
-                id=image_id, image=Image.fromarray(np.round(rgb * 255).astype(np.uint8)), fg_mask=fg,
-                part_labels=np.where(fg, labels + 1, 0).astype(np.int64)))
+            self.samples.append(
+                RawSample(
+                    id=image_id,
+                    image=Image.fromarray(np.round(rgb * 255).astype(np.uint8)),
+                    fg_mask=fg,
+                    part_labels=np.where(fg, labels + 1, 0).astype(np.int64),
+                )
+            )
 
     def load(self, index: int) -> RawSample:
         return self.samples[index]
@@ -88,7 +93,9 @@ def test_end_to_end_on_the_synthetic_dataset(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights
         phi = create_feature_extractor("efficientnet_lite0", pretrained=False, normalize=False)
-    model = fit_dff(phi, open_dataset(data, "train"), 3, 48, pixels_per_image=50, batch_size=4, progress=False)
+    model = fit_dff(
+        phi, open_dataset(data, "train"), 3, 48, pixels_per_image=50, batch_size=4, progress=False
+    )
     test = open_dataset(data, "test")
     preds = list(predict_dff(phi, model, test, 48, batch_size=4, progress=False))
     assert [p.id for p in preds] == list(test.ids)

@@ -260,11 +260,6 @@ def test_exif_orientation_is_applied(tmp_path):
     assert np.abs(rgb[-2, 1] - (0, 0, 255)).max() < 40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: PartFolderDataset.validate compares masks with the raw "
-    "(un-rotated) image size, load() with the EXIF-rotated one",
-)
 def test_exif_rotated_image_in_a_part_folder(tmp_path):
     root = make_folder(tmp_path / "ds", ids=("a",), parts=False)
     (root / "images" / "a.png").unlink()
@@ -284,9 +279,6 @@ def test_masks_in_other_modes(tmp_path):
     assert np.array_equal(read_mask(save(tmp_path, wide, "m16.png")), m)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="src bug: read_mask rescales 16-bit masks to 8 bits, so 0/1 becomes 0/0"
-)
 def test_16_bit_mask_with_values_0_and_1(tmp_path):
     m = mask_array() > 0
     assert np.array_equal(read_mask(save(tmp_path, Image.fromarray(m.astype(np.uint16)), "m01.png")), m)

@@ -41,8 +41,11 @@ def naive_concentration(maps, eps):
         pdf = pdf / pdf.sum()
         cx = sum(float(pdf[y, x]) * coord(x, w) for y in range(h) for x in range(w))
         cy = sum(float(pdf[y, x]) * coord(y, h) for y in range(h) for x in range(w))
-        total += sum(float(pdf[y, x]) * ((coord(x, w) - cx) ** 2 + (coord(y, h) - cy) ** 2)
-                     for y in range(h) for x in range(w))
+        total += sum(
+            float(pdf[y, x]) * ((coord(x, w) - cx) ** 2 + (coord(y, h) - cy) ** 2)
+            for y in range(h)
+            for x in range(w)
+        )
     return total / b
 
 
@@ -145,8 +148,15 @@ def test_training_step_reaches_every_parameter(tiny_config):
     mask = torch.zeros(2, 1, 48, 48)
     mask[..., 8:40, 12:36] = 1
     losses = method.training_step({"image": images, "fg_mask": mask}, torch.Generator().manual_seed(1))
-    assert set(losses) == {"concentration", "equivariance", "centre_equivariance", "semantic",
-                           "orthonormality", "background", "total"}
+    assert set(losses) == {
+        "concentration",
+        "equivariance",
+        "centre_equivariance",
+        "semantic",
+        "orthonormality",
+        "background",
+        "total",
+    }
     assert all(math.isfinite(float(v)) for v in losses.values())
     losses["total"].backward()
     assert method.part_basis.grad is not None and method.part_basis.grad.abs().sum() > 0
@@ -170,4 +180,6 @@ def test_trainer_run_gives_a_loadable_segmenter(scops_run, tiny_dataset):
     assert labels.shape == test.load(0).fg_mask.shape
     assert labels.min() >= 0 and labels.max() <= cfg.model.num_parts
     preds = list(seg.predict_dataset(test, batch_size=4, progress=False))
-    assert len(preds) == len(test) and all(np.isin(p.parts, range(cfg.model.num_parts + 1)).all() for p in preds)
+    assert len(preds) == len(test) and all(
+        np.isin(p.parts, range(cfg.model.num_parts + 1)).all() for p in preds
+    )

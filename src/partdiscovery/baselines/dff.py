@@ -58,21 +58,32 @@ class DFFModel:
         return activations * np.linalg.norm(self.nmf.components_, axis=1)
 
 
-def fit_dff(phi: DenseFeatures, dataset: PartDataset, num_parts: int, input_size: int, seed: int = 0,
-            pixels_per_image: int = 200, batch_size: int = 16, progress: bool = True, max_iter: int = 400,
-            nonnegative: str = "split") -> DFFModel:
+def fit_dff(
+    phi: DenseFeatures,
+    dataset: PartDataset,
+    num_parts: int,
+    input_size: int,
+    seed: int = 0,
+    pixels_per_image: int = 200,
+    batch_size: int = 16,
+    progress: bool = True,
+    max_iter: int = 400,
+    nonnegative: str = "split",
+) -> DFFModel:
     """Factorise φ features of up to ``pixels_per_image`` random foreground pixels per training image.
 
     ``phi`` should give raw activations (``normalize=False``); ``nonnegative``: ``split`` or ``clamp``
     (see the module docstring); ``max_iter``: NMF coordinate-descent iterations.
     """
-    model = DFFModel(NMF(n_components=num_parts, init="nndsvda", max_iter=max_iter, random_state=seed),
-                     nonnegative)
+    model = DFFModel(
+        NMF(n_components=num_parts, init="nndsvda", max_iter=max_iter, random_state=seed), nonnegative
+    )
     rng = np.random.default_rng(seed)
     feature_size = input_size // phi.stride
     samples = []
-    for _, feats, masks in _feature_batches(phi, dataset, input_size, feature_size, batch_size,
-                                            "DFF features", progress):
+    for _, feats, masks in _feature_batches(
+        phi, dataset, input_size, feature_size, batch_size, "DFF features", progress
+    ):
         for f, m in zip(feats, masks):
             pixels = model.pixel_features(f[None])[m[0].flatten().numpy()]
             if len(pixels) > pixels_per_image:
@@ -87,12 +98,19 @@ def fit_dff(phi: DenseFeatures, dataset: PartDataset, num_parts: int, input_size
     return model
 
 
-def predict_dff(phi: DenseFeatures, model: DFFModel, dataset: PartDataset, input_size: int,
-                batch_size: int = 16, progress: bool = True) -> Iterator[Prediction]:
+def predict_dff(
+    phi: DenseFeatures,
+    model: DFFModel,
+    dataset: PartDataset,
+    input_size: int,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> Iterator[Prediction]:
     """Strongest-factor part labels at original resolution, masked by the dataset's foreground."""
     feature_size = input_size // phi.stride
-    for batch, feats, _ in _feature_batches(phi, dataset, input_size, feature_size, batch_size,
-                                            "DFF predict", progress):
+    for batch, feats, _ in _feature_batches(
+        phi, dataset, input_size, feature_size, batch_size, "DFF predict", progress
+    ):
         b = feats.shape[0]
         scores = torch.from_numpy(model.scores(model.pixel_features(feats))).float()
         # [B*h*w, K] -> [B, K, h, w]; upsampled like a network's logits.
@@ -102,5 +120,10 @@ def predict_dff(phi: DenseFeatures, model: DFFModel, dataset: PartDataset, input
             full = uncrop(scores[i : i + 1], batch["box"][i], h, w)[0]
             fg = batch["fg_mask_full"][i]
             parts = np.where(fg, full.argmax(0).numpy() + 1, 0).astype(np.int64)
-            yield Prediction(id=image_id, parts=parts, fg_mask=fg, part_labels=batch["part_labels"][i],
-                             keypoints=batch["keypoints"][i])
+            yield Prediction(
+                id=image_id,
+                parts=parts,
+                fg_mask=fg,
+                part_labels=batch["part_labels"][i],
+                keypoints=batch["keypoints"][i],
+            )

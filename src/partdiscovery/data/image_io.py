@@ -83,8 +83,9 @@ def read_mask(path: str | Path) -> np.ndarray:
     Raises :class:`DatasetError` for values other than two levels {0, x}.
     """
     path = Path(path)
-    img = _to_8bit(_open(path, "mask"))
-    if img.mode not in ("L", "1", "P"):
+    img = _open(path, "mask")
+    # Judge the raw values: rescaling a 16-bit 0/1 mask to 8 bits would turn 1 into 0.
+    if img.mode not in ("L", "1", "P", "I;16", "I;16B", "I;16L", "I", "F"):
         img = img.convert("L")
     arr = np.asarray(img)
     values = np.unique(arr)

@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from partdiscovery.data.base import PartDataset, RawSample, safe_join
 from partdiscovery.data.image_io import read_image, read_labels, read_mask
@@ -121,8 +120,8 @@ class PartFolderDataset(PartDataset):
                 )
                 continue
             try:
-                with Image.open(image_path) as im:
-                    size = im.size
+                # Decode fully (a truncated file fails here, not mid-training) with EXIF orientation applied.
+                size = read_image(image_path).size
                 mask = read_mask(self._mask_path(image_id))
                 if mask.shape[::-1] != size:
                     problems.append(
@@ -144,8 +143,8 @@ class PartFolderDataset(PartDataset):
                         problems.append(f"{parts_path}: part labels are missing")
             except DatasetError as e:
                 problems.append(str(e))
-            except OSError as e:
-                problems.append(f"{image_path}: cannot read image ({e})")
+        if len(problems) == 1:
+            raise DatasetError(problems[0])
         if problems:
             more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
             raise DatasetError(

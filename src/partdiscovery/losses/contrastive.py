@@ -4,7 +4,8 @@ For the prototype ``z_k^b`` of part k in image b (L2-normalised), the positive i
 ``z_k^{b'}`` of another image b' drawn uniformly among the other images; the negatives are every
 prototype of every *other* part index in every image of the batch (including b itself):
 
-    L_c = -1/(BK) sum_{b,k} log [ exp(<z_k^b, z_k^b'>/τ) / (exp(<z_k^b, z_k^b'>/τ) + sum_{b'', j != k} exp(<z_k^b, z_j^b''>/τ)) ]
+    L_c = -1/(BK) sum_{b,k} log [ exp(s_pos) / (exp(s_pos) + sum_{b'', j != k} exp(<z_k^b, z_j^b''>/τ)) ],
+    s_pos = <z_k^b, z_k^b'>/τ
 
 The reference code drew the other image with an off-by-one that never picked the last index; here
 ``b' = (b + U{1..B-1}) mod B``, uniform over the other images.

@@ -86,8 +86,9 @@ def concentration_loss(part_maps: torch.Tensor, eps: float = CENTRE_EPS) -> torc
     return variance.sum(dim=1).mean()
 
 
-def centre_equivariance_loss(pred_maps: torch.Tensor, target_maps: torch.Tensor,
-                             eps: float = CENTRE_EPS) -> torch.Tensor:
+def centre_equivariance_loss(
+    pred_maps: torch.Tensor, target_maps: torch.Tensor, eps: float = CENTRE_EPS
+) -> torch.Tensor:
     """Part centres must move with the warp: MSE between the centres of ``f(T(x2))`` and ``T(f(x1))``.
 
         L_ceq = 1/(2BK) sum_{b,k} ||c_k(R^{T(x2)}) - c_k(T(R^{x1}))||^2
@@ -100,8 +101,9 @@ def centre_equivariance_loss(pred_maps: torch.Tensor, target_maps: torch.Tensor,
     return F.mse_loss(part_centres(pred_maps, eps), part_centres(target_maps, eps))
 
 
-def semantic_consistency_loss(part_maps: torch.Tensor, features: torch.Tensor,
-                              basis: torch.Tensor) -> torch.Tensor:
+def semantic_consistency_loss(
+    part_maps: torch.Tensor, features: torch.Tensor, basis: torch.Tensor
+) -> torch.Tensor:
     """Reconstruct the (foreground-masked, non-negative) φ features from the part maps and a part basis.
 
         L_sc = 1/(BCHW) sum_{b,u,c} ( sum_k R_k(u) w_k[c] - φ(u)[c] )^2

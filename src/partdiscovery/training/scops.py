@@ -56,8 +56,13 @@ from partdiscovery.models import PartOutput, PartSegmentationNet, create_feature
 from partdiscovery.training.method import METHODS, FrozenFeaturesMixin, downsample
 
 # The released configuration's weights, in the reference's normalisations.
-REFERENCE_WEIGHTS = {"concentration": 1e1, "equivariance": 1e3, "centre_equivariance": 1e2,
-                     "semantic": 1e4, "orthonormality": 1e-1}
+REFERENCE_WEIGHTS = {
+    "concentration": 1e1,
+    "equivariance": 1e3,
+    "centre_equivariance": 1e2,
+    "semantic": 1e4,
+    "orthonormality": 1e-1,
+}
 REFERENCE_BATCH_SIZE = 6
 """The reference concentration loss is divided by the batch size twice; at its batch size of 6."""
 LOSS_SCALE = 1e-3
@@ -114,10 +119,14 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
         self.cfg = cfg
         self.weights = scops_loss_weights(cfg.model.num_parts)
         self.net = PartSegmentationNet(cfg.model)
-        self._set_phi(create_feature_extractor(
-            cfg.model.feature_extractor, pretrained=cfg.model.pretrained, weights=cfg.model.feature_weights,
-            normalize=False,
-        ))
+        self._set_phi(
+            create_feature_extractor(
+                cfg.model.feature_extractor,
+                pretrained=cfg.model.pretrained,
+                weights=cfg.model.feature_weights,
+                normalize=False,
+            )
+        )
         channels = self.phi.channels * (2 if NONNEGATIVE_FEATURES == "split" else 1)
         # As the reference: |N(0, 1)| initialisation, made non-negative by a ReLU in use.
         self.part_basis = nn.Parameter(torch.randn(cfg.model.num_parts, channels).abs())
@@ -143,11 +152,13 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
         g = generator
 
         view2 = photometric_jitter(images, self.cfg.data.jitter, g).to(images)
-        grid = random_warp_grid(b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range,
-                                cfg.translation).to(images)
+        grid = random_warp_grid(
+            b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range, cfg.translation
+        ).to(images)
         out = self.net(torch.cat([images, warp(view2, grid)]))
-        log_probs = scops_log_probs(PartOutput(downsample(out.logits, stride),
-                                               downsample(out.background_logits, stride)))
+        log_probs = scops_log_probs(
+            PartOutput(downsample(out.logits, stride), downsample(out.background_logits, stride))
+        )
         log_probs1, log_probs2 = log_probs.split(b)
         probs1, probs2 = log_probs1.exp(), log_probs2.exp()
 
@@ -166,7 +177,9 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
 
         bg1, bg2 = out.background_logits.split(b)
         warped_mask = (warp(fg_mask, grid) > 0.5).to(fg_mask)
-        losses["background"] = 0.5 * (F.binary_cross_entropy_with_logits(bg1, 1 - fg_mask)
-                                      + F.binary_cross_entropy_with_logits(bg2, 1 - warped_mask))
+        losses["background"] = 0.5 * (
+            F.binary_cross_entropy_with_logits(bg1, 1 - fg_mask)
+            + F.binary_cross_entropy_with_logits(bg2, 1 - warped_mask)
+        )
         losses["total"] = total + cfg.background * losses["background"]
         return losses

@@ -254,6 +254,9 @@ class Trainer:
                     k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
                     for k, v in batch.items()
                 }
+                # A skipped (non-finite) step must leave no trace: its forward pass already updated the
+                # BatchNorm running statistics, so keep a copy to restore.
+                buffers = [b.detach().clone() for b in method.buffers()]
                 losses = method.training_step(
                     batch, torch_generator(cfg.train.seed, 3, step), shard if dist_info.enabled else None
                 )
@@ -263,8 +266,11 @@ class Trainer:
                     finite = mean_across({"finite": float(finite)}, self.device)["finite"] == 1.0
                 if not finite:
                     bad_steps += 1
+                    with torch.no_grad():
+                        for buf, saved in zip(method.buffers(), buffers):
+                            buf.copy_(saved)
                     warnings.warn(
-                        f"step {step}: non-finite loss ({float(total)}), step skipped", stacklevel=1
+                        f"step {step}: non-finite loss ({float(total.detach())}), step skipped", stacklevel=1
                     )
                     if bad_steps >= cfg.train.max_bad_steps:
                         raise TrainingDivergedError(
