@@ -80,10 +80,10 @@ class ModelConfig:
 class LossConfig:
     """Loss weights and the hyper-parameters of the four losses (paper Sec. 3)."""
 
-    feature: float = 1.0
-    contrastive: float = 1.0
+    feature: float = 5.0
+    contrastive: float = 0.2
     visual: float = 0.3
-    equivariance: float = 3.0
+    equivariance: float = 0.2
     background: float = 1.0
     """Weight of the foreground/background cross-entropy (only with ``model.learned_background``)."""
     temperature: float = 0.19
@@ -101,9 +101,9 @@ class LossConfig:
 class OptimConfig:
     optimizer: str = "adam"
     """``adam`` or ``sgd``."""
-    lr: float = 1e-3
+    lr: float = 3e-3
     """Learning rate of the head (decoder + classifier)."""
-    backbone_lr: float = 1e-4
+    backbone_lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "poly"

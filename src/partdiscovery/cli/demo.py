@@ -25,7 +25,7 @@ def run_demo(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict:
-    from partdiscovery.cli.main import evaluate_run_or_predictions, run_kmeans_baseline, run_training
+    from partdiscovery.cli.main import evaluate_run_or_predictions, run_baseline, run_training
     from partdiscovery.config import load_config
     from partdiscovery.data import open_dataset
     from partdiscovery.data.synth import generate_synthetic_dataset
@@ -72,8 +72,8 @@ def run_demo(
 
     say("[4/5] k-means baseline on the same φ features")
     t = time.perf_counter()
-    run_kmeans_baseline(
-        str(data), out / "kmeans", DEMO_PARTS, cfg.data.input_size, seed=0, progress=not quiet
+    run_baseline(
+        "kmeans", str(data), out / "kmeans", DEMO_PARTS, cfg.data.input_size, seed=0, progress=not quiet
     )
     kmeans = evaluate_run_or_predictions(str(data), "test", predictions=str(out / "kmeans"), progress=False)
     timings["kmeans_s"] = time.perf_counter() - t

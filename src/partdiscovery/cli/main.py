@@ -133,7 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------- baseline
-def run_kmeans_baseline(
+def run_baseline(
+    name: str,
     data: str,
     out: str | Path,
     parts: int,
@@ -144,30 +145,35 @@ def run_kmeans_baseline(
     feature_extractor: str = "efficientnet_lite0",
     progress: bool = True,
 ) -> Path:
-    from partdiscovery.baselines import fit_kmeans, predict_kmeans
+    """Fit baseline ``name`` on the train split's φ features and write its ``split`` predictions to ``out``."""
+    from partdiscovery.baselines import BASELINES
     from partdiscovery.data import open_dataset
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.models import create_feature_extractor
     from partdiscovery.utils.io import atomic_write_json
     from partdiscovery.utils.seed import seed_everything
 
+    baseline = BASELINES.build(name)
     seed_everything(seed)
-    phi = create_feature_extractor(feature_extractor, pretrained=pretrained)
+    phi = create_feature_extractor(
+        feature_extractor, pretrained=pretrained, normalize=baseline.normalize_features
+    )
     started = time.perf_counter()
-    kmeans = fit_kmeans(phi, open_dataset(data, "train"), parts, input_size, seed=seed, progress=progress)
+    model = baseline.fit(phi, open_dataset(data, "train"), parts, input_size, seed=seed, progress=progress)
     for _ in write_predictions(
-        predict_kmeans(phi, kmeans, open_dataset(data, split), input_size, progress=progress), out
+        baseline.predict(phi, model, open_dataset(data, split), input_size, progress=progress), out
     ):
         pass
     atomic_write_json(
         Path(out) / "baseline_info.json",
         {
-            "baseline": "kmeans",
+            "baseline": name,
             "parts": parts,
             "input_size": input_size,
             "seed": seed,
             "split": split,
             "feature_extractor": feature_extractor,
+            "normalize_features": baseline.normalize_features,
             "pretrained": pretrained,
             "data": str(data),
             "wall_s": round(time.perf_counter() - started, 2),
@@ -177,7 +183,8 @@ def run_kmeans_baseline(
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    out = run_kmeans_baseline(
+    out = run_baseline(
+        args.name,
         args.data,
         args.out,
         args.parts,
@@ -259,6 +266,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from partdiscovery.baselines import BASELINES
     from partdiscovery.evaluation.protocols import PROTOCOLS
 
     parser = argparse.ArgumentParser(
@@ -318,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("baseline", help="run a baseline and write its predictions")
-    p.add_argument("name", choices=["kmeans"], help="the baseline")
+    p.add_argument("name", choices=BASELINES.names(), help="the baseline")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="folder for <id>.png predictions")
     p.add_argument("--parts", type=int, default=4)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -54,6 +55,7 @@ from partdiscovery.losses.scops import (
 )
 from partdiscovery.models import PartOutput, PartSegmentationNet, create_feature_extractor
 from partdiscovery.training.method import METHODS, FrozenFeaturesMixin, downsample
+from partdiscovery.utils.distributed import Shard
 
 # The released configuration's weights, in the reference's normalisations.
 REFERENCE_WEIGHTS = {
@@ -88,6 +90,15 @@ def scops_loss_weights(num_parts: int) -> dict[str, float]:
     w["concentration"] /= REFERENCE_BATCH_SIZE
     w["equivariance"] /= num_parts + 1
     return {k: v * LOSS_SCALE for k, v in w.items()}
+
+
+def _average_over_processes(grad: torch.Tensor) -> torch.Tensor:
+    """Gradient hook: the mean of ``grad`` over the processes of a distributed run (else ``grad``)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return grad
+    grad = grad.clone()
+    dist.all_reduce(grad)
+    return grad / dist.get_world_size()
 
 
 def scops_log_probs(out: PartOutput) -> torch.Tensor:
@@ -130,6 +141,8 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
         channels = self.phi.channels * (2 if NONNEGATIVE_FEATURES == "split" else 1)
         # As the reference: |N(0, 1)| initialisation, made non-negative by a ReLU in use.
         self.part_basis = nn.Parameter(torch.randn(cfg.model.num_parts, channels).abs())
+        # DistributedDataParallel wraps only f: average the basis gradient over processes here.
+        self.part_basis.register_hook(_average_over_processes)
 
     @property
     def basis(self) -> torch.Tensor:
@@ -144,18 +157,21 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
             {"params": self.net.head_parameters(), "lr": optim.lr, "name": "head"},
         ]
 
-    def training_step(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, batch: dict, generator: torch.Generator, shard: Shard | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Named losses of one step. ``shard``: this process's slice of the global batch (distributed)."""
         cfg, wt = self.cfg.loss, self.weights
         images, fg_mask = batch["image"], batch["fg_mask"]
         b, _, h, w = images.shape
         stride = cfg.loss_stride
         g = generator
 
-        view2 = photometric_jitter(images, self.cfg.data.jitter, g).to(images)
+        view2 = photometric_jitter(images, self.cfg.data.jitter, g, shard).to(images)
         grid = random_warp_grid(
-            b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range, cfg.translation
+            b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range, cfg.translation, shard=shard
         ).to(images)
-        out = self.net(torch.cat([images, warp(view2, grid)]))
+        out = self.run_net(torch.cat([images, warp(view2, grid)]))
         log_probs = scops_log_probs(
             PartOutput(downsample(out.logits, stride), downsample(out.background_logits, stride))
         )
