@@ -1,0 +1,177 @@
+"""Quality benchmark: the method vs k-means, DFF and SCOPS on the same data and evaluation.
+
+For every dataset (default: a synthetic set plus ``../shared/data/ccp`` and ``../shared/data/pascal_person``
+when present) and every K, it trains the method and SCOPS with the same CPU budget (steps, batch, input
+size), fits k-means and DFF on the training split, scores everything on the test split (FG-NMI, FG-ARI,
+NMI, ARI, %), and writes a markdown table with wall times to ``benchmarks/out/quality.md`` (and JSON),
+plus one overlay grid per dataset. ``--ablation`` also trains the method with each loss dropped in turn.
+
+    python benchmarks/quality.py                    # full: K = 4 and 8, all datasets
+    python benchmarks/quality.py --quick            # K = 4, fewer steps and images, < 10 minutes
+    python benchmarks/quality.py --datasets ccp --parts 4 --ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from partdiscovery.cli.main import run_baseline, run_training
+from partdiscovery.config import load_config
+from partdiscovery.data import open_dataset
+from partdiscovery.data.image_io import read_labels
+from partdiscovery.data.synth import generate_synthetic_dataset
+from partdiscovery.evaluation import read_prediction_dir, score_pixels, write_predictions
+from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.utils.io import atomic_save_image, atomic_write_json, atomic_write_text
+from partdiscovery.viz import colourise, grid, overlay
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+LOSSES = ("feature", "contrastive", "visual", "equivariance")
+
+
+def dataset_paths(names: list[str], out: Path, quick: bool) -> dict[str, Path]:
+    paths = {}
+    for name in names:
+        if name == "synth":
+            target = out / "data" / "synth"
+            if not (target / "test.txt").exists():
+                generate_synthetic_dataset(target, n=200 if quick else 400, num_parts=4, size=128, seed=0)
+            paths[name] = target
+        elif (SHARED / name).is_dir():
+            paths[name] = SHARED / name
+        else:
+            print(f"skipping {name}: {SHARED / name} not found", file=sys.stderr)
+    return paths
+
+
+def score_dir(data: Path, pred_dir: Path) -> dict:
+    return score_pixels(read_prediction_dir(pred_dir, open_dataset(data, "test", require_parts=True)))
+
+
+def train_and_predict(data: Path, out: Path, overrides: list[str]) -> tuple[dict, float]:
+    cfg = load_config("cpu", overrides=overrides)
+    started = time.perf_counter()
+    run_training(cfg, str(data), out / "run", device="cpu", overwrite=True, quiet=True)
+    seg = PartSegmenter.load(out / "run", device="cpu")
+    test = open_dataset(data, "test", require_parts=True)
+    for _ in write_predictions(seg.predict_dataset(test, progress=False), out / "pred"):
+        pass
+    return score_dir(data, out / "pred"), time.perf_counter() - started
+
+
+def save_grid(data: Path, pred_dirs: dict[str, Path], path: Path, n: int = 6) -> None:
+    test = open_dataset(data, "test", require_parts=True)
+    rows = []
+    for index in range(min(n, len(test))):
+        raw = test.load(index)
+        from PIL import Image
+
+        row = [raw.image, Image.fromarray(colourise(raw.part_labels))]
+        row += [overlay(raw.image, read_labels(d / f"{raw.id}.png")) for d in pred_dirs.values()]
+        rows.append(row)
+    atomic_save_image(path, grid(rows, cell=128))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["synth", "ccp", "pascal_person"])
+    ap.add_argument("--parts", nargs="+", type=int, default=None, help="default: 4 8 (quick: 4)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default 500, quick 150)")
+    ap.add_argument("--methods", nargs="+", default=["method", "scops", "kmeans", "dff"])
+    ap.add_argument("--ablation", action="store_true", help="also drop each loss in turn (first K only)")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "quality"))
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    parts_list = args.parts or ([4] if args.quick else [4, 8])
+    steps = args.steps or (150 if args.quick else 500)
+    out = Path(args.out)
+    base = [f"train.steps={steps}", f"train.checkpoint_every={steps}", f"train.threads={args.threads}"]
+
+    started = time.perf_counter()
+    rows = []
+    for name, data in dataset_paths(args.datasets, out, args.quick).items():
+        for k in parts_list:
+            where = out / name / f"K{k}"
+            pred_dirs: dict[str, Path] = {}
+            for method in args.methods:
+                t = time.perf_counter()
+                if method in ("method", "scops"):
+                    extra = ["method=scops"] if method == "scops" else []
+                    result, _ = train_and_predict(
+                        data, where / method, base + [f"model.num_parts={k}"] + extra
+                    )
+                    pred_dirs[method] = where / method / "pred"
+                else:
+                    run_baseline(method, str(data), where / method, k, progress=False)
+                    result = score_dir(data, where / method)
+                    pred_dirs[method] = where / method
+                wall = time.perf_counter() - t
+                rows.append(
+                    {
+                        "dataset": name,
+                        "K": k,
+                        "method": method,
+                        **result,
+                        "wall_s": round(wall, 1),
+                        "steps": steps if method in ("method", "scops") else None,
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
+            if k == parts_list[0]:
+                save_grid(data, pred_dirs, out / f"{name}_K{k}_grid.png")
+            if args.ablation and k == parts_list[0]:
+                for dropped in LOSSES:
+                    t = time.perf_counter()
+                    result, _ = train_and_predict(
+                        data, where / f"no_{dropped}", base + [f"model.num_parts={k}", f"loss.{dropped}=0"]
+                    )
+                    rows.append(
+                        {
+                            "dataset": name,
+                            "K": k,
+                            "method": f"method without {dropped}",
+                            **result,
+                            "wall_s": round(time.perf_counter() - t, 1),
+                            "steps": steps,
+                        }
+                    )
+                    print(json.dumps(rows[-1]), flush=True)
+
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    )
+    command = "python benchmarks/quality.py " + " ".join(sys.argv[1:])
+    lines = [
+        f"Command: `{command}`  ",
+        f"Machine: {machine}, {args.threads} threads; date {datetime.date.today()}; "
+        f"total wall time {time.perf_counter() - started:.0f} s",
+        "",
+        "| dataset | K | method | FG-NMI | FG-ARI | NMI | ARI | wall s | steps |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['K']} | {r['method']} | {r['fg_nmi']:.1f} | {r['fg_ari']:.1f} | "
+            f"{r['nmi']:.1f} | {r['ari']:.1f} | {r['wall_s']:.0f} | {r['steps'] or '-'} |"
+        )
+    atomic_write_text(out / "quality.md", "\n".join(lines) + "\n")
+    atomic_write_json(out / "quality.json", {"command": command, "machine": machine, "rows": rows})
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
