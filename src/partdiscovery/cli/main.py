@@ -95,6 +95,7 @@ def evaluate_run_or_predictions(
     device: str = "auto",
     progress: bool = True,
     protocol: str | None = None,
+    use_masks: bool = True,
 ) -> dict:
     """Score a run or a predictions folder with ``protocol`` (default: the dataset's own)."""
     from partdiscovery.evaluation.protocols import default_protocol, evaluate_protocol
@@ -107,6 +108,7 @@ def evaluate_run_or_predictions(
         predictions=predictions,
         device=device,
         progress=progress,
+        use_masks=use_masks,
     )
 
 
@@ -124,7 +126,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.run) == bool(args.predictions):
         raise PartDiscoveryError("give exactly one of --run RUN or --predictions DIR")
     result = evaluate_run_or_predictions(
-        args.data, args.split, args.run, args.predictions, args.device, not args.quiet, args.protocol
+        args.data,
+        args.split,
+        args.run,
+        args.predictions,
+        args.device,
+        not args.quiet,
+        args.protocol,
+        use_masks=not args.no_masks,
     )
     _print_metrics(result)
     if args.json:
@@ -321,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         choices=PROTOCOLS.names(),
         help="default: cub-keypoints for cub:..., pixel otherwise (see docs/reproduce.md)",
+    )
+    p.add_argument(
+        "--no-masks",
+        action="store_true",
+        help="score the model's learned background instead of the dataset's masks (adds fg_iou)",
     )
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_evaluate)

@@ -58,19 +58,29 @@ def write_predictions(predictions: Iterable[Prediction], out_dir: str | Path) ->
         yield pred
 
 
-def score_pixels(predictions: Iterable[Prediction]) -> dict:
+def score_pixels(predictions: Iterable[Prediction], use_given_masks: bool = True) -> dict:
     """Pixel-level FG-NMI/FG-ARI/NMI/ARI (percentages) pooled over all images.
 
     FG: pixels inside the ground-truth mask, predicted part vs ground-truth part. Full: every pixel,
     with the prediction's background (0) and the ground truth's background as clusters of their own.
-    The prediction is masked with the ground-truth mask first, as in the paper (the method is given
-    the foreground masks).
+
+    ``use_given_masks``: mask each prediction with the ground-truth foreground first, as in the paper
+    (the method is given the masks). With False the prediction's own background is scored (a model
+    with a learned background on raw images): predicted-background pixels inside the ground-truth
+    foreground count as a cluster of their own, and ``fg_iou`` (%) of the predicted foreground is added.
     """
     metrics = PartMetrics()
+    intersection = union = 0
     for pred in predictions:
         if pred.part_labels is None:
             raise DatasetError(f"image {pred.id}: has no ground-truth part labels to score against")
         fg = pred.part_labels > 0 if pred.fg_mask is None else pred.fg_mask
-        parts = np.where(fg, pred.parts, 0)
+        parts = np.where(fg, pred.parts, 0) if use_given_masks else pred.parts
         metrics.update(parts, pred.part_labels, fg)
-    return metrics.summary()
+        predicted_fg = pred.parts > 0
+        intersection += int(np.count_nonzero(predicted_fg & fg))
+        union += int(np.count_nonzero(predicted_fg | fg))
+    result = metrics.summary()
+    if not use_given_masks:
+        result["fg_iou"] = 100.0 * intersection / max(union, 1)
+    return result

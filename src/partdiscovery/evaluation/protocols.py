@@ -59,9 +59,9 @@ Box = Sequence[float]
 
 # ------------------------------------------------------------------------------------------------ pixel
 @PROTOCOLS.register("pixel")
-def pixel_protocol(predictions: Iterable[Prediction], **kw) -> dict:
+def pixel_protocol(predictions: Iterable[Prediction], use_given_masks: bool = True, **kw) -> dict:
     """Pixel FG-NMI/FG-ARI/NMI/ARI (percent) pooled over the split; see :func:`score_pixels`."""
-    return {**score_pixels(predictions), "protocol": "pixel"}
+    return {**score_pixels(predictions, use_given_masks), "protocol": "pixel", "given_masks": use_given_masks}
 
 
 # ------------------------------------------------------------------------------------- cub keypoints
@@ -380,11 +380,13 @@ def evaluate_protocol(
     device: str = "auto",
     progress: bool = True,
     batch_size: int = 8,
+    use_masks: bool = True,
 ) -> dict:
     """Score a run (model) or a predictions folder on dataset spec ``data`` with ``protocol``.
 
     What ``partdiscovery evaluate --protocol NAME`` calls. ``cub-regression`` also reads the train split
-    (a predictions folder must then hold both splits).
+    (a predictions folder must then hold both splits). ``use_masks=False`` scores a model's learned
+    background instead of the dataset's masks (``pixel`` protocol only).
     """
     from partdiscovery.data import open_dataset
 
@@ -400,10 +402,12 @@ def evaluate_protocol(
     if protocol == "pixel":
         dataset = open_dataset(data, split, require_parts=True)
         if run:
-            preds = source.predict_dataset(dataset, batch_size=batch_size, progress=progress)
+            preds = source.predict_dataset(
+                dataset, batch_size=batch_size, use_masks=use_masks, progress=progress
+            )
         else:
             preds = read_prediction_dir(predictions, dataset, progress=progress)
-        result = pixel_protocol(preds)
+        result = pixel_protocol(preds, use_given_masks=use_masks)
     elif protocol == "cub-keypoints":
         result = evaluate_cub_keypoints(source, open_dataset(data, split), batch_size, progress)
     elif protocol == "cub-regression":
