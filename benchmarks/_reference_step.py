@@ -88,9 +88,7 @@ def visual_loss_loop(assign: torch.Tensor, lab: torch.Tensor, mask: torch.Tensor
     return feature_loss_loop(assign, lab, mask)
 
 
-def equivariance_loss_plain(
-    logits2: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
-) -> torch.Tensor:
+def equivariance_loss_plain(logits2: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Paper Eq. 5 with ``F.kl_div``: masked per-pixel KL(target || softmax(logits2)), mean per image."""
     kl = F.kl_div(F.log_softmax(logits2, dim=1), target, reduction="none").sum(dim=1, keepdim=True)
     return ((kl * valid).sum(dim=(1, 2, 3)) / valid.sum(dim=(1, 2, 3)).clamp_min(1.0)).mean()
@@ -110,9 +108,9 @@ def reference_training_step(method, batch: dict, generator: torch.Generator) -> 
 
     view1 = photometric_jitter(images, method.cfg.data.jitter, g).to(images)
     view2 = photometric_jitter(images, method.cfg.data.jitter, g).to(images)
-    grid = random_warp_grid(
-        b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range, cfg.translation
-    ).to(images)
+    grid = random_warp_grid(b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range, cfg.translation).to(
+        images
+    )
 
     logits1 = method.net(view1).logits  # first pass of f
     logits2 = method.net(warp(view2, grid)).logits  # second pass of f

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import NMF
 
-from partdiscovery.baselines.kmeans import _feature_batches
+from partdiscovery.baselines.kmeans import _feature_batches, sample_foreground_pixels
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import uncrop
 from partdiscovery.losses.scops import nonnegative_features
@@ -78,18 +78,17 @@ def fit_dff(
     model = DFFModel(
         NMF(n_components=num_parts, init="nndsvda", max_iter=max_iter, random_state=seed), nonnegative
     )
-    rng = np.random.default_rng(seed)
-    feature_size = input_size // phi.stride
-    samples = []
-    for _, feats, masks in _feature_batches(
-        phi, dataset, input_size, feature_size, batch_size, "DFF features", progress
-    ):
-        for f, m in zip(feats, masks):
-            pixels = model.pixel_features(f[None])[m[0].flatten().numpy()]
-            if len(pixels) > pixels_per_image:
-                pixels = pixels[rng.choice(len(pixels), pixels_per_image, replace=False)]
-            samples.append(pixels)
-    data = np.concatenate(samples)
+    data = sample_foreground_pixels(
+        phi,
+        dataset,
+        input_size,
+        seed,
+        pixels_per_image,
+        batch_size,
+        progress,
+        "DFF features",
+        pixel_features=model.pixel_features,
+    )
     if len(data) < num_parts:
         raise ValueError(f"DFF needs at least {num_parts} foreground pixels, found {len(data)}")
     with warnings.catch_warnings():

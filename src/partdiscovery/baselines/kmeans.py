@@ -42,6 +42,37 @@ def _feature_batches(
         yield batch, feats, masks
 
 
+def sample_foreground_pixels(
+    phi: DenseFeatures,
+    dataset: PartDataset,
+    input_size: int,
+    seed: int = 0,
+    pixels_per_image: int = 200,
+    batch_size: int = 16,
+    progress: bool = True,
+    desc: str = "φ features",
+    pixel_features=None,
+) -> np.ndarray:
+    """φ features of up to ``pixels_per_image`` random foreground pixels per image, ``float32 [N, C]``.
+
+    ``pixel_features``: optional map ``[1, C, h, w] -> [h*w, C']`` (pixel order y, x) applied first
+    (e.g. DFF's non-negative split); default: the raw feature vectors.
+    """
+    rng = np.random.default_rng(seed)
+    feature_size = input_size // phi.stride
+    samples = []
+    for _, feats, masks in _feature_batches(
+        phi, dataset, input_size, feature_size, batch_size, desc, progress
+    ):
+        for f, m in zip(feats, masks):
+            rows = f.flatten(1).t().numpy() if pixel_features is None else pixel_features(f[None])
+            pixels = rows[m[0].flatten().numpy()]
+            if len(pixels) > pixels_per_image:
+                pixels = pixels[rng.choice(len(pixels), pixels_per_image, replace=False)]
+            samples.append(pixels)
+    return np.concatenate(samples).astype(np.float32)
+
+
 def fit_kmeans(
     phi: DenseFeatures,
     dataset: PartDataset,
@@ -53,18 +84,9 @@ def fit_kmeans(
     progress: bool = True,
 ) -> KMeans:
     """Cluster φ features of up to ``pixels_per_image`` random foreground pixels per training image."""
-    rng = np.random.default_rng(seed)
-    feature_size = input_size // phi.stride
-    samples = []
-    for _, feats, masks in _feature_batches(
-        phi, dataset, input_size, feature_size, batch_size, "k-means features", progress
-    ):
-        for f, m in zip(feats, masks):
-            pixels = f.permute(1, 2, 0)[m[0]].numpy()
-            if len(pixels) > pixels_per_image:
-                pixels = pixels[rng.choice(len(pixels), pixels_per_image, replace=False)]
-            samples.append(pixels)
-    data = np.concatenate(samples).astype(np.float32)
+    data = sample_foreground_pixels(
+        phi, dataset, input_size, seed, pixels_per_image, batch_size, progress, "k-means features"
+    )
     return KMeans(n_clusters=num_parts, n_init=10, random_state=seed).fit(data)
 
 

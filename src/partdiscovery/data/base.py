@@ -63,6 +63,28 @@ class PartDataset:
         return f"{type(self).__name__}({self.root}, split={self.split!r}, {len(self)} images)"
 
 
+MAX_REPORTED = 20
+
+
+def raise_problems(root: Path, split: str, problems: list[str], kind: str = "") -> None:
+    """Raise one :class:`DatasetError` for a list of validation problems (nothing if the list is empty).
+
+    One problem is one line; several are listed (up to :data:`MAX_REPORTED`) under a summary line, so
+    a user fixes their data in one pass.
+    """
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise DatasetError(problems[0])
+    more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+    label = f"{kind} problem(s)" if kind else "problem(s)"
+    raise DatasetError(
+        f"{root}: {len(problems)} {label} in split {split!r}:\n  "
+        + "\n  ".join(problems[:MAX_REPORTED])
+        + more
+    )
+
+
 def safe_join(root: Path, relative: str, what: str) -> Path:
     """Join ``relative`` to ``root`` and refuse paths that escape it (``..``, absolute paths, links out)."""
     if not relative or "\x00" in relative:

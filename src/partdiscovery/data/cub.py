@@ -48,7 +48,7 @@ import numpy as np
 from PIL import Image
 
 from partdiscovery.data import DATASETS
-from partdiscovery.data.base import PartDataset, RawSample, safe_join
+from partdiscovery.data.base import PartDataset, RawSample, raise_problems, safe_join
 from partdiscovery.data.image_io import _open, _to_8bit, read_image
 from partdiscovery.errors import DatasetError
 
@@ -77,7 +77,6 @@ JITTER_FRACTION = 0.05
 """Training crops move every side of the padded box by up to this fraction of the box size (CMR)."""
 FOREGROUND_THRESHOLD = 0.5 * 255
 """Soft segmentation values >= this are foreground."""
-MAX_REPORTED = 20
 SPEC_OPTIONS = ("classes", "mask_dir")
 
 
@@ -366,12 +365,7 @@ class CUBDataset(PartDataset):
         return rows
 
     def _raise(self, problems: list[str], kind: str) -> None:
-        more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-        raise DatasetError(
-            f"{self.root}: {len(problems)} {kind} problem(s) in split {self.split!r}:\n  "
-            + "\n  ".join(problems[:MAX_REPORTED])
-            + more
-        )
+        raise_problems(self.root, self.split, problems, kind)
 
     # -------------------------------------------------------------- paths
     def image_path(self, image_id: str) -> Path:

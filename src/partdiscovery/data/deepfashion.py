@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from partdiscovery.data import DATASETS
-from partdiscovery.data.base import PartDataset, RawSample, safe_join
+from partdiscovery.data.base import PartDataset, RawSample, raise_problems, safe_join
 from partdiscovery.data.cub import find_mask_file, parse_spec_options, read_predicted_mask
 from partdiscovery.data.image_io import _open, read_image
 from partdiscovery.errors import DatasetError
@@ -118,7 +118,6 @@ SPLIT_FILES = {
 }
 TRAIN_CROP_SCALE = (0.5, 1.0)
 TRAIN_CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
-MAX_REPORTED = 20
 
 _CODES = np.array([(r << 16) | (g << 8) | b for r, g, b in PALETTE], dtype=np.int64)
 _ORDER = np.argsort(_CODES)
@@ -297,13 +296,7 @@ class DeepFashionDataset(PartDataset):
                     problems.append(f"{self.mask_path(index)}: predicted mask is missing")
             except DatasetError as e:
                 problems.append(str(e))
-        if problems:
-            more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-            raise DatasetError(
-                f"{self.root}: {len(problems)} problem(s) in split {self.split!r}:\n  "
-                + "\n  ".join(problems[:MAX_REPORTED])
-                + more
-            )
+        raise_problems(self.root, self.split, problems)
 
     def load(self, index: int) -> RawSample:
         image_path, segment_path = self.paths(index)

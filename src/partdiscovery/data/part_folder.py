@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from partdiscovery.data.base import PartDataset, RawSample, safe_join
+from partdiscovery.data.base import PartDataset, RawSample, raise_problems, safe_join
 from partdiscovery.data.image_io import read_image, read_labels, read_mask
 from partdiscovery.errors import DatasetError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-MAX_REPORTED = 20
 
 
 def read_split_file(path: Path) -> list[str]:
@@ -143,15 +142,7 @@ class PartFolderDataset(PartDataset):
                         problems.append(f"{parts_path}: part labels are missing")
             except DatasetError as e:
                 problems.append(str(e))
-        if len(problems) == 1:
-            raise DatasetError(problems[0])
-        if problems:
-            more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-            raise DatasetError(
-                f"{self.root}: {len(problems)} problem(s) in split {self.split!r}:\n  "
-                + "\n  ".join(problems[:MAX_REPORTED])
-                + more
-            )
+        raise_problems(self.root, self.split, problems)
 
     def load(self, index: int) -> RawSample:
         image_id = self.ids[index]

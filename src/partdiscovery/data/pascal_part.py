@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from partdiscovery.data import DATASETS
-from partdiscovery.data.base import PartDataset, RawSample, safe_join
+from partdiscovery.data.base import PartDataset, RawSample, raise_problems, safe_join
 from partdiscovery.data.cub import PAD_FRACTION, jitter_padded_box, pad_box, square_around
 from partdiscovery.data.image_io import read_image
 from partdiscovery.errors import DatasetError
@@ -222,7 +222,6 @@ MIN_AREA = {"train": 0.10, "test": 0.20}
 TRAIN_MARGIN = 0.15
 """Training samples are cut around the box padded by this fraction (room for the 5 % jitter)."""
 SAMPLE_SIZE = 256
-MAX_REPORTED = 20
 
 
 def collapse_part_name(name: str) -> str:
@@ -366,12 +365,7 @@ class PascalPartDataset(PartDataset):
                 path = safe_join(self.image_dir, voc_id + ".jpg", "image id")
                 if not path.is_file():
                     problems.append(f"{path}: image is missing")
-        if problems:
-            more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-            raise DatasetError(
-                f"{self.root}: {len(problems)} problem(s) in {object_class} split "
-                f"{split!r}:\n  " + "\n  ".join(sorted(set(problems))[:MAX_REPORTED]) + more
-            )
+        raise_problems(self.root, f"{object_class} {split}", sorted(set(problems)))
         if self.missing_annotations:
             warnings.warn(
                 f"{self.annotation_dir}: {len(self.missing_annotations)} image(s) of "
