@@ -576,7 +576,8 @@ def run_child(kind: str, threads: int, **options) -> dict:
             print(f"[speed]   done in {result['child_wall_s']:.0f} s", file=sys.stderr, flush=True)
             return result
     raise RuntimeError(
-        f"benchmark child {kind} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        f"benchmark child {kind} failed (exit {proc.returncode}):\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     )
 
 
@@ -834,14 +835,14 @@ def build_markdown(res: dict) -> str:
     ev = res.get("eval")
     if ev:
         for scale, r in sorted(ev["streaming"].items(), key=lambda kv: float(kv[0])):
-            conf = f"streaming ContingencyTable, {r['images']} images ({r['pixels'] / 1e6:.1f}M px, scale {_scale(scale)})"
+            conf = f"streaming ContingencyTable, {_eval_size(r, scale)}"
             rows += _eval_rows(conf, r, "measured")
         for scale, r in sorted(ev["concatenating"].items(), key=lambda kv: float(kv[0])):
-            conf = f"concatenate + sklearn NMI/ARI, {r['images']} images ({r['pixels'] / 1e6:.1f}M px, scale {_scale(scale)})"
+            conf = f"concatenate + sklearn NMI/ARI, {_eval_size(r, scale)}"
             rows += _eval_rows(conf, r, "measured")
         x = ev["concatenating_full_extrapolated"]
         if x:
-            conf = f"concatenate + sklearn NMI/ARI, {DEEPFASHION_TEST_IMAGES} images ({x['pixels'] / 1e6:.1f}M px, full)"
+            conf = f"concatenate + sklearn NMI/ARI, {_eval_size(x, '1.0')}"
             src = ", ".join(_scale(str(s)) for s in x["from_scales"])
             note = f"**EXTRAPOLATED** (linear fit of scales {src}; not run: {x['reason']})"
             rows.append(("evaluation time", conf, _fmt(x["wall_s"]), "—", "s", note))
@@ -856,7 +857,8 @@ def build_markdown(res: dict) -> str:
             bars.append(
                 f"evaluation memory at scale {_scale(s)} (both measured): streaming adds "
                 f"{a['increment_mib']:.1f} MiB = **{100 * frac:.2f}%** of concatenating's "
-                f"{b['increment_mib']:,.0f} MiB (bar < 1%: {'PASS' if frac < 0.01 else 'FAIL'}); whole-process "
+                f"{b['increment_mib']:,.0f} MiB (bar < 1%: {'PASS' if frac < 0.01 else 'FAIL'}); "
+                "whole-process "
                 f"peak RSS {a['peak_rss_mib']:.0f} vs {b['peak_rss_mib']:,.0f} MiB ({100 * total_frac:.1f}%, "
                 f"mostly the imports: numpy, torch, sklearn); streaming is "
                 f"{b['wall_s'] / a['wall_s']:.1f}x faster; NMI/ARI agree to "
@@ -868,7 +870,8 @@ def build_markdown(res: dict) -> str:
             frac = max(full_stream["increment_mib"], 0.0) / full_concat["increment_mib"]
             how = "measured" if "1.0" in ev["concatenating"] else "EXTRAPOLATED"
             bars.append(
-                f"evaluation memory at full scale: streaming {full_stream['increment_mib']:.1f} MiB (measured) "
+                "evaluation memory at full scale: streaming "
+                f"{full_stream['increment_mib']:.1f} MiB (measured) "
                 f"vs concatenating {full_concat['increment_mib']:,.0f} MiB ({how}) = {100 * frac:.3f}%"
             )
     lines.append("| " + " | ".join(rows[0]) + " |")
@@ -888,12 +891,17 @@ def build_markdown(res: dict) -> str:
     lines += [
         "",
         "Notes: training uses one fixed random batch (no data loading) and random weights; the step includes "
-        "the in-step jitter and warp, backward, gradient clipping and the optimiser step. Evaluation wall time "
-        "excludes generating the random label maps; memory increment = peak RSS minus the RSS high-water mark "
-        "after imports. See the docstring of `benchmarks/speed.py` for the exact definitions.",
+        "the in-step jitter and warp, backward, gradient clipping and the optimiser step. Evaluation wall "
+        "time excludes generating the random label maps; memory increment = peak RSS minus the RSS "
+        "high-water mark after imports. Exact definitions: the docstring of `benchmarks/speed.py`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _eval_size(r: dict, scale: str) -> str:
+    images = r.get("images", DEEPFASHION_TEST_IMAGES)
+    return f"{images} images ({r['pixels'] / 1e6:.1f}M px, scale {_scale(scale)})"
 
 
 def _scale(s: str) -> str:

@@ -122,6 +122,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     max_bad_steps: int = 20
     """Stop with an error after this many consecutive steps with a non-finite loss."""
+    tensorboard: bool = False
+    """Also log the losses to ``RUN/tensorboard`` (needs ``pip install tensorboard``)."""
     threads: int = 0
     """torch intra-op threads (0: leave PyTorch's default)."""
 

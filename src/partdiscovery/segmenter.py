@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import EvalSet, collate_eval, crop_resize, letterbox_box, uncrop
 from partdiscovery.errors import CheckpointError
 from partdiscovery.models import PartSegmentationNet
+from partdiscovery.utils.progress import progress as progress_bar
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -216,7 +216,7 @@ class PartSegmenter:
             collate_fn=collate_eval,
             num_workers=0,
         )
-        for batch in tqdm(loader, desc="predict", disable=not progress, unit="batch"):
+        for batch in progress_bar(loader, "predict", progress, unit="batch"):
             logits, bg = self._forward(batch["image"])
             for i, image_id in enumerate(batch["id"]):
                 h, w = batch["size"][i]

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import EvalSet, collate_eval, uncrop
 from partdiscovery.models import DenseFeatures
 from partdiscovery.segmenter import Prediction
+from partdiscovery.utils.progress import progress as progress_bar
 
 
 def _feature_batches(
@@ -30,7 +30,7 @@ def _feature_batches(
     progress: bool,
 ):
     loader = DataLoader(EvalSet(dataset, input_size), batch_size=batch_size, collate_fn=collate_eval)
-    for batch in tqdm(loader, desc=desc, disable=not progress, unit="batch"):
+    for batch in progress_bar(loader, desc, progress, unit="batch"):
         with torch.inference_mode():
             feats = phi(batch["image"], (feature_size, feature_size))
             masks = (

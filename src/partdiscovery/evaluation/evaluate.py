@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.image_io import read_labels
@@ -18,6 +17,7 @@ from partdiscovery.errors import DatasetError
 from partdiscovery.evaluation.metrics import PartMetrics
 from partdiscovery.segmenter import Prediction
 from partdiscovery.utils.io import atomic_save_image
+from partdiscovery.utils.progress import progress as progress_bar
 from partdiscovery.viz import label_image
 
 
@@ -34,7 +34,7 @@ def read_prediction_dir(
         raise DatasetError(
             f"{pred_dir}: no prediction for {len(missing)} of {len(dataset)} images (first: {missing[0]}.png)"
         )
-    for index in tqdm(range(len(dataset)), desc="evaluate", disable=not progress):
+    for index in progress_bar(range(len(dataset)), "evaluate", progress, unit="image"):
         raw = dataset.load(index)
         path = pred_dir / f"{raw.id}.png"
         parts = read_labels(path)

@@ -181,6 +181,15 @@ class Trainer:
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         method.wrap_net(lambda net: DistributedDataParallel(net, device_ids=device_ids))
 
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise PartDiscoveryError(
+                "train.tensorboard=true needs the tensorboard package: pip install tensorboard"
+            ) from None
+        return SummaryWriter(str(self.run.path / "tensorboard"))
+
     def fit(self) -> dict:
         cfg = self.cfg
         dist_info = setup(self.device)
@@ -246,6 +255,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         log_file = open(self.run.metrics, "a", newline="") if main else None
+        board = self._tensorboard() if main and cfg.train.tensorboard else None
         writer, last, bad_steps, step = None, {}, 0, start_step
         started = time.perf_counter()
         try:
@@ -303,6 +313,10 @@ class Trainer:
                         if log_file.tell() == 0:
                             writer.writeheader()
                     writer.writerow(row)
+                    if board is not None:
+                        for name, value in row.items():
+                            if name != "step":
+                                board.add_scalar(f"train/{name}", value, done)
                     log_file.flush()
                     if not interactive and self.progress:
                         print(
@@ -325,6 +339,8 @@ class Trainer:
             bar.close()
             if log_file is not None:
                 log_file.close()
+            if board is not None:
+                board.close()
 
         wall = time.perf_counter() - started
         trained = max(0, cfg.train.steps - start_step)

@@ -1,0 +1,31 @@
+"""End to end: synth -> train (cpu preset, pretrained weights) -> evaluate; the method beats k-means.
+
+This is the demo with a shorter schedule; it takes a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from partdiscovery.cli.demo import run_demo
+
+
+@pytest.mark.slow
+def test_method_beats_kmeans_on_synthetic_parts(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the training run is the point here; use both cores
+    try:
+        result = run_demo(tmp_path / "demo", steps=200, n=400, quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    saved = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert saved["method"] == pytest.approx(result["method"])
+    assert (tmp_path / "demo" / "overlays.png").stat().st_size > 0
+    method, kmeans = result["method"], result["kmeans"]
+    assert method["n_images"] == kmeans["n_images"] == 80
+    # A clear margin, not a tie: at 200 steps the method led by ~17 FG-NMI points when this was written.
+    assert method["fg_nmi"] >= kmeans["fg_nmi"] + 5, (method, kmeans)
+    assert method["fg_ari"] > kmeans["fg_ari"], (method, kmeans)
