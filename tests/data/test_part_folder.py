@@ -319,3 +319,13 @@ def test_shared_datasets_are_part_folders(shared_data, name):
         assert sample.fg_mask.any()
         assert np.array_equal(sample.part_labels > 0, sample.fg_mask)  # parts == 0 exactly where mask == 0
         assert sample.part_labels.max() <= max(ds.part_names)
+
+
+def test_huge_image_is_refused_with_its_name(tmp_path, monkeypatch):
+    import partdiscovery.data.image_io as image_io
+
+    monkeypatch.setattr(image_io, "MAX_PIXELS", 100)  # stand-in for a 100-megapixel photo
+    path = tmp_path / "big.png"
+    Image.new("RGB", (20, 20)).save(path)
+    with pytest.raises(DatasetError, match=r"big\.png.*400 pixels|big\.png.*20x20"):
+        image_io.read_image(path)

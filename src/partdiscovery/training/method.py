@@ -42,8 +42,11 @@ def downsample(x: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 class FrozenFeaturesMixin:
-    """Keeps φ out of ``state_dict`` and the optimiser: it is frozen and rebuilt from its registry name,
-    so checkpoints stay small (VGG19 alone is 550 MB)."""
+    """Shared plumbing of methods that use a frozen φ.
+
+    Keeps φ out of ``state_dict`` and the optimiser (it is frozen and rebuilt from its registry name,
+    so checkpoints stay small: VGG19 alone is 550 MB), and lets the trainer run f through a wrapper
+    such as DistributedDataParallel without changing the checkpoint keys."""
 
     def _set_phi(self, phi: nn.Module) -> None:
         object.__setattr__(self, "phi", phi)
