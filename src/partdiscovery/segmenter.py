@@ -182,7 +182,7 @@ class PartSegmenter:
         if isinstance(image, Image.Image):
             image = np.array(image.convert("RGB"))
         if isinstance(image, np.ndarray):
-            image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+            image = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
         fg = None
         if mask is not None:
             fg = torch.from_numpy(np.asarray(mask) > 0)[None, None].float()
