@@ -40,8 +40,13 @@ def fake_run(tiny_cfg, tmp_path_factory) -> Path:
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 1.5)
     run = tmp_path_factory.mktemp("export") / "run"
-    payload = {"model": {"net." + k: v for k, v in net.state_dict().items()}, "config": tiny_cfg.to_dict(),
-               "step": 1, "optimizer": {}, "schedule": {}}
+    payload = {
+        "model": {"net." + k: v for k, v in net.state_dict().items()},
+        "config": tiny_cfg.to_dict(),
+        "step": 1,
+        "optimizer": {},
+        "schedule": {},
+    }
     save_checkpoint(checkpoint_path(run, 1), payload)
     return run
 
@@ -133,8 +138,11 @@ def test_foreign_and_corrupt_safetensors_give_checkpoint_error(tmp_path):
         load_safetensors(corrupt)
 
     bad_config = tmp_path / "bad_config.safetensors"
-    save_file({"weight": torch.zeros(1)}, str(bad_config),
-              metadata={"format": "partdiscovery", "config": json.dumps({"model": {"no_such_key": 1}})})
+    save_file(
+        {"weight": torch.zeros(1)},
+        str(bad_config),
+        metadata={"format": "partdiscovery", "config": json.dumps({"model": {"no_such_key": 1}})},
+    )
     with pytest.raises(CheckpointError, match="stored config is invalid"):
         load_safetensors(bad_config)
 
@@ -153,3 +161,12 @@ def test_truncated_export_and_wrong_weights(fake_run, tmp_path):
 def test_unknown_format(fake_run, tmp_path):
     with pytest.raises(PartDiscoveryError, match="unknown export format"):
         export_model(fake_run, "tflite", tmp_path / "model.tflite")
+
+
+def test_segmenter_runs_the_onnx_export_with_onnxruntime(fake_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = export_model(fake_run, "onnx", tmp_path / "model.onnx")
+    eager, fast = PartSegmenter.load(fake_run, device="cpu"), PartSegmenter.load(out)
+    images = torch.rand(2, 3, 50, 70)
+    torch.testing.assert_close(fast.predict_proba(images), eager.predict_proba(images), atol=1e-4, rtol=0)
+    assert fast.has_learned_background and fast.num_parts == eager.num_parts

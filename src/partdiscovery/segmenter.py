@@ -99,10 +99,16 @@ class PartSegmenter:
     def load(
         cls, source: str | Path, device: str | torch.device = "auto", amp: bool = False
     ) -> PartSegmenter:
-        """Load from a run folder (newest good checkpoint), a checkpoint ``.pt`` or an exported ``.safetensors``."""
+        """Load from a run folder (newest good checkpoint), a checkpoint ``.pt``, an exported ``.safetensors``,
+        or an exported ``.onnx`` (run by ONNX Runtime on the CPU: the fastest CPU path)."""
         from partdiscovery.training.checkpoint import checkpoint_config, load_checkpoint, load_latest
 
         source = Path(source)
+        if source.suffix == ".onnx":
+            from partdiscovery.export import OnnxRuntimeNet, exported_config
+
+            cfg = exported_config(source)
+            return cls(OnnxRuntimeNet(source, cfg), cfg, device="cpu")
         if source.suffix == ".safetensors":
             from partdiscovery.export import load_safetensors
 
