@@ -122,6 +122,10 @@ class TrainConfig:
     checkpoint_every: int = 200
     max_bad_steps: int = 20
     """Stop with an error after this many consecutive steps with a non-finite loss."""
+    amp: bool = False
+    """bfloat16 autocast for the training step on CUDA (ignored on CPU)."""
+    compile: bool = False
+    """``torch.compile`` f before training (GPU; on CPU the compile time rarely pays off)."""
     tensorboard: bool = False
     """Also log the losses to ``RUN/tensorboard`` (needs ``pip install tensorboard``)."""
     threads: int = 0

@@ -214,7 +214,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from partdiscovery.utils.io import atomic_save_image
     from partdiscovery.viz import label_image, overlay
 
-    segmenter = PartSegmenter.load(args.run, device=args.device)
+    segmenter = PartSegmenter.load(args.run, device=args.device, amp=args.amp)
     dataset = ImageFolderDataset(args.images, args.masks)
     if args.masks is None and not segmenter.has_learned_background:
         warnings.warn(
@@ -357,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (labels/ and overlays/)")
     p.add_argument("--masks", default=None, help="optional folder of <stem>.png foreground masks")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_predict)
 

@@ -221,6 +221,8 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
 
         method = self.method.to(self.device).train()
+        if cfg.train.compile:
+            method.net.compile()
         if dist_info.enabled:
             self._distribute(method)
         optimizer = build_optimizer(method, cfg)
@@ -267,9 +269,14 @@ class Trainer:
                 # A skipped (non-finite) step must leave no trace: its forward pass already updated the
                 # BatchNorm running statistics, so keep a copy to restore.
                 buffers = [b.detach().clone() for b in method.buffers()]
-                losses = method.training_step(
-                    batch, torch_generator(cfg.train.seed, 3, step), shard if dist_info.enabled else None
-                )
+                with torch.autocast(
+                    self.device.type,
+                    dtype=torch.bfloat16,
+                    enabled=cfg.train.amp and self.device.type == "cuda",
+                ):
+                    losses = method.training_step(
+                        batch, torch_generator(cfg.train.seed, 3, step), shard if dist_info.enabled else None
+                    )
                 total = losses["total"]
                 finite = bool(torch.isfinite(total))
                 if dist_info.enabled:  # every process must take the same decision
