@@ -97,6 +97,10 @@ def save_grid(data: Path, pred_dirs: dict[str, Path], path: Path, n: int = 6) ->
     atomic_save_image(path, grid(rows, cell=128))
 
 
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["synth", "ccp", "pascal_person"])
@@ -191,7 +195,7 @@ def main() -> None:
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['K']} | {r['method']} | {r['fg_nmi']:.1f} | {r['fg_ari']:.1f} | "
-            f"{r['nmi']:.1f} | {r['ari']:.1f} | {r['wall_s']:.0f} | {r['steps'] or '-'} |"
+            f"{r['nmi']:.1f} | {r['ari']:.1f} | {fmt(r.get('fg_iou'))} | {r['wall_s']:.0f} | {r['steps'] or '-'} |"
         )
     atomic_write_text(out / "quality.md", "\n".join(lines) + "\n")
     atomic_write_json(out / "quality.json", {"command": command, "machine": machine, "rows": rows})
