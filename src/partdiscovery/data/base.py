@@ -96,16 +96,3 @@ def safe_join(root: Path, relative: str, what: str) -> Path:
             f"{root}: {what} {relative!r} points outside the dataset folder; refusing to read it"
         )
     return candidate
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[float, float, float, float]:
-    """Tight box (x0, y0, x1, y1) of a boolean mask, x1/y1 exclusive."""
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        h, w = mask.shape
-        return (0.0, 0.0, float(w), float(h))
-    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-
-
-def as_rgb_array(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
