@@ -85,6 +85,16 @@ def raise_problems(root: Path, split: str, problems: list[str], kind: str = "") 
     )
 
 
+def read_text_lines(path: Path, what: str, hint: str = "") -> list[str]:
+    """Lines of a dataset's text file (split list, annotation table), or a DatasetError naming it."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what} file is missing{f' ({hint})' if hint else ''}")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: cannot read {what} ({e})") from None
+
+
 def safe_join(root: Path, relative: str, what: str) -> Path:
     """Join ``relative`` to ``root`` and refuse paths that escape it (``..``, absolute paths, links out)."""
     if not relative or "\x00" in relative:

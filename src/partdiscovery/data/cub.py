@@ -48,7 +48,7 @@ import numpy as np
 from PIL import Image
 
 from partdiscovery.data import DATASETS
-from partdiscovery.data.base import PartDataset, RawSample, raise_problems, safe_join
+from partdiscovery.data.base import PartDataset, RawSample, raise_problems, read_text_lines, safe_join
 from partdiscovery.data.image_io import _open, _to_8bit, read_image
 from partdiscovery.errors import DatasetError
 
@@ -127,12 +127,7 @@ def eval_box_fg(raw: RawSample) -> tuple[int, int, int, int]:
 # ------------------------------------------------------------------------------------------ reading
 def _read_rows(path: Path, n_fields: int, what: str, maxsplit: int = -1) -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` of every non-empty line, with ``n_fields`` fields each."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: {what} file is missing (is this the CUB_200_2011/ folder?)")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: cannot read {what} ({e})") from None
+    lines = read_text_lines(path, what, "is this the CUB_200_2011/ folder?")
     rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

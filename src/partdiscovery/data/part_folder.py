@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from partdiscovery.data.base import PartDataset, RawSample, raise_problems, safe_join
+from partdiscovery.data.base import PartDataset, RawSample, raise_problems, read_text_lines, safe_join
 from partdiscovery.data.image_io import read_image, read_labels, read_mask
 from partdiscovery.errors import DatasetError
 
@@ -27,12 +27,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def read_split_file(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DatasetError(f"{path}: split file is missing (expected one image id per line)")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: cannot read split file ({e})") from None
+    lines = read_text_lines(path, "split", "expected one image id per line")
     ids = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not ids:
         raise DatasetError(f"{path}: split file lists no image ids")
