@@ -114,6 +114,13 @@ def main() -> None:
         help="also train with a learned background and score it without the masks (first K only)",
     )
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for the trained methods (e.g. data.input_size=160)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "quality"))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -122,7 +129,7 @@ def main() -> None:
     parts_list = args.parts or ([4] if args.quick else [4, 8])
     steps = args.steps or (150 if args.quick else 500)
     out = Path(args.out)
-    base = [f"train.steps={steps}", f"train.checkpoint_every={steps}", f"train.threads={args.threads}"]
+    base = [f"train.steps={steps}", f"train.checkpoint_every={steps}", f"train.threads={args.threads}", *args.set]
 
     started = time.perf_counter()
     rows = []

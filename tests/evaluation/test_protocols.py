@@ -16,7 +16,9 @@ from partdiscovery.errors import DatasetError, PartDiscoveryError
 from partdiscovery.evaluation.evaluate import score_pixels
 from partdiscovery.evaluation.protocols import (
     PROTOCOLS,
+    EvalSource,
     cub_keypoints_protocol,
+    cub_regression_protocol,
     default_protocol,
     evaluate_cub_keypoints,
     evaluate_cub_regression,
@@ -24,6 +26,7 @@ from partdiscovery.evaluation.protocols import (
     evaluate_protocol,
     keypoint_regression,
     part_centres,
+    pixel_protocol,
 )
 from partdiscovery.segmenter import Prediction
 from partdiscovery.utils.registry import UnknownNameError
@@ -78,7 +81,7 @@ def expected_keypoint_scores(preds: list[Prediction], fg_preds: list[Prediction]
 def test_pixel_protocol_matches_sklearn():
     rng = np.random.default_rng(0)
     preds = [random_prediction(rng, str(i)) for i in range(4)]
-    result = PROTOCOLS.build("pixel", preds)
+    result = pixel_protocol(preds)
     fg_pred = np.concatenate([p.parts[p.fg_mask] for p in preds])
     fg_gt = np.concatenate([p.part_labels[p.fg_mask] for p in preds])
     full_pred = np.concatenate([np.where(p.fg_mask, p.parts, 0).ravel() for p in preds])
@@ -358,7 +361,7 @@ def test_keypoint_regression_matches_an_independent_least_squares():
 
 def test_cub_regression_protocol_and_folder(cub, cub_predictions):
     with pytest.raises(PartDiscoveryError, match="train_predictions"):
-        PROTOCOLS.build("cub-regression", [])
+        cub_regression_protocol([])
     result = evaluate_protocol("cub-regression", f"cub:{cub}", "test", predictions=str(cub_predictions),
                                progress=False)
     assert result["n_train_images"] == 3 and result["n_test_images"] == 3 and np.isfinite(result["error"])
@@ -402,3 +405,30 @@ def test_evaluate_protocol_pixel_on_a_predictions_folder(tiny_dataset, tmp_path)
         evaluate_protocol("pixel", str(tiny_dataset), "test", run="x", predictions=str(tmp_path))
     with pytest.raises(UnknownNameError, match="cub-keypoints"):
         evaluate_protocol("nope", str(tiny_dataset), "test", predictions=str(tmp_path))
+
+
+def test_a_registered_runner_is_all_a_new_protocol_needs(tiny_dataset, tmp_path, monkeypatch):
+    ds = PartFolderDataset(tiny_dataset, "test")
+    for index in range(len(ds)):
+        raw = ds.load(index)
+        label_image(np.ones(raw.fg_mask.shape, dtype=np.int64)).save(tmp_path / f"{raw.id}.png")
+    seen = {}
+
+    def count_images(source, data, split):
+        seen["source"] = source
+        from partdiscovery.data import open_dataset
+
+        return {"n_images": sum(1 for _ in source.predict(open_dataset(data, split)))}
+
+    monkeypatch.setitem(PROTOCOLS._entries, "count", count_images)
+    result = evaluate_protocol("count", str(tiny_dataset), "test", predictions=str(tmp_path), progress=False)
+    assert result["n_images"] == len(ds) and result["split"] == "test"
+    assert isinstance(seen["source"], EvalSource) and seen["source"].model is None
+
+
+def test_eval_source_needs_exactly_one_of_model_or_folder(tmp_path):
+    with pytest.raises(PartDiscoveryError, match="exactly one"):
+        EvalSource()
+    with pytest.raises(PartDiscoveryError, match="exactly one"):
+        EvalSource(model=object(), folder=tmp_path)
+    assert EvalSource(folder=tmp_path).target == tmp_path

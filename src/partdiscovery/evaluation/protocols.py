@@ -1,9 +1,13 @@
 """The paper's evaluation protocols, by name (Choudhury et al. 2021, Sec. 4; the reference code's notebooks).
 
 Why a registry of protocols: each dataset of the paper is scored differently, and a number is only
-comparable to the paper's when it is computed the same way. :data:`PROTOCOLS` maps a name to
-``fn(predictions: Iterable[Prediction], **kw) -> dict``; :func:`evaluate_protocol` runs one from a
-trained model or a folder of predictions (what ``partdiscovery evaluate --protocol`` calls).
+comparable to the paper's when it is computed the same way. :data:`PROTOCOLS` maps a name to a runner
+``fn(source: EvalSource, data: str, split: str) -> dict`` that opens the split(s) it needs, asks the
+source for predictions made the way the protocol wants them (crop, masks, probabilities) and scores them
+with the protocol's pure scoring function (:func:`pixel_protocol`, :func:`cub_keypoints_protocol`,
+:func:`keypoint_regression`, which take predictions and are what the tests check against scikit-learn).
+:func:`evaluate_protocol` (what ``partdiscovery evaluate --protocol`` calls) only builds the source and
+looks the runner up; a new protocol is one registered runner, with no change here.
 
 * ``pixel`` (part folder, DeepFashion of Liu et al. 2016, PASCAL-Part of Chen et al. 2014):
   :func:`~partdiscovery.evaluation.evaluate.score_pixels`, pixel FG-NMI/FG-ARI and NMI/ARI pooled over
@@ -37,6 +41,7 @@ trained model or a folder of predictions (what ``partdiscovery evaluate --protoc
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,17 +56,61 @@ from partdiscovery.segmenter import Prediction
 from partdiscovery.utils.registry import Registry
 
 PROTOCOLS: Registry[dict] = Registry("evaluation protocol")
-"""Name -> ``fn(predictions, **kw) -> dict`` (percentages, as in the paper's tables)."""
+"""Name -> runner ``fn(source: EvalSource, data: str, split: str) -> dict`` (percentages, as in the
+paper's tables)."""
 
 METRIC_KEYS = ("fg_nmi", "fg_ari", "nmi", "ari")
 Box = Sequence[float]
 
 
+@dataclass(frozen=True)
+class EvalSource:
+    """What a protocol scores: a model (anything with ``predict_dataset``, e.g. a
+    :class:`~partdiscovery.segmenter.PartSegmenter`) or a folder of ``<id>.png`` predictions.
+
+    ``use_masks=False`` scores the background that the model predicted (or that a folder's label 0
+    holds) instead of the dataset's masks; only the ``pixel`` protocol honours it.
+    """
+
+    model: object | None = None
+    folder: str | Path | None = None
+    batch_size: int = 8
+    progress: bool = True
+    use_masks: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.model is None) == (self.folder is None):
+            raise PartDiscoveryError("give exactly one of a run (model) or a predictions folder")
+
+    @property
+    def target(self):
+        """The model, or the folder: what the ``evaluate_cub_*`` functions accept as ``source``."""
+        return self.model if self.model is not None else self.folder
+
+    def predict(self, dataset: PartDataset, **predict_kw) -> Iterable[Prediction]:
+        """Predictions for ``dataset``: made by the model with ``predict_kw`` (``use_masks``,
+        ``keep_probs``, ``box_fn``), or read from the folder (where ``predict_kw`` cannot apply)."""
+        if self.model is not None:
+            return self.model.predict_dataset(
+                dataset, batch_size=self.batch_size, progress=self.progress, **predict_kw
+            )
+        return read_prediction_dir(self.folder, dataset, progress=self.progress)
+
+
 # ------------------------------------------------------------------------------------------------ pixel
-@PROTOCOLS.register("pixel")
-def pixel_protocol(predictions: Iterable[Prediction], use_given_masks: bool = True, **kw) -> dict:
+def pixel_protocol(predictions: Iterable[Prediction], use_given_masks: bool = True) -> dict:
     """Pixel FG-NMI/FG-ARI/NMI/ARI (percent) pooled over the split; see :func:`score_pixels`."""
     return {**score_pixels(predictions, use_given_masks), "protocol": "pixel", "given_masks": use_given_masks}
+
+
+@PROTOCOLS.register("pixel")
+def run_pixel(source: EvalSource, data: str, split: str) -> dict:
+    """``pixel`` on any dataset with part labels; the source's masks setting decides the background."""
+    from partdiscovery.data import open_dataset
+
+    dataset = open_dataset(data, split, require_parts=True)
+    preds = source.predict(dataset, use_masks=source.use_masks)
+    return pixel_protocol(preds, use_given_masks=source.use_masks)
 
 
 # ------------------------------------------------------------------------------------- cub keypoints
@@ -110,9 +159,8 @@ def _accumulate(predictions: Iterable[Prediction], label_fns: dict[str, callable
     return tables, n_images, n_keypoints
 
 
-@PROTOCOLS.register("cub-keypoints")
 def cub_keypoints_protocol(
-    predictions: Iterable[Prediction], fg_predictions: Iterable[Prediction] | None = None, **kw
+    predictions: Iterable[Prediction], fg_predictions: Iterable[Prediction] | None = None
 ) -> dict:
     """Keypoint NMI/ARI (percent) of CUB; see the module doc.
 
@@ -174,6 +222,14 @@ def evaluate_cub_keypoints(source, dataset: PartDataset, batch_size: int = 8, pr
         read_prediction_dir(full_dir, dataset, progress=progress),
         fg_predictions=read_prediction_dir(fg_dir, dataset),
     )
+
+
+@PROTOCOLS.register("cub-keypoints")
+def run_cub_keypoints(source: EvalSource, data: str, split: str) -> dict:
+    """``cub-keypoints`` on the ``split`` of a ``cub:`` dataset spec."""
+    from partdiscovery.data import open_dataset
+
+    return evaluate_cub_keypoints(source.target, open_dataset(data, split), source.batch_size, source.progress)
 
 
 # ------------------------------------------------------------------------------------ cub regression
@@ -299,12 +355,10 @@ def keypoint_regression(
     }
 
 
-@PROTOCOLS.register("cub-regression")
 def cub_regression_protocol(
     predictions: Iterable[Prediction],
     train_predictions: Iterable[Prediction] | None = None,
     boxes: Mapping[str, Box] | None = None,
-    **kw,
 ) -> dict:
     """``keypoint_regression(train_predictions, predictions, boxes)``; the regressor needs the train split."""
     if train_predictions is None:
@@ -340,6 +394,16 @@ def evaluate_cub_regression(
         return read_prediction_dir(source, dataset, progress=progress)
 
     return keypoint_regression(predictions(train_dataset), predictions(test_dataset), boxes=boxes)
+
+
+@PROTOCOLS.register("cub-regression")
+def run_cub_regression(source: EvalSource, data: str, split: str) -> dict:
+    """``cub-regression``: the regressor is fitted on the train split and scored on ``split``."""
+    from partdiscovery.data import open_dataset
+
+    return evaluate_cub_regression(
+        source.target, open_dataset(data, "train"), open_dataset(data, split), source.batch_size, source.progress
+    )
 
 
 # ----------------------------------------------------------------------------------- pascal + dispatch
@@ -388,46 +452,26 @@ def evaluate_protocol(
     (a predictions folder must then hold both splits). ``use_masks=False`` scores a model's learned
     background instead of the dataset's masks (``pixel`` protocol only).
     """
-    from partdiscovery.data import open_dataset
-
-    PROTOCOLS.get(protocol)  # unknown names fail here, listing the valid ones
+    runner = PROTOCOLS.get(protocol)  # unknown names fail here, listing the valid ones
     if bool(run) == bool(predictions):
         raise PartDiscoveryError("give exactly one of a run (model) or a predictions folder")
-    if run:
-        from partdiscovery.segmenter import PartSegmenter
+    from partdiscovery.segmenter import PartSegmenter
 
-        source = PartSegmenter.load(run, device=device)
-    else:
-        source = predictions
-    if protocol == "pixel":
-        dataset = open_dataset(data, split, require_parts=True)
-        if run:
-            preds = source.predict_dataset(
-                dataset, batch_size=batch_size, use_masks=use_masks, progress=progress
-            )
-        else:
-            preds = read_prediction_dir(predictions, dataset, progress=progress)
-        result = pixel_protocol(preds, use_given_masks=use_masks)
-    elif protocol == "cub-keypoints":
-        result = evaluate_cub_keypoints(source, open_dataset(data, split), batch_size, progress)
-    elif protocol == "cub-regression":
-        result = evaluate_cub_regression(
-            source, open_dataset(data, "train"), open_dataset(data, split), batch_size, progress
-        )
-    else:  # a protocol registered elsewhere: plain predictions in, dict out
-        dataset = open_dataset(data, split)
-        preds = (
-            source.predict_dataset(dataset, batch_size=batch_size, progress=progress)
-            if run
-            else read_prediction_dir(predictions, dataset, progress=progress)
-        )
-        result = PROTOCOLS.build(protocol, preds)
+    source = EvalSource(
+        model=PartSegmenter.load(run, device=device) if run else None,
+        folder=predictions,
+        batch_size=batch_size,
+        progress=progress,
+        use_masks=use_masks,
+    )
+    result = runner(source, data, split)
     return {**result, "split": split, "data": str(data), "source": str(predictions or run)}
 
 
 __all__ = [
     "PAPER_PASCAL_CLASSES",
     "PROTOCOLS",
+    "EvalSource",
     "cub_keypoints_protocol",
     "cub_regression_protocol",
     "default_protocol",
@@ -439,4 +483,7 @@ __all__ = [
     "keypoint_regression",
     "part_centres",
     "pixel_protocol",
+    "run_cub_keypoints",
+    "run_cub_regression",
+    "run_pixel",
 ]
