@@ -48,6 +48,8 @@ def dataset_paths(names: list[str], out: Path, quick: bool) -> dict[str, Path]:
             if not (target / "test.txt").exists():
                 generate_synthetic_dataset(target, n=200 if quick else 400, num_parts=4, size=128, seed=0)
             paths[name] = target
+        elif "/" in name and Path(name).is_dir():  # any part folder, named by its folder
+            paths[Path(name).name] = Path(name)
         elif (SHARED / name).is_dir():
             paths[name] = SHARED / name
         else:
@@ -59,8 +61,8 @@ def score_dir(data: Path, pred_dir: Path) -> dict:
     return score_pixels(read_prediction_dir(pred_dir, open_dataset(data, "test", require_parts=True)))
 
 
-def train_and_predict(data: Path, out: Path, overrides: list[str]) -> tuple[dict, float]:
-    cfg = load_config("cpu", overrides=overrides)
+def train_and_predict(data: Path, out: Path, preset: str, overrides: list[str]) -> tuple[dict, float]:
+    cfg = load_config(preset, overrides=overrides)
     started = time.perf_counter()
     run_training(cfg, str(data), out / "run", device="cpu", overwrite=True, quiet=True)
     seg = PartSegmenter.load(out / "run", device="cpu")
@@ -70,10 +72,10 @@ def train_and_predict(data: Path, out: Path, overrides: list[str]) -> tuple[dict
     return score_dir(data, out / "pred"), time.perf_counter() - started
 
 
-def learned_background_rows(data: Path, out: Path, overrides: list[str]) -> list[dict]:
+def learned_background_rows(data: Path, out: Path, preset: str, overrides: list[str]) -> list[dict]:
     """Train with a learned background; score with the given masks and with the model's own background."""
     t = time.perf_counter()
-    with_masks, _ = train_and_predict(data, out, overrides + ["model.learned_background=true"])
+    with_masks, _ = train_and_predict(data, out, preset, overrides + ["model.learned_background=true"])
     seg = PartSegmenter.load(out / "run", device="cpu")
     test = open_dataset(data, "test", require_parts=True)
     own = score_pixels(seg.predict_dataset(test, use_masks=False, progress=False), use_given_masks=False)
@@ -97,13 +99,31 @@ def save_grid(data: Path, pred_dirs: dict[str, Path], path: Path, n: int = 6) ->
     atomic_save_image(path, grid(rows, cell=128))
 
 
+BEGIN, END = "<!-- quality.py:begin -->", "<!-- quality.py:end -->"
+
+
+def replace_section(path: Path, text: str) -> None:
+    """Put ``text`` between the :data:`BEGIN` and :data:`END` markers of ``path`` (atomically), so the
+    measured table lands in BENCHMARKS.md exactly as the script wrote it, next to hand-written prose."""
+    doc = path.read_text(encoding="utf-8")
+    start, stop = doc.find(BEGIN), doc.find(END)
+    if start < 0 or stop < start:
+        raise SystemExit(f"{path}: needs the markers {BEGIN} and {END} (in that order) around the table")
+    atomic_write_text(path, doc[: start + len(BEGIN)] + "\n" + text + "\n" + doc[stop:])
+
+
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", nargs="+", default=["synth", "ccp", "pascal_person"])
+    ap.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["synth", "ccp", "pascal_person"],
+        help="synth, a folder name under ../shared/data, or the path of any part folder",
+    )
     ap.add_argument("--parts", nargs="+", type=int, default=None, help="default: 4 8 (quick: 4)")
     ap.add_argument("--steps", type=int, default=None, help="training steps (default 500, quick 150)")
     ap.add_argument("--methods", nargs="+", default=["method", "scops", "kmeans", "dff"])
@@ -114,12 +134,19 @@ def main() -> None:
         help="also train with a learned background and score it without the masks (first K only)",
     )
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--preset", default="photos", help="preset of the trained methods (default photos)")
     ap.add_argument(
         "--set",
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
         help="config overrides for the trained methods (e.g. data.input_size=160)",
+    )
+    ap.add_argument(
+        "--update",
+        metavar="MARKDOWN",
+        help=f"also replace the part of this file between {BEGIN!r} and {END!r} with the table "
+        "(e.g. BENCHMARKS.md)",
     )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "quality"))
     ap.add_argument("--threads", type=int, default=2)
@@ -129,8 +156,15 @@ def main() -> None:
     parts_list = args.parts or ([4] if args.quick else [4, 8])
     steps = args.steps or (150 if args.quick else 500)
     out = Path(args.out)
-    base = [f"train.steps={steps}", f"train.checkpoint_every={steps}", f"train.threads={args.threads}", *args.set]
+    base = [
+        f"train.steps={steps}",
+        f"train.checkpoint_every={steps}",
+        f"train.threads={args.threads}",
+        *args.set,
+    ]
 
+    # The baselines see the same input size as the trained methods.
+    input_size = load_config(args.preset, overrides=base).data.input_size
     started = time.perf_counter()
     rows = []
     for name, data in dataset_paths(args.datasets, out, args.quick).items():
@@ -142,11 +176,11 @@ def main() -> None:
                 if method in ("method", "scops"):
                     extra = ["method=scops"] if method == "scops" else []
                     result, _ = train_and_predict(
-                        data, where / method, base + [f"model.num_parts={k}"] + extra
+                        data, where / method, args.preset, base + [f"model.num_parts={k}"] + extra
                     )
                     pred_dirs[method] = where / method / "pred"
                 else:
-                    run_baseline(method, str(data), where / method, k, progress=False)
+                    run_baseline(method, str(data), where / method, k, input_size, progress=False)
                     result = score_dir(data, where / method)
                     pred_dirs[method] = where / method
                 wall = time.perf_counter() - t
@@ -163,7 +197,7 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
             if args.learned_background and k == parts_list[0]:
                 for row in learned_background_rows(
-                    data, where / "learned_bg", base + [f"model.num_parts={k}"]
+                    data, where / "learned_bg", args.preset, base + [f"model.num_parts={k}"]
                 ):
                     rows.append({"dataset": name, "K": k, **row, "steps": steps})
                     print(json.dumps(rows[-1]), flush=True)
@@ -173,7 +207,10 @@ def main() -> None:
                 for dropped in LOSSES:
                     t = time.perf_counter()
                     result, _ = train_and_predict(
-                        data, where / f"no_{dropped}", base + [f"model.num_parts={k}", f"loss.{dropped}=0"]
+                        data,
+                        where / f"no_{dropped}",
+                        args.preset,
+                        base + [f"model.num_parts={k}", f"loss.{dropped}=0"],
                     )
                     rows.append(
                         {
@@ -205,6 +242,8 @@ def main() -> None:
             f"{r['nmi']:.1f} | {r['ari']:.1f} | {fmt(r.get('fg_iou'))} | {r['wall_s']:.0f} | {r['steps'] or '-'} |"
         )
     atomic_write_text(out / "quality.md", "\n".join(lines) + "\n")
+    if args.update:
+        replace_section(Path(args.update), "\n".join(lines))
     atomic_write_json(out / "quality.json", {"command": command, "machine": machine, "rows": rows})
     print("\n".join(lines))
 

@@ -1,7 +1,8 @@
 """Typed configuration: dataclasses with defaults in code, presets as small YAML diffs, dotted overrides.
 
-The defaults are the ``cpu`` preset (what trains well on two cores). ``presets/paper.yaml`` changes
-only what the paper sets differently. The resolved config is saved as ``config.yaml`` in every run
+The defaults are the ``cpu`` preset (what trains well on two cores). ``presets/photos.yaml`` is the cpu
+preset with the loss balance measured best on real photographs; ``presets/paper.yaml`` changes only
+what the paper sets differently. The resolved config is saved as ``config.yaml`` in every run
 folder and inside every checkpoint, so a model can always be rebuilt from its own files.
 
 Example:
@@ -133,6 +134,22 @@ class TrainConfig:
 
 
 @dataclass
+class ScopsConfig:
+    """Loss weights of the ``scops`` method (unused by the others), in the normalisations of the SCOPS
+    reference code; :func:`partdiscovery.training.scops.scops_loss_weights` converts them to this
+    implementation's. Defaults: the authors' released ``exps/SCOPS_K8_retrain.json``."""
+
+    concentration: float = 1e1
+    equivariance: float = 1e3
+    centre_equivariance: float = 1e2
+    semantic: float = 1e4
+    orthonormality: float = 1e-1
+    basis_lr_factor: float = 10.0
+    """The part basis trains at this multiple of ``optim.lr`` (the reference: SGD at 1e-2 for the basis
+    vs 1e-4 for the head)."""
+
+
+@dataclass
 class Config:
     method: str = "contrastive_reconstruction"
     data: DataConfig = field(default_factory=DataConfig)
@@ -140,6 +157,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    scops: ScopsConfig = field(default_factory=ScopsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(asdict(self))
@@ -148,7 +166,7 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-PRESETS = ("cpu", "paper")
+PRESETS = ("cpu", "photos", "paper")
 
 
 def list_presets() -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from partdiscovery.config import ScopsConfig
 from partdiscovery.data import open_dataset
 from partdiscovery.losses.scops import (
     centre_equivariance_loss,
@@ -125,6 +126,9 @@ def test_loss_weights_follow_the_reference():
     assert w["equivariance"] == pytest.approx(1e3 / 5 * 1e-3)
     assert w["concentration"] == pytest.approx(10 / 6 * 1e-3)
     assert w["semantic"] / w["centre_equivariance"] == pytest.approx(100)
+    tuned = scops_loss_weights(num_parts=4, weights=ScopsConfig(semantic=1e3))
+    assert tuned["semantic"] == pytest.approx(w["semantic"] / 10)
+    assert tuned["equivariance"] == pytest.approx(w["equivariance"])
 
 
 @pytest.fixture(scope="module")

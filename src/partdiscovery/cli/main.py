@@ -276,6 +276,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from partdiscovery.baselines import BASELINES
+    from partdiscovery.config import list_presets
     from partdiscovery.evaluation.protocols import PROTOCOLS
 
     parser = argparse.ArgumentParser(
@@ -300,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True, help="dataset: a part folder path, or NAME:ARGS (e.g. cub:PATH)")
     p.add_argument("--out", required=True, help="run folder (config, log, checkpoints)")
-    p.add_argument("--preset", default="cpu", help="cpu (default) or paper")
+    p.add_argument("--preset", default="cpu", choices=list_presets(), help="cpu (default), photos or paper")
     p.add_argument("--config", default=None, help="a YAML file merged over the preset")
     p.add_argument("--parts", type=int, default=None, help="number of parts K")
     p.add_argument("--steps", type=int, default=None)

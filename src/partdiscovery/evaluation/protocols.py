@@ -229,7 +229,9 @@ def run_cub_keypoints(source: EvalSource, data: str, split: str) -> dict:
     """``cub-keypoints`` on the ``split`` of a ``cub:`` dataset spec."""
     from partdiscovery.data import open_dataset
 
-    return evaluate_cub_keypoints(source.target, open_dataset(data, split), source.batch_size, source.progress)
+    return evaluate_cub_keypoints(
+        source.target, open_dataset(data, split), source.batch_size, source.progress
+    )
 
 
 # ------------------------------------------------------------------------------------ cub regression
@@ -402,7 +404,11 @@ def run_cub_regression(source: EvalSource, data: str, split: str) -> dict:
     from partdiscovery.data import open_dataset
 
     return evaluate_cub_regression(
-        source.target, open_dataset(data, "train"), open_dataset(data, split), source.batch_size, source.progress
+        source.target,
+        open_dataset(data, "train"),
+        open_dataset(data, split),
+        source.batch_size,
+        source.progress,
     )
 
 

@@ -22,9 +22,10 @@ p the K part logits of :class:`~partdiscovery.models.PartOutput` (:func:`scops_l
 reparametrisation of SCOPS's plain K+1 softmax (the same family of distributions), chosen so that
 training and inference agree on what the background channel means.
 
-Loss weights are those of the authors' released configuration (``exps/SCOPS_K8_retrain.json`` of
-github.com/NVlabs/SCOPS; the defaults in its ``train.py`` cannot run on their own), converted to
-this file's normalisations and multiplied by :data:`LOSS_SCALE` (see :func:`scops_loss_weights`).
+Loss weights are ``cfg.scops`` (:class:`~partdiscovery.config.ScopsConfig`), given in the reference's
+normalisations and defaulting to the authors' released configuration (``exps/SCOPS_K8_retrain.json`` of
+github.com/NVlabs/SCOPS; the defaults in its ``train.py`` cannot run on their own); they are converted
+to this file's normalisations and multiplied by :data:`LOSS_SCALE` (see :func:`scops_loss_weights`).
 ``cfg.loss`` provides the background weight (``background``), the loss resolution
 (``loss_stride``) and the warp (``tps_sigma``, ``rotation_deg``, ``scale_range``, ``translation``);
 ``cfg.loss.normalize_features`` is not used: SCOPS factorises raw activations (``ref_norm: false``).
@@ -43,7 +44,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from partdiscovery.config import Config, OptimConfig
+from partdiscovery.config import Config, OptimConfig, ScopsConfig
 from partdiscovery.data.augment import photometric_jitter, random_warp_grid, warp
 from partdiscovery.losses import equivariance_loss
 from partdiscovery.losses.scops import (
@@ -57,36 +58,28 @@ from partdiscovery.models import PartOutput, PartSegmentationNet, create_feature
 from partdiscovery.training.method import METHODS, FrozenFeaturesMixin, downsample
 from partdiscovery.utils.distributed import Shard
 
-# The released configuration's weights, in the reference's normalisations.
-REFERENCE_WEIGHTS = {
-    "concentration": 1e1,
-    "equivariance": 1e3,
-    "centre_equivariance": 1e2,
-    "semantic": 1e4,
-    "orthonormality": 1e-1,
-}
+LOSS_NAMES = ("concentration", "equivariance", "centre_equivariance", "semantic", "orthonormality")
 REFERENCE_BATCH_SIZE = 6
 """The reference concentration loss is divided by the batch size twice; at its batch size of 6."""
 LOSS_SCALE = 1e-3
 """All SCOPS weights are multiplied by this (1 / the reference equivariance weight), which puts the
 equivariance KL near weight 1 like this project's other losses so that ``optim.grad_clip`` and
 ``loss.background`` mean the same as for the other methods. Adam is invariant to a global scale."""
-BASIS_LR_FACTOR = 10.0
-"""The part basis trains at ``BASIS_LR_FACTOR * optim.lr`` (the head's learning rate), following the
-same poly schedule. (The reference: SGD at 1e-2 for the basis vs 1e-4 for the head.)"""
 NONNEGATIVE_FEATURES = "split"
 """How φ is made non-negative for the part basis (:func:`~partdiscovery.losses.scops.nonnegative_features`)."""
 
 
-def scops_loss_weights(num_parts: int) -> dict[str, float]:
-    """The reference weights converted to this implementation's normalisations, times :data:`LOSS_SCALE`.
+def scops_loss_weights(num_parts: int, weights: ScopsConfig | None = None) -> dict[str, float]:
+    """``weights`` (default: the released ones) converted to this implementation's normalisations,
+    times :data:`LOSS_SCALE`.
 
     - concentration: the reference averages over the batch twice -> divide by its batch size 6;
     - equivariance: ``nn.KLDivLoss()`` averages over B(K+1)HW elements, :func:`equivariance_loss` sums
       the K+1 channels -> divide by K+1;
     - centre equivariance, semantic consistency, orthonormality: same normalisation as the reference.
     """
-    w = dict(REFERENCE_WEIGHTS)
+    weights = weights or ScopsConfig()
+    w = {name: getattr(weights, name) for name in LOSS_NAMES}
     w["concentration"] /= REFERENCE_BATCH_SIZE
     w["equivariance"] /= num_parts + 1
     return {k: v * LOSS_SCALE for k, v in w.items()}
@@ -128,7 +121,7 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
         if not cfg.model.learned_background:
             cfg.model = dataclasses.replace(cfg.model, learned_background=True)
         self.cfg = cfg
-        self.weights = scops_loss_weights(cfg.model.num_parts)
+        self.weights = scops_loss_weights(cfg.model.num_parts, cfg.scops)
         self.net = PartSegmentationNet(cfg.model)
         self._set_phi(
             create_feature_extractor(
@@ -153,7 +146,11 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
         # The head last: the trainer logs the last group's learning rate.
         return [
             {"params": self.net.backbone_parameters(), "lr": optim.backbone_lr, "name": "backbone"},
-            {"params": [self.part_basis], "lr": BASIS_LR_FACTOR * optim.lr, "name": "part_basis"},
+            {
+                "params": [self.part_basis],
+                "lr": self.cfg.scops.basis_lr_factor * optim.lr,
+                "name": "part_basis",
+            },
             {"params": self.net.head_parameters(), "lr": optim.lr, "name": "head"},
         ]
 
