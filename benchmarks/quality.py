@@ -4,11 +4,13 @@ For every dataset (default: a synthetic set plus ``../shared/data/ccp`` and ``..
 when present) and every K, it trains the method and SCOPS with the same CPU budget (steps, batch, input
 size), fits k-means and DFF on the training split, scores everything on the test split (FG-NMI, FG-ARI,
 NMI, ARI, %), and writes a markdown table with wall times to ``benchmarks/out/quality.md`` (and JSON),
-plus one overlay grid per dataset. ``--ablation`` also trains the method with each loss dropped in turn.
+plus one overlay grid per dataset. ``--ablation`` also trains the method with each loss dropped in turn
+(first K only). The trained methods use the ``cpu`` preset on the synthetic set and the ``photos`` preset
+(192 px) on real photographs; the baselines use the same input size.
 
-    python benchmarks/quality.py                    # full: K = 4 and 8, all datasets
-    python benchmarks/quality.py --quick            # K = 4, fewer steps and images, < 10 minutes
-    python benchmarks/quality.py --datasets ccp --parts 4 --ablation
+    python benchmarks/quality.py                    # full: K = 4 and 8, all datasets, 120 steps
+    python benchmarks/quality.py --quick            # K = 4, 40 steps, <= 200/100 images: < 10 minutes
+    python benchmarks/quality.py --datasets ccp pascal_person --ablation --update BENCHMARKS.md
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import sys
 import time
 import warnings
@@ -40,13 +43,34 @@ SHARED = ROOT.parent / "shared" / "data"
 LOSSES = ("feature", "contrastive", "visual", "equivariance")
 
 
+def subset_folder(source: Path, target: Path, max_train: int, max_test: int, seed: int = 0) -> Path:
+    """A part folder at ``target`` with at most ``max_train`` / ``max_test`` ids of ``source``'s splits
+    (a seeded random choice, kept in file order) whose images, masks and parts link to ``source``'s,
+    so that nothing is copied. Returns ``source`` itself when both splits are already small enough."""
+    splits = {name: (source / f"{name}.txt").read_text().split() for name in ("train", "test")}
+    limits = {"train": max_train, "test": max_test}
+    if all(len(ids) <= limits[name] for name, ids in splits.items()):
+        return source
+    target.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    for name, ids in splits.items():
+        keep = set(rng.sample(ids, min(limits[name], len(ids))))
+        atomic_write_text(target / f"{name}.txt", "\n".join(i for i in ids if i in keep) + "\n")
+    for entry in ("images", "masks", "parts", "parts.json"):
+        link = target / entry
+        if not link.exists():
+            link.symlink_to((source / entry).resolve())
+    return target
+
+
 def dataset_paths(names: list[str], out: Path, quick: bool) -> dict[str, Path]:
+    """Name -> part folder; ``quick`` uses at most 200 training and 100 test images of each."""
     paths = {}
     for name in names:
         if name == "synth":
             target = out / "data" / "synth"
             if not (target / "test.txt").exists():
-                generate_synthetic_dataset(target, n=200 if quick else 400, num_parts=4, size=128, seed=0)
+                generate_synthetic_dataset(target, n=400, num_parts=4, size=128, seed=0)
             paths[name] = target
         elif "/" in name and Path(name).is_dir():  # any part folder, named by its folder
             paths[Path(name).name] = Path(name)
@@ -54,6 +78,11 @@ def dataset_paths(names: list[str], out: Path, quick: bool) -> dict[str, Path]:
             paths[name] = SHARED / name
         else:
             print(f"skipping {name}: {SHARED / name} not found", file=sys.stderr)
+    if quick:
+        paths = {
+            name: subset_folder(path, out / "data" / f"{name}_quick", 200, 100)
+            for name, path in paths.items()
+        }
     return paths
 
 
@@ -125,7 +154,7 @@ def main() -> None:
         help="synth, a folder name under ../shared/data, or the path of any part folder",
     )
     ap.add_argument("--parts", nargs="+", type=int, default=None, help="default: 4 8 (quick: 4)")
-    ap.add_argument("--steps", type=int, default=None, help="training steps (default 500, quick 150)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default 120, quick 40)")
     ap.add_argument("--methods", nargs="+", default=["method", "scops", "kmeans", "dff"])
     ap.add_argument("--ablation", action="store_true", help="also drop each loss in turn (first K only)")
     ap.add_argument(
@@ -134,7 +163,11 @@ def main() -> None:
         help="also train with a learned background and score it without the masks (first K only)",
     )
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--preset", default="photos", help="preset of the trained methods (default photos)")
+    ap.add_argument(
+        "--preset",
+        default=None,
+        help="preset of the trained methods (default: cpu for synth, photos for real photographs)",
+    )
     ap.add_argument(
         "--set",
         nargs="+",
@@ -154,7 +187,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     parts_list = args.parts or ([4] if args.quick else [4, 8])
-    steps = args.steps or (150 if args.quick else 500)
+    steps = args.steps or (40 if args.quick else 120)
     out = Path(args.out)
     base = [
         f"train.steps={steps}",
@@ -163,11 +196,12 @@ def main() -> None:
         *args.set,
     ]
 
-    # The baselines see the same input size as the trained methods.
-    input_size = load_config(args.preset, overrides=base).data.input_size
     started = time.perf_counter()
     rows = []
     for name, data in dataset_paths(args.datasets, out, args.quick).items():
+        preset = args.preset or ("cpu" if name.startswith("synth") else "photos")
+        # The baselines see the same input size as the trained methods.
+        input_size = load_config(preset, overrides=base).data.input_size
         for k in parts_list:
             where = out / name / f"K{k}"
             pred_dirs: dict[str, Path] = {}
@@ -176,7 +210,7 @@ def main() -> None:
                 if method in ("method", "scops"):
                     extra = ["method=scops"] if method == "scops" else []
                     result, _ = train_and_predict(
-                        data, where / method, args.preset, base + [f"model.num_parts={k}"] + extra
+                        data, where / method, preset, base + [f"model.num_parts={k}"] + extra
                     )
                     pred_dirs[method] = where / method / "pred"
                 else:
@@ -192,14 +226,15 @@ def main() -> None:
                         **result,
                         "wall_s": round(wall, 1),
                         "steps": steps if method in ("method", "scops") else None,
+                        "input": input_size,
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
             if args.learned_background and k == parts_list[0]:
                 for row in learned_background_rows(
-                    data, where / "learned_bg", args.preset, base + [f"model.num_parts={k}"]
+                    data, where / "learned_bg", preset, base + [f"model.num_parts={k}"]
                 ):
-                    rows.append({"dataset": name, "K": k, **row, "steps": steps})
+                    rows.append({"dataset": name, "K": k, **row, "steps": steps, "input": input_size})
                     print(json.dumps(rows[-1]), flush=True)
             if k == parts_list[0]:
                 save_grid(data, pred_dirs, out / f"{name}_K{k}_grid.png")
@@ -209,7 +244,7 @@ def main() -> None:
                     result, _ = train_and_predict(
                         data,
                         where / f"no_{dropped}",
-                        args.preset,
+                        preset,
                         base + [f"model.num_parts={k}", f"loss.{dropped}=0"],
                     )
                     rows.append(
@@ -220,6 +255,7 @@ def main() -> None:
                             **result,
                             "wall_s": round(time.perf_counter() - t, 1),
                             "steps": steps,
+                            "input": input_size,
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
@@ -233,13 +269,14 @@ def main() -> None:
         f"Machine: {machine}, {args.threads} threads; date {datetime.date.today()}; "
         f"total wall time {time.perf_counter() - started:.0f} s",
         "",
-        "| dataset | K | method | FG-NMI | FG-ARI | NMI | ARI | FG IoU | wall s | steps |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| dataset | K | method | FG-NMI | FG-ARI | NMI | ARI | FG IoU | input px | steps | wall s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['K']} | {r['method']} | {r['fg_nmi']:.1f} | {r['fg_ari']:.1f} | "
-            f"{r['nmi']:.1f} | {r['ari']:.1f} | {fmt(r.get('fg_iou'))} | {r['wall_s']:.0f} | {r['steps'] or '-'} |"
+            f"{r['nmi']:.1f} | {r['ari']:.1f} | {fmt(r.get('fg_iou'))} | {r['input']} | {r['steps'] or '-'} | "
+            f"{r['wall_s']:.0f} |"
         )
     atomic_write_text(out / "quality.md", "\n".join(lines) + "\n")
     if args.update:

@@ -36,3 +36,14 @@ def test_replace_section_refuses_a_file_without_markers(quality, tmp_path):
 def test_dataset_paths_accepts_any_part_folder(quality, tiny_dataset, tmp_path):
     paths = quality.dataset_paths([str(tiny_dataset), "no_such_dataset_here"], tmp_path, quick=True)
     assert paths == {Path(tiny_dataset).name: Path(tiny_dataset)}
+
+
+def test_subset_folder_links_a_seeded_subset(quality, tiny_dataset, tmp_path):
+    train = (Path(tiny_dataset) / "train.txt").read_text().split()
+    test = (Path(tiny_dataset) / "test.txt").read_text().split()
+    subset = quality.subset_folder(Path(tiny_dataset), tmp_path / "sub", len(train) - 1, len(test))
+    kept = (subset / "train.txt").read_text().split()
+    assert len(kept) == len(train) - 1 and set(kept) <= set(train) and kept == sorted(kept, key=train.index)
+    assert (subset / "test.txt").read_text().split() == test
+    assert (subset / "images").resolve() == (Path(tiny_dataset) / "images").resolve()
+    assert quality.subset_folder(Path(tiny_dataset), tmp_path / "same", 10**6, 10**6) == Path(tiny_dataset)

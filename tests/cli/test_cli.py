@@ -192,3 +192,19 @@ def test_argparse_errors_exit_2(capsys):
 def test_console_script_is_declared():
     text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert 'partdiscovery = "partdiscovery.cli.main:main"' in text
+
+
+def test_baseline_scops_trains_then_writes_predictions(flow, capsys):
+    data, out = flow["data"], flow["root"] / "scops"
+    command = f"baseline scops --data {data} --out {out} --parts 3 --steps 2 --no-pretrained --device cpu --quiet"
+    assert cli(command, "--set", *TINY) == 0
+    test_ids = (data / "test.txt").read_text().split()
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(test_ids)
+    config = (out / "run" / "config.yaml").read_text()
+    assert "method: scops" in config and "num_parts: 3" in config and "input_size: 48" in config
+    assert cli(f"evaluate --predictions {out} --data {data} --quiet") == 0
+    # The run is not silently replaced; k-means refuses the training-only flags.
+    capsys.readouterr()
+    assert cli(command, "--set", *TINY) == 2 and "--overwrite" in capsys.readouterr().err
+    assert cli(f"baseline kmeans --data {data} --out {out}/km --steps 5 --quiet") == 2
+    assert "apply to scops only" in capsys.readouterr().err

@@ -121,14 +121,17 @@ def test_log_probs_are_what_the_segmenter_predicts():
         scops_log_probs(PartOutput(parts))
 
 
-def test_loss_weights_follow_the_reference():
-    w = scops_loss_weights(num_parts=4)
+def test_loss_weights_convert_the_reference_normalisations():
+    released = ScopsConfig(concentration=1e1, semantic=1e4, orthonormality=1e-1)
+    w = scops_loss_weights(num_parts=4, weights=released)
     assert w["equivariance"] == pytest.approx(1e3 / 5 * 1e-3)
     assert w["concentration"] == pytest.approx(10 / 6 * 1e-3)
     assert w["semantic"] / w["centre_equivariance"] == pytest.approx(100)
-    tuned = scops_loss_weights(num_parts=4, weights=ScopsConfig(semantic=1e3))
-    assert tuned["semantic"] == pytest.approx(w["semantic"] / 10)
-    assert tuned["equivariance"] == pytest.approx(w["equivariance"])
+    assert w["orthonormality"] == pytest.approx(1e-4)
+    default = scops_loss_weights(num_parts=4)
+    assert default["semantic"] == pytest.approx(w["semantic"] / 10)
+    assert default["concentration"] == pytest.approx(w["concentration"] * 100)
+    assert default["equivariance"] == pytest.approx(w["equivariance"])
 
 
 @pytest.fixture(scope="module")

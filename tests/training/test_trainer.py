@@ -230,3 +230,16 @@ def test_checkpoint_errors(tmp_path):
     save_checkpoint(tmp_path / "other.pt", {"weights": torch.zeros(2)})
     with pytest.raises(CheckpointError, match="not a partdiscovery checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_phi_sees_the_images_at_feature_input_scale(tiny_config, scale):
+    with pytest.warns(UserWarning, match="random weights"):
+        method = ContrastiveReconstruction(tiny_config(f"loss.feature_input_scale={scale}"))
+    seen = []
+    phi = method.phi
+    method._set_phi(lambda images, size: seen.append(images.shape) or phi(images, size))
+    images = torch.rand(2, 3, 32, 32)
+    features = method.features(images, (16, 16))
+    assert seen == [torch.Size([2, 3, int(32 * scale), int(32 * scale)])]
+    assert features.shape[-2:] == (16, 16)

@@ -191,18 +191,47 @@ def run_baseline(
     return Path(out)
 
 
+def run_scops_baseline(args: argparse.Namespace) -> Path:
+    """SCOPS is trained, not fitted: train it with the trainer into ``OUT/run`` (config, checkpoints,
+    log, as any run), then write its ``split`` predictions to ``OUT`` like the other baselines."""
+    from partdiscovery.data import open_dataset
+    from partdiscovery.evaluation import write_predictions
+    from partdiscovery.segmenter import PartSegmenter
+
+    overrides = ["method=scops", *args.overrides]
+    if args.input_size is not None:
+        overrides.append(f"data.input_size={args.input_size}")
+    cfg = build_config(argparse.Namespace(**{**vars(args), "overrides": overrides, "config": None}))
+    run = Path(args.out) / "run"
+    run_training(cfg, args.data, run, args.device, overwrite=args.overwrite, quiet=args.quiet)
+    segmenter = PartSegmenter.load(run, device=args.device)
+    dataset = open_dataset(args.data, args.split)
+    for _ in write_predictions(segmenter.predict_dataset(dataset, progress=not args.quiet), args.out):
+        pass
+    return Path(args.out)
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
-    out = run_baseline(
-        args.name,
-        args.data,
-        args.out,
-        args.parts,
-        args.input_size,
-        args.seed,
-        args.split,
-        not args.no_pretrained,
-        progress=not args.quiet,
-    )
+    if args.name == "scops":
+        out = run_scops_baseline(args)
+    else:
+        trained_only = [flag for flag in ("steps", "overrides", "overwrite") if getattr(args, flag)]
+        if trained_only or args.preset != "cpu":
+            raise PartDiscoveryError(
+                f"{args.name} is fitted, not trained: --steps, --preset, --overwrite and --set "
+                "apply to scops only"
+            )
+        out = run_baseline(
+            args.name,
+            args.data,
+            args.out,
+            args.parts,
+            args.input_size or 128,
+            args.seed,
+            args.split,
+            not args.no_pretrained,
+            progress=not args.quiet,
+        )
     print(f"wrote {args.name} predictions for split {args.split!r} to {out}")
     return 0
 
@@ -340,16 +369,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("baseline", help="run a baseline and write its predictions")
-    p.add_argument("name", choices=BASELINES.names(), help="the baseline")
+    p = sub.add_parser(
+        "baseline",
+        help="run a baseline and write its predictions",
+        description="k-means and DFF are fitted on the train split's φ features; SCOPS is trained "
+        "(into OUT/run; --steps, --preset, --overwrite and --set apply to it).",
+    )
+    p.add_argument("name", choices=[*BASELINES.names(), "scops"], help="the baseline")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="folder for <id>.png predictions")
     p.add_argument("--parts", type=int, default=4)
-    p.add_argument("--input-size", type=int, default=128)
+    p.add_argument("--input-size", type=int, default=None, help="default 128 (scops: the preset's)")
     p.add_argument("--split", default="test", help="split to predict (fitted on train)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-pretrained", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--steps", type=int, default=None, help="scops: training steps (default: the preset's)")
+    p.add_argument("--preset", default="cpu", choices=list_presets(), help="scops: config preset")
+    p.add_argument("--overwrite", action="store_true", help="scops: replace a previous run in OUT/run")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="section.key=value",
+        help="scops: config overrides",
+    )
+    _add_common_model_flags(p)
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("predict", help="segment a folder of images into parts (labels + overlays)")

@@ -62,6 +62,14 @@ class FrozenFeaturesMixin:
         images = images.contiguous(memory_format=torch.channels_last)
         return (self.net if runner is None else runner)(images)
 
+    def features(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """φ features of ``images`` at ``size``; φ sees the images resized by
+        ``cfg.loss.feature_input_scale`` (finer feature maps than f's input alone would give)."""
+        scale = self.cfg.loss.feature_input_scale
+        if scale != 1.0:
+            images = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
+        return self.phi(images, size)
+
     def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .float() also move φ
         if getattr(self, "phi", None) is not None:
             self.phi._apply(fn, *args, **kwargs)
@@ -119,7 +127,7 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
 
         small = (h // stride, w // stride)
         mask = downsample(fg_mask, stride)
-        features = self.phi(images, small)
+        features = self.features(images, small)
         probs1 = logits1.softmax(dim=1)
         assign = probs1 * mask
 

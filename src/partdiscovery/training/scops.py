@@ -23,9 +23,10 @@ reparametrisation of SCOPS's plain K+1 softmax (the same family of distributions
 training and inference agree on what the background channel means.
 
 Loss weights are ``cfg.scops`` (:class:`~partdiscovery.config.ScopsConfig`), given in the reference's
-normalisations and defaulting to the authors' released configuration (``exps/SCOPS_K8_retrain.json`` of
-github.com/NVlabs/SCOPS; the defaults in its ``train.py`` cannot run on their own); they are converted
-to this file's normalisations and multiplied by :data:`LOSS_SCALE` (see :func:`scops_loss_weights`).
+normalisations; its docstring lists the authors' released configuration (``exps/SCOPS_K8_retrain.json``
+of github.com/NVlabs/SCOPS; the defaults in its ``train.py`` cannot run on their own) and why the
+defaults differ from it with EfficientNet φ. They are converted to this file's normalisations and
+multiplied by :data:`LOSS_SCALE` (see :func:`scops_loss_weights`).
 ``cfg.loss`` provides the background weight (``background``), the loss resolution
 (``loss_stride``) and the warp (``tps_sigma``, ``rotation_deg``, ``scale_range``, ``translation``);
 ``cfg.loss.normalize_features`` is not used: SCOPS factorises raw activations (``ref_norm: false``).
@@ -70,7 +71,7 @@ NONNEGATIVE_FEATURES = "split"
 
 
 def scops_loss_weights(num_parts: int, weights: ScopsConfig | None = None) -> dict[str, float]:
-    """``weights`` (default: the released ones) converted to this implementation's normalisations,
+    """``weights`` (default: ``ScopsConfig()``) converted to this implementation's normalisations,
     times :data:`LOSS_SCALE`.
 
     - concentration: the reference averages over the batch twice -> divide by its batch size 6;
@@ -177,7 +178,7 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
 
         small = (h // stride, w // stride)
         mask = downsample(fg_mask, stride)
-        features = nonnegative_features(self.phi(images, small), NONNEGATIVE_FEATURES) * mask
+        features = nonnegative_features(self.features(images, small), NONNEGATIVE_FEATURES) * mask
 
         losses: dict[str, torch.Tensor] = {}
         losses["concentration"] = concentration_loss(probs1[:, 1:])
