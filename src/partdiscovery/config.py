@@ -89,8 +89,8 @@ class LossConfig:
     """Weight of the foreground/background cross-entropy (only with ``model.learned_background``)."""
     temperature: float = 0.19
     feature_input_scale: float = 1.0
-    """φ sees the training images resized by this factor: 2 gives φ feature maps twice as fine (small
-    parts resolved by φ's deep layers) at the cost of φ's forward pass only; f's input is unchanged."""
+    """φ sees the training images resized by this factor: 2 gives φ feature maps twice as fine at the
+    cost of φ's forward pass only; f's input is unchanged. (On CCP, 2 scored below 1: BENCHMARKS.md.)"""
     loss_stride: int = 2
     """Losses are computed at input_size / loss_stride; 1 = full resolution as in the paper."""
     normalize_features: bool = True
@@ -144,11 +144,11 @@ class ScopsConfig:
 
     The authors' released ``exps/SCOPS_K8_retrain.json`` has concentration 1e1, equivariance 1e3,
     centre equivariance 1e2, semantic 1e4, orthonormality 1e-1. With EfficientNet-Lite0 φ those
-    weights collapse every image to one part (BENCHMARKS.md): the raw features are larger than VGG's,
-    so the semantic term outweighs concentration and orthonormality by about 1000x more than in the
-    reference, the part basis vectors stay alike and one part explains all of them. The defaults
-    below raise concentration and orthonormality and lower the semantic term (measured on CCP:
-    FG-NMI 0.4 -> 15.7); set the released values to reproduce SCOPS with VGG φ."""
+    weights collapsed every CCP image to one part (FG-NMI 0.8, BENCHMARKS.md): the weighted semantic
+    term was almost the whole loss, the concentration term too small to matter, and the part basis
+    vectors stayed nearly parallel (orthonormality 7.3 of at most 12). The defaults below raise
+    concentration and orthonormality and lower the semantic term (CCP, 128 px, 150 steps: FG-NMI
+    15.7); set the released values to train SCOPS as published."""
 
     concentration: float = 1e3
     equivariance: float = 1e3
