@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from partdiscovery.data.augment import photometric_jitter, random_warp_grid, warp
-from partdiscovery.losses import draw_positive_images, rgb_to_scaled_lab
+from partdiscovery.data.augment import REFERENCE_FILL, photometric_jitter, random_warp_grid, warp
+from partdiscovery.losses import draw_positive_images, rgb_to_lab
 from partdiscovery.losses.prototypes import EPS
 
 
@@ -64,7 +64,7 @@ def prototypes_loop(assign: torch.Tensor, features: torch.Tensor) -> torch.Tenso
 def contrastive_loss_loop(
     prototypes: torch.Tensor, temperature: float, positives: torch.Tensor
 ) -> torch.Tensor:
-    """Paper Eq. 3, one anchor ``(b, k)`` at a time: positive = part k of image ``positives[b]``,
+    """Paper Eq. 3, one anchor ``(b, k)`` at a time: positive = part k of image ``positives[b, k]``,
     negatives = every prototype of another part index in every image (including b)."""
     b, k, _ = prototypes.shape
     z = F.normalize(prototypes, dim=-1)
@@ -72,7 +72,7 @@ def contrastive_loss_loop(
     for i in range(b):
         for j in range(k):
             anchor = z[i, j]
-            positive = (anchor * z[int(positives[i]), j]).sum() / temperature
+            positive = (anchor * z[int(positives[i, j]), j]).sum() / temperature
             negatives = []
             for other_image in range(b):
                 for other_part in range(k):
@@ -84,7 +84,7 @@ def contrastive_loss_loop(
 
 
 def visual_loss_loop(assign: torch.Tensor, lab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Paper Eq. 4 with the same loops as :func:`feature_loss_loop`, on scaled Lab colour."""
+    """Paper Eq. 4 with the same loops as :func:`feature_loss_loop`, on Lab colour."""
     return feature_loss_loop(assign, lab, mask)
 
 
@@ -108,12 +108,12 @@ def reference_training_step(method, batch: dict, generator: torch.Generator) -> 
 
     view1 = photometric_jitter(images, method.cfg.data.jitter, g).to(images)
     view2 = photometric_jitter(images, method.cfg.data.jitter, g).to(images)
-    grid = random_warp_grid(b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range, cfg.translation).to(
+    grid = random_warp_grid(b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.zoom_range, cfg.translation).to(
         images
     )
 
     logits1 = method.net(view1).logits  # first pass of f
-    logits2 = method.net(warp(view2, grid)).logits  # second pass of f
+    logits2 = method.net(warp(view2, grid, fill=REFERENCE_FILL)).logits  # second pass of f
     probs1 = torch.softmax(logits1, dim=1)
     assign = probs1 * mask
 
@@ -122,14 +122,13 @@ def reference_training_step(method, batch: dict, generator: torch.Generator) -> 
 
     features_again = method.phi(images, (h, w))  # φ again for the contrastive branch
     prototypes = prototypes_loop(assign, features_again)
-    positives = draw_positive_images(b, g)
+    positives = draw_positive_images(b, assign.shape[1], g)
     contrastive = contrastive_loss_loop(prototypes, cfg.temperature, positives)
 
-    visual = visual_loss_loop(assign, rgb_to_scaled_lab(images), mask)
+    visual = visual_loss_loop(assign, rgb_to_lab(images), mask)
 
-    target = warp(probs1.detach(), grid)
-    valid = (warp(mask, grid) > 0.5).float()
-    equivariance = equivariance_loss_plain(logits2, target, valid)
+    target = warp(logits1.detach(), grid).softmax(dim=1)
+    equivariance = equivariance_loss_plain(logits2, target, warp(mask, grid))
 
     total = (
         cfg.feature * feature

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import random
@@ -32,9 +33,11 @@ from partdiscovery.cli.main import run_baseline, run_training
 from partdiscovery.config import load_config
 from partdiscovery.data import open_dataset
 from partdiscovery.data.image_io import read_labels
+from partdiscovery.data.part_folder import HOLDOUT_SPLIT
 from partdiscovery.data.synth import generate_synthetic_dataset
 from partdiscovery.evaluation import read_prediction_dir, score_pixels, write_predictions
 from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.training.checkpoint import checkpoint_path
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json, atomic_write_text
 from partdiscovery.viz import colourise, grid, overlay
 
@@ -86,19 +89,46 @@ def dataset_paths(names: list[str], out: Path, quick: bool) -> dict[str, Path]:
     return paths
 
 
-def score_dir(data: Path, pred_dir: Path) -> dict:
-    return score_pixels(read_prediction_dir(pred_dir, open_dataset(data, "test", require_parts=True)))
+SPLITS = {"test": ("train", "test"), "val": (HOLDOUT_SPLIT, "val")}
+"""``--split`` -> (split that trains / fits, split that is scored). Tuning uses ``val``: a hashed 20 %
+of each training split, held out of training (:func:`partdiscovery.data.part_folder.validation_ids`)."""
 
 
-def train_and_predict(data: Path, out: Path, preset: str, overrides: list[str]) -> tuple[dict, float]:
-    cfg = load_config(preset, overrides=overrides)
+def score_dir(data: Path, pred_dir: Path, split: str = "test") -> dict:
+    return score_pixels(read_prediction_dir(pred_dir, open_dataset(data, split, require_parts=True)))
+
+
+def train_and_predict(
+    data: Path,
+    out: Path,
+    preset: str,
+    overrides: list[str],
+    split: str = "test",
+    curve: list[int] | None = None,
+) -> tuple[dict, float]:
+    """Train on the split that ``split`` tunes against, score on ``split``. With ``curve``, also score the
+    checkpoints at those steps (one run; the schedule spans the whole run): ``result["curve"]``."""
+    fit_split, eval_split = SPLITS[split]
+    cfg = load_config(preset, overrides=overrides + (["train.keep_checkpoints=0"] if curve else []))
     started = time.perf_counter()
-    run_training(cfg, str(data), out / "run", device="cpu", overwrite=True, quiet=True)
-    seg = PartSegmenter.load(out / "run", device="cpu")
-    test = open_dataset(data, "test", require_parts=True)
-    for _ in write_predictions(seg.predict_dataset(test, progress=False), out / "pred"):
-        pass
-    return score_dir(data, out / "pred"), time.perf_counter() - started
+    run_training(cfg, str(data), out / "run", device="cpu", overwrite=True, quiet=True, split=fit_split)
+    wall = time.perf_counter() - started
+    scored = open_dataset(data, eval_split, require_parts=True)
+
+    def score(model: Path, pred: Path) -> dict:
+        seg = PartSegmenter.load(model, device="cpu")
+        for _ in write_predictions(seg.predict_dataset(scored, progress=False), pred):
+            pass
+        return score_dir(data, pred, eval_split)
+
+    result = score(out / "run", out / "pred")
+    if curve:
+        result["curve"] = {
+            step: score(checkpoint_path(out / "run", step), out / f"pred_{step}")
+            for step in curve
+            if checkpoint_path(out / "run", step).is_file()
+        }
+    return result, wall
 
 
 def learned_background_rows(data: Path, out: Path, preset: str, overrides: list[str]) -> list[dict]:
@@ -181,6 +211,21 @@ def main() -> None:
         help=f"also replace the part of this file between {BEGIN!r} and {END!r} with the table "
         "(e.g. BENCHMARKS.md)",
     )
+    ap.add_argument(
+        "--split",
+        choices=sorted(SPLITS),
+        default="test",
+        help="test (train on train, score test) or val (train on train minus val, score val: for tuning)",
+    )
+    ap.add_argument(
+        "--curve",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="learning curve: also score the method's checkpoints at these steps (one run of --steps)",
+    )
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (rows per seed)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "quality"))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -189,54 +234,79 @@ def main() -> None:
     parts_list = args.parts or ([4] if args.quick else [4, 8])
     steps = args.steps or (40 if args.quick else 120)
     out = Path(args.out)
+    # A learning curve needs a checkpoint at each of its steps.
+    every = math.gcd(steps, *args.curve) if args.curve else steps
     base = [
         f"train.steps={steps}",
-        f"train.checkpoint_every={steps}",
+        f"train.checkpoint_every={every}",
         f"train.threads={args.threads}",
         *args.set,
     ]
 
     started = time.perf_counter()
     rows = []
+    fit_split, eval_split = SPLITS[args.split]
     for name, data in dataset_paths(args.datasets, out, args.quick).items():
         preset = args.preset or ("cpu" if name.startswith("synth") else "photos")
-        # The baselines see the same input size as the trained methods.
-        input_size = load_config(preset, overrides=base).data.input_size
+        # The baselines use the trained methods' φ (network and layers) and input size.
+        cfg = load_config(preset, overrides=base)
+        input_size = cfg.data.input_size
         for k in parts_list:
             where = out / name / f"K{k}"
             pred_dirs: dict[str, Path] = {}
             for method in args.methods:
-                t = time.perf_counter()
-                if method in ("method", "scops"):
-                    extra = ["method=scops"] if method == "scops" else []
-                    result, _ = train_and_predict(
-                        data, where / method, preset, base + [f"model.num_parts={k}"] + extra
+                trained = method in ("method", "scops")
+                for seed in args.seeds if trained else [0]:
+                    t = time.perf_counter()
+                    folder = where / (method if seed == args.seeds[0] else f"{method}_seed{seed}")
+                    if trained:
+                        extra = ["method=scops"] if method == "scops" else []
+                        result, _ = train_and_predict(
+                            data,
+                            folder,
+                            preset,
+                            base + [f"model.num_parts={k}", f"train.seed={seed}"] + extra,
+                            args.split,
+                            args.curve if method == "method" else None,
+                        )
+                        pred_dirs.setdefault(method, folder / "pred")
+                    else:
+                        run_baseline(
+                            method,
+                            str(data),
+                            folder,
+                            k,
+                            input_size,
+                            split=eval_split,
+                            fit_split=fit_split,
+                            feature_extractor=cfg.model.feature_extractor,
+                            feature_layers=cfg.model.feature_layers,
+                            progress=False,
+                        )
+                        result = score_dir(data, folder, eval_split)
+                        pred_dirs[method] = folder
+                    rows.append(
+                        {
+                            "dataset": name,
+                            "K": k,
+                            "method": method
+                            if not trained or len(args.seeds) == 1
+                            else f"{method} (seed {seed})",
+                            **result,
+                            "wall_s": round(time.perf_counter() - t, 1),
+                            "steps": steps if trained else None,
+                            "input": input_size,
+                            "split": eval_split,
+                        }
                     )
-                    pred_dirs[method] = where / method / "pred"
-                else:
-                    run_baseline(method, str(data), where / method, k, input_size, progress=False)
-                    result = score_dir(data, where / method)
-                    pred_dirs[method] = where / method
-                wall = time.perf_counter() - t
-                rows.append(
-                    {
-                        "dataset": name,
-                        "K": k,
-                        "method": method,
-                        **result,
-                        "wall_s": round(wall, 1),
-                        "steps": steps if method in ("method", "scops") else None,
-                        "input": input_size,
-                    }
-                )
-                print(json.dumps(rows[-1]), flush=True)
+                    print(json.dumps(rows[-1]), flush=True)
             if args.learned_background and k == parts_list[0]:
                 for row in learned_background_rows(
                     data, where / "learned_bg", preset, base + [f"model.num_parts={k}"]
                 ):
                     rows.append({"dataset": name, "K": k, **row, "steps": steps, "input": input_size})
                     print(json.dumps(rows[-1]), flush=True)
-            if k == parts_list[0]:
+            if k == parts_list[0] and args.split == "test":
                 save_grid(data, pred_dirs, out / f"{name}_K{k}_grid.png")
             if args.ablation and k == parts_list[0]:
                 for dropped in LOSSES:
@@ -246,6 +316,7 @@ def main() -> None:
                         where / f"no_{dropped}",
                         preset,
                         base + [f"model.num_parts={k}", f"loss.{dropped}=0"],
+                        args.split,
                     )
                     rows.append(
                         {
@@ -256,6 +327,7 @@ def main() -> None:
                             "wall_s": round(time.perf_counter() - t, 1),
                             "steps": steps,
                             "input": input_size,
+                            "split": eval_split,
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
@@ -267,12 +339,17 @@ def main() -> None:
     lines = [
         f"Command: `{command}`  ",
         f"Machine: {machine}, {args.threads} threads; date {datetime.date.today()}; "
-        f"total wall time {time.perf_counter() - started:.0f} s",
+        f"total wall time {time.perf_counter() - started:.0f} s; scored on the {eval_split} split",
         "",
         "| dataset | K | method | FG-NMI | FG-ARI | NMI | ARI | FG IoU | input px | steps | wall s |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        for step, c in sorted(r.get("curve", {}).items()):
+            lines.append(
+                f"| {r['dataset']} | {r['K']} | {r['method']} @ step {step} | {c['fg_nmi']:.1f} | "
+                f"{c['fg_ari']:.1f} | {c['nmi']:.1f} | {c['ari']:.1f} | - | {r['input']} | {step} | - |"
+            )
         lines.append(
             f"| {r['dataset']} | {r['K']} | {r['method']} | {r['fg_nmi']:.1f} | {r['fg_ari']:.1f} | "
             f"{r['nmi']:.1f} | {r['ari']:.1f} | {fmt(r.get('fg_iou'))} | {r['input']} | {r['steps'] or '-'} | "

@@ -155,3 +155,17 @@ def test_to_dict_is_plain_and_partial_dicts_fill_defaults():
     assert d["data"]["crop_scale"] == list(cfg.data.crop_scale)  # tuples become YAML lists
     partial = config_from_dict({"model": {"num_parts": 9}})
     assert partial == dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_parts=9))
+
+
+def test_configs_of_earlier_versions_still_load():
+    """``loss.scale_range`` (the content zoom, before 0.2) is read as ``loss.zoom_range``."""
+    cfg = config_from_dict({"loss": {"scale_range": [0.5, 1.43]}})
+    assert cfg.loss.zoom_range == (0.5, 1.43)
+
+
+def test_variable_length_tuples():
+    cfg = load_config("cpu", overrides=["model.feature_layers=[0, 0.33, 1, 0.5]"])
+    assert cfg.model.feature_layers == (0.0, 0.33, 1.0, 0.5)
+    assert load_config("cpu").model.feature_layers is None
+    with pytest.raises(ConfigError):
+        load_config("cpu", overrides=["model.feature_layers=3"])

@@ -70,6 +70,10 @@ class ModelConfig:
     """Local weights file for f's backbone, used instead of a cache or download."""
     feature_weights: str | None = None
     """Local weights file for φ."""
+    feature_layers: tuple[float, ...] | None = None
+    """Weights of φ's selectable layers, finest first (0 drops a layer); None: φ's default. The
+    EfficientNet-Lite φs take 4 (strides 4, 8, 16, 32; default 0, 0.33, 1, 0), VGG19 2 (relu3_2,
+    relu5_4; default 0.33, 1)."""
     freeze_bn: bool = False
     """Keep f's BatchNorm layers in eval mode (running statistics) while training: the paper's frozen BN,
     and what makes a multi-process CPU run equal a single-process one (SyncBatchNorm needs a GPU)."""
@@ -83,7 +87,7 @@ class LossConfig:
 
     feature: float = 5.0
     contrastive: float = 0.2
-    visual: float = 0.3
+    visual: float = 3e-4
     equivariance: float = 0.2
     background: float = 1.0
     """Weight of the foreground/background cross-entropy (only with ``model.learned_background``)."""
@@ -96,8 +100,10 @@ class LossConfig:
     normalize_features: bool = True
     """L2-normalise each φ layer per pixel before weighting (False: raw activations, as the paper's VGG)."""
     tps_sigma: float = 0.01
+    """Thin-plate-spline control points move by U(±tps_sigma) (normalised coordinates)."""
     rotation_deg: float = 60.0
-    scale_range: tuple[float, float] = (0.5, 1.43)
+    zoom_range: tuple[float, float] = (0.7, 2.0)
+    """Content zoom of the equivariance warp (> 1 magnifies): the reference's ``random_scale_low/high``."""
     translation: float = 0.1
 
 
@@ -124,6 +130,8 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    """How many of the newest checkpoints to keep (0: all, e.g. to score a learning curve)."""
     max_bad_steps: int = 20
     """Stop with an error after this many consecutive steps with a non-finite loss."""
     amp: bool = False
@@ -216,6 +224,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
     if origin is tuple:
         args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: any length
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{where}: expected a list, got {value!r}")
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
         return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
@@ -262,9 +274,24 @@ def _merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Read configs saved by earlier versions (checkpoints, run folders) under today's keys.
+
+    ``loss.scale_range`` (before 0.2) divided the sampling coordinates, so it was the content zoom
+    range: it becomes ``loss.zoom_range`` with the same numbers.
+    """
+    loss = data.get("loss")
+    if isinstance(loss, dict) and "scale_range" in loss:
+        loss = dict(loss)
+        zoom = loss.pop("scale_range")
+        loss.setdefault("zoom_range", zoom)
+        data = {**data, "loss": loss}
+    return data
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Build a :class:`Config` from a (possibly partial) nested dict; unknown keys are errors."""
-    return _from_dict(Config, _merge(Config().to_dict(), data or {}))
+    return _from_dict(Config, _merge(Config().to_dict(), _migrate(data or {})))
 
 
 def parse_override(text: str) -> dict[str, Any]:

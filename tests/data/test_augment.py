@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from partdiscovery.config import JitterConfig
-from partdiscovery.data.augment import photometric_jitter, random_warp_grid, warp
+from partdiscovery.data.augment import REFERENCE_FILL, photometric_jitter, random_warp_grid, warp
 
 
 def images(b=4, h=16, w=16, seed=0):
@@ -64,7 +64,7 @@ def identity_grid(b=2, h=10, w=14, seed=0):
         torch.Generator().manual_seed(seed),
         tps_sigma=0.0,
         rotation_deg=0.0,
-        scale_range=(1.0, 1.0),
+        zoom_range=(1.0, 1.0),
         translation=0.0,
     )
 
@@ -98,7 +98,7 @@ def test_random_warp_moves_pixels_and_is_seeded():
 def test_pure_translation_shifts_every_pixel_equally():
     g = torch.Generator().manual_seed(0)
     grid = random_warp_grid(
-        1, 8, 8, g, tps_sigma=0.0, rotation_deg=0.0, scale_range=(1.0, 1.0), translation=0.25
+        1, 8, 8, g, tps_sigma=0.0, rotation_deg=0.0, zoom_range=(1.0, 1.0), translation=0.25
     )
     shift = grid - identity_grid(1, 8, 8)
     # A translation is the same everywhere and at most 0.25 in normalised units.
@@ -113,7 +113,7 @@ def test_warp_resizes_a_grid_of_another_resolution():
 
 
 @pytest.mark.parametrize("scale", [0.5, 2.0])
-def test_scale_zooms_about_the_centre(scale):
+def test_zoom_magnifies_about_the_centre(scale):
     grid = random_warp_grid(
         1,
         8,
@@ -121,7 +121,53 @@ def test_scale_zooms_about_the_centre(scale):
         torch.Generator().manual_seed(0),
         tps_sigma=0.0,
         rotation_deg=0.0,
-        scale_range=(scale, scale),
+        zoom_range=(scale, scale),
         translation=0.0,
     )
     torch.testing.assert_close(grid, identity_grid(1, 8, 8) / scale, atol=1e-5, rtol=0)
+
+
+def test_zoom_distribution_matches_the_reference():
+    """Reference (tps/rand_tps.py): sampling scale U(1/2.0, 1/0.7), so content zoom in [0.7, 2.0],
+    median about 1.04, magnifying a little over half of the time."""
+    g = torch.Generator().manual_seed(0)
+    grid = random_warp_grid(4000, 3, 3, g, tps_sigma=0.0, rotation_deg=0.0, translation=0.0)
+    zoom = 1.0 / (grid[:, 1, 2, 0] / (2 / 3))  # the pixel right of the centre sits at x = 2/3
+    assert float(zoom.min()) >= 0.7 - 1e-4 and float(zoom.max()) <= 2.0 + 1e-4
+    assert 1.0 < float(zoom.median()) < 1.08
+    assert 0.5 < float((zoom > 1).float().mean()) < 0.58
+
+
+def test_tps_moves_pixels_by_about_sigma():
+    """Uniform control-point noise as in the reference; the spline passes through its control points,
+    so pixels between them move by about sigma, not more (a swapped fit once moved them by 9 sigma)."""
+    g = torch.Generator().manual_seed(0)
+    grid = random_warp_grid(
+        64, 5, 5, g, tps_sigma=0.05, rotation_deg=0.0, zoom_range=(1.0, 1.0), translation=0.0
+    )
+    moved = (grid - identity_grid(64, 5, 5)).abs()
+    # Pixel centres are not control points: the spline moves them a little more than sigma at most.
+    assert 0.03 < float(moved.max()) <= 1.5 * 0.05
+
+
+def test_warp_fill_pads_outside_with_the_given_colour():
+    grid = identity_grid(1, 4, 4) * 3.0  # samples mostly outside the image
+    x = torch.zeros(1, 3, 4, 4)
+    out = warp(x, grid, fill=REFERENCE_FILL)
+    torch.testing.assert_close(out[0, :, 0, 0], torch.tensor(REFERENCE_FILL), atol=1e-6, rtol=0)
+    torch.testing.assert_close(warp(x, identity_grid(1, 4, 4), fill=REFERENCE_FILL), x, atol=1e-5, rtol=0)
+
+
+def test_saturation_jitter_matches_torchvision():
+    import torchvision.transforms.functional as TF
+
+    cfg = JitterConfig(brightness=0.0, contrast=0.0, saturation=0.5, hue=0.0, p=1.0, grayscale_p=0.0)
+    images = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    out = photometric_jitter(images, cfg, torch.Generator().manual_seed(2))
+    factors = torch.Generator().manual_seed(2)
+    torch.rand(6, generator=factors)  # apply
+    for _ in range(2):  # brightness, contrast (strength 0: factor 1)
+        torch.rand(6, generator=factors)
+    sat = 0.5 + torch.rand(6, generator=factors)
+    expected = torch.stack([TF.adjust_saturation(images[i], float(sat[i])) for i in range(6)])
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from partdiscovery.data import PartFolderDataset, open_dataset
 from partdiscovery.data.image_io import read_image, read_labels, read_mask
-from partdiscovery.data.part_folder import ImageFolderDataset
+from partdiscovery.data.part_folder import HOLDOUT_SPLIT, ImageFolderDataset, validation_ids
 from partdiscovery.errors import DatasetError
 
 W, H = 20, 14
@@ -172,7 +172,7 @@ def test_folder_level_errors(tmp_path, folder):
     assert str(folder / "test.txt") in problems_of(folder, "test")
     (folder / "test.txt").write_text("a\nb\na\n")
     assert "more than once" in problems_of(folder, "test")
-    assert str(folder / "val.txt") in problems_of(folder, "val")
+    assert str(folder / "extra.txt") in problems_of(folder, "extra")
     (folder / "parts.json").write_text("{not json")
     assert str(folder / "parts.json") in problems_of(folder)
     other = make_folder(tmp_path / "noparts", parts=False)
@@ -329,3 +329,20 @@ def test_huge_image_is_refused_with_its_name(tmp_path, monkeypatch):
     Image.new("RGB", (20, 20)).save(path)
     with pytest.raises(DatasetError, match=r"big\.png.*400 pixels|big\.png.*20x20"):
         image_io.read_image(path)
+
+
+def test_validation_split_is_a_hashed_share_of_train_held_out_of_training(tmp_path):
+    ids = [f"{i:04d}" for i in range(50)]
+    val = validation_ids(ids)
+    assert 5 <= len(val) <= 15 and set(val) < set(ids)
+    # Adding images never moves an old one between train and validation, whatever the file order.
+    more = validation_ids(list(reversed(ids)) + [f"new{i}" for i in range(20)])
+    assert set(val) <= set(more) and not (set(more) - set(val)) & set(ids)
+    assert validation_ids(["a", "b"]) in (["a"], ["b"]) and validation_ids(["a"]) == []
+
+    root = make_folder(tmp_path / "ds")
+    val_ds, rest = PartFolderDataset(root, "val"), PartFolderDataset(root, HOLDOUT_SPLIT)
+    assert sorted(val_ds.ids + rest.ids) == ["a", "b", "c"] and val_ds.ids and rest.ids
+    (root / "val.txt").write_text("c\n")  # an explicit val.txt wins
+    assert PartFolderDataset(root, "val").ids == ["c"]
+    assert PartFolderDataset(root, HOLDOUT_SPLIT).ids == ["a", "b"]

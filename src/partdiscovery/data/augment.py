@@ -35,9 +35,10 @@ def photometric_jitter(
     """Colour jitter of ``images [B, 3, H, W]`` in [0, 1], each image with its own random factors.
 
     As torchvision's ``ColorJitter(brightness, contrast, saturation, hue)`` applied with probability
-    ``cfg.p``, then ``RandomGrayscale(cfg.grayscale_p)``; the four adjustments are applied in a fixed
-    order (brightness, contrast, saturation, hue) rather than a random one, which keeps the batch
-    vectorised.
+    ``cfg.p``, then ``RandomGrayscale(cfg.grayscale_p)`` (the reference code's jitter); the four
+    adjustments are applied in a fixed order (brightness, contrast, saturation, hue) rather than a
+    random one, which keeps the batch vectorised. Saturation blends with the grey image as torchvision
+    does (kornia's ``adjust_saturation`` scales HSV saturation instead: up to 0.12 apart on [0, 1]).
     """
     n, mine = _draw_count(images.shape[0], shard)
     g = generator
@@ -54,7 +55,7 @@ def photometric_jitter(
     x = (images * bright.view(-1, 1, 1, 1)).clamp(0, 1)
     mean = kornia.color.rgb_to_grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
     x = ((x - mean) * contrast.view(-1, 1, 1, 1) + mean).clamp(0, 1)
-    x = kornia.enhance.adjust_saturation(x, sat)
+    x = kornia.enhance.adjust_saturation_with_gray_subtraction(x, sat)
     x = kornia.enhance.adjust_hue(x, hue * 2 * math.pi)
     x = x.clamp(0, 1)
     grey = kornia.color.rgb_to_grayscale(x).expand_as(x)
@@ -68,16 +69,19 @@ def random_warp_grid(
     generator: torch.Generator,
     tps_sigma: float = 0.01,
     rotation_deg: float = 60.0,
-    scale_range: tuple[float, float] = (0.5, 1.43),
+    zoom_range: tuple[float, float] = (0.7, 2.0),
     translation: float = 0.1,
     control_points: int = 5,
     shard: Shard | None = None,
 ) -> torch.Tensor:
     """Random sampling grids ``[B, H, W, 2]`` (normalised coords, ``align_corners=False``).
 
-    The warp is a thin-plate spline (a ``control_points x control_points`` grid jittered by
-    N(0, tps_sigma)) composed with a random similarity (rotation ±rotation_deg, isotropic scale in
-    ``scale_range``, translation ±translation of the half-size), as in the paper's equivariance loss.
+    The reference code's warp (``tps/rand_tps.py``, mode ``affine``): a thin-plate spline through a
+    ``control_points x control_points`` grid whose points move by U(-tps_sigma, tps_sigma), composed
+    with a random similarity: rotation U(±rotation_deg), translation U(±translation) of the half-size
+    and a content zoom in ``zoom_range`` (> 1 magnifies). As in the reference, the sampling scale
+    ``1/zoom`` is drawn uniformly from ``[1/zoom_range[1], 1/zoom_range[0]]``; with the default
+    (0.7, 2.0) the median zoom is 1.04 and a little over half of the warps magnify.
     ``F.grid_sample(x, grid)`` gives ``T(x)``: output pixel p shows input pixel grid[p].
     """
     g = generator
@@ -85,29 +89,44 @@ def random_warp_grid(
     lin = torch.linspace(-1, 1, control_points)
     cy, cx = torch.meshgrid(lin, lin, indexing="ij")
     src = torch.stack([cx, cy], -1).reshape(1, -1, 2).expand(batch, -1, -1)
-    dst = src + tps_sigma * torch.randn(src.shape, generator=g)
+    dst = src + tps_sigma * (2 * torch.rand(src.shape, generator=g) - 1)
 
     ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height * 2 - 1
     xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width * 2 - 1
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     points = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(batch, -1, -1)
-    kernel_weights, affine_weights = get_tps_transform(dst, src)
+    # kornia's convention: get_tps_transform(a, b) fits the map a -> b, and warp_points_tps takes b as
+    # the kernel centres. (Until 0.2 the arguments were swapped: the spline did not pass through its
+    # control points and moved pixels by up to 9 sigma instead of about 1.2 sigma.)
+    kernel_weights, affine_weights = get_tps_transform(src, dst)
     points = warp_points_tps(points, dst, kernel_weights, affine_weights)
 
     angle = _uniform(batch, -rotation_deg, rotation_deg, g) * math.pi / 180
-    # Log-uniform scale so that zooming in and out are equally likely.
-    scale = torch.exp(_uniform(batch, math.log(scale_range[0]), math.log(scale_range[1]), g))
+    sampling_scale = _uniform(batch, 1.0 / zoom_range[1], 1.0 / zoom_range[0], g)
     shift = _uniform(2 * batch, -translation, translation, g).view(batch, 1, 2)
     cos, sin = torch.cos(angle), torch.sin(angle)
     rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # [B, 2, 2]
-    points = torch.einsum("bij,bnj->bni", rot / scale.view(-1, 1, 1), points) + shift
+    points = torch.einsum("bij,bnj->bni", rot * sampling_scale.view(-1, 1, 1), points) + shift
     return points.view(batch, height, width, 2)[mine]
 
 
-def warp(x: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Apply a grid from :func:`random_warp_grid` to ``x [B, C, H, W]`` (zeros outside)."""
+REFERENCE_FILL = (0.481, 0.458, 0.408)
+"""RGB in [0, 1] that the reference code's warp pads images with: its inputs are mean-subtracted
+(Caffe mean 122.7, 116.7, 104.0), so its zero padding is this mean colour, not black."""
+
+
+def warp(
+    x: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear", fill: tuple[float, ...] | None = None
+) -> torch.Tensor:
+    """Apply a grid from :func:`random_warp_grid` to ``x [B, C, H, W]``.
+
+    Outside the source, the result is 0, or ``fill`` (one value per channel) when given.
+    """
     if grid.shape[1:3] != x.shape[-2:]:
         grid = F.interpolate(
             grid.permute(0, 3, 1, 2), size=x.shape[-2:], mode="bilinear", align_corners=False
         ).permute(0, 2, 3, 1)
-    return F.grid_sample(x, grid.to(x), mode=mode, padding_mode="zeros", align_corners=False)
+    if fill is None:
+        return F.grid_sample(x, grid.to(x), mode=mode, padding_mode="zeros", align_corners=False)
+    value = torch.tensor(fill, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return F.grid_sample(x - value, grid.to(x), mode=mode, padding_mode="zeros", align_corners=False) + value

@@ -14,6 +14,7 @@ user fixes their data in one pass instead of one crash per file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,6 +25,36 @@ from partdiscovery.data.image_io import read_image, read_labels, read_mask
 from partdiscovery.errors import DatasetError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+VAL_FRACTION = 0.2
+"""Share of the training ids that form the validation split when a folder has no ``val.txt``."""
+HOLDOUT_SPLIT = "train_minus_val"
+"""The training ids that are not in the validation split: train on it, tune on ``val``."""
+
+
+def validation_ids(train_ids: list[str], fraction: float = VAL_FRACTION) -> list[str]:
+    """A deterministic share of ``train_ids`` for validation, chosen by hashing each id.
+
+    Why hashing: the choice of an id does not depend on the order of train.txt or on which other ids
+    are there, so adding images to a folder never moves an old image between train and validation.
+    At least one id is held out, and at least one is left for training.
+
+    Example:
+        >>> validation_ids([f"{i:04d}" for i in range(10)])
+        ['0000', '0001', '0002']
+    """
+    if len(train_ids) < 2:
+        return []
+
+    def position(image_id: str) -> float:
+        digest = hashlib.sha256(f"partdiscovery-val:{image_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    ranked = sorted(train_ids, key=position)
+    count = min(len(train_ids) - 1, max(1, sum(position(i) < fraction for i in train_ids)))
+    chosen = set(ranked[:count])
+    return [i for i in train_ids if i in chosen]
 
 
 def read_split_file(path: Path) -> list[str]:
@@ -42,7 +73,9 @@ class PartFolderDataset(PartDataset):
 
     Args:
         root: the dataset folder.
-        split: ``train``, ``test`` or any name with a ``<split>.txt`` file; ``all`` = every image in images/.
+        split: ``train``, ``test`` or any name with a ``<split>.txt`` file; ``all`` = every image in images/;
+            ``val`` = ``val.txt`` if there is one, else a hashed :data:`VAL_FRACTION` of ``train.txt``
+            (:func:`validation_ids`); ``train_minus_val`` = ``train.txt`` without the ``val`` ids.
         validate: check every file up front (sizes, binary masks, non-empty foreground).
         require_parts: fail if ``parts/`` labels are missing (evaluation needs them).
 
@@ -69,6 +102,8 @@ class PartFolderDataset(PartDataset):
             )
             if not self.ids:
                 raise DatasetError(f"{self.root / 'images'}: no images found")
+        elif split in ("val", HOLDOUT_SPLIT) and not (self.root / f"{split}.txt").is_file():
+            self.ids = self._holdout_ids(split)
         else:
             self.ids = read_split_file(self.root / f"{split}.txt")
         self.has_parts = (self.root / "parts").is_dir()
@@ -80,6 +115,19 @@ class PartFolderDataset(PartDataset):
         self._image_paths = [self._find_image(i) for i in self.ids]
         if validate:
             self.validate()
+
+    def _holdout_ids(self, split: str) -> list[str]:
+        train = read_split_file(self.root / "train.txt")
+        val_file = self.root / "val.txt"
+        val = read_split_file(val_file) if val_file.is_file() else validation_ids(train)
+        if not val:
+            raise DatasetError(
+                f"{self.root / 'train.txt'}: too few training images to hold out a validation split"
+            )
+        if split == "val":
+            return val
+        held_out = set(val)
+        return [i for i in train if i not in held_out]
 
     def _read_part_names(self) -> dict[int, str]:
         path = self.root / "parts.json"

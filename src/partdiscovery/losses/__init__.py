@@ -4,7 +4,7 @@ from partdiscovery.losses.contrastive import contrastive_loss, draw_positive_ima
 from partdiscovery.losses.equivariance import equivariance_loss
 from partdiscovery.losses.feature import feature_loss
 from partdiscovery.losses.prototypes import part_means, soft_part_variance
-from partdiscovery.losses.visual import rgb_to_scaled_lab, visual_consistency_loss
+from partdiscovery.losses.visual import rgb_to_lab, visual_consistency_loss
 
 __all__ = [
     "contrastive_loss",
@@ -12,7 +12,7 @@ __all__ = [
     "equivariance_loss",
     "feature_loss",
     "part_means",
-    "rgb_to_scaled_lab",
+    "rgb_to_lab",
     "soft_part_variance",
     "visual_consistency_loss",
 ]

@@ -1,14 +1,17 @@
 """Contrastive loss (paper Eq. 3): InfoNCE on part prototypes across the images of a batch.
 
 For the prototype ``z_k^b`` of part k in image b (L2-normalised), the positive is the same part
-``z_k^{b'}`` of another image b' drawn uniformly among the other images; the negatives are every
-prototype of every *other* part index in every image of the batch (including b itself):
+``z_k^{b'}`` of another image b', drawn for each (b, k) uniformly among the other images; the
+negatives are every prototype of every *other* part index in every image of the batch (b included):
 
     L_c = -1/(BK) sum_{b,k} log [ exp(s_pos) / (exp(s_pos) + sum_{b'', j != k} exp(<z_k^b, z_j^b''>/τ)) ],
     s_pos = <z_k^b, z_k^b'>/τ
 
-The reference code drew the other image with an off-by-one that never picked the last index; here
-``b' = (b + U{1..B-1}) mod B``, uniform over the other images.
+Deviation from the reference code (``loss.py``), on purpose: it draws the positive per (b, k) with
+``randint(1, B-1)`` among the B-1 other images in index order, so the first other image (the lowest
+index != b) is never the positive, and a batch of 2 fails. Here ``b' = (b + U{1..B-1}) mod B``, uniform
+over all other images; the value of the loss is otherwise the reference's (agrees to 2e-16 in float64
+for the same positives: ``tests/losses/test_reference.py``).
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ import torch
 import torch.nn.functional as F
 
 
-def draw_positive_images(batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """For each image b, another image index b' != b, uniformly. ``[B]`` long."""
+def draw_positive_images(batch: int, parts: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """For each image b and part k, another image index b' != b, uniformly. ``[B, K]`` long."""
     if batch < 2:
         raise ValueError("the contrastive loss needs at least 2 images per batch")
-    offset = torch.randint(1, batch, (batch,), generator=generator)
-    return (torch.arange(batch) + offset) % batch
+    offset = torch.randint(1, batch, (batch, parts), generator=generator)
+    return (torch.arange(batch).unsqueeze(1) + offset) % batch
 
 
 def contrastive_loss(
@@ -38,8 +41,8 @@ def contrastive_loss(
     Args:
         prototypes: ``[B, K, C]`` part means of the anchor images (not yet normalised).
         temperature: τ (paper: 0.19).
-        positives: ``[B]`` index (into ``all_prototypes``) of each anchor image's positive image
-            (default: drawn with ``generator`` for the whole batch).
+        positives: ``[B, K]`` index (into ``all_prototypes``) of the image holding each anchor's positive
+            (or ``[B]``: the same image for every part); default: drawn with ``generator`` for the whole batch.
         all_prototypes: ``[B_all, K, C]`` prototypes of the global batch when the batch is split over
             processes (the anchors are rows ``anchor_offset .. anchor_offset + B``); default: ``prototypes``.
 
@@ -55,14 +58,16 @@ def contrastive_loss(
     everyone = prototypes if all_prototypes is None else all_prototypes
     total = everyone.shape[0]
     if positives is None:
-        positives = draw_positive_images(total, generator)[anchor_offset : anchor_offset + b]
+        positives = draw_positive_images(total, k, generator)[anchor_offset : anchor_offset + b]
+    if positives.dim() == 1:
+        positives = positives.unsqueeze(1).expand(b, k)
     anchors = F.normalize(prototypes, dim=-1).reshape(b * k, -1)
     keys = F.normalize(everyone, dim=-1).reshape(total * k, -1)
     sim = anchors @ keys.t() / temperature  # [bK, B_all K]; row (b, k) is an anchor
     rows = torch.arange(b * k, device=sim.device)
     anchor_part = torch.arange(k, device=sim.device).repeat(b)
     key_part = torch.arange(k, device=sim.device).repeat(total)
-    pos_col = positives.to(sim.device).repeat_interleave(k) * k + anchor_part
+    pos_col = positives.to(sim.device).reshape(-1) * k + anchor_part
     allowed = key_part.unsqueeze(0) != anchor_part.unsqueeze(1)  # negatives: other part indices
     allowed[rows, pos_col] = True
     log_denominator = torch.logsumexp(sim.masked_fill(~allowed, float("-inf")), dim=1)

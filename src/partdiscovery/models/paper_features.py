@@ -47,12 +47,20 @@ class VGG19Features(DenseFeatures):
     """
 
     layer_weights = (0.33, 1.0)
+    selectable_layers = ("relu3_2", "relu5_4")
     channels = 256 + 512
     stride = 4
     taps = (VGG19_RELU3_2, VGG19_RELU5_4)
 
-    def __init__(self, pretrained: bool = True, weights: str | None = None, normalize: bool = True) -> None:
+    def __init__(
+        self,
+        pretrained: bool = True,
+        weights: str | None = None,
+        normalize: bool = True,
+        layer_weights: tuple[float, ...] | None = None,
+    ) -> None:
         super().__init__(normalize)
+        self.set_layer_weights(layer_weights)
         from torchvision.models import VGG19_Weights
         from torchvision.models.vgg import cfgs, make_layers
 
@@ -113,11 +121,19 @@ class DinoViTS8Features(DenseFeatures):
     timm interpolates the 28x28 position embeddings of 224 px training to the input's grid)."""
 
     layer_weights = (1.0,)
+    selectable_layers = ("last",)
     channels = 384
     stride = 8
 
-    def __init__(self, pretrained: bool = True, weights: str | None = None, normalize: bool = True) -> None:
+    def __init__(
+        self,
+        pretrained: bool = True,
+        weights: str | None = None,
+        normalize: bool = True,
+        layer_weights: tuple[float, ...] | None = None,
+    ) -> None:
         super().__init__(normalize)
+        self.set_layer_weights(layer_weights)
         import timm
 
         state, source = None, None

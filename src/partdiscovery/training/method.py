@@ -14,12 +14,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from partdiscovery.config import Config, OptimConfig
-from partdiscovery.data.augment import photometric_jitter, random_warp_grid, warp
+from partdiscovery.data.augment import REFERENCE_FILL, photometric_jitter, random_warp_grid, warp
 from partdiscovery.losses import (
     contrastive_loss,
     equivariance_loss,
     feature_loss,
-    rgb_to_scaled_lab,
+    rgb_to_lab,
     visual_consistency_loss,
 )
 from partdiscovery.models import PartSegmentationNet, create_feature_extractor
@@ -97,6 +97,7 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
                 pretrained=cfg.model.pretrained,
                 weights=cfg.model.feature_weights,
                 normalize=cfg.loss.normalize_features,
+                layer_weights=cfg.model.feature_layers,
             )
         )
 
@@ -119,10 +120,12 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
         view1 = photometric_jitter(images, self.cfg.data.jitter, g, shard).to(images)
         view2 = photometric_jitter(images, self.cfg.data.jitter, g, shard).to(images)
         grid = random_warp_grid(
-            b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range, cfg.translation, shard=shard
+            b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.zoom_range, cfg.translation, shard=shard
         ).to(images)
-        # One forward pass of f over both views (x1 and T(x2)) keeps BatchNorm statistics consistent.
-        out = self.run_net(torch.cat([view1, warp(view2, grid)]))
+        # One forward pass of f over both views (x1 and T(x2)) keeps BatchNorm statistics consistent
+        # (the reference runs two passes). The warped view is padded with the mean colour, as the
+        # reference's zero padding of mean-subtracted images.
+        out = self.run_net(torch.cat([view1, warp(view2, grid, fill=REFERENCE_FILL)]))
         logits1, logits2 = downsample(out.logits, stride).split(b)
 
         small = (h // stride, w // stride)
@@ -143,13 +146,11 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
                 all_prototypes=all_gather_with_grad(prototypes),
                 anchor_offset=shard.offset,
             )
-        losses["visual"] = visual_consistency_loss(
-            assign, downsample(rgb_to_scaled_lab(images), stride), mask
-        )
+        losses["visual"] = visual_consistency_loss(assign, downsample(rgb_to_lab(images), stride), mask)
 
-        target = warp(probs1.detach(), grid)
-        valid = (warp(mask, grid) > 0.5).to(mask)
-        losses["equivariance"] = equivariance_loss(logits2.log_softmax(dim=1), target, valid)
+        # As the reference: warp the logits, then softmax; weight pixels by the soft warped mask.
+        target = warp(logits1.detach(), grid).softmax(dim=1)
+        losses["equivariance"] = equivariance_loss(logits2.log_softmax(dim=1), target, warp(mask, grid))
 
         total = (
             cfg.feature * losses["feature"]

@@ -28,7 +28,7 @@ of github.com/NVlabs/SCOPS; the defaults in its ``train.py`` cannot run on their
 defaults differ from it with EfficientNet φ. They are converted to this file's normalisations and
 multiplied by :data:`LOSS_SCALE` (see :func:`scops_loss_weights`).
 ``cfg.loss`` provides the background weight (``background``), the loss resolution
-(``loss_stride``) and the warp (``tps_sigma``, ``rotation_deg``, ``scale_range``, ``translation``);
+(``loss_stride``) and the warp (``tps_sigma``, ``rotation_deg``, ``zoom_range``, ``translation``);
 ``cfg.loss.normalize_features`` is not used: SCOPS factorises raw activations (``ref_norm: false``).
 
 Not reproduced: SCOPS's DeepLab-ResNet50 two-branch network (f is this project's
@@ -130,6 +130,7 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
                 pretrained=cfg.model.pretrained,
                 weights=cfg.model.feature_weights,
                 normalize=False,
+                layer_weights=cfg.model.feature_layers,
             )
         )
         channels = self.phi.channels * (2 if NONNEGATIVE_FEATURES == "split" else 1)
@@ -167,7 +168,7 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
 
         view2 = photometric_jitter(images, self.cfg.data.jitter, g, shard).to(images)
         grid = random_warp_grid(
-            b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.scale_range, cfg.translation, shard=shard
+            b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.zoom_range, cfg.translation, shard=shard
         ).to(images)
         out = self.run_net(torch.cat([images, warp(view2, grid)]))
         log_probs = scops_log_probs(

@@ -340,7 +340,8 @@ class Trainer:
                             checkpoint_path(self.run.path, done),
                             self._checkpoint_payload(done, optimizer, schedule),
                         )
-                        prune_checkpoints(self.run.path, keep=2)
+                        if cfg.train.keep_checkpoints > 0:
+                            prune_checkpoints(self.run.path, keep=cfg.train.keep_checkpoints)
                     barrier()
         finally:
             bar.close()
