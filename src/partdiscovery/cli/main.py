@@ -230,22 +230,28 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if args.name == "scops":
         out = run_scops_baseline(args)
     else:
-        trained_only = [flag for flag in ("steps", "overrides", "overwrite") if getattr(args, flag)]
-        if trained_only or args.preset != "cpu":
+        trained_only = [flag for flag in ("steps", "overwrite") if getattr(args, flag)]
+        if trained_only:
             raise PartDiscoveryError(
-                f"{args.name} is fitted, not trained: --steps, --preset, --overwrite and --set "
-                "apply to scops only"
+                f"{args.name} is fitted, not trained: --steps and --overwrite apply to scops only"
             )
+        # The preset (and --set) choose φ and the input size, so that a baseline always uses the same
+        # features as the method it is compared with.
+        from partdiscovery.config import load_config
+
+        cfg = load_config(args.preset, overrides=args.overrides)
         out = run_baseline(
             args.name,
             args.data,
             args.out,
             args.parts,
-            args.input_size or 128,
+            args.input_size or cfg.data.input_size,
             args.seed,
             args.split,
             not args.no_pretrained,
+            feature_extractor=cfg.model.feature_extractor,
             progress=not args.quiet,
+            feature_layers=cfg.model.feature_layers,
         )
     print(f"wrote {args.name} predictions for split {args.split!r} to {out}")
     return 0
@@ -399,12 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="folder for <id>.png predictions")
     p.add_argument("--parts", type=int, default=4)
-    p.add_argument("--input-size", type=int, default=None, help="default 128 (scops: the preset's)")
+    p.add_argument("--input-size", type=int, default=None, help="default: the preset's")
     p.add_argument("--split", default="test", help="split to predict (fitted on train)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-pretrained", action="store_true")
     p.add_argument("--steps", type=int, default=None, help="scops: training steps (default: the preset's)")
-    p.add_argument("--preset", default="cpu", choices=list_presets(), help="scops: config preset")
+    p.add_argument(
+        "--preset",
+        default="cpu",
+        choices=list_presets(),
+        help="config preset: φ and input size of k-means / DFF, the whole config of scops",
+    )
     p.add_argument("--overwrite", action="store_true", help="scops: replace a previous run in OUT/run")
     p.add_argument(
         "--set",
@@ -412,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="section.key=value",
-        help="scops: config overrides",
+        help="config overrides (k-means / DFF use model.feature_extractor, model.feature_layers, "
+        "data.input_size)",
     )
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_baseline)
