@@ -95,6 +95,9 @@ class LossConfig:
     feature_input_scale: float = 1.0
     """φ sees the training images resized by this factor: 2 gives φ feature maps twice as fine at the
     cost of φ's forward pass only; f's input is unchanged. (On CCP, 2 scored below 1: BENCHMARKS.md.)"""
+    cache_features: bool = False
+    """Compute φ once per training image (the whole letterboxed image) and crop its feature map like
+    the image (:mod:`partdiscovery.data.feature_cache`), instead of running φ on every crop."""
     loss_stride: int = 2
     """Losses are computed at input_size / loss_stride; 1 = full resolution as in the paper."""
     normalize_features: bool = True

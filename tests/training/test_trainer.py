@@ -5,14 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import warnings
 
 import pytest
 import torch
 import yaml
 
 from partdiscovery.config import config_from_dict
-from partdiscovery.errors import CheckpointError, PartDiscoveryError
-from partdiscovery.training import ContrastiveReconstruction
+from partdiscovery.errors import CheckpointError, ConfigError, PartDiscoveryError
+from partdiscovery.training import ContrastiveReconstruction, create_method
 from partdiscovery.training.checkpoint import (
     checkpoint_path,
     list_checkpoints,
@@ -243,3 +244,17 @@ def test_phi_sees_the_images_at_feature_input_scale(tiny_config, scale):
     features = method.features(images, (16, 16))
     assert seen == [torch.Size([2, 3, int(32 * scale), int(32 * scale)])]
     assert features.shape[-2:] == (16, 16)
+
+
+def test_training_with_the_phi_feature_cache(tiny_dataset, tmp_path, tiny_config, train_tiny):
+    """loss.cache_features: φ runs once per training image, and the run trains and keeps its checkpoints."""
+    from partdiscovery.training.checkpoint import list_checkpoints
+
+    cfg = tiny_config("loss.cache_features=true", "train.keep_checkpoints=0", "train.checkpoint_every=1")
+    summary = train_tiny(tiny_dataset, tmp_path / "run", cfg)
+    assert summary["finite"] and summary["steps"] == 4
+    assert len(list_checkpoints(tmp_path / "run")) == 4  # keep_checkpoints=0 keeps every checkpoint
+    with pytest.raises(ConfigError, match="num_workers"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            create_method(tiny_config("loss.cache_features=true", "data.num_workers=1")).feature_cache()

@@ -111,9 +111,12 @@ class TrainingSet(Dataset):
     ``(index, aug_seed)`` pairs from :class:`StepBatchSampler`.
     """
 
-    def __init__(self, dataset: PartDataset, cfg: DataConfig) -> None:
+    def __init__(self, dataset: PartDataset, cfg: DataConfig, features=None, feature_size: int = 0) -> None:
         self.dataset = dataset
         self.cfg = cfg
+        # Optional FeatureCache (partdiscovery.data.feature_cache): then items also hold "features",
+        # φ of the crop taken from the cached map of the whole image, at feature_size x feature_size.
+        self.features, self.feature_size = features, feature_size
         self.cache_size = cfg.cache_size or math.ceil(1.15 * cfg.input_size)
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, tuple | None]] = {}
 
@@ -152,11 +155,19 @@ class TrainingSet(Dataset):
         else:
             box = random_square_box(w, h, bbox, rng, self.cfg.crop_scale)
         size = self.cfg.input_size
+        full = image
         image = crop_resize(image, box, size) / 255.0
         mask = (crop_resize(mask, box, size) > 127.5).float()
-        if self.cfg.hflip and rng.random() < 0.5:
+        flip = self.cfg.hflip and rng.random() < 0.5
+        if flip:
             image, mask = image.flip(-1), mask.flip(-1)
-        return {"image": image.contiguous(), "fg_mask": mask.contiguous(), "index": index}
+        item = {"image": image.contiguous(), "fg_mask": mask.contiguous(), "index": index}
+        if self.features is not None:
+            from partdiscovery.data.feature_cache import crop_cached_features
+
+            fmap, letterbox = self.features.get(index, full)
+            item["features"] = crop_cached_features(fmap, letterbox, box, (self.feature_size,) * 2, flip)
+        return item
 
 
 class StepBatchSampler(Sampler[list[tuple[int, int]]]):

@@ -4,10 +4,14 @@ A method is an ``nn.Module`` with
 
 - ``training_step(batch, generator) -> dict[str, Tensor]`` named losses, including ``total``;
 - ``net``: the :class:`~partdiscovery.models.PartSegmentationNet` used at inference;
-- ``param_groups(optim_cfg)``: optimiser parameter groups (e.g. a 10x head learning rate).
+- ``param_groups(optim_cfg)``: optimiser parameter groups (e.g. a 10x head learning rate);
+- ``feature_cache(device)``: a φ feature cache for the training set, or None (then batches hold no
+  ``features`` and the step runs φ itself).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -15,6 +19,7 @@ import torch.nn.functional as F
 
 from partdiscovery.config import Config, OptimConfig
 from partdiscovery.data.augment import REFERENCE_FILL, photometric_jitter, random_warp_grid, warp
+from partdiscovery.errors import ConfigError
 from partdiscovery.losses import (
     contrastive_loss,
     equivariance_loss,
@@ -69,6 +74,23 @@ class FrozenFeaturesMixin:
         if scale != 1.0:
             images = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
         return self.phi(images, size)
+
+    def feature_cache(self, device: torch.device | str = "cpu"):
+        """A :class:`~partdiscovery.data.feature_cache.FeatureCache` of φ for the training set when
+        ``loss.cache_features`` is on (else None). φ sees each letterboxed image at the side of the
+        in-memory image cache (about 1.15x the input: the mean training crop covers 0.875 of it) times
+        ``loss.feature_input_scale``."""
+        if not self.cfg.loss.cache_features:
+            return None
+        from partdiscovery.data.feature_cache import FeatureCache
+
+        data = self.cfg.data
+        if data.num_workers > 0:
+            raise ConfigError(
+                "loss.cache_features=true needs data.num_workers=0 (the cache lives in one process)"
+            )
+        side = data.cache_size if data.cache_size > 0 else math.ceil(1.15 * data.input_size)
+        return FeatureCache(self.phi, round(side * self.cfg.loss.feature_input_scale), device)
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .float() also move φ
         if getattr(self, "phi", None) is not None:
@@ -130,7 +152,7 @@ class ContrastiveReconstruction(FrozenFeaturesMixin, nn.Module):
 
         small = (h // stride, w // stride)
         mask = downsample(fg_mask, stride)
-        features = self.features(images, small)
+        features = batch["features"] if "features" in batch else self.features(images, small)
         probs1 = logits1.softmax(dim=1)
         assign = probs1 * mask
 

@@ -179,7 +179,8 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
 
         small = (h // stride, w // stride)
         mask = downsample(fg_mask, stride)
-        features = nonnegative_features(self.features(images, small), NONNEGATIVE_FEATURES) * mask
+        raw = batch["features"] if "features" in batch else self.features(images, small)
+        features = nonnegative_features(raw, NONNEGATIVE_FEATURES) * mask
 
         losses: dict[str, torch.Tensor] = {}
         losses["concentration"] = concentration_loss(probs1[:, 1:])

@@ -243,7 +243,12 @@ class Trainer:
             shard=(shard.offset, shard.size),
         )
         loader = DataLoader(
-            TrainingSet(self.dataset, cfg.data),
+            TrainingSet(
+                self.dataset,
+                cfg.data,
+                features=method.feature_cache(self.device),
+                feature_size=cfg.data.input_size // cfg.loss.loss_stride,
+            ),
             batch_sampler=sampler,
             num_workers=cfg.data.num_workers,
             persistent_workers=cfg.data.num_workers > 0,

@@ -1,0 +1,74 @@
+"""φ feature cache: the cached map cropped like the image (``loss.cache_features``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from partdiscovery.config import DataConfig
+from partdiscovery.data.feature_cache import FeatureCache, crop_cached_features
+from partdiscovery.data.transforms import TrainingSet, crop_resize, letterbox_box
+
+
+def test_cropping_the_whole_letterbox_is_a_plain_resize():
+    fmap = torch.randn(5, 8, 8)
+    out = crop_cached_features(fmap, (0, 0, 32, 32), (0, 0, 32, 32), (16, 16))
+    expected = F.interpolate(fmap[None], size=(16, 16), mode="bilinear", align_corners=False)[0]
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_a_crop_takes_the_matching_region_and_flips_with_the_image():
+    # A map whose value is the x coordinate of the pixel centre (in image pixels): the crop of
+    # [8, 24) must read 8..24, left to right (right to left when flipped).
+    xs = (torch.arange(16) + 0.5) * 2  # 16 feature pixels over a 32 px letterbox
+    fmap = xs.view(1, 1, 16).expand(1, 16, 16).clone()
+    out = crop_cached_features(fmap, (0, 0, 32, 32), (8, 8, 24, 24), (8, 8))
+    expected_x = 8 + (torch.arange(8) + 0.5) * 2
+    torch.testing.assert_close(out[0, 3], expected_x, atol=1e-4, rtol=0)
+    flipped = crop_cached_features(fmap, (0, 0, 32, 32), (8, 8, 24, 24), (8, 8), flip=True)
+    torch.testing.assert_close(flipped[0, 3], expected_x.flip(0), atol=1e-4, rtol=0)
+
+
+def test_letterbox_offsets_are_respected():
+    # A wide image: the letterbox square starts above the image (negative y0).
+    letterbox = letterbox_box(40, 20)
+    assert letterbox[1] < 0
+    ys = (torch.arange(20) + 0.5) * 2 + letterbox[1]  # y coordinate of each feature row, image pixels
+    fmap = ys.view(1, 20, 1).expand(1, 20, 20).clone()
+    out = crop_cached_features(fmap, letterbox, (10, 0, 30, 20), (10, 10))
+    torch.testing.assert_close(out[0, :, 5], (torch.arange(10) + 0.5) * 2, atol=1e-4, rtol=0)
+
+
+def test_the_cache_runs_phi_once_per_image():
+    calls = []
+
+    def phi(x):
+        calls.append(x.shape)
+        return x[:, :2, ::4, ::4]
+
+    cache = FeatureCache(phi, side=32)
+    image = (torch.rand(3, 20, 30) * 255).to(torch.uint8)
+    first, letterbox = cache.get(0, image)
+    again, _ = cache.get(0, image)
+    assert len(calls) == 1 and calls[0] == (1, 3, 32, 32) and first.dtype == torch.float16
+    assert again is first and letterbox == letterbox_box(30, 20) and len(cache) == 1
+    expected = (crop_resize(image, letterbox, 32) / 255.0)[:2, ::4, ::4]
+    torch.testing.assert_close(first.float(), expected, atol=1e-3, rtol=0)
+
+
+def test_training_items_carry_cropped_features(tiny_dataset):
+    from partdiscovery.data import open_dataset
+
+    dataset = open_dataset(tiny_dataset, "train")
+    cfg = DataConfig(input_size=32)
+    cache = FeatureCache(lambda x: x.mean(dim=1, keepdim=True).repeat(1, 2, 1, 1), side=37)
+    items = TrainingSet(dataset, cfg, features=cache, feature_size=16)
+    item = items[(0, 123)]
+    plain = TrainingSet(dataset, cfg)[(0, 123)]
+    torch.testing.assert_close(item["image"], plain["image"])  # same crop and flip as without the cache
+    assert item["features"].shape == (2, 16, 16)
+    # The "feature" here is the grey image: cropped from the cache it matches the grey crop.
+    grey = F.avg_pool2d(item["image"].mean(dim=0, keepdim=True)[None], 2)[0, 0]
+    assert float((item["features"][0] - grey).abs().mean()) < 0.05
+    assert np.isfinite(item["features"].numpy()).all()
