@@ -1,0 +1,53 @@
+"""Plot learning curves written by ``quality.py --curve``: FG-NMI and FG-ARI against training steps, with
+the baselines of the same run as horizontal lines.
+
+    python benchmarks/plot_curves.py OUT/quality.json [OUT2/quality.json ...] --out docs/learning_curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", nargs="+", help="quality.json files of quality.py --curve runs")
+    ap.add_argument("--out", required=True, help="PNG file")
+    args = ap.parse_args()
+    rows = [row for path in args.results for row in json.loads(Path(path).read_text())["rows"]]
+    datasets = sorted({r["dataset"] for r in rows if r.get("curve")})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], datasets):
+        for row in (r for r in rows if r["dataset"] == name):
+            if row.get("curve"):
+                steps = sorted(int(s) for s in row["curve"])
+                for metric, style in (("fg_nmi", "-o"), ("fg_ari", "--o")):
+                    ax.plot(
+                        steps,
+                        [row["curve"][str(s)][metric] for s in steps],
+                        style,
+                        label=f"{row['method']} {metric.replace('_', '-').upper()}",
+                    )
+            elif row["method"] in ("kmeans", "dff"):
+                ax.axhline(row["fg_nmi"], color="grey", lw=1, ls="-" if row["method"] == "kmeans" else ":")
+                ax.text(0, row["fg_nmi"], f" {row['method']} FG-NMI", fontsize=7, va="bottom", color="grey")
+        ax.set_xscale("log")
+        ax.set_title(f"{name} ({rows[0].get('split', 'test')} split, K = {rows[0]['K']})")
+        ax.set_xlabel("training steps")
+        ax.set_ylabel("score (%)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
