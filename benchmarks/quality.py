@@ -70,7 +70,7 @@ def dataset_paths(names: list[str], out: Path, quick: bool) -> dict[str, Path]:
         if name == "synth":
             target = out / "data" / "synth"
             if not (target / "test.txt").exists():
-                generate_synthetic_dataset(target, n=400, num_parts=4, size=128, seed=0)
+                generate_synthetic_dataset(target, n=400, num_parts=4, size=128, seed=0, overwrite=True)
             paths[name] = target
         elif "/" in name and Path(name).is_dir():  # any part folder, named by its folder
             paths[Path(name).name] = Path(name)
@@ -214,7 +214,9 @@ def main() -> None:
                     )
                     pred_dirs[method] = where / method / "pred"
                 else:
-                    run_baseline(method, str(data), where / method, k, input_size, progress=False)
+                    run_baseline(
+                        method, str(data), where / method, k, input_size, progress=False, overwrite=True
+                    )
                     result = score_dir(data, where / method)
                     pred_dirs[method] = where / method
                 wall = time.perf_counter() - t

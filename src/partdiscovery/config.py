@@ -281,7 +281,11 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "data.jitter.hue": (0, 0.5, ""),
     "data.jitter.p": (0, 1, "a probability"),
     "data.jitter.grayscale_p": (0, 1, "a probability"),
-    "model.num_parts": (2, MAX_PARTS, "with one part every foreground pixel gets the same label and scores 0"),
+    "model.num_parts": (
+        2,
+        MAX_PARTS,
+        "with one part every foreground pixel gets the same label and scores 0",
+    ),
     "model.decoder_channels": (1, 4096, "channels"),
     "loss.feature": (0, _ANY, "a loss weight"),
     "loss.contrastive": (0, _ANY, "a loss weight"),
@@ -337,9 +341,7 @@ def validate_config(cfg: Config) -> Config:
         for item in value if isinstance(value, tuple) else (value,):
             if not (math.isfinite(item) or item == high == _ANY) or not low <= item <= high:
                 bound = f">= {_num(low)}" if high == _ANY else f"in {_num(low)}..{_num(high)}"
-                raise ConfigError(
-                    f"{key}={_plain(value)}: must be {bound}" + (f" ({why})" if why else "")
-                )
+                raise ConfigError(f"{key}={_plain(value)}: must be {bound}" + (f" ({why})" if why else ""))
     for key in ("data.crop_scale", "loss.scale_range"):
         low, high = _lookup(cfg, key)
         if low > high:

@@ -27,7 +27,6 @@ from partdiscovery.errors import CheckpointError, InvalidArgumentError
 from partdiscovery.models import PartSegmentationNet
 from partdiscovery.utils.progress import progress as progress_bar
 
-
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 

@@ -66,7 +66,6 @@ SEMANTIC_NAMES = (
 """What part ``k`` (1-based) depicts; parts.json uses the neutral names ``part1..partK``."""
 
 
-
 @dataclass(frozen=True)
 class _Shape:
     """One polygon of the template, attached to a parent shape at a joint.

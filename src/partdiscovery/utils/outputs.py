@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ from partdiscovery.utils.io import atomic_write_json
 
 MARKER = ".partdiscovery.json"
 """The manifest file of a folder partdiscovery created: ``{"kind": ..., "files": [...]}``."""
+
+LOCK = ".partdiscovery.lock"
+"""The lock file of a folder being written (see :class:`~partdiscovery.training.trainer.RunFolder`); a
+folder holding only this file counts as empty."""
 
 OVERWRITE_FLAG = "--overwrite"
 
@@ -43,14 +48,26 @@ def _nearest_existing(path: Path) -> Path:
     return Path(".")
 
 
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``: tried, not guessed (``os.access`` says yes to root on
+    read-only file systems and ``/proc``). The probe file is anonymous or removed at once."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".partdiscovery-probe-"):
+            return True
+    except OSError:
+        return False
+
+
 def check_creatable(path: str | os.PathLike, what: str = "output") -> Path:
     """Refuse a path that cannot be created: an ancestor is a file, or the nearest existing folder is
-    not writable. Writes nothing."""
+    not writable. Leaves nothing behind."""
     path = Path(path)
     existing = _nearest_existing(path.parent if path.parent != path else path)
     if not existing.is_dir():
         raise OutputPathError(f"{path}: cannot create the {what} here: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not _writable(existing):
         raise OutputPathError(f"{path}: cannot create the {what} here: {existing} is not writable")
     return path
 
@@ -106,7 +123,7 @@ def check_output_file(
                 f"{path}: exists and is not a {what} written by partdiscovery; refusing to replace it "
                 f"even with {OVERWRITE_FLAG}; choose another name"
             )
-        if not os.access(path.parent, os.W_OK | os.X_OK):
+        if not _writable(path.parent):
             raise OutputPathError(f"{path}: cannot replace it: {path.parent} is not writable")
         return path
     return check_creatable(path, what)
@@ -126,7 +143,9 @@ class OutputFolder:
     :meth:`refuse_foreign_files` before replacing named files, :meth:`finish` at the end.
     """
 
-    def __init__(self, path: str | os.PathLike, kind: str, legacy: Callable[[Path], bool] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, kind: str, legacy: Callable[[Path], bool] | None = None
+    ) -> None:
         self.path = Path(path)
         self.kind = kind
         self._legacy = legacy
@@ -156,11 +175,13 @@ class OutputFolder:
 
     def is_empty(self) -> bool:
         try:
-            return not any(self.path.iterdir())
+            return all(p.name == LOCK for p in self.path.iterdir())
         except FileNotFoundError:
             return True
         except OSError as e:
-            raise OutputPathError(f"{self.path}: cannot read the folder ({os.strerror(e.errno or errno.EIO)})") from None
+            raise OutputPathError(
+                f"{self.path}: cannot read the folder ({os.strerror(e.errno or errno.EIO)})"
+            ) from None
 
     def check(
         self,
@@ -181,7 +202,7 @@ class OutputFolder:
         if not path.exists():
             check_creatable(path, self.kind + " folder")
             return "new"
-        if not os.access(path, os.W_OK | os.X_OK):
+        if not _writable(path):
             raise OutputPathError(f"{path}: the folder is not writable")
         if self.is_empty():
             return "empty"
@@ -244,6 +265,7 @@ class OutputFolder:
 
 
 __all__ = [
+    "LOCK",
     "MARKER",
     "OutputFolder",
     "check_creatable",
