@@ -120,7 +120,7 @@ def check_output_file(
             )
         if ours is not None and not ours(path):
             raise OutputPathError(
-                f"{path}: exists and is not a {what} written by partdiscovery; refusing to replace it "
+                f"{path}: exists and is not a partdiscovery {what}; refusing to replace it "
                 f"even with {OVERWRITE_FLAG}; choose another name"
             )
         if not _writable(path.parent):
