@@ -155,7 +155,10 @@ def _cases() -> list[tuple[str, str]]:
         ("baseline scops --data W/data --out W/k --steps 0 --no-pretrained", "--steps"),
         ("baseline scops --data W/data --out W/user --no-pretrained", "not written by partdiscovery"),
         ("baseline scops --data W/data --out W/k --preset huge", "--preset"),
-        ("baseline scops --data W/data --out W/k --no-pretrained --set train.batch_size=0", "train.batch_size"),
+        (
+            "baseline scops --data W/data --out W/k --no-pretrained --set train.batch_size=0",
+            "train.batch_size",
+        ),
         ("baseline scops --data W/data --out W/k --no-pretrained --set loss.nope=1", "loss.nope"),
         (f"{km} --out W/k --set train.steps=3", "apply to scops only"),
         (f"{km} --out W/k --preset paper", "apply to scops only"),
@@ -182,6 +185,7 @@ def _cases() -> list[tuple[str, str]]:
         # report
         ("report W/empty", "not a run folder"),
         ("report W/a_folder", "not a run folder"),
+        ("report W/user", "not a run folder written by partdiscovery"),
         ("report W/nope", "W/nope"),
         ("report W/run --out W/a_folder", "is a folder"),
         ("report W/run --out W/user/notes.html", "--overwrite"),
@@ -253,9 +257,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
         raise ValueError("a bug")
 
     parser = cli.build_parser
-    monkeypatch.setattr(
-        cli, "build_parser", lambda: _with_func(parser(), "export", broken)
-    )
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), "export", broken))
     with pytest.raises(ValueError, match="a bug"):
         cli.main(["export", "x", "--format", "onnx", "--out", "y.onnx"])
 

@@ -329,3 +329,41 @@ def test_huge_image_is_refused_with_its_name(tmp_path, monkeypatch):
     Image.new("RGB", (20, 20)).save(path)
     with pytest.raises(DatasetError, match=r"big\.png.*400 pixels|big\.png.*20x20"):
         image_io.read_image(path)
+
+
+# --------------------------------------------------------------------------- silent guesses are refused
+def test_split_file_with_a_byte_order_mark(folder):
+    """Windows editors start UTF-8 files with a BOM; it must not become part of the first id."""
+    (folder / "train.txt").write_bytes("\ufeffa\r\nb\r\nc\r\n".encode())
+    assert PartFolderDataset(folder, "train").ids == ["a", "b", "c"]
+
+
+def test_an_image_id_with_two_files_is_ambiguous(folder):
+    rgb_image((0, 0, 255)).save(folder / "images" / "b.jpg")  # b.png exists too
+    message = problems_of(folder)
+    assert "ambiguous" in message and "b.png" in message and "b.jpg" in message
+    with pytest.raises(DatasetError, match="ambiguous"):
+        PartFolderDataset(folder, "train", validate=False)
+    with pytest.raises(DatasetError, match="ambiguous"):
+        PartFolderDataset(folder, "all")
+
+
+def test_upper_case_extension_is_found(folder):
+    (folder / "images" / "a.png").rename(folder / "images" / "a.PNG")
+    ds = PartFolderDataset(folder, "train")
+    assert ds.load(0).image.size == (W, H)
+
+
+def test_part_labels_missing_from_parts_json_are_warned_about(folder):
+    labels = read_labels(folder / "parts" / "b.png")
+    labels[labels == 2] = 7
+    Image.fromarray(labels.astype(np.uint8)).save(folder / "parts" / "b.png")
+    with pytest.warns(UserWarning, match=r"also use 7 \(first in .*b\.png\)"):
+        PartFolderDataset(folder, "train")
+
+
+def test_image_folder_refuses_two_files_with_one_stem(tmp_path):
+    rgb_image().save(tmp_path / "x.png")
+    rgb_image().save(tmp_path / "x.jpg")
+    with pytest.raises(DatasetError, match="ambiguous.*x.jpg, x.png"):
+        ImageFolderDataset(tmp_path)

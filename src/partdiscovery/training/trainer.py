@@ -281,6 +281,22 @@ class Trainer:
         cfg, main = self.cfg, dist_info.is_main
         if main:
             self.run.prepare(self.resume, self.overwrite)
+        barrier()
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
+
+        method = self.method.to(self.device).train()
+        if cfg.train.compile:
+            method.net.compile()
+        if dist_info.enabled:
+            self._distribute(method)
+        optimizer = build_optimizer(method, cfg)
+        schedule = build_schedule(optimizer, cfg)
+        # Restore before writing config.yaml: a resume refused for a different config leaves the run as it was.
+        start_step = (
+            self._restore(optimizer, schedule) if self.resume and list_checkpoints(self.run.path) else 0
+        )
+        if main:
             atomic_write_text(self.run.config, cfg.to_yaml())
             atomic_write_json(
                 self.run.path / "run_info.json",
@@ -294,21 +310,6 @@ class Trainer:
                     "world_size": dist_info.world_size,
                 },
             )
-        barrier()
-        if cfg.train.threads > 0:
-            torch.set_num_threads(cfg.train.threads)
-
-        method = self.method.to(self.device).train()
-        if cfg.train.compile:
-            method.net.compile()
-        if dist_info.enabled:
-            self._distribute(method)
-        optimizer = build_optimizer(method, cfg)
-        schedule = build_schedule(optimizer, cfg)
-        start_step = (
-            self._restore(optimizer, schedule) if self.resume and list_checkpoints(self.run.path) else 0
-        )
-        if main:
             self._trim_metrics(start_step)
 
         shard = dist_info.shard(cfg.train.batch_size)

@@ -381,6 +381,14 @@ def is_report(path: str | Path) -> bool:
     return f'<meta name="generator" content="{GENERATOR}' in head
 
 
+def _is_our_run(folder: Path) -> bool:
+    """A run folder of ours (marked, or from before markers), where the default report may be written."""
+    from partdiscovery.training.checkpoint import list_checkpoints
+    from partdiscovery.training.trainer import RunFolder
+
+    return RunFolder(folder).output.is_ours() or bool(list_checkpoints(folder))
+
+
 def _resolve(run: Path) -> tuple[Path, Path]:
     """``run`` (a run folder, or a checkpoint / exported file) -> (folder of the run's files, model)."""
     from partdiscovery.training.checkpoint import list_checkpoints
@@ -463,6 +471,11 @@ def write_report(
         raise InvalidArgumentError(f"gallery_size must be an integer >= 1, got {gallery_size!r}")
     folder, source = _resolve(Path(run))
     default = out is None
+    if default and not _is_our_run(folder):
+        raise PartDiscoveryError(
+            f"{folder}: not a run folder written by partdiscovery; the report is not written into it "
+            "(give --out FILE to write it elsewhere)"
+        )
     out = folder / REPORT_FILE if out is None else Path(out)
     check_output_file(
         out,
