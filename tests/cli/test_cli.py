@@ -196,9 +196,7 @@ def test_console_script_is_declared():
 
 def test_baseline_scops_trains_then_writes_predictions(flow, capsys):
     data, out = flow["data"], flow["root"] / "scops"
-    command = (
-        f"baseline scops --data {data} --out {out} --parts 3 --steps 2 --no-pretrained --device cpu --quiet"
-    )
+    command = f"baseline scops --data {data} --out {out} --parts 3 --steps 2 --no-pretrained --device cpu --quiet"
     assert cli(command, "--set", *TINY) == 0
     test_ids = (data / "test.txt").read_text().split()
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(test_ids)

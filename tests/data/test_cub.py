@@ -57,9 +57,9 @@ def make_cub(base: Path, segmentations: str = "inside") -> Path:
         (image.convert("L") if image_id == 3 else image).save(path, quality=95)  # one grayscale JPEG
         if seg_root is not None:
             soft = np.zeros((h, w), dtype=np.uint8)
-            soft[y : y + bh, x : x + bw] = 255
-            soft[y, x : x + bw] = 128  # >= 0.5 * 255: foreground
-            soft[y + bh - 1, x : x + bw] = 127  # < 0.5 * 255: background
+            soft[y:y + bh, x:x + bw] = 255
+            soft[y, x:x + bw] = 128  # >= 0.5 * 255: foreground
+            soft[y + bh - 1, x:x + bw] = 127  # < 0.5 * 255: background
             seg = seg_root / Path(rel).with_suffix(".png")
             seg.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(soft).save(seg)
@@ -70,13 +70,8 @@ def make_cub(base: Path, segmentations: str = "inside") -> Path:
         for p, (kx, ky, vis) in enumerate(keypoints_of(image_id), 1):
             lines["parts"].append(f"{image_id} {p} {kx} {ky} {int(vis)}")
     (root / "parts").mkdir(parents=True, exist_ok=True)
-    files = (
-        ("images", "images.txt"),
-        ("split", "train_test_split.txt"),
-        ("boxes", "bounding_boxes.txt"),
-        ("labels", "image_class_labels.txt"),
-        ("parts", "parts/part_locs.txt"),
-    )
+    files = (("images", "images.txt"), ("split", "train_test_split.txt"), ("boxes", "bounding_boxes.txt"),
+             ("labels", "image_class_labels.txt"), ("parts", "parts/part_locs.txt"))
     for name, file in files:
         (root / file).write_text("\n".join(lines[name]) + "\n", encoding="utf-8")
     return root
@@ -139,7 +134,7 @@ def test_mask_dir_replaces_ground_truth(cub, tmp_path):
     raw = CUBDataset(cub, "train", mask_dir=masks).load(0)
     w, h = IMAGES[1][3]
     assert raw.fg_mask.shape == (h, w)
-    assert raw.fg_mask[:, : w // 2 - 1].all() and not raw.fg_mask[:, w // 2 + 1 :].any()
+    assert raw.fg_mask[:, : w // 2 - 1].all() and not raw.fg_mask[:, w // 2 + 1:].any()
     with pytest.raises(DatasetError, match=r"5\.png: mask of image id 5 is missing"):
         CUBDataset(cub, "test", mask_dir=masks)
 
@@ -156,7 +151,7 @@ def test_mask_dir_in_the_reference_layout(cub, tmp_path):
         Image.fromarray(binary).save(path)
     raw = open_dataset(f"cub:{cub}?mask_dir={masks}", "train").load(0)
     h = IMAGES[1][3][1]
-    assert raw.fg_mask[: h // 2].all() and not raw.fg_mask[h // 2 :].any()
+    assert raw.fg_mask[: h // 2].all() and not raw.fg_mask[h // 2:].any()
 
 
 def test_registry_spec_options_and_require_parts(cub):

@@ -30,7 +30,7 @@ def label_map(index: int) -> np.ndarray:
     """Horizontal bands of labels; every image uses different labels, all 16 colours appear overall."""
     labels = np.zeros((H, W), dtype=np.int64)
     for band in range(1, 4):
-        labels[band * 12 : band * 12 + 10, 6:34] = (index * 3 + band) % 16 or 15
+        labels[band * 12: band * 12 + 10, 6:34] = (index * 3 + band) % 16 or 15
     return labels
 
 
@@ -154,7 +154,7 @@ def test_predicted_masks_replace_the_foreground_only(deepfashion, tmp_path):
         Image.fromarray(binary).save(path)
     ds = open_dataset(f"deepfashion:{deepfashion}?mask_dir={masks}", "test")
     raw = ds.load(1)
-    assert raw.fg_mask[:, : W // 2].all() and not raw.fg_mask[:, W // 2 :].any()
+    assert raw.fg_mask[:, : W // 2].all() and not raw.fg_mask[:, W // 2:].any()
     np.testing.assert_array_equal(raw.part_labels, label_map(len(SPLITS["train"]) + 1))  # still ground truth
     with pytest.raises(DatasetError, match="predicted mask is missing"):
         DeepFashionDataset(deepfashion, "train", mask_dir=masks)

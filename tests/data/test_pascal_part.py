@@ -28,35 +28,23 @@ CAR = {n: i + 1 for i, n in enumerate(PART_NAMES["car"])}
 def rect(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     """Mask of the rectangle with *inclusive* corners."""
     m = np.zeros((H, W), dtype=np.uint8)
-    m[y0 : y1 + 1, x0 : x1 + 1] = 1
+    m[y0:y1 + 1, x0:x1 + 1] = 1
     return m
 
 
 # voc id -> [(class, object mask, [(part name, part mask), ...])]
 OBJECTS = {
     "2008_000001": [  # big cat (36.8 % by the reference's formula), tiny cat, dog
-        (
-            "cat",
-            rect(10, 8, 49, 37),
-            [("lear", rect(10, 8, 14, 12)), ("head", rect(10, 8, 25, 20)), ("torso", rect(26, 8, 49, 37))],
-        ),
+        ("cat", rect(10, 8, 49, 37), [("lear", rect(10, 8, 14, 12)), ("head", rect(10, 8, 25, 20)),
+                                      ("torso", rect(26, 8, 49, 37))]),
         ("cat", rect(50, 40, 59, 45), [("head", rect(50, 40, 59, 45))]),
         ("dog", rect(0, 0, 63, 47), [("torso", rect(0, 0, 63, 47))]),
     ],
     "2008_000002": [("cat", rect(20, 10, 43, 30), [("head", rect(20, 10, 43, 30))])],  # 23 * 20 / 3072 = 15 %
     "2008_000004": [("cat", rect(0, 0, 39, 29), [("torso", rect(0, 0, 39, 29))])],  # at the image corner
-    "2008_000010": [
-        (
-            "car",
-            rect(4, 4, 59, 43),
-            [
-                ("wheel_1", rect(4, 34, 14, 43)),
-                ("wheel_2", rect(49, 34, 59, 43)),
-                ("door_1", rect(20, 10, 40, 30)),
-                ("frontside", rect(4, 4, 19, 33)),
-            ],
-        )
-    ],
+    "2008_000010": [("car", rect(4, 4, 59, 43), [
+        ("wheel_1", rect(4, 34, 14, 43)), ("wheel_2", rect(49, 34, 59, 43)), ("door_1", rect(20, 10, 40, 30)),
+        ("frontside", rect(4, 4, 19, 33))])],
 }
 LISTS = {
     "cat_train.txt": "2008_000001  1\n2008_000002  1\n2008_000003 -1\n",
@@ -84,11 +72,8 @@ def write_annotation(path: Path, objects) -> None:
 
 def make_pascal(base: Path, objects=OBJECTS) -> Path:
     root = base / "VOCdevkit_2010"
-    images, lists, annotations = (
-        root / "VOC2010" / "JPEGImages",
-        root / "VOC2010" / "ImageSets" / "Main",
-        root / "Annotations_Part",
-    )
+    images, lists, annotations = (root / "VOC2010" / "JPEGImages", root / "VOC2010" / "ImageSets" / "Main",
+                                  root / "Annotations_Part")
     for folder in (images, lists, annotations):
         folder.mkdir(parents=True)
     rng = np.random.default_rng(0)

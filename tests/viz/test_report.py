@@ -52,7 +52,7 @@ def _parse(text: str) -> _Collector:
 
 def _decode_png(src: str | None) -> Image.Image:
     assert src and src.startswith(PNG_PREFIX), (src or "")[:60]
-    image = Image.open(io.BytesIO(base64.b64decode(src[len(PNG_PREFIX) :], validate=True)))
+    image = Image.open(io.BytesIO(base64.b64decode(src[len(PNG_PREFIX):], validate=True)))
     assert image.format == "PNG"
     image.load()  # decodes the pixels: a truncated PNG fails here
     assert image.width > 0 and image.height > 0
@@ -142,18 +142,9 @@ def _chromium() -> str | None:
 
 
 def _run_chromium(binary: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp / 'profile'}",
-    ]
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'profile'}"]
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=90)
 
 
