@@ -407,9 +407,12 @@ def load_config(
         data = _merge(data, preset_dict(preset))
     if file:
         try:
-            data = _merge(data, yaml.safe_load(Path(file).read_text()) or {})
-        except (OSError, yaml.YAMLError) as e:
+            loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8-sig")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise ConfigError(f"{file}: cannot read config ({e})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: a config file must be a mapping of sections (model:, train:, ...)")
+        data = _merge(data, loaded)
     for text in overrides or []:
         data = _merge(data, parse_override(text))
     return config_from_dict(data)
