@@ -367,3 +367,8 @@ def test_image_folder_refuses_two_files_with_one_stem(tmp_path):
     rgb_image().save(tmp_path / "x.jpg")
     with pytest.raises(DatasetError, match="ambiguous.*x.jpg, x.png"):
         ImageFolderDataset(tmp_path)
+
+
+def test_parts_json_with_a_byte_order_mark(folder):
+    (folder / "parts.json").write_bytes('\ufeff{"names": {"1": "left", "2": "right"}}'.encode())
+    assert PartFolderDataset(folder, "train").part_names == {1: "left", 2: "right"}

@@ -330,3 +330,9 @@ def test_a_run_from_before_markers_can_be_resumed(four_step_run, tiny_dataset, t
     (copy / "train_summary.json").unlink()
     summary = train_tiny(tiny_dataset, copy, cfg, resume=True)
     assert summary["steps_this_session"] == 0 and (copy / MARKER).is_file()
+
+
+def test_resume_on_a_new_folder_starts_a_run(tiny_dataset, tmp_path, tiny_config, train_tiny):
+    """A cluster job launched with --resume from its first start (and requeued later) must work."""
+    summary = train_tiny(tiny_dataset, tmp_path / "new", tiny_config("train.steps=1"), resume=True)
+    assert summary["steps_this_session"] == 1

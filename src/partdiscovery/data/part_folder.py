@@ -108,7 +108,7 @@ class PartFolderDataset(PartDataset):
         if not path.is_file():
             return {}
         try:
-            names = json.loads(path.read_text(encoding="utf-8")).get("names", {})
+            names = json.loads(path.read_text(encoding="utf-8-sig")).get("names", {})
             return {int(k): str(v) for k, v in names.items()}
         except (ValueError, AttributeError, OSError) as e:
             raise DatasetError(f"{path}: cannot parse parts.json ({e})") from None
