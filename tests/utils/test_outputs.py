@@ -126,3 +126,13 @@ def test_uncreatable_places(tmp_path):
             check_creatable("/proc/partdiscovery/out")
     assert check_creatable(tmp_path / "a" / "b") == tmp_path / "a" / "b"
     assert listing(tmp_path) == []
+
+
+def test_a_claimed_folder_with_nothing_written_yet_is_reused_without_overwrite(tmp_path):
+    """A write that failed before its first file (e.g. training refused) costs no --overwrite later."""
+    folder = OutputFolder(tmp_path / "p", "predictions")
+    folder.claim(["1.png"])
+    assert folder.check(False) == "ours"
+    (tmp_path / "p" / "1.png").write_text("ours")
+    with pytest.raises(OutputPathError, match="--overwrite"):
+        folder.check(False)

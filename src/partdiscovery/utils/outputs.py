@@ -173,6 +173,14 @@ class OutputFolder:
         files = (self.manifest() or {}).get("files", [])
         return {f for f in files if isinstance(f, str)} if isinstance(files, list) else set()
 
+    def has_recorded_files(self) -> bool:
+        """Whether a file recorded as ours exists (a folder of ours from before manifests: whether it
+        holds anything). A folder claimed by a write that failed before writing anything has none, and
+        is reused without ``--overwrite``."""
+        if self.manifest() is None:
+            return not self.is_empty()
+        return any((self.path / rel).exists() for rel in self.owned_files())
+
     def is_empty(self) -> bool:
         try:
             return all(p.name == LOCK for p in self.path.iterdir())
@@ -192,8 +200,8 @@ class OutputFolder:
     ) -> str:
         """Check the folder may be written; writes nothing. Returns ``"new"``, ``"empty"`` or ``"ours"``.
 
-        ``has_result(path)``: whether a folder of ours holds a finished result that only ``overwrite``
-        may replace (default: any folder of ours that is not empty).
+        ``has_result(path)``: whether a folder of ours holds a result that only ``overwrite`` may replace
+        (default: :meth:`has_recorded_files`).
         """
         path = self.path
         if path.exists() and not path.is_dir():
@@ -216,7 +224,7 @@ class OutputFolder:
                 f"{path}: is not empty and was not written by partdiscovery (no {MARKER}); "
                 f"refusing to write into it; choose a new or empty folder for {flag}"
             )
-        finished = has_result(path) if has_result is not None else True
+        finished = has_result(path) if has_result is not None else self.has_recorded_files()
         if finished and not overwrite:
             raise OutputPathError(
                 f"{path}: holds a previous {self.kind}; use {OVERWRITE_FLAG} to replace it "
