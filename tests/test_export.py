@@ -176,11 +176,12 @@ def test_an_existing_file_is_replaced_only_with_overwrite_and_only_when_it_is_an
     from partdiscovery.errors import OutputPathError
 
     out = export_model(fake_run, "safetensors", tmp_path / "model.safetensors")
-    first = out.read_bytes()
+    first_cfg, first_state = load_safetensors(out)
     with pytest.raises(OutputPathError, match="--overwrite"):
         export_model(fake_run, "safetensors", out)
     assert export_model(fake_run, "safetensors", out, overwrite=True) == out
-    assert out.read_bytes() == first  # the same model, exported again
+    cfg, state = load_safetensors(out)  # the same model, exported again
+    assert cfg == first_cfg and all(torch.equal(state[k], v) for k, v in first_state.items())
     theirs = tmp_path / "theirs.safetensors"
     theirs.write_bytes(b"someone's weights")
     with pytest.raises(OutputPathError, match="not a partdiscovery exported model"):
