@@ -36,8 +36,9 @@ def main() -> None:
                         label=f"{row['method']} {metric.replace('_', '-').upper()}",
                     )
             elif row["method"] in ("kmeans", "dff"):
-                ax.axhline(row["fg_nmi"], color="grey", lw=1, ls="-" if row["method"] == "kmeans" else ":")
-                ax.text(0, row["fg_nmi"], f" {row['method']} FG-NMI", fontsize=7, va="bottom", color="grey")
+                colour = "grey" if row["method"] == "kmeans" else "black"
+                ax.axhline(row["fg_nmi"], color=colour, lw=1, ls="-", label=f"{row['method']} FG-NMI")
+                ax.axhline(row["fg_ari"], color=colour, lw=1, ls="--", label=f"{row['method']} FG-ARI")
         ax.set_xscale("log")
         ax.set_title(f"{name} ({rows[0].get('split', 'test')} split, K = {rows[0]['K']})")
         ax.set_xlabel("training steps")

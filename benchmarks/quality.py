@@ -73,7 +73,7 @@ def dataset_paths(names: list[str], out: Path, quick: bool) -> dict[str, Path]:
         if name == "synth":
             target = out / "data" / "synth"
             if not (target / "test.txt").exists():
-                generate_synthetic_dataset(target, n=400, num_parts=4, size=128, seed=0)
+                generate_synthetic_dataset(target, n=400, num_parts=4, size=128, seed=0, overwrite=True)
             paths[name] = target
         elif "/" in name and Path(name).is_dir():  # any part folder, named by its folder
             paths[Path(name).name] = Path(name)
@@ -282,6 +282,7 @@ def main() -> None:
                             feature_extractor=cfg.model.feature_extractor,
                             feature_layers=cfg.model.feature_layers,
                             progress=False,
+                            overwrite=True,
                         )
                         result = score_dir(data, folder, eval_split)
                         pred_dirs[method] = folder

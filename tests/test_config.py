@@ -169,3 +169,54 @@ def test_variable_length_tuples():
     assert load_config("cpu").model.feature_layers is None
     with pytest.raises(ConfigError):
         load_config("cpu", overrides=["model.feature_layers=3"])
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("model.num_parts=1", "model.num_parts=1: must be in 2..64 .*scores 0"),
+        ("model.num_parts=10000", "model.num_parts=10000: must be in 2..64"),
+        ("train.steps=0", "train.steps=0: .*no checkpoint"),
+        ("train.steps=-1", "train.steps=-1"),
+        ("train.batch_size=0", "train.batch_size=0"),
+        ("train.batch_size=1", "at least 2 images"),
+        ("train.checkpoint_every=0", "train.checkpoint_every"),
+        ("train.log_every=-3", "train.log_every"),
+        ("data.input_size=0", "data.input_size"),
+        ("data.input_size=100000", "data.input_size"),
+        ("data.crop_scale=[0.9,0.1]", "data.crop_scale"),
+        ("data.crop_scale=[0,1]", "data.crop_scale"),
+        ("data.jitter.p=1.5", "data.jitter.p"),
+        ("data.num_workers=-1", "data.num_workers"),
+        ("optim.lr=0", "optim.lr"),
+        ("optim.lr=.inf", "optim.lr"),
+        ("optim.lr=.nan", "optim.lr"),
+        ("optim.optimizer=adamw", "optim.optimizer='adamw': choose one of adam, sgd"),
+        ("optim.schedule=cosine", "optim.schedule"),
+        ("loss.temperature=0", "loss.temperature"),
+        ("loss.contrastive=-1", "loss.contrastive"),
+        ("loss.loss_stride=0", "loss.loss_stride"),
+        ("scops.semantic=-1", "scops.semantic"),
+    ],
+)
+def test_values_out_of_range_are_refused_with_key_value_and_range(override, match):
+    from partdiscovery.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        load_config("cpu", overrides=[override])
+
+
+def test_every_preset_and_the_defaults_pass_validation():
+    from partdiscovery.config import Config, validate_config
+
+    validate_config(Config())
+    for name in ("cpu", "photos", "paper"):
+        load_config(name)
+
+
+def test_a_config_that_is_not_a_mapping_is_refused():
+    from partdiscovery.config import config_from_dict
+    from partdiscovery.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mapping"):
+        config_from_dict(["model"])

@@ -170,3 +170,29 @@ def test_segmenter_runs_the_onnx_export_with_onnxruntime(fake_run, tmp_path):
     images = torch.rand(2, 3, 50, 70)
     torch.testing.assert_close(fast.predict_proba(images), eager.predict_proba(images), atol=1e-4, rtol=0)
     assert fast.has_learned_background and fast.num_parts == eager.num_parts
+
+
+def test_an_existing_file_is_replaced_only_with_overwrite_and_only_when_it_is_an_export(fake_run, tmp_path):
+    from partdiscovery.errors import OutputPathError
+
+    out = export_model(fake_run, "safetensors", tmp_path / "model.safetensors")
+    first_cfg, first_state = load_safetensors(out)
+    with pytest.raises(OutputPathError, match="--overwrite"):
+        export_model(fake_run, "safetensors", out)
+    assert export_model(fake_run, "safetensors", out, overwrite=True) == out
+    cfg, state = load_safetensors(out)  # the same model, exported again
+    assert cfg == first_cfg and all(torch.equal(state[k], v) for k, v in first_state.items())
+    theirs = tmp_path / "theirs.safetensors"
+    theirs.write_bytes(b"someone's weights")
+    with pytest.raises(OutputPathError, match="not a partdiscovery exported model"):
+        export_model(fake_run, "safetensors", theirs, overwrite=True)
+    assert theirs.read_bytes() == b"someone's weights"
+    with pytest.raises(OutputPathError, match="is a folder"):
+        export_model(fake_run, "safetensors", tmp_path)
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("onnx", "m.safetensors"), ("safetensors", "m.onnx")])
+def test_an_extension_of_another_format_is_refused(fake_run, tmp_path, fmt, name):
+    with pytest.raises(PartDiscoveryError, match="extension"):
+        export_model(fake_run, fmt, tmp_path / name)
+    assert not (tmp_path / name).exists()

@@ -128,3 +128,26 @@ def test_load_errors(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="bad.pt"):
         PartSegmenter.load(tmp_path / "bad.pt", device="cpu")
+
+
+@pytest.mark.parametrize("device", ["banana", "cpu:1", "meta", "", "cuda:99"])
+def test_unknown_or_absent_devices_are_one_clear_error(device):
+    from partdiscovery.errors import InvalidArgumentError
+    from partdiscovery.segmenter import resolve_device
+
+    if device == "cuda:99" and torch.cuda.device_count() > 99:
+        pytest.skip("a machine with 100 GPUs")
+    with pytest.raises(InvalidArgumentError, match="device"):
+        resolve_device(device)
+
+
+def test_cuda_without_cuda_says_so():
+    from partdiscovery.errors import InvalidArgumentError
+    from partdiscovery.segmenter import resolve_device
+
+    if torch.cuda.is_available():
+        assert resolve_device("cuda").type == "cuda"
+    else:
+        with pytest.raises(InvalidArgumentError, match="CUDA is not available"):
+            resolve_device("cuda")
+    assert resolve_device("CPU") == torch.device("cpu") == resolve_device(torch.device("cpu"))

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -292,9 +293,110 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+MAX_PARTS = 64
+"""Upper bound on ``model.num_parts`` (and ``--parts``): far above any dataset's part count, and it keeps a
+typo such as ``--parts 10000`` from allocating tens of GB before failing."""
+
+_ANY = float("inf")
+# Allowed ranges of the numeric config values: key -> (low, high, why). Checked by validate_config, so
+# a bad value fails before any data is read or file written, with the key, the value and the reason.
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "data.input_size": (32, 4096, "pixels"),
+    "data.crop_scale": (0.01, 1.0, "a fraction of the image side"),
+    "data.cache_size": (-1, 16384, "-1: no cache, 0: automatic, else pixels"),
+    "data.num_workers": (0, 256, "worker processes"),
+    "data.jitter.brightness": (0, 1, ""),
+    "data.jitter.contrast": (0, 1, ""),
+    "data.jitter.saturation": (0, 1, ""),
+    "data.jitter.hue": (0, 0.5, ""),
+    "data.jitter.p": (0, 1, "a probability"),
+    "data.jitter.grayscale_p": (0, 1, "a probability"),
+    "model.num_parts": (
+        2,
+        MAX_PARTS,
+        "with one part every foreground pixel gets the same label and scores 0",
+    ),
+    "model.decoder_channels": (1, 4096, "channels"),
+    "loss.feature": (0, _ANY, "a loss weight"),
+    "loss.contrastive": (0, _ANY, "a loss weight"),
+    "loss.visual": (0, _ANY, "a loss weight"),
+    "loss.equivariance": (0, _ANY, "a loss weight"),
+    "loss.background": (0, _ANY, "a loss weight"),
+    "loss.temperature": (1e-6, _ANY, ""),
+    "loss.feature_input_scale": (0.1, 8, "a resize factor"),
+    "loss.loss_stride": (1, 16, "a divisor of the input size"),
+    "loss.tps_sigma": (0, _ANY, ""),
+    "loss.rotation_deg": (0, 180, "degrees"),
+    "loss.zoom_range": (1e-3, 100, "zoom factors"),
+    "loss.translation": (0, 1, "a fraction of the image"),
+    "optim.lr": (1e-12, 10, ""),
+    "optim.backbone_lr": (0, 10, ""),
+    "optim.momentum": (0, 0.999999, ""),
+    "optim.weight_decay": (0, 1, ""),
+    "optim.poly_power": (0, 100, ""),
+    "optim.grad_clip": (0, _ANY, "0: no clipping"),
+    "train.steps": (1, 10**9, "a run of 0 steps leaves no checkpoint"),
+    "train.batch_size": (2, 65536, "the contrastive loss compares parts across at least 2 images"),
+    "train.seed": (0, _ANY, ""),
+    "train.log_every": (1, 10**9, "steps"),
+    "train.checkpoint_every": (1, 10**9, "steps"),
+    "train.keep_checkpoints": (0, 10**9, "0 keeps every checkpoint"),
+    "train.max_bad_steps": (1, 10**9, "steps"),
+    "train.threads": (0, 4096, "0: PyTorch's default"),
+    "scops.concentration": (0, _ANY, "a loss weight"),
+    "scops.equivariance": (0, _ANY, "a loss weight"),
+    "scops.centre_equivariance": (0, _ANY, "a loss weight"),
+    "scops.semantic": (0, _ANY, "a loss weight"),
+    "scops.orthonormality": (0, _ANY, "a loss weight"),
+    "scops.basis_lr_factor": (1e-12, _ANY, ""),
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "optim.optimizer": ("adam", "sgd"),
+    "optim.schedule": ("poly", "constant"),
+}
+
+
+def _lookup(cfg: Config, key: str) -> Any:
+    value: Any = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def validate_config(cfg: Config) -> Config:
+    """Check every value's range (see ``_RANGES``) and choice; raise one :class:`ConfigError` naming the
+    key, the value and the allowed range. Names of registered things (backbones, methods) are checked by
+    their registries when the model is built, still before anything is written."""
+    for key, (low, high, why) in _RANGES.items():
+        value = _lookup(cfg, key)
+        for item in value if isinstance(value, tuple) else (value,):
+            if not (math.isfinite(item) or item == high == _ANY) or not low <= item <= high:
+                bound = f">= {_num(low)}" if high == _ANY else f"in {_num(low)}..{_num(high)}"
+                raise ConfigError(f"{key}={_plain(value)}: must be {bound}" + (f" ({why})" if why else ""))
+    for key in ("data.crop_scale", "loss.zoom_range"):
+        low, high = _lookup(cfg, key)
+        if low > high:
+            raise ConfigError(f"{key}={_plain((low, high))}: the first value must not exceed the second")
+    for key, choices in _CHOICES.items():
+        if _lookup(cfg, key) not in choices:
+            raise ConfigError(f"{key}={_lookup(cfg, key)!r}: choose one of {', '.join(choices)}")
+    return cfg
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
+
+
+def _plain(value: Any) -> str:
+    return yaml.safe_dump(_to_plain(value), default_flow_style=True).strip().removesuffix("...").strip()
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
-    """Build a :class:`Config` from a (possibly partial) nested dict; unknown keys are errors."""
-    return _from_dict(Config, _merge(Config().to_dict(), _migrate(data or {})))
+    """Build a :class:`Config` from a (possibly partial) nested dict; unknown keys and values out of
+    range (:func:`validate_config`) are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"the config must be a mapping of sections, got {type(data).__name__}")
+    return validate_config(_from_dict(Config, _merge(Config().to_dict(), _migrate(data or {}))))
 
 
 def parse_override(text: str) -> dict[str, Any]:
@@ -336,9 +438,12 @@ def load_config(
         data = _merge(data, preset_dict(preset))
     if file:
         try:
-            data = _merge(data, yaml.safe_load(Path(file).read_text()) or {})
-        except (OSError, yaml.YAMLError) as e:
+            loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8-sig")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise ConfigError(f"{file}: cannot read config ({e})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: a config file must be a mapping of sections (model:, train:, ...)")
+        data = _merge(data, loaded)
     for text in overrides or []:
         data = _merge(data, parse_override(text))
     return config_from_dict(data)

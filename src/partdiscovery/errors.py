@@ -1,10 +1,19 @@
-"""Errors the CLI turns into one clear line on standard error (no stack trace)."""
+"""Errors the CLI turns into one clear line on standard error and exit status 2 (no stack trace).
+
+Every problem a user can fix is a :class:`PartDiscoveryError`; anything else that escapes is a bug and
+keeps its traceback. Argument and config errors are also ``ValueError``, so library callers that
+catch ``ValueError`` keep working.
+"""
 
 from __future__ import annotations
 
 
 class PartDiscoveryError(Exception):
     """Base class: a problem the user can fix (bad input, missing file, wrong option)."""
+
+
+class InvalidArgumentError(PartDiscoveryError, ValueError):
+    """An argument out of its range or of the wrong kind (``--parts 0``, ``--device banana``)."""
 
 
 class DatasetError(PartDiscoveryError):
@@ -19,5 +28,14 @@ class WeightsUnavailableError(PartDiscoveryError):
     """Pretrained weights are neither cached nor downloadable; the message says how to pass a local file."""
 
 
-class ConfigError(PartDiscoveryError):
+class ConfigError(InvalidArgumentError):
     """An unknown config key, a wrong type, or an invalid value."""
+
+
+class OutputPathError(PartDiscoveryError):
+    """An output path that may not be written: it holds the user's files, a previous result that needs
+    ``--overwrite``, lies inside the input data, or cannot be created."""
+
+
+class RunLockedError(OutputPathError):
+    """Another process holds the lock of a run folder (two trainings would mix their files)."""

@@ -68,15 +68,40 @@ def _load_source(source: str | Path):
     return PartSegmenter.load(source, device="cpu")
 
 
-def export_model(source: str | Path, fmt: str, out: str | Path) -> Path:
+SUFFIXES = {".safetensors": "safetensors", ".onnx": "onnx"}
+"""Extensions :meth:`PartSegmenter.load <partdiscovery.segmenter.PartSegmenter.load>` dispatches on: an
+export must not carry another format's extension, or it could never be loaded back."""
+
+
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` is a model exported by partdiscovery (any format): only such a file is replaced
+    by ``export --overwrite``."""
+    try:
+        exported_config(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def export_model(source: str | Path, fmt: str, out: str | Path, overwrite: bool = False) -> Path:
     """Export the model of ``source`` (run folder, checkpoint or ``.safetensors``) as ``fmt`` to ``out``.
 
     ``fmt``: ``safetensors``, ``onnx`` or ``torchscript`` (see the module docstring). The file is written
-    atomically (a temporary file beside ``out``, then a rename). Returns ``out``.
+    atomically (a temporary file beside ``out``, then a rename). An existing ``out`` is replaced only with
+    ``overwrite``, and only when it is itself a partdiscovery export. Returns ``out``.
     """
+    from partdiscovery.utils.outputs import check_output_file
+
     if fmt not in FORMATS:
         raise PartDiscoveryError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     out = Path(out)
+    implied = SUFFIXES.get(out.suffix.lower())
+    if implied is not None and implied != fmt:
+        raise PartDiscoveryError(
+            f"{out}: the extension {out.suffix} is for --format {implied}, not {fmt}; the file could not "
+            "be loaded back (choose a matching name)"
+        )
+    check_output_file(out, overwrite, what="exported model", ours=is_export)
     segmenter = _load_source(source)
     net, cfg = segmenter.net.eval(), segmenter.cfg
     if fmt == "safetensors":
@@ -254,5 +279,6 @@ __all__ = [
     "OnnxRuntimeNet",
     "export_model",
     "exported_config",
+    "is_export",
     "load_safetensors",
 ]

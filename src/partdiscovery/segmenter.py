@@ -23,20 +23,54 @@ from torch.utils.data import DataLoader
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import EvalSet, collate_eval, crop_resize, letterbox_box, uncrop
-from partdiscovery.errors import CheckpointError
+from partdiscovery.errors import CheckpointError, InvalidArgumentError
 from partdiscovery.models import PartSegmentationNet
 from partdiscovery.utils.progress import progress as progress_bar
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then CPU."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """``auto`` picks CUDA, then Apple MPS, then CPU; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are
+    checked against this machine, so a typo or a missing GPU fails with one line before any work
+    (:class:`InvalidArgumentError`) instead of deep inside PyTorch."""
+    if isinstance(device, torch.device):
+        text = str(device)
+    elif isinstance(device, str):
+        text = device.strip().lower()
+    else:
+        raise InvalidArgumentError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    choices = "auto, cpu, cuda, cuda:N or mps"
+    try:
+        resolved = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise InvalidArgumentError(f"unknown device {device!r}; choose {choices}") from None
+    if resolved.type not in DEVICE_TYPES:
+        raise InvalidArgumentError(f"unsupported device {device!r}; choose {choices}")
+    if resolved.type == "cpu" and resolved.index not in (None, 0):
+        raise InvalidArgumentError(f"unknown device {device!r}; choose {choices}")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidArgumentError(
+                f"device {device!r}: CUDA is not available on this machine (no GPU, or a PyTorch build "
+                "without CUDA); use --device cpu or auto"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise InvalidArgumentError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                f"numbered 0..{torch.cuda.device_count() - 1}"
+            )
+    if resolved.type == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise InvalidArgumentError(f"device {device!r}: Apple MPS is not available on this machine")
+    return resolved
 
 
 @dataclass

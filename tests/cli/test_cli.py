@@ -223,3 +223,68 @@ def test_baseline_scops_trains_then_writes_predictions(flow, capsys):
     assert cli(command, "--set", *TINY) == 2 and "--overwrite" in capsys.readouterr().err
     assert cli(f"baseline kmeans --data {data} --out {out}/km --steps 5 --quiet") == 2
     assert "apply to scops only" in capsys.readouterr().err
+
+
+def test_rerunning_a_writing_command_needs_overwrite_and_keeps_the_users_files(flow, capsys):
+    """predict / baseline / evaluate --json / export / report into their own earlier output."""
+    data, run, root = flow["data"], flow["run"], flow["root"]
+    pred = root / "rerun_pred"
+    predict = f"predict --run {run} --images {data / 'images'} --masks {data / 'masks'} --out {pred} --quiet"
+    assert cli(predict) == 0
+    (pred / "labels" / "mine.txt").write_text("the user's note")
+    first_id = sorted((data / "images").glob("*.jpg"))[0].stem
+    line = one_line_error(capsys, predict)
+    assert "--overwrite" in line
+    assert cli(predict, "--overwrite") == 0
+    assert (pred / "labels" / "mine.txt").read_text() == "the user's note"
+    # A user's file at one of the names predict writes is never replaced, even with --overwrite.
+    manifest = json.loads((pred / ".partdiscovery.json").read_text())
+    manifest["files"].remove(f"labels/{first_id}.png")
+    (pred / ".partdiscovery.json").write_text(json.dumps(manifest))
+    line = one_line_error(capsys, predict, "--overwrite")
+    assert f"{first_id}.png" in line and "not written by partdiscovery" in line
+
+    km = root / "rerun_km"
+    baseline = f"baseline kmeans --data {data} --out {km} --parts 3 --no-pretrained --input-size 48 --quiet"
+    assert cli(baseline) == 0
+    assert "--overwrite" in one_line_error(capsys, baseline)
+    assert cli(baseline, "--overwrite") == 0
+
+    metrics = root / "rerun_metrics.json"
+    evaluate = f"evaluate --predictions {km} --data {data} --json {metrics} --quiet"
+    assert cli(evaluate) == 0
+    assert "--overwrite" in one_line_error(capsys, evaluate)
+    assert cli(evaluate, "--overwrite") == 0
+
+    exported = root / "rerun.safetensors"
+    assert cli(f"export {run} --format safetensors --out {exported}") == 0
+    assert "--overwrite" in one_line_error(capsys, f"export {run} --format safetensors --out {exported}")
+    assert cli(f"export {run} --format safetensors --out {exported} --overwrite") == 0
+
+
+def test_a_run_folder_in_use_is_refused(flow, tmp_path, capsys):
+    from filelock import FileLock
+
+    from partdiscovery.utils.outputs import LOCK
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    train = (
+        f"train --data {flow['data']} --out {out} --steps 1 --parts 3 --no-pretrained --device cpu --quiet"
+    )
+    with FileLock(out / LOCK, timeout=0, thread_local=False):
+        line = one_line_error(capsys, train, *TINY)
+    assert "another partdiscovery process" in line
+    assert sorted(p.name for p in out.iterdir()) == [LOCK]
+
+
+def test_training_refuses_a_users_folder_and_leaves_it_as_it_was(flow, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    files = {"config.yaml": "lr: 1\n", "run_info.json": "{}\n", "metrics.csv": "step\n1\n"}
+    for name, text in files.items():
+        (mine / name).write_text(text)
+    for extra in ([], ["--overwrite"], ["--resume"]):
+        train = f"train --data {flow['data']} --out {mine} --steps 1 --no-pretrained --device cpu --quiet"
+        assert "not written by partdiscovery" in one_line_error(capsys, train, *TINY, *extra)
+    assert {p.name: p.read_text() for p in mine.iterdir()} == files

@@ -346,3 +346,46 @@ def test_validation_split_is_a_hashed_share_of_train_held_out_of_training(tmp_pa
     (root / "val.txt").write_text("c\n")  # an explicit val.txt wins
     assert PartFolderDataset(root, "val").ids == ["c"]
     assert PartFolderDataset(root, HOLDOUT_SPLIT).ids == ["a", "b"]
+
+
+# --------------------------------------------------------------------------- silent guesses are refused
+def test_split_file_with_a_byte_order_mark(folder):
+    """Windows editors start UTF-8 files with a BOM; it must not become part of the first id."""
+    (folder / "train.txt").write_bytes("\ufeffa\r\nb\r\nc\r\n".encode())
+    assert PartFolderDataset(folder, "train").ids == ["a", "b", "c"]
+
+
+def test_an_image_id_with_two_files_is_ambiguous(folder):
+    rgb_image((0, 0, 255)).save(folder / "images" / "b.jpg")  # b.png exists too
+    message = problems_of(folder)
+    assert "ambiguous" in message and "b.png" in message and "b.jpg" in message
+    with pytest.raises(DatasetError, match="ambiguous"):
+        PartFolderDataset(folder, "train", validate=False)
+    with pytest.raises(DatasetError, match="ambiguous"):
+        PartFolderDataset(folder, "all")
+
+
+def test_upper_case_extension_is_found(folder):
+    (folder / "images" / "a.png").rename(folder / "images" / "a.PNG")
+    ds = PartFolderDataset(folder, "train")
+    assert ds.load(0).image.size == (W, H)
+
+
+def test_part_labels_missing_from_parts_json_are_warned_about(folder):
+    labels = read_labels(folder / "parts" / "b.png")
+    labels[labels == 2] = 7
+    Image.fromarray(labels.astype(np.uint8)).save(folder / "parts" / "b.png")
+    with pytest.warns(UserWarning, match=r"also use 7 \(first in .*b\.png\)"):
+        PartFolderDataset(folder, "train")
+
+
+def test_image_folder_refuses_two_files_with_one_stem(tmp_path):
+    rgb_image().save(tmp_path / "x.png")
+    rgb_image().save(tmp_path / "x.jpg")
+    with pytest.raises(DatasetError, match="ambiguous.*x.jpg, x.png"):
+        ImageFolderDataset(tmp_path)
+
+
+def test_parts_json_with_a_byte_order_mark(folder):
+    (folder / "parts.json").write_bytes('\ufeff{"names": {"1": "left", "2": "right"}}'.encode())
+    assert PartFolderDataset(folder, "train").part_names == {1: "left", 2: "right"}

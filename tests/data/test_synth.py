@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from partdiscovery.data.synth import SOURCE, generate_synthetic_dataset
-from partdiscovery.errors import DatasetError
+from partdiscovery.errors import PartDiscoveryError
+from partdiscovery.utils.outputs import MARKER
 
 K = 4
 
@@ -97,27 +98,55 @@ def test_images_do_not_depend_on_n(tmp_path: Path, small: Path) -> None:
         assert (few / sub / f"00002.{ext}").read_bytes() == (small / sub / f"00002.{ext}").read_bytes()
 
 
-def test_rerun_over_previous_output_removes_stale_files(tmp_path: Path) -> None:
+def test_rerun_over_previous_output_needs_overwrite_and_removes_only_our_stale_files(tmp_path: Path) -> None:
     out = generate_synthetic_dataset(tmp_path / "ds", n=6, num_parts=3, size=32, seed=0)
-    generate_synthetic_dataset(out, n=3, num_parts=3, size=32, seed=0)
-    for sub in ("images", "masks", "parts"):
+    # A user's own files in the set, one with a numeric name like ours: never deleted or replaced.
+    (out / "images" / "12345.jpg").write_bytes(b"user's picture")
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(PartDiscoveryError, match="--overwrite"):
+        generate_synthetic_dataset(out, n=3, num_parts=3, size=32, seed=0)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    generate_synthetic_dataset(out, n=3, num_parts=3, size=32, seed=0, overwrite=True)
+    for sub in ("masks", "parts"):
         assert sorted(p.stem for p in (out / sub).iterdir()) == ["00000", "00001", "00002"]
+    assert sorted(p.stem for p in (out / "images").iterdir()) == ["00000", "00001", "00002", "12345"]
+    assert (out / "images" / "12345.jpg").read_bytes() == b"user's picture"
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
     assert sorted(_read_split(out, "train") + _read_split(out, "test")) == ["00000", "00001", "00002"]
+
+
+def test_overwrite_never_replaces_a_user_file_at_one_of_our_names(tmp_path: Path) -> None:
+    out = generate_synthetic_dataset(tmp_path / "ds", n=2, num_parts=3, size=32, seed=0)
+    (out / "images" / "00002.jpg").write_bytes(b"user's picture")  # not written by us: n was 2
+    with pytest.raises(PartDiscoveryError, match="00002.jpg"):
+        generate_synthetic_dataset(out, n=3, num_parts=3, size=32, seed=0, overwrite=True)
+    assert (out / "images" / "00002.jpg").read_bytes() == b"user's picture"
+
+
+def test_a_set_from_before_markers_is_still_recognised(tmp_path: Path) -> None:
+    out = generate_synthetic_dataset(tmp_path / "ds", n=2, num_parts=3, size=32, seed=0)
+    (out / MARKER).unlink()  # as written by an older version: parts.json names the generator
+    with pytest.raises(PartDiscoveryError, match="--overwrite"):
+        generate_synthetic_dataset(out, n=2, num_parts=3, size=32, seed=0)
+    generate_synthetic_dataset(out, n=2, num_parts=3, size=32, seed=0, overwrite=True)
+    assert (out / MARKER).is_file()
 
 
 def test_refuses_foreign_folder(tmp_path: Path) -> None:
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("precious", encoding="utf-8")
-    with pytest.raises(DatasetError, match="mine"):
-        generate_synthetic_dataset(foreign, n=4, size=32)
+    for overwrite in (False, True):
+        with pytest.raises(PartDiscoveryError, match="mine"):
+            generate_synthetic_dataset(foreign, n=4, size=32, overwrite=overwrite)
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
     (foreign / "parts.json").write_text('{"source": "someone else"}', encoding="utf-8")
-    with pytest.raises(DatasetError, match="mine"):
-        generate_synthetic_dataset(foreign, n=4, size=32)
+    with pytest.raises(PartDiscoveryError, match="mine"):
+        generate_synthetic_dataset(foreign, n=4, size=32, overwrite=True)
     a_file = tmp_path / "file.txt"
     a_file.write_text("x", encoding="utf-8")
-    with pytest.raises(DatasetError, match="file.txt"):
+    with pytest.raises(PartDiscoveryError, match="file.txt"):
         generate_synthetic_dataset(a_file, n=4, size=32)
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -258,3 +258,96 @@ def test_training_with_the_phi_feature_cache(tiny_dataset, tmp_path, tiny_config
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             create_method(tiny_config("loss.cache_features=true", "data.num_workers=1")).feature_cache()
+
+
+# ------------------------------------------------------------------------ the run folder and the user's files
+def _snapshot(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_users_folder_is_never_trained_into(tiny_dataset, tmp_path, tiny_config, train_tiny):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name, text in (("config.yaml", "my: config\n"), ("run_info.json", "{}\n"), ("metrics.csv", "a,b\n")):
+        (mine / name).write_text(text)
+    before = _snapshot(mine)
+    for flags in ({}, {"overwrite": True}, {"resume": True}):
+        with pytest.raises(PartDiscoveryError, match="not written by partdiscovery"):
+            train_tiny(tiny_dataset, mine, tiny_config(), **flags)
+        assert _snapshot(mine) == before
+    with pytest.raises(PartDiscoveryError, match="inside the dataset folder"):
+        train_tiny(tiny_dataset, tiny_dataset / "run", tiny_config())
+    assert not (tiny_dataset / "run").exists()
+
+
+def test_overwrite_replaces_our_files_and_keeps_the_users(four_step_run, tiny_dataset, tmp_path, train_tiny):
+    run, _, cfg = four_step_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "notes.txt").write_text("the user's notes")
+    train_tiny(tiny_dataset, copy, cfg, overwrite=True)
+    assert (copy / "notes.txt").read_text() == "the user's notes"
+    assert (copy / "train_summary.json").is_file()
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(
+    four_step_run, tiny_dataset, tmp_path, tiny_config, train_tiny
+):
+    run, _, _ = four_step_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "train_summary.json").unlink()
+    before = _snapshot(copy)
+    with pytest.raises(CheckpointError, match="different model"):
+        train_tiny(tiny_dataset, copy, tiny_config("train.steps=4", "model.num_parts=5"), resume=True)
+    assert _snapshot(copy) == before  # config.yaml is written only once the checkpoint is accepted
+
+
+def test_two_trainings_never_share_a_run_folder(tiny_dataset, tmp_path, tiny_config, train_tiny):
+    from filelock import FileLock
+
+    from partdiscovery.errors import RunLockedError
+    from partdiscovery.utils.outputs import LOCK
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = FileLock(run / LOCK, timeout=0, thread_local=False)
+    with holder:  # another process (a lock on another file description conflicts the same way)
+        with pytest.raises(RunLockedError, match="another partdiscovery process"):
+            train_tiny(tiny_dataset, run, tiny_config("train.steps=1"))
+        assert sorted(p.name for p in run.iterdir()) == [LOCK]
+    train_tiny(tiny_dataset, run, tiny_config("train.steps=1"))  # free again: trains
+
+
+def test_stale_temporaries_are_removed_when_a_run_is_opened(
+    four_step_run, tiny_dataset, tmp_path, train_tiny
+):
+    run, _, cfg = four_step_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "train_summary.json").unlink()
+    stale = copy / "checkpoints" / ".step_00000005.pt.k2j4h5g6.tmp"  # a checkpoint write killed midway
+    stale.write_bytes(b"\0" * 4096)
+    users = copy / "draft.tmp"
+    users.write_text("mine")
+    with pytest.warns(UserWarning, match="removed 1 temporary file"):
+        train_tiny(tiny_dataset, copy, cfg, resume=True)
+    assert not stale.exists() and users.exists()
+
+
+def test_a_run_from_before_markers_can_be_resumed(four_step_run, tiny_dataset, tmp_path, train_tiny):
+    from partdiscovery.utils.outputs import MARKER
+
+    run, _, cfg = four_step_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / MARKER).unlink()
+    (copy / "train_summary.json").unlink()
+    summary = train_tiny(tiny_dataset, copy, cfg, resume=True)
+    assert summary["steps_this_session"] == 0 and (copy / MARKER).is_file()
+
+
+def test_resume_on_a_new_folder_starts_a_run(tiny_dataset, tmp_path, tiny_config, train_tiny):
+    """A cluster job launched with --resume from its first start (and requeued later) must work."""
+    summary = train_tiny(tiny_dataset, tmp_path / "new", tiny_config("train.steps=1"), resume=True)
+    assert summary["steps_this_session"] == 1

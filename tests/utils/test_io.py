@@ -82,3 +82,38 @@ def test_failed_image_save_keeps_the_old_image(tmp_path):
         atomic_save_image(tmp_path / "im.notaformat", Image.new("L", (4, 4), 9))
     assert np.asarray(Image.open(path)).max() == 7
     assert sorted(p.name for p in tmp_path.iterdir()) == ["im.png"]
+
+
+def test_remove_stale_temporaries_removes_only_ours(tmp_path):
+    from partdiscovery.utils.io import remove_stale_temporaries
+
+    (tmp_path / "checkpoints").mkdir()
+    ours = [
+        tmp_path / ".config.yaml.ab12cd_9.tmp",
+        tmp_path / "checkpoints" / ".step_00000002.pt.x1y2z3w4.tmp",
+    ]
+    users = [tmp_path / "notes.tmp", tmp_path / ".cache.tmp", tmp_path / "checkpoints" / "draft.tmp"]
+    for path in ours + users:
+        path.write_bytes(b"x")
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted(ours)
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in users)
+
+
+def test_atomic_write_temporaries_match_the_stale_pattern(tmp_path, monkeypatch):
+    """A write killed midway leaves exactly the kind of file remove_stale_temporaries removes."""
+    import os
+
+    from partdiscovery.utils.io import remove_stale_temporaries
+
+    def killed(src, dst):
+        raise KeyboardInterrupt
+
+    leftovers = []
+    real_unlink = os.unlink
+    monkeypatch.setattr(os, "replace", killed)
+    monkeypatch.setattr(os, "unlink", lambda p: leftovers.append(p))  # as if killed before cleanup
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(tmp_path / "config.yaml", "x")
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    assert len(leftovers) == 1
+    assert remove_stale_temporaries(tmp_path) == [tmp_path / os.path.basename(leftovers[0])]

@@ -168,3 +168,32 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert page.imgs and len(page.imgs) == len(_parse(report.read_text(encoding="utf-8")).imgs)
     for img in page.imgs:  # no broken images
         _decode_png(img["src"])
+
+
+def test_report_of_an_empty_or_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PartDiscoveryError, match="not a run folder"):
+        write_report(tmp_path / "empty")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("my: config\n")
+    with pytest.raises(PartDiscoveryError, match="not a run folder written by partdiscovery"):
+        write_report(mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["config.yaml"]
+
+
+def test_the_runs_own_report_is_replaced_but_never_a_users_file(run_copy, tmp_path):
+    first = write_report(run_copy)
+    assert write_report(run_copy) == first  # the run's own report.html: ours, replaced
+    other = tmp_path / "r.html"
+    write_report(run_copy, out=other)
+    with pytest.raises(PartDiscoveryError, match="--overwrite"):
+        write_report(run_copy, out=other)
+    write_report(run_copy, out=other, overwrite=True)
+    theirs = tmp_path / "theirs.html"
+    theirs.write_text("<html>the user's page</html>")
+    with pytest.raises(PartDiscoveryError, match="not a partdiscovery report"):
+        write_report(run_copy, out=theirs, overwrite=True)
+    assert theirs.read_text() == "<html>the user's page</html>"
+    with pytest.raises(PartDiscoveryError, match="max_images"):
+        write_report(run_copy, out=tmp_path / "x.html", max_images=-1)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from partdiscovery.errors import PartDiscoveryError
+from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
+from partdiscovery.utils.outputs import OutputFolder
 
 DEMO_IMAGES = 400
 DEMO_STEPS = 400
 DEMO_PARTS = 4
 DEMO_SIZE = 128
+DEMO_KIND = "demo"
 
 
 def run_demo(
@@ -25,7 +27,12 @@ def run_demo(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict:
-    from partdiscovery.cli.main import evaluate_run_or_predictions, run_baseline, run_training
+    from partdiscovery.cli.main import (
+        evaluate_run_or_predictions,
+        prediction_folder,
+        run_baseline,
+        run_training,
+    )
     from partdiscovery.config import load_config
     from partdiscovery.data import open_dataset
     from partdiscovery.data.synth import generate_synthetic_dataset
@@ -34,8 +41,15 @@ def run_demo(
     from partdiscovery.viz import colourise, grid, overlay
 
     out = Path(out)
-    if (out / "metrics.json").exists() and not overwrite:
-        raise PartDiscoveryError(f"{out}: holds a finished demo; use --overwrite or another --out")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise InvalidArgumentError(f"steps must be an integer >= 1, got {steps!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 4):
+        raise InvalidArgumentError(f"n must be an integer >= 4, got {n!r}")
+    # The demo folder is ours (marked); an interrupted demo continues without --overwrite, a finished
+    # one needs it. Every step below then replaces only its own earlier output in that folder.
+    folder = OutputFolder(out, DEMO_KIND)
+    folder.check(overwrite, has_result=lambda path: (path / "metrics.json").exists())
+    folder.claim()
     steps, n = steps or DEMO_STEPS, n or DEMO_IMAGES
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     timings: dict[str, float] = {}
@@ -43,7 +57,9 @@ def run_demo(
 
     say(f"[1/5] synthetic dataset: {n} images, {DEMO_PARTS} parts -> {out / 'data'}")
     t = time.perf_counter()
-    data = generate_synthetic_dataset(out / "data", n=n, num_parts=DEMO_PARTS, size=DEMO_SIZE, seed=0)
+    data = generate_synthetic_dataset(
+        out / "data", n=n, num_parts=DEMO_PARTS, size=DEMO_SIZE, seed=0, overwrite=True
+    )
     timings["synth_s"] = time.perf_counter() - t
 
     say(f"[2/5] training the method (cpu preset, {steps} steps) -> {out / 'run'}")
@@ -63,8 +79,12 @@ def run_demo(
     segmenter = PartSegmenter.load(out / "run", device="cpu")
     test = open_dataset(data, "test", require_parts=True)
     t = time.perf_counter()
+    files = [f"{i}.png" for i in test.ids]
+    predictions = prediction_folder(out / "predictions", files, overwrite=True)
+    predictions.claim(files)
     for _ in write_predictions(segmenter.predict_dataset(test, progress=False), out / "predictions"):
         pass
+    predictions.finish(files)
     method = evaluate_run_or_predictions(
         str(data), "test", predictions=str(out / "predictions"), progress=False
     )
@@ -73,7 +93,14 @@ def run_demo(
     say("[4/5] k-means baseline on the same φ features")
     t = time.perf_counter()
     run_baseline(
-        "kmeans", str(data), out / "kmeans", DEMO_PARTS, cfg.data.input_size, seed=0, progress=not quiet
+        "kmeans",
+        str(data),
+        out / "kmeans",
+        DEMO_PARTS,
+        cfg.data.input_size,
+        seed=0,
+        progress=not quiet,
+        overwrite=True,
     )
     kmeans = evaluate_run_or_predictions(str(data), "test", predictions=str(out / "kmeans"), progress=False)
     timings["kmeans_s"] = time.perf_counter() - t

@@ -1,7 +1,14 @@
 """The ``partdiscovery`` command line: thin wrappers over the library.
 
-Every command prints one clear line on standard error and exits non-zero for bad input
-(a :class:`~partdiscovery.errors.PartDiscoveryError`); ``--help`` documents each one.
+The boundary rules (what the tool promises, README "Your files are safe"):
+
+- Every argument is checked before any work starts: numbers against their ranges (argparse types
+  below, config values by :func:`partdiscovery.config.validate_config`), devices against this machine,
+  output paths by :mod:`partdiscovery.utils.outputs` (never a user's file or folder, never inside the
+  input data, a previous result only with ``--overwrite``).
+- A user's mistake (:class:`~partdiscovery.errors.PartDiscoveryError`, an unknown registered name, a
+  bad flag) prints one line ``partdiscovery COMMAND: error: ...`` on standard error and exits 2.
+- Anything else is a bug and keeps its traceback: ``ValueError`` is *not* turned into a message.
 """
 
 from __future__ import annotations
@@ -15,17 +22,80 @@ from pathlib import Path
 from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.utils.registry import UnknownNameError
 
+SYNTH_MAX_PARTS = 12  # partdiscovery.data.synth.MAX_PARTS, without importing numpy and PIL to parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``prog: error: message``, exit 2), like every other user error;
+    the usage is one ``--help`` away."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_in(low: int, high: int | None = None):
+    """An argparse type: an integer in ``low..high`` (no upper bound when ``high`` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _parts_type(high: int):
+    parse = _int_in(2, high)
+
+    def parts(text: str) -> int:
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as e:
+            # One part would label every foreground pixel the same: nothing to discover, a score of 0.
+            raise argparse.ArgumentTypeError(f"{e} (the number of parts K; at least 2)") from None
+
+    return parts
+
+
+def _device(text: str) -> str:
+    """An argparse type: a device name that exists on this machine (checked once, before any work)."""
+    from partdiscovery.segmenter import resolve_device
+
+    try:
+        resolve_device(text)
+    except PartDiscoveryError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
 
 def _add_common_model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument(
+        "--device",
+        default="auto",
+        type=_device,
+        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+
+
+def _data_inputs(data: str | None) -> list:
+    from partdiscovery.data import dataset_root
+
+    return [(dataset_root(data) if data else None, "dataset folder")]
 
 
 # ----------------------------------------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
     from partdiscovery.data.synth import generate_synthetic_dataset
 
-    out = generate_synthetic_dataset(args.out, n=args.n, num_parts=args.parts, size=args.size, seed=args.seed)
+    out = generate_synthetic_dataset(
+        args.out, n=args.n, num_parts=args.parts, size=args.size, seed=args.seed, overwrite=args.overwrite
+    )
     print(f"wrote a synthetic dataset of {args.n} images with {args.parts} parts to {out}")
     return 0
 
@@ -59,8 +129,11 @@ def run_training(
     from partdiscovery.data import open_dataset
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.training import Trainer, create_method
+    from partdiscovery.training.trainer import RunFolder
     from partdiscovery.utils.seed import seed_everything
 
+    inputs = _data_inputs(data)
+    RunFolder(Path(out)).check(resume, overwrite, inputs=inputs)  # before reading any data
     seed_everything(cfg.train.seed)
     dataset = open_dataset(data, split)
     method = create_method(cfg)
@@ -126,11 +199,31 @@ def _print_metrics(result: dict) -> None:
     print("  ".join(f"{k}={result[k]:.2f}" for k in shown) + f"  ({', '.join(counts)})")
 
 
+def _is_metrics_json(path: Path) -> bool:
+    """A metrics JSON written by ``evaluate --json`` (the keys every protocol's result carries)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"split", "data", "source"} <= set(data)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from partdiscovery.utils.io import atomic_write_json
+    from partdiscovery.utils.outputs import check_output_file
 
     if bool(args.run) == bool(args.predictions):
         raise PartDiscoveryError("give exactly one of --run RUN or --predictions DIR")
+    if args.json:
+        check_output_file(
+            args.json,
+            args.overwrite,
+            what="metrics JSON",
+            ours=_is_metrics_json,
+            inputs=_data_inputs(args.data),
+        )
     result = evaluate_run_or_predictions(
         args.data,
         args.split,
@@ -148,6 +241,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------- baseline
+PREDICTIONS_KIND = "predictions"
+
+
+def prediction_folder(out: str | Path, files: list[str], overwrite: bool, inputs: list | None = None):
+    """Check that ``files`` (relative paths) may be written into the predictions folder ``out``: new,
+    empty, or a predictions folder of ours (then only with ``overwrite``, and never over a user's file).
+    Writes nothing; returns the :class:`~partdiscovery.utils.outputs.OutputFolder` to ``claim`` and
+    ``finish``."""
+    from partdiscovery.utils.outputs import OutputFolder
+
+    folder = OutputFolder(out, PREDICTIONS_KIND)
+    folder.check(overwrite, inputs=inputs or [])
+    folder.refuse_foreign_files(files)
+    return folder
+
+
 def run_baseline(
     name: str,
     data: str,
@@ -161,18 +270,33 @@ def run_baseline(
     progress: bool = True,
     fit_split: str = "train",
     feature_layers: tuple[float, ...] | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Fit baseline ``name`` on the ``fit_split`` φ features and write its ``split`` predictions to ``out``.
+    """Fit baseline ``name`` on the ``fit_split`` φ features and write its ``split`` predictions to ``out``
+    (a new or empty folder, or, with ``overwrite``, an earlier predictions folder of ours).
 
     ``feature_layers``: φ's per-layer weights (``model.feature_layers`` of a config); default φ's own."""
     from partdiscovery.baselines import BASELINES
+    from partdiscovery.config import MAX_PARTS
     from partdiscovery.data import open_dataset
+    from partdiscovery.errors import InvalidArgumentError
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.models import create_feature_extractor
     from partdiscovery.utils.io import atomic_write_json
     from partdiscovery.utils.seed import seed_everything
 
+    if isinstance(parts, bool) or not isinstance(parts, int) or not 2 <= parts <= MAX_PARTS:
+        raise InvalidArgumentError(f"--parts must be in 2..{MAX_PARTS}, got {parts!r}")
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or not 32 <= input_size <= 4096:
+        raise InvalidArgumentError(f"--input-size must be in 32..4096 pixels, got {input_size!r}")
     baseline = BASELINES.build(name)
+    inputs = _data_inputs(data)
+    prediction_folder(out, [], overwrite, inputs)  # fail before reading any data
+    train_set, predict_set = open_dataset(data, fit_split), open_dataset(data, split)
+    files = [f"{i}.png" for i in predict_set.ids] + ["baseline_info.json"]
+    folder = prediction_folder(
+        out, files, overwrite, inputs + [(getattr(predict_set, "root", None), "dataset folder")]
+    )
     seed_everything(seed)
     phi = create_feature_extractor(
         feature_extractor,
@@ -181,10 +305,9 @@ def run_baseline(
         layer_weights=feature_layers,
     )
     started = time.perf_counter()
-    model = baseline.fit(phi, open_dataset(data, fit_split), parts, input_size, seed=seed, progress=progress)
-    for _ in write_predictions(
-        baseline.predict(phi, model, open_dataset(data, split), input_size, progress=progress), out
-    ):
+    model = baseline.fit(phi, train_set, parts, input_size, seed=seed, progress=progress)
+    folder.claim(files)
+    for _ in write_predictions(baseline.predict(phi, model, predict_set, input_size, progress=progress), out):
         pass
     atomic_write_json(
         Path(out) / "baseline_info.json",
@@ -203,6 +326,7 @@ def run_baseline(
             "wall_s": round(time.perf_counter() - started, 2),
         },
     )
+    folder.finish(files)
     return Path(out)
 
 
@@ -217,12 +341,18 @@ def run_scops_baseline(args: argparse.Namespace) -> Path:
     if args.input_size is not None:
         overrides.append(f"data.input_size={args.input_size}")
     cfg = build_config(argparse.Namespace(**{**vars(args), "overrides": overrides, "config": None}))
+    inputs = _data_inputs(args.data)
+    prediction_folder(args.out, [], args.overwrite, inputs)  # fail before training
+    dataset = open_dataset(args.data, args.split)
+    files = [f"{i}.png" for i in dataset.ids]
+    folder = prediction_folder(args.out, files, args.overwrite, inputs)
     run = Path(args.out) / "run"
+    folder.claim(files)
     run_training(cfg, args.data, run, args.device, overwrite=args.overwrite, quiet=args.quiet)
     segmenter = PartSegmenter.load(run, device=args.device)
-    dataset = open_dataset(args.data, args.split)
     for _ in write_predictions(segmenter.predict_dataset(dataset, progress=not args.quiet), args.out):
         pass
+    folder.finish(files)
     return Path(args.out)
 
 
@@ -230,10 +360,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if args.name == "scops":
         out = run_scops_baseline(args)
     else:
-        trained_only = [flag for flag in ("steps", "overwrite") if getattr(args, flag)]
+        trained_only = [flag for flag in ("steps",) if getattr(args, flag)]
         if trained_only:
             raise PartDiscoveryError(
-                f"{args.name} is fitted, not trained: --steps and --overwrite apply to scops only"
+                f"{args.name} is fitted, not trained: --steps and other training flags apply to scops only"
             )
         # The preset (and --set) choose φ and the input size, so that a baseline always uses the same
         # features as the method it is compared with.
@@ -252,6 +382,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             feature_extractor=cfg.model.feature_extractor,
             progress=not args.quiet,
             feature_layers=cfg.model.feature_layers,
+            overwrite=args.overwrite,
         )
     print(f"wrote {args.name} predictions for split {args.split!r} to {out}")
     return 0
@@ -264,8 +395,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from partdiscovery.utils.io import atomic_save_image
     from partdiscovery.viz import label_image, overlay
 
-    segmenter = PartSegmenter.load(args.run, device=args.device, amp=args.amp)
+    inputs = [(args.images, "image folder"), (args.masks, "mask folder")]
+    prediction_folder(args.out, [], args.overwrite, inputs)  # fail before reading anything
     dataset = ImageFolderDataset(args.images, args.masks)
+    files = [f"{sub}/{i}.png" for i in dataset.ids for sub in ("labels", "overlays")]
+    folder = prediction_folder(args.out, files, args.overwrite, inputs)
+    segmenter = PartSegmenter.load(args.run, device=args.device, amp=args.amp)
     if args.masks is None and not segmenter.has_learned_background:
         warnings.warn(
             "no --masks given and the model has no learned background: the whole image is "
@@ -273,8 +408,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             stacklevel=1,
         )
     out = Path(args.out)
-    (out / "labels").mkdir(parents=True, exist_ok=True)
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    folder.claim(files)
     count = 0
     for index, pred in enumerate(
         segmenter.predict_dataset(dataset, batch_size=args.batch_size, progress=not args.quiet)
@@ -282,6 +416,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
         atomic_save_image(out / "overlays" / f"{pred.id}.png", overlay(dataset.load(index).image, pred.parts))
         count += 1
+    folder.finish(files)
     print(
         f"segmented {count} images into {segmenter.num_parts} parts: {out / 'labels'} (labels), "
         f"{out / 'overlays'} (overlays)"
@@ -301,7 +436,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from partdiscovery.export import export_model
 
-    out = export_model(args.run, args.format, args.out)
+    out = export_model(args.run, args.format, args.out, overwrite=args.overwrite)
     print(f"exported {args.run} as {args.format} to {out}")
     return 0
 
@@ -318,6 +453,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         device=args.device,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(f"wrote the report of {args.run} to {out}")
     return 0
@@ -326,21 +462,24 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from partdiscovery.baselines import BASELINES
-    from partdiscovery.config import list_presets
+    from partdiscovery.config import MAX_PARTS, list_presets
     from partdiscovery.evaluation.protocols import PROTOCOLS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="partdiscovery",
         description="Unsupervised part discovery from contrastive reconstruction (Choudhury et al., NeurIPS 2021).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="write a synthetic dataset in the part folder format")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", type=int, default=300, help="number of images (default 300)")
-    p.add_argument("--parts", type=int, default=4, help="number of parts K (default 4)")
-    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder (new or empty)")
+    p.add_argument("--n", type=_int_in(2, 1_000_000), default=300, help="number of images (default 300)")
+    p.add_argument(
+        "--parts", type=_parts_type(SYNTH_MAX_PARTS), default=4, help="number of parts K (default 4)"
+    )
+    p.add_argument("--size", type=_int_in(32, 4096), default=128, help="image side in pixels (default 128)")
+    p.add_argument("--seed", type=_int_in(0), default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a synthetic dataset written earlier")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
@@ -353,9 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder (config, log, checkpoints)")
     p.add_argument("--preset", default="cpu", choices=list_presets(), help="cpu (default), photos or paper")
     p.add_argument("--config", default=None, help="a YAML file merged over the preset")
-    p.add_argument("--parts", type=int, default=None, help="number of parts K")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=None, help="number of parts K")
+    p.add_argument("--steps", type=_int_in(1), default=None)
+    p.add_argument("--seed", type=_int_in(0), default=None)
     p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")
     p.add_argument(
         "--holdout-val",
@@ -381,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split", default="test")
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace the --json file of an earlier evaluate")
     p.add_argument(
         "--protocol",
         default=None,
@@ -404,19 +544,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=[*BASELINES.names(), "scops"], help="the baseline")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="folder for <id>.png predictions")
-    p.add_argument("--parts", type=int, default=4)
-    p.add_argument("--input-size", type=int, default=None, help="default: the preset's")
+    p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=4)
+    p.add_argument("--input-size", type=_int_in(32, 4096), default=None, help="default: the preset's")
     p.add_argument("--split", default="test", help="split to predict (fitted on train)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_int_in(0), default=0)
     p.add_argument("--no-pretrained", action="store_true")
-    p.add_argument("--steps", type=int, default=None, help="scops: training steps (default: the preset's)")
+    p.add_argument(
+        "--steps", type=_int_in(1), default=None, help="scops: training steps (default: the preset's)"
+    )
     p.add_argument(
         "--preset",
         default="cpu",
         choices=list_presets(),
         help="config preset: φ and input size of k-means / DFF, the whole config of scops",
     )
-    p.add_argument("--overwrite", action="store_true", help="scops: replace a previous run in OUT/run")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace earlier predictions (and scops run) in OUT"
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -434,7 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, help="folder of images")
     p.add_argument("--out", required=True, help="output folder (labels/ and overlays/)")
     p.add_argument("--masks", default=None, help="optional folder of <stem>.png foreground masks")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=_int_in(1, 65536), default=8)
+    p.add_argument("--overwrite", action="store_true", help="replace the predictions of an earlier predict")
     p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_predict)
@@ -443,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder, checkpoint or exported .safetensors")
     p.add_argument("--format", required=True, choices=["safetensors", "onnx", "torchscript"])
     p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export at --out")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a run")
@@ -454,14 +600,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default=None, help="HTML file (default RUN/report.html)")
     p.add_argument("--split", default="test", help="split to show and score (default test)")
-    p.add_argument("--max-images", type=int, default=16, help="images in the grid (default 16)")
+    p.add_argument("--max-images", type=_int_in(0), default=16, help="images in the grid (default 16)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier report at --out")
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="synthetic data -> train -> evaluate vs k-means -> overlays, on CPU")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's)")
-    p.add_argument("--n", type=int, default=None, help="number of synthetic images (default: the demo's)")
+    p.add_argument("--steps", type=_int_in(1), default=None, help="training steps (default: the demo's)")
+    p.add_argument(
+        "--n",
+        type=_int_in(4, 1_000_000),
+        default=None,
+        help="number of synthetic images (default: the demo's)",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
@@ -473,9 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (PartDiscoveryError, UnknownNameError, ValueError) as e:
-        message = str(e)
-        print(f"partdiscovery {args.command}: error: {message}", file=sys.stderr)
+    except (PartDiscoveryError, UnknownNameError) as e:  # the user's to fix; anything else is a bug
+        print(f"partdiscovery {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"partdiscovery {args.command}: interrupted", file=sys.stderr)

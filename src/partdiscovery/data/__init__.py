@@ -43,6 +43,17 @@ def open_dataset(spec: str | Path, split: str = "train", **kwargs) -> PartDatase
     return PartFolderDataset(spec, split, **kwargs)
 
 
+def dataset_root(spec: str | Path) -> Path | None:
+    """The folder a dataset spec reads from, without opening it (the path of ``PATH``, ``folder:PATH``,
+    ``cub:PATH``, ``pascal-part:CLASS:PATH``): commands refuse outputs inside it before any work."""
+    spec = str(spec)
+    name, sep, args = spec.partition(":")
+    if sep and name in DATASETS:
+        path = args.rsplit(":", 1)[-1] if name != "folder" else args
+        return Path(path) if path else None
+    return Path(spec) if spec else None
+
+
 # Importing these modules registers their datasets (cub, deepfashion, pascal-part) in DATASETS.
 from partdiscovery.data import cub, deepfashion, pascal_part  # noqa: E402, F401
 
@@ -53,6 +64,7 @@ __all__ = [
     "PartDataset",
     "PartFolderDataset",
     "RawSample",
+    "dataset_root",
     "list_datasets",
     "open_dataset",
 ]

@@ -90,7 +90,9 @@ def read_text_lines(path: Path, what: str, hint: str = "") -> list[str]:
     if not path.is_file():
         raise DatasetError(f"{path}: {what} file is missing{f' ({hint})' if hint else ''}")
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: Windows editors start files with a byte-order mark, which would otherwise become
+        # part of the first id (reported as a missing image whose name looks right).
+        return path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: cannot read {what} ({e})") from None
 

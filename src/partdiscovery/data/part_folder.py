@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,24 @@ def read_split_file(path: Path) -> list[str]:
     return ids
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)  # case-insensitive file systems: a.jpg and a.JPG are one file
+    except OSError:
+        return False
+
+
+def _ambiguity(found: list[Path]) -> str | None:
+    """The problem line for an image id with several files, or None."""
+    if len(found) < 2:
+        return None
+    return (
+        f"{found[0].with_suffix('')}: ambiguous image id, several files match: "
+        + ", ".join(p.name for p in found)
+        + "; keep one"
+    )
+
+
 class PartFolderDataset(PartDataset):
     """A dataset in the part folder format.
 
@@ -98,7 +117,7 @@ class PartFolderDataset(PartDataset):
                 )
         if split == "all":
             self.ids = sorted(
-                p.stem for p in (self.root / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+                {p.stem for p in (self.root / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
             )
             if not self.ids:
                 raise DatasetError(f"{self.root / 'images'}: no images found")
@@ -112,9 +131,12 @@ class PartFolderDataset(PartDataset):
                 f"{self.root}: missing parts/ folder; evaluation needs ground-truth part labels"
             )
         self.part_names = self._read_part_names()
-        self._image_paths = [self._find_image(i) for i in self.ids]
+        self._candidates = [self._find_images(i) for i in self.ids]
+        self._image_paths = [found[0] if len(found) == 1 else None for found in self._candidates]
         if validate:
             self.validate()
+        else:
+            raise_problems(self.root, self.split, [p for p in map(_ambiguity, self._candidates) if p])
 
     def _holdout_ids(self, split: str) -> list[str]:
         train = read_split_file(self.root / "train.txt")
@@ -134,17 +156,21 @@ class PartFolderDataset(PartDataset):
         if not path.is_file():
             return {}
         try:
-            names = json.loads(path.read_text(encoding="utf-8")).get("names", {})
+            names = json.loads(path.read_text(encoding="utf-8-sig")).get("names", {})
             return {int(k): str(v) for k, v in names.items()}
         except (ValueError, AttributeError, OSError) as e:
             raise DatasetError(f"{path}: cannot parse parts.json ({e})") from None
 
-    def _find_image(self, image_id: str) -> Path | None:
+    def _find_images(self, image_id: str) -> list[Path]:
+        """Every image file of ``image_id`` (any listed extension, in either case). More than one is an
+        error: picking one silently would train on a picture the user may not expect."""
+        found: list[Path] = []
         for ext in IMAGE_EXTENSIONS:
-            path = safe_join(self.root / "images", image_id + ext, "image id")
-            if path.is_file():
-                return path
-        return None
+            for variant in dict.fromkeys((ext, ext.upper())):
+                path = safe_join(self.root / "images", image_id + variant, "image id")
+                if path.is_file() and not any(_same_file(path, other) for other in found):
+                    found.append(path)
+        return found
 
     def _mask_path(self, image_id: str) -> Path:
         return safe_join(self.root / "masks", image_id + ".png", "image id")
@@ -155,11 +181,14 @@ class PartFolderDataset(PartDataset):
     def validate(self) -> None:
         """Check every sample; raise one :class:`DatasetError` listing every problem found."""
         problems: list[str] = []
-        for image_id, image_path in zip(self.ids, self._image_paths):
+        unnamed: dict[int, Path] = {}  # part label -> first file using it, for labels parts.json lacks
+        for image_id, image_path, found in zip(self.ids, self._image_paths, self._candidates):
+            if len(found) > 1:
+                problems.append(_ambiguity(found))
+                continue
             if image_path is None:
-                problems.append(
-                    f"{self.root / 'images' / image_id}.*: image is missing (listed in {self.split}.txt)"
-                )
+                listed = "an image of images/" if self.split == "all" else f"listed in {self.split}.txt"
+                problems.append(f"{self.root / 'images' / image_id}.*: image is missing ({listed})")
                 continue
             try:
                 # Decode fully (a truncated file fails here, not mid-training) with EXIF orientation applied.
@@ -181,15 +210,29 @@ class PartFolderDataset(PartDataset):
                                 f"{parts_path}: part labels are {labels.shape[1]}x{labels.shape[0]} "
                                 f"but the mask is {mask.shape[1]}x{mask.shape[0]}"
                             )
+                        if self.part_names:
+                            for label in np.unique(labels):
+                                if label > 0 and int(label) not in self.part_names:
+                                    unnamed.setdefault(int(label), parts_path)
                     else:
                         problems.append(f"{parts_path}: part labels are missing")
             except DatasetError as e:
                 problems.append(str(e))
         raise_problems(self.root, self.split, problems)
+        if unnamed:
+            labels = sorted(unnamed)
+            warnings.warn(
+                f"{self.root / 'parts.json'}: names parts {', '.join(map(str, sorted(self.part_names)))} "
+                f"but the part labels also use {', '.join(map(str, labels))} (first in "
+                f"{unnamed[labels[0]]}); they are scored as parts of their own",
+                stacklevel=2,
+            )
 
     def load(self, index: int) -> RawSample:
         image_id = self.ids[index]
         image_path = self._image_paths[index]
+        if len(self._candidates[index]) > 1:
+            raise DatasetError(_ambiguity(self._candidates[index]))
         if image_path is None:
             raise DatasetError(f"{self.root / 'images' / image_id}.*: image is missing")
         image = read_image(image_path)
@@ -222,6 +265,11 @@ class ImageFolderDataset(PartDataset):
         if not self.paths:
             raise DatasetError(f"{self.root}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
         self.ids = [p.stem for p in self.paths]
+        by_id: dict[str, list[Path]] = {}
+        for path in self.paths:
+            by_id.setdefault(path.stem, []).append(path)
+        # Two files with one stem would write one labels/<stem>.png over the other.
+        raise_problems(self.root, self.split, [p for p in map(_ambiguity, by_id.values()) if p])
         self.masks = Path(masks) if masks else None
         if self.masks is not None and not self.masks.is_dir():
             raise DatasetError(f"{self.masks}: mask folder does not exist")

@@ -32,17 +32,19 @@ from __future__ import annotations
 import colorsys
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from partdiscovery.errors import DatasetError
+from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.utils.io import atomic_save_image, atomic_write, atomic_write_json, atomic_write_text
+from partdiscovery.utils.outputs import OutputFolder
 
 SOURCE = "partdiscovery synth"
+SYNTH_KIND = "synthetic dataset"
+FIXED_FILES = ("parts.json", "train.txt", "test.txt", "README.md")
 GENERATOR_VERSION = 1
 MAX_PARTS = 12
 JPEG_QUALITY = 90
@@ -62,8 +64,6 @@ SEMANTIC_NAMES = (
     "belly",
 )
 """What part ``k`` (1-based) depicts; parts.json uses the neutral names ``part1..partK``."""
-
-_STALE_FILE = re.compile(r"^\d+\.(jpg|png)$")
 
 
 @dataclass(frozen=True)
@@ -319,15 +319,17 @@ def render_synthetic_image(
 
 def _validate(n: int, num_parts: int, size: int, seed: int, test_fraction: float) -> None:
     if not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an integer >= 2 (a train and a test image), got {n!r}")
+        raise InvalidArgumentError(f"n must be an integer >= 2 (a train and a test image), got {n!r}")
     if not isinstance(num_parts, (int, np.integer)) or not 2 <= num_parts <= MAX_PARTS:
-        raise ValueError(f"num_parts must be an integer in 2..{MAX_PARTS}, got {num_parts!r}")
+        raise InvalidArgumentError(f"num_parts must be an integer in 2..{MAX_PARTS}, got {num_parts!r}")
     if not isinstance(size, (int, np.integer)) or size < 32:
-        raise ValueError(f"size must be an integer >= 32 pixels, got {size!r}")
+        raise InvalidArgumentError(f"size must be an integer >= 32 pixels, got {size!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.number)):
+        raise InvalidArgumentError(f"test_fraction must be a number, got {test_fraction!r}")
     if not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
+        raise InvalidArgumentError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
 
 
 def _is_synth_output(out: Path) -> bool:
@@ -338,15 +340,9 @@ def _is_synth_output(out: Path) -> bool:
     return isinstance(meta, dict) and meta.get("source") == SOURCE
 
 
-def _check_output_folder(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"{out}: exists and is not a folder; choose a new or empty folder for the dataset")
-    if out.is_dir() and any(out.iterdir()) and not _is_synth_output(out):
-        raise DatasetError(
-            f"{out}: refusing to write a synthetic dataset into this non-empty folder (it is not a "
-            f"previous synthetic dataset: no parts.json with source {SOURCE!r}); "
-            "choose a new or empty folder"
-        )
+def _output_folder(out: Path) -> OutputFolder:
+    """The dataset folder, ours when marked (or, from before markers, when parts.json names us)."""
+    return OutputFolder(out, SYNTH_KIND, legacy=_is_synth_output)
 
 
 def _params_text(n: int, num_parts: int, size: int, seed: int, test_fraction: float) -> str:
@@ -389,11 +385,14 @@ def generate_synthetic_dataset(
     size: int = 128,
     seed: int = 0,
     test_fraction: float = 0.2,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``n`` synthetic images, masks and part labels to ``out`` (part folder format); return it.
 
-    Deterministic given the arguments. Rewriting a previous synthetic dataset is allowed (stale image
-    files are removed); any other non-empty folder is refused with :class:`DatasetError`.
+    Deterministic given the arguments. ``out`` must be new or empty; a previous synthetic dataset is
+    replaced only with ``overwrite``, and then only the files this function wrote (listed in the folder's
+    :data:`~partdiscovery.utils.outputs.MARKER`) are replaced or removed, never a file the user added.
+    Anything else is refused with :class:`~partdiscovery.errors.OutputPathError`.
     """
     _validate(n, num_parts, size, seed, test_fraction)
     n, num_parts, size, seed, test_fraction = (
@@ -404,9 +403,16 @@ def generate_synthetic_dataset(
         float(test_fraction),
     )
     out = Path(out)
-    _check_output_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
-    # parts.json first: it marks the folder as ours, so an interrupted run can simply be rerun.
+    folder = _output_folder(out)
+    folder.check(overwrite)
+    width = max(5, len(str(n - 1)))
+    ids = [f"{i:0{width}d}" for i in range(n)]
+    files = [*FIXED_FILES]
+    for image_id in ids:
+        files += [f"images/{image_id}.jpg", f"masks/{image_id}.png", f"parts/{image_id}.png"]
+    folder.refuse_foreign_files(files)
+    # The marker first, listing every file about to be written: an interrupted run is still ours.
+    folder.claim(files)
     atomic_write_json(
         out / "parts.json",
         {
@@ -419,8 +425,6 @@ def generate_synthetic_dataset(
             + _params_text(n, num_parts, size, seed, test_fraction),
         },
     )
-    width = max(5, len(str(n - 1)))
-    ids = [f"{i:0{width}d}" for i in range(n)]
     for i, image_id in enumerate(ids):
         image, labels = render_synthetic_image(i, num_parts=num_parts, size=size, seed=seed)
         atomic_write(
@@ -431,11 +435,6 @@ def generate_synthetic_dataset(
             out / "masks" / f"{image_id}.png", Image.fromarray(np.where(labels > 0, 255, 0).astype(np.uint8))
         )
         atomic_save_image(out / "parts" / f"{image_id}.png", Image.fromarray(labels))
-    keep = set(ids)
-    for sub in ("images", "masks", "parts"):
-        for path in (out / sub).iterdir():
-            if _STALE_FILE.match(path.name) and path.stem not in keep:
-                path.unlink()
 
     n_test = min(n - 1, max(1, round(n * test_fraction)))
     order = np.random.default_rng(seed).permutation(n)
@@ -446,4 +445,5 @@ def generate_synthetic_dataset(
     atomic_write_text(
         out / "README.md", _readme(n, num_parts, size, seed, test_fraction, len(train_ids), n_test)
     )
+    folder.finish(files)  # removes images of an earlier, larger set (ours), nothing else
     return out

@@ -7,6 +7,7 @@ each step: batch, losses, skip non-finite, backward, clip, step, log, checkpoint
 from __future__ import annotations
 
 import csv
+import json
 import math
 import resource
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from filelock import FileLock, Timeout
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -24,7 +26,7 @@ from partdiscovery import __version__
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import StepBatchSampler, TrainingSet
-from partdiscovery.errors import CheckpointError, PartDiscoveryError
+from partdiscovery.errors import CheckpointError, OutputPathError, PartDiscoveryError, RunLockedError
 from partdiscovery.training.checkpoint import (
     checkpoint_config,
     checkpoint_path,
@@ -35,7 +37,8 @@ from partdiscovery.training.checkpoint import (
     save_checkpoint,
 )
 from partdiscovery.utils.distributed import barrier, mean_across, setup
-from partdiscovery.utils.io import atomic_write_json, atomic_write_text
+from partdiscovery.utils.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
+from partdiscovery.utils.outputs import LOCK, OutputFolder, make_folder
 from partdiscovery.utils.seed import torch_generator
 
 SUMMARY_FILE = "train_summary.json"
@@ -45,9 +48,31 @@ class TrainingDivergedError(PartDiscoveryError):
     """Too many consecutive steps with a non-finite loss."""
 
 
+RUN_KIND = "run"
+LOCK_FILE = LOCK
+
+
+def _legacy_run(path: Path) -> bool:
+    """A run folder written before run folders were marked: checkpoints of ours and our run_info.json."""
+    info = path / "run_info.json"
+    if not list_checkpoints(path) or not info.is_file():
+        return False
+    try:
+        data = json.loads(info.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"git_sha", "version", "torch", "argv"} <= set(data)
+
+
 @dataclass
 class RunFolder:
-    """The files of one training run."""
+    """The files of one training run, and the rules for writing them.
+
+    A run folder is marked as ours (:data:`~partdiscovery.utils.outputs.MARKER`); a non-empty folder
+    without the mark belongs to the user and is never written into. Writing happens under an exclusive
+    lock (``.partdiscovery.lock``, the maintained ``filelock`` library) held for the whole training,
+    so two processes never mix their files in one folder.
+    """
 
     path: Path
 
@@ -63,25 +88,64 @@ class RunFolder:
     def summary(self) -> Path:
         return self.path / SUMMARY_FILE
 
+    @property
+    def output(self) -> OutputFolder:
+        return OutputFolder(self.path, RUN_KIND, legacy=_legacy_run)
+
+    def check(self, resume: bool, overwrite: bool, inputs=()) -> None:
+        """Every refusal that needs no lock, before any work and without writing anything: the path is
+        a file, a user's folder, inside the data, not creatable; or a run that needs ``--overwrite`` or
+        ``--resume``."""
+        if resume and overwrite:
+            raise OutputPathError("give --resume (continue the run) or --overwrite (start again), not both")
+        self.output.check(overwrite, inputs=inputs, has_result=lambda _: False)
+        self._check_state(resume, overwrite)
+
+    def _check_state(self, resume: bool, overwrite: bool) -> None:
+        if overwrite or resume:
+            return
+        if self.summary.exists():
+            raise OutputPathError(
+                f"{self.path}: holds a finished run; use --overwrite to replace it or choose another --out"
+            )
+        if list_checkpoints(self.path):
+            raise OutputPathError(
+                f"{self.path}: holds an unfinished run; use --resume to continue it "
+                "or --overwrite to start again"
+            )
+
+    def lock(self) -> FileLock:
+        """Create the folder and take its lock (at once, or :class:`RunLockedError`); release it with
+        ``.release()`` or use it as a context manager."""
+        make_folder(self.path, "run folder")
+        lock = FileLock(self.path / LOCK_FILE, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RunLockedError(
+                f"{self.path}: another partdiscovery process is training into this run folder (its lock "
+                f"{self.path / LOCK_FILE} is held); wait for it to finish or choose another --out"
+            ) from None
+        return lock
+
     def prepare(self, resume: bool, overwrite: bool) -> None:
-        """Refuse to clobber a run unless asked: a finished run needs ``overwrite``; an unfinished one
-        needs ``resume`` or ``overwrite``."""
-        has_checkpoints = bool(list_checkpoints(self.path))
+        """Under the lock: check again (the folder may have changed since :meth:`check`), mark the
+        folder as ours, remove temporaries of an interrupted write, and with ``overwrite`` (and not
+        ``resume``) remove the previous run's checkpoints, log and summary: files of ours only."""
+        self.check(resume, overwrite)
+        self.output.claim()
+        stale = remove_stale_temporaries(self.path)
+        if stale:
+            warnings.warn(
+                f"{self.path}: removed {len(stale)} temporary file(s) left by an interrupted write "
+                f"(e.g. {stale[0].relative_to(self.path)})",
+                stacklevel=2,
+            )
         if overwrite and not resume:
             for p in list_checkpoints(self.path):
                 p.unlink()
             for p in (self.summary, self.metrics):
                 p.unlink(missing_ok=True)
-        elif self.summary.exists() and not resume:
-            raise PartDiscoveryError(
-                f"{self.path}: holds a finished run; use --overwrite to replace it or choose another --out"
-            )
-        elif has_checkpoints and not resume:
-            raise PartDiscoveryError(
-                f"{self.path}: holds an unfinished run; use --resume to continue it "
-                "or --overwrite to start again"
-            )
-        self.path.mkdir(parents=True, exist_ok=True)
 
 
 def peak_rss_mb() -> float:
@@ -201,8 +265,38 @@ class Trainer:
                 f"{dist_info.world_size} processes"
             )
         main = dist_info.is_main  # only the main process writes files
+        lock = None
+        if main:
+            self.run.check(
+                self.resume, self.overwrite, inputs=[(getattr(self.dataset, "root", None), "dataset folder")]
+            )
+            lock = self.run.lock()  # held until the summary is written: one writer per run folder
+        try:
+            return self._fit(dist_info)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self, dist_info) -> dict:
+        cfg, main = self.cfg, dist_info.is_main
         if main:
             self.run.prepare(self.resume, self.overwrite)
+        barrier()
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
+
+        method = self.method.to(self.device).train()
+        if cfg.train.compile:
+            method.net.compile()
+        if dist_info.enabled:
+            self._distribute(method)
+        optimizer = build_optimizer(method, cfg)
+        schedule = build_schedule(optimizer, cfg)
+        # Restore before writing config.yaml: a resume refused for a different config leaves the run as it was.
+        start_step = (
+            self._restore(optimizer, schedule) if self.resume and list_checkpoints(self.run.path) else 0
+        )
+        if main:
             atomic_write_text(self.run.config, cfg.to_yaml())
             atomic_write_json(
                 self.run.path / "run_info.json",
@@ -216,21 +310,6 @@ class Trainer:
                     "world_size": dist_info.world_size,
                 },
             )
-        barrier()
-        if cfg.train.threads > 0:
-            torch.set_num_threads(cfg.train.threads)
-
-        method = self.method.to(self.device).train()
-        if cfg.train.compile:
-            method.net.compile()
-        if dist_info.enabled:
-            self._distribute(method)
-        optimizer = build_optimizer(method, cfg)
-        schedule = build_schedule(optimizer, cfg)
-        start_step = (
-            self._restore(optimizer, schedule) if self.resume and list_checkpoints(self.run.path) else 0
-        )
-        if main:
             self._trim_metrics(start_step)
 
         shard = dist_info.shard(cfg.train.batch_size)

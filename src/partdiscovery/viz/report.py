@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from partdiscovery.errors import CheckpointError, PartDiscoveryError
+from partdiscovery.errors import CheckpointError, InvalidArgumentError, PartDiscoveryError
 from partdiscovery.utils.io import atomic_write_text
 from partdiscovery.viz.overlay import overlay, part_colour
 
@@ -366,9 +366,39 @@ def _gallery_section(kept: _Predicted, dataset) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- report
+RUN_FILES = ("config.yaml", "metrics.csv", "train_summary.json", "run_info.json")
+GENERATOR = "partdiscovery report"
+"""Content of the page's ``<meta name="generator">``: how a report of ours is told from a user's file."""
+
+
+def is_report(path: str | Path) -> bool:
+    """Whether ``path`` is an HTML report written by :func:`write_report` (then it may be replaced)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return f'<meta name="generator" content="{GENERATOR}' in head
+
+
+def _is_our_run(folder: Path) -> bool:
+    """A run folder of ours (marked, or from before markers), where the default report may be written."""
+    from partdiscovery.training.checkpoint import list_checkpoints
+    from partdiscovery.training.trainer import RunFolder
+
+    return RunFolder(folder).output.is_ours() or bool(list_checkpoints(folder))
+
+
 def _resolve(run: Path) -> tuple[Path, Path]:
     """``run`` (a run folder, or a checkpoint / exported file) -> (folder of the run's files, model)."""
+    from partdiscovery.training.checkpoint import list_checkpoints
+
     if run.is_dir():
+        if not list_checkpoints(run) and not any((run / name).is_file() for name in RUN_FILES):
+            raise PartDiscoveryError(
+                f"{run}: not a run folder (no checkpoints/ and none of {', '.join(RUN_FILES)}); "
+                "give the --out folder of a training run"
+            )
         return run, run
     if run.is_file():
         folder = run.parent.parent if run.parent.name == "checkpoints" else run.parent
@@ -418,6 +448,7 @@ def write_report(
     gallery_size: int = 8,
     device: str = "auto",
     progress: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Write a self-contained HTML report of ``run`` and return its path (default ``run/report.html``).
 
@@ -428,9 +459,31 @@ def write_report(
         split: the dataset split to show and score.
         max_images: images in the grid (the galleries and metrics use the whole split).
         gallery_size: images per part in the galleries.
+        overwrite: replace an existing ``out`` (only a report of ours). The default ``run/report.html``
+            is the run's own and is replaced when it is a report of ours.
     """
+    from partdiscovery.data import dataset_root
+    from partdiscovery.utils.outputs import check_output_file
+
+    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0:
+        raise InvalidArgumentError(f"max_images must be an integer >= 0, got {max_images!r}")
+    if isinstance(gallery_size, bool) or not isinstance(gallery_size, int) or gallery_size < 1:
+        raise InvalidArgumentError(f"gallery_size must be an integer >= 1, got {gallery_size!r}")
     folder, source = _resolve(Path(run))
-    out = Path(out) if out is not None else folder / REPORT_FILE
+    default = out is None
+    if default and not _is_our_run(folder):
+        raise PartDiscoveryError(
+            f"{folder}: not a run folder written by partdiscovery; the report is not written into it "
+            "(give --out FILE to write it elsewhere)"
+        )
+    out = folder / REPORT_FILE if out is None else Path(out)
+    check_output_file(
+        out,
+        overwrite or (default and is_report(out)),
+        what="report",
+        ours=is_report,
+        inputs=[(dataset_root(data) if data else None, "dataset folder")],
+    )
     segmenter = dataset = kept = computed = None
     if data is not None:
         from partdiscovery.data import open_dataset
@@ -499,8 +552,11 @@ def write_report(
     body = "".join(f'<section id="{a}"><h2>{_e(t)}</h2>{content}</section>' for a, t, content in sections)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     model = "the newest checkpoint" if source == folder else source.name
+    from partdiscovery import __version__
+
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="generator" content="{GENERATOR} {_e(__version__)}">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Part discovery report: {_e(folder.name)}</title><style>{_CSS}</style></head><body>"
         f"<h1>Part discovery report: {_e(folder.name)}</h1>"
@@ -511,4 +567,4 @@ def write_report(
     return atomic_write_text(out, page)
 
 
-__all__ = ["read_metrics_csv", "svg_line_chart", "write_report"]
+__all__ = ["is_report", "read_metrics_csv", "svg_line_chart", "write_report"]

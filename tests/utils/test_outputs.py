@@ -1,0 +1,138 @@
+"""Output paths: a user's files are never replaced, ours only with overwrite, nothing is written to check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from partdiscovery.errors import OutputPathError
+from partdiscovery.utils.outputs import (
+    LOCK,
+    MARKER,
+    OutputFolder,
+    check_creatable,
+    check_not_inside,
+    check_output_file,
+)
+
+
+def listing(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_new_and_empty_folders_are_accepted_without_writing(tmp_path):
+    assert OutputFolder(tmp_path / "new" / "deeper", "predictions").check() == "new"
+    (tmp_path / "empty").mkdir()
+    assert OutputFolder(tmp_path / "empty", "predictions").check() == "empty"
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / LOCK).write_text("")
+    assert OutputFolder(tmp_path / "locked", "predictions").check() == "empty"  # only our lock file
+    assert listing(tmp_path) == ["empty", "locked", f"locked/{LOCK}"]
+
+
+def test_a_users_folder_is_refused_even_with_overwrite(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.yaml").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(OutputPathError, match="not written by partdiscovery"):
+            OutputFolder(tmp_path / "mine", "run").check(overwrite)
+    (tmp_path / "mine" / MARKER).write_text("not json")
+    with pytest.raises(OutputPathError, match="not written by partdiscovery"):
+        OutputFolder(tmp_path / "mine", "run").check(True)
+
+
+def test_a_folder_of_another_kind_is_refused(tmp_path):
+    folder = OutputFolder(tmp_path / "set", "synthetic dataset")
+    folder.claim(["a.txt"])
+    with pytest.raises(OutputPathError, match="holds a partdiscovery synthetic dataset, not a run"):
+        OutputFolder(tmp_path / "set", "run").check(True)
+
+
+def test_a_folder_of_ours_needs_overwrite(tmp_path):
+    folder = OutputFolder(tmp_path / "p", "predictions")
+    folder.claim(["a.png"])
+    (tmp_path / "p" / "a.png").write_text("ours")
+    with pytest.raises(OutputPathError, match="--overwrite"):
+        folder.check(False)
+    assert folder.check(True) == "ours"
+    assert folder.check(False, has_result=lambda path: False) == "ours"  # e.g. an unfinished demo
+
+
+def test_files_and_outputs_that_are_not_folders(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputPathError, match="not a folder"):
+        OutputFolder(tmp_path / "f", "run").check(True)
+    with pytest.raises(OutputPathError, match="is a file"):
+        OutputFolder(tmp_path / "f" / "sub", "run").check(True)
+
+
+def test_overwrite_replaces_only_recorded_files_and_removes_only_recorded_stale_ones(tmp_path):
+    folder = OutputFolder(tmp_path / "p", "predictions")
+    folder.claim(["1.png", "2.png"])
+    for name in ("1.png", "2.png", "3.png"):  # 3.png is the user's
+        (tmp_path / "p" / name).write_text(name)
+    folder.finish(["1.png", "2.png"])
+    folder.refuse_foreign_files(["1.png", "2.png"])  # ours: fine
+    with pytest.raises(OutputPathError, match="3.png"):
+        folder.refuse_foreign_files(["1.png", "3.png"])
+    removed = folder.finish(["1.png"])  # a smaller second write: 2.png is stale and ours
+    assert removed == [tmp_path / "p" / "2.png"]
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [MARKER, "1.png", "3.png"]
+    manifest = json.loads((tmp_path / "p" / MARKER).read_text())
+    assert manifest["kind"] == "predictions" and manifest["files"] == ["1.png"]
+
+
+def test_legacy_folders_are_recognised(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "sign").write_text("ours")
+    folder = OutputFolder(tmp_path / "old", "run", legacy=lambda p: (p / "sign").is_file())
+    assert folder.is_ours() and folder.check(True) == "ours"
+    folder.refuse_foreign_files(["sign"])  # no manifest: every file of a legacy folder is ours
+
+
+def test_output_file_rules(tmp_path):
+    out = tmp_path / "m.json"
+    assert check_output_file(out, False) == out
+    out.write_text("{}")
+    with pytest.raises(OutputPathError, match="--overwrite"):
+        check_output_file(out, False)
+    assert check_output_file(out, True) == out
+    with pytest.raises(OutputPathError, match="not a partdiscovery metrics JSON"):
+        check_output_file(out, True, what="metrics JSON", ours=lambda p: False)
+    with pytest.raises(OutputPathError, match="is a folder"):
+        check_output_file(tmp_path, True)
+    with pytest.raises(OutputPathError, match="is a file"):
+        check_output_file(out / "x.json", True)
+    assert listing(tmp_path) == ["m.json"]
+
+
+def test_outputs_inside_the_inputs_are_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for inside in (data, data / "runs" / "r"):
+        with pytest.raises(OutputPathError, match="inside the dataset folder"):
+            check_not_inside(inside, [(data, "dataset folder")])
+    check_not_inside(tmp_path / "datasets", [(data, "dataset folder"), (None, "unused")])
+    with pytest.raises(OutputPathError, match="inside the dataset folder"):
+        check_output_file(data / "m.json", True, inputs=[(data, "dataset folder")])
+
+
+def test_uncreatable_places(tmp_path):
+    import pathlib
+
+    if pathlib.Path("/proc/self").is_dir():
+        with pytest.raises(OutputPathError, match="not writable"):
+            check_creatable("/proc/partdiscovery/out")
+    assert check_creatable(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert listing(tmp_path) == []
+
+
+def test_a_claimed_folder_with_nothing_written_yet_is_reused_without_overwrite(tmp_path):
+    """A write that failed before its first file (e.g. training refused) costs no --overwrite later."""
+    folder = OutputFolder(tmp_path / "p", "predictions")
+    folder.claim(["1.png"])
+    assert folder.check(False) == "ours"
+    (tmp_path / "p" / "1.png").write_text("ours")
+    with pytest.raises(OutputPathError, match="--overwrite"):
+        folder.check(False)
