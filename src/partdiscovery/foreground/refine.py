@@ -44,7 +44,7 @@ def refine_grabcut(image: np.ndarray, probability: np.ndarray, cfg: ForegroundCo
 
     Returns:
         ``bool [H, W]``; the thresholded coarse mask where GrabCut cannot run (no object seed, or an
-        image under 3 px).
+        image under 3 px) or removes every object pixel.
     """
     coarse = probability >= 0.5
     if not coarse.any() or min(coarse.shape) < 3:
@@ -72,6 +72,8 @@ def refine_grabcut(image: np.ndarray, probability: np.ndarray, cfg: ForegroundCo
     except cv2.error:  # degenerate colour statistics (e.g. a flat image): keep the coarse mask
         return coarse
     mask = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+    if not mask.any():  # GrabCut gave the whole object to the background: trust φ instead
+        return coarse
     if scale < 1:
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
     return mask.astype(bool)
