@@ -329,3 +329,18 @@ def test_huge_image_is_refused_with_its_name(tmp_path, monkeypatch):
     Image.new("RGB", (20, 20)).save(path)
     with pytest.raises(DatasetError, match=r"big\.png.*400 pixels|big\.png.*20x20"):
         image_io.read_image(path)
+
+
+def test_masks_from_another_folder_and_split_image_paths(tmp_path, folder):
+    from partdiscovery.data.part_folder import split_image_paths
+
+    (folder / "masks").rename(tmp_path / "elsewhere")
+    assert "computes masks" in problems_of(folder)
+    dataset = PartFolderDataset(folder, masks=tmp_path / "elsewhere")
+    assert dataset.load(0).fg_mask.any()
+    assert "mask folder does not exist" in problems_of(folder, masks=tmp_path / "nowhere")
+    paths = split_image_paths(folder, "train")
+    assert [p.stem for p in paths] == dataset.ids and all(p.is_file() for p in paths)
+    paths[0].unlink()
+    with pytest.raises(DatasetError, match="image is missing"):
+        split_image_paths(folder, "train")
