@@ -34,8 +34,8 @@ import torch
 from partdiscovery.config import ForegroundConfig, load_config
 from partdiscovery.data import PartFolderDataset
 from partdiscovery.foreground import COARSE, ForegroundModel, create_phi, image_features
-from partdiscovery.foreground.cosegment import NEEDS_FIT
-from partdiscovery.foreground.model import fit_subset, sample_cells
+from partdiscovery.foreground.cosegment import NEEDS_FIT, NEEDS_TEACHER
+from partdiscovery.foreground.model import collect_fit_cells, fit_subset
 from partdiscovery.utils.io import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,8 @@ DEFAULT_APPROACHES = [
     "kmeans_border+grabcut",
     "border_contrast+none",
     "border_contrast+grabcut",
+    "selftrain+none",
+    "selftrain+grabcut",
 ]
 BEGIN, END = "<!-- masks.py:begin -->", "<!-- masks.py:end -->"
 
@@ -77,23 +79,18 @@ def evaluate_dataset(
 
     # Fit: one pass of φ over the fitting subset of the train images (images only), shared by the approaches.
     started = time.perf_counter()
+    teacher_needed = any(a.split("+")[0] in NEEDS_TEACHER for a in approaches)
+    fit_cfg = ForegroundConfig(**{**cfg.__dict__, "coarse": "selftrain" if teacher_needed else "cluster2"})
+    loaders = [lambda i=i: train.load(i).image for i in range(len(train))]
+    cells, border, teacher = collect_fit_cells(loaders, fit_cfg, phi)
     chosen = fit_subset(len(train), cfg.fit_images)
-    per_image = max(1, cfg.fit_pixels // len(chosen))
-    rng = np.random.default_rng(cfg.seed)
-    cells, border = zip(
-        *(
-            sample_cells(image_features(phi, train.load(i).image, cfg.input_size), per_image, rng)
-            for i in chosen
-        )
-    )
-    cells, border = np.concatenate(cells), np.concatenate(border)
     features_fit_s = time.perf_counter() - started
     models = {}
     for approach in approaches:
         coarse_name, refine = approach.split("+")
         acfg = ForegroundConfig(**{**cfg.__dict__, "coarse": coarse_name, "refine": refine})
         t = time.perf_counter()
-        coarse = COARSE.build(coarse_name, cells, border, acfg)
+        coarse = COARSE.build(coarse_name, cells, border, acfg, teacher)
         models[approach] = (ForegroundModel(acfg, coarse, phi), time.perf_counter() - t)
 
     scores = {a: [] for a in approaches}

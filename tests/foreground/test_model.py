@@ -7,11 +7,11 @@ import pytest
 
 from partdiscovery.config import ForegroundConfig
 from partdiscovery.foreground import ForegroundModel, list_coarse, list_refiners
-from partdiscovery.foreground.model import fit_subset, sample_cells, upsample
+from partdiscovery.foreground.model import collect_fit_cells, fit_subset, upsample
 from partdiscovery.utils.registry import UnknownNameError
 
 
-@pytest.mark.parametrize("coarse", ["border_contrast", "cluster2"])
+@pytest.mark.parametrize("coarse", ["border_contrast", "cluster2", "selftrain"])
 def test_obvious_object_is_found(collection, phi, iou, coarse):
     images = [image for image, _ in collection]
     scores = {}
@@ -43,7 +43,20 @@ def test_unknown_approach_lists_the_valid_names(collection, phi):
 def test_helpers():
     assert fit_subset(5, 10) == [0, 1, 2, 3, 4]
     assert fit_subset(100, 3) == [0, 50, 99]
-    features = np.random.default_rng(0).normal(size=(4, 6, 3)).astype(np.float32)
-    cells, on_border = sample_cells(features, 100, np.random.default_rng(0))
-    assert cells.shape == (24, 3) and on_border.sum() == 4 * 6 - 2 * 4
+    assert upsample(np.eye(2, dtype=np.float32), 8, 8).shape == (8, 8)
+
+
+def test_collect_fit_cells(collection, phi):
+    images = [image for image, _ in collection[:3]]
+    cfg = ForegroundConfig(coarse="selftrain", input_size=64, fit_pixels=10_000, fit_images=2)
+    cells, on_border, teacher = collect_fit_cells(images, cfg, phi)
+    # 2 of the 3 images, every one of their 8 x 8 cells; the teacher marks the ellipse's cells as object.
+    assert cells.shape == (2 * 64, phi.channels) and on_border.sum() == 2 * 28
+    assert (
+        teacher.shape == (128,)
+        and 0.05 < (teacher > 0.5).mean() < 0.5
+        and not (teacher[on_border] > 0.5).any()
+    )
+    _, _, none = collect_fit_cells(images, ForegroundConfig(coarse="cluster2", input_size=64), phi)
+    assert none is None
     assert upsample(np.eye(2, dtype=np.float32), 8, 8).shape == (8, 8)

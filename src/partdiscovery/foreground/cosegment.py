@@ -5,6 +5,8 @@ The registered approaches (``foreground.coarse``), all using only the images:
 - ``cluster2`` / ``kmeans_border``: co-segmentation of the collection (below).
 - ``border_contrast``: per image, a cell is object when its φ feature is unlike those of the image's
   own border cells (Otsu threshold on the dissimilarity), the border prior applied image by image.
+- ``selftrain``: a linear classifier of φ cells fitted on the collection's own ``border_contrast`` +
+  GrabCut masks (self-training: what the first-pass masks agree on across the collection).
 - ``box``: no φ at all; everything but the image border is "probably object" (GrabCut's classic
   rectangle initialisation), the baseline the others must beat.
 
@@ -82,7 +84,9 @@ def _border_rates(labels: np.ndarray, on_border: np.ndarray, k: int) -> np.ndarr
 
 
 @COARSE.register("cluster2")
-def fit_cluster2(cells: np.ndarray, on_border: np.ndarray, cfg: ForegroundConfig) -> CoarseForeground:
+def fit_cluster2(
+    cells: np.ndarray, on_border: np.ndarray, cfg: ForegroundConfig, teacher: np.ndarray | None = None
+) -> CoarseForeground:
     """2-way k-means of the collection's cells; the object is the cluster less often on the border.
 
     Args:
@@ -97,7 +101,9 @@ def fit_cluster2(cells: np.ndarray, on_border: np.ndarray, cfg: ForegroundConfig
 
 
 @COARSE.register("kmeans_border")
-def fit_kmeans_border(cells: np.ndarray, on_border: np.ndarray, cfg: ForegroundConfig) -> CoarseForeground:
+def fit_kmeans_border(
+    cells: np.ndarray, on_border: np.ndarray, cfg: ForegroundConfig, teacher: np.ndarray | None = None
+) -> CoarseForeground:
     """``cfg.clusters``-way k-means; a cluster is the object when its border rate is below
     ``cfg.border_ratio`` times the overall one (background is split over several clusters: sky, floor,
     wall..., each frequent on the border; the object's clusters rarely reach it). At least the cluster
@@ -160,16 +166,68 @@ class Box:
 
 
 @COARSE.register("border_contrast")
-def make_border_contrast(cells: np.ndarray | None, on_border: np.ndarray | None, cfg: ForegroundConfig):
+def make_border_contrast(
+    cells: np.ndarray | None,
+    on_border: np.ndarray | None,
+    cfg: ForegroundConfig,
+    teacher: np.ndarray | None = None,
+) -> BorderContrast:
     """Per-image approach: nothing to fit (``cells`` and ``on_border`` are ignored and may be None)."""
     return BorderContrast()
 
 
 @COARSE.register("box")
-def make_box(cells: np.ndarray | None, on_border: np.ndarray | None, cfg: ForegroundConfig):
+def make_box(
+    cells: np.ndarray | None,
+    on_border: np.ndarray | None,
+    cfg: ForegroundConfig,
+    teacher: np.ndarray | None = None,
+) -> Box:
     """No φ: nothing to fit (``cells`` and ``on_border`` are ignored and may be None)."""
     return Box()
 
 
-NEEDS_FIT = {"cluster2", "kmeans_border"}
+@dataclass
+class SelfTrained:
+    """A linear classifier of φ cells (scikit-learn logistic regression) trained on the collection's
+    own first-pass masks (``border_contrast`` + GrabCut).
+
+    Why: each first-pass mask errs in its own way (a bright wall taken for the object, an arm cut off);
+    one classifier fitted on the whole collection keeps what the masks agree on, the appearance of
+    the object class, and predicts a smooth probability instead of a 0/1 cluster.
+    """
+
+    classifier: object
+    fitted = True
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """``float32 [h, w, C]`` -> ``float32 [h, w]`` object probability."""
+        flat = features.reshape(-1, features.shape[-1])
+        return self.classifier.predict_proba(flat)[:, 1].astype(np.float32).reshape(features.shape[:2])
+
+    def summary(self) -> dict:
+        return {"classifier": type(self.classifier).__name__}
+
+
+@COARSE.register("selftrain")
+def fit_selftrain(
+    cells: np.ndarray, on_border: np.ndarray, cfg: ForegroundConfig, teacher: np.ndarray | None = None
+) -> SelfTrained:
+    """Fit :class:`SelfTrained` on ``cells [N, C]`` with ``teacher [N]`` object fractions (>= 0.5 is
+    object); cells that the first pass split nearly evenly (0.25-0.75) are left out as ambiguous."""
+    from sklearn.linear_model import LogisticRegression
+
+    if teacher is None:
+        raise ValueError("selftrain needs first-pass (teacher) labels of the fitting cells")
+    keep = (teacher <= 0.25) | (teacher >= 0.75)
+    labels = teacher[keep] >= 0.5
+    if labels.all() or not labels.any():  # one class only: fall back on the first pass's verdict
+        labels[:1] = ~labels[:1]
+    classifier = LogisticRegression(C=0.1, max_iter=300, class_weight="balanced", random_state=cfg.seed)
+    return SelfTrained(classifier.fit(cells[keep], labels))
+
+
+NEEDS_FIT = {"cluster2", "kmeans_border", "selftrain"}
 """Approaches fitted on the collection's φ cells; the others work image by image."""
+NEEDS_TEACHER = {"selftrain"}
+"""Approaches fitted on first-pass masks of the collection (:func:`partdiscovery.foreground.model.teacher_labels`)."""

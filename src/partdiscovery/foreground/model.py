@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn as nn
@@ -16,9 +17,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from partdiscovery.config import ForegroundConfig
-from partdiscovery.foreground.cosegment import COARSE, NEEDS_FIT, CoarseForeground
+from partdiscovery.foreground.cosegment import (
+    COARSE,
+    NEEDS_FIT,
+    NEEDS_TEACHER,
+    BorderContrast,
+    CoarseForeground,
+)
 from partdiscovery.foreground.features import border_cells, image_features
-from partdiscovery.foreground.refine import REFINERS
+from partdiscovery.foreground.refine import REFINERS, refine_grabcut
 from partdiscovery.utils.progress import progress as progress_bar
 
 
@@ -27,14 +34,6 @@ def fit_subset(count: int, limit: int) -> list[int]:
     if count <= limit:
         return list(range(count))
     return np.linspace(0, count - 1, limit).round().astype(int).tolist()
-
-
-def sample_cells(features: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``count`` cells of ``float32 [h, w, C]`` features -> (``[n, C]`` cells, ``bool [n]`` on border)."""
-    h, w, c = features.shape
-    border = border_cells(h, w).reshape(-1)
-    index = rng.choice(h * w, size=min(count, h * w), replace=False)
-    return features.reshape(-1, c)[index], border[index]
 
 
 def upsample(probability: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -78,17 +77,9 @@ class ForegroundModel:
         REFINERS.get(cfg.refine)
         phi = phi if phi is not None else create_phi(cfg, device)
         if cfg.coarse not in NEEDS_FIT:
-            return cls(cfg, fit(None, None, cfg), phi, device)
-        chosen = fit_subset(len(images), cfg.fit_images)
-        per_image = max(1, cfg.fit_pixels // len(chosen))
-        rng = np.random.default_rng(cfg.seed)
-        cells, on_border = [], []
-        for i in progress_bar(chosen, "foreground: fit", enabled=progress, unit="img"):
-            image = images[i] if isinstance(images[i], Image.Image) else images[i]()
-            c, b = sample_cells(image_features(phi, image, cfg.input_size, device), per_image, rng)
-            cells.append(c)
-            on_border.append(b)
-        return cls(cfg, fit(np.concatenate(cells), np.concatenate(on_border), cfg), phi, device)
+            return cls(cfg, fit(None, None, cfg, None), phi, device)
+        cells, on_border, teacher = collect_fit_cells(images, cfg, phi, device, progress)
+        return cls(cfg, fit(cells, on_border, cfg, teacher), phi, device)
 
     def coarse_probability(self, image: Image.Image, features: np.ndarray | None = None) -> np.ndarray:
         """``float32 [H, W]`` coarse foreground probability of ``image`` (``features`` if already computed)."""
@@ -100,6 +91,49 @@ class ForegroundModel:
         """``bool [H, W]`` foreground mask of ``image`` (any image, not only the fitting ones)."""
         rgb = np.asarray(image.convert("RGB"))
         return self._refine(rgb, self.coarse_probability(image, features), self.cfg)
+
+
+def teacher_labels(image: Image.Image, features: np.ndarray, cfg: ForegroundConfig) -> np.ndarray:
+    """First-pass masks of the self-trained approach, per φ cell: ``float32 [h, w]`` object fraction of
+    each cell in the ``border_contrast`` + GrabCut mask of ``image``."""
+    coarse = BorderContrast().probability(features)
+    mask = refine_grabcut(np.asarray(image.convert("RGB")), upsample(coarse, image.height, image.width), cfg)
+    h, w = features.shape[:2]
+    return cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+
+
+def collect_fit_cells(
+    images: Sequence[Image.Image] | Sequence[Callable[[], Image.Image]],
+    cfg: ForegroundConfig,
+    phi: nn.Module,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """φ cells drawn from at most ``cfg.fit_images`` of ``images``, for fitting ``cfg.coarse``.
+
+    Returns:
+        ``float32 [N, C]`` cells, ``bool [N]`` on the image border, and (for approaches in
+        :data:`NEEDS_TEACHER`) ``float32 [N]`` object fractions from :func:`teacher_labels`, else None.
+    """
+    chosen = fit_subset(len(images), cfg.fit_images)
+    per_image = max(1, cfg.fit_pixels // len(chosen))
+    rng = np.random.default_rng(cfg.seed)
+    with_teacher = cfg.coarse in NEEDS_TEACHER
+    cells, on_border, teacher = [], [], []
+    for i in progress_bar(chosen, "foreground: fit", enabled=progress, unit="img"):
+        image = images[i] if isinstance(images[i], Image.Image) else images[i]()
+        features = image_features(phi, image, cfg.input_size, device)
+        h, w, c = features.shape
+        index = rng.choice(h * w, size=min(per_image, h * w), replace=False)
+        cells.append(features.reshape(-1, c)[index])
+        on_border.append(border_cells(h, w).reshape(-1)[index])
+        if with_teacher:
+            teacher.append(teacher_labels(image, features, cfg).reshape(-1)[index])
+    return (
+        np.concatenate(cells),
+        np.concatenate(on_border),
+        np.concatenate(teacher) if with_teacher else None,
+    )
 
 
 def create_phi(
