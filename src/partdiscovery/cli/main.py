@@ -101,6 +101,10 @@ def training_dataset(
 
     # No masks anywhere: make them from the images (fitted on this very collection), then train.
     RunFolder(Path(out)).prepare(resume, overwrite)  # refuse to clobber a run before the slow part
+    if cfg.train.threads > 0:  # φ runs here, before the trainer would set the threads
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
     mask_dir = Path(out) / "masks"
     fg = cfg.foreground
     source = root / "images" if root is not None else Path(images)
@@ -201,6 +205,10 @@ def cmd_masks(args: argparse.Namespace) -> int:
     if wrong:
         raise PartDiscoveryError(f"masks takes foreground.key=value overrides only, got {wrong[0]!r}")
     cfg = load_config(None, overrides=args.overrides).foreground
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     manifest = write_mask_folder(
         list_images(args.images), args.out, cfg, resolve_device(args.device), progress=not args.quiet
     )
@@ -547,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--images", required=True, help="folder of images (at least 2, of the same kind of object)"
     )
     p.add_argument("--out", required=True, help="output folder for the masks")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: PyTorch's default)")
     p.add_argument("overrides", nargs="*", metavar="foreground.key=value")
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_masks)
