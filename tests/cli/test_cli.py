@@ -15,7 +15,7 @@ from partdiscovery.cli.main import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
 
-COMMANDS = ["synth", "train", "evaluate", "baseline", "predict", "demo"]
+COMMANDS = ["synth", "train", "evaluate", "baseline", "masks", "predict", "demo"]
 METRIC_KEYS = {"fg_nmi", "fg_ari", "nmi", "ari", "n_images", "split"}
 TINY = ["data.input_size=48", "model.decoder_channels=16", "train.batch_size=2"]
 
