@@ -125,7 +125,7 @@ def evaluate_dataset(
                 "fit_images": len(chosen),
                 "object_clusters": (
                     f"{int(model.coarse.foreground.sum())}/{len(model.coarse.foreground)}"
-                    if model.coarse.fitted
+                    if hasattr(model.coarse, "foreground")
                     else "-"
                 ),
             }
