@@ -167,9 +167,10 @@ class ForegroundConfig:
     choice of defaults."""
 
     coarse: str = "border_contrast"
-    """How the collection's φ features are split into object and background: a name of
-    :func:`partdiscovery.foreground.list_coarse` (``cluster2``: 2-way k-means; ``kmeans_border``:
-    ``clusters``-way k-means, background = the clusters frequent on the image border)."""
+    """How φ features become a coarse object mask: a name of :func:`partdiscovery.foreground.list_coarse`
+    (``border_contrast``: per image, cells unlike the image's border; ``selftrain``: a classifier fitted
+    on the collection's own ``border_contrast`` masks; ``cluster2`` / ``kmeans_border``: k-means of the
+    collection, object = clusters rare on the border; ``box``: everything but the border)."""
     refine: str = "grabcut"
     """How the coarse mask is snapped to image edges: a name of :func:`partdiscovery.foreground.list_refiners`."""
     clusters: int = 5
