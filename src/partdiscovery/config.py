@@ -173,6 +173,37 @@ class ScopsConfig:
 
 
 @dataclass
+class ForegroundConfig:
+    """Automatic foreground masks for collections without masks (``partdiscovery masks``, and ``train``
+    when the dataset has none). See :mod:`partdiscovery.foreground` and BENCHMARKS.md for the measured
+    choice of defaults."""
+
+    coarse: str = "border_contrast"
+    """How φ features become a coarse object mask: a name of :func:`partdiscovery.foreground.list_coarse`
+    (``border_contrast``: per image, cells unlike the image's border; ``selftrain``: a classifier fitted
+    on the collection's own ``border_contrast`` masks; ``cluster2`` / ``kmeans_border``: k-means of the
+    collection, object = clusters rare on the border; ``box``: everything but the border)."""
+    refine: str = "grabcut"
+    """How the coarse mask is snapped to image edges: a name of :func:`partdiscovery.foreground.list_refiners`."""
+    clusters: int = 5
+    """k of the collection k-means (``kmeans_border`` only; ``cluster2`` always uses 2)."""
+    border_ratio: float = 0.5
+    """A cluster is background when its rate of border cells is at least this fraction of the collection's
+    overall rate of border cells (``kmeans_border``)."""
+    input_size: int = 256
+    """φ sees each image resized so that its longer side has this many pixels (aspect kept)."""
+    feature_extractor: str = "efficientnet_lite0"
+    fit_images: int = 300
+    """At most this many images (an evenly spaced subset) are used to fit the clustering."""
+    fit_pixels: int = 60000
+    """At most this many φ feature cells (randomly drawn) are clustered."""
+    grabcut_iterations: int = 5
+    refine_size: int = 320
+    """GrabCut runs on the image resized so its longer side is at most this many pixels."""
+    seed: int = 0
+
+
+@dataclass
 class Config:
     method: str = "contrastive_reconstruction"
     data: DataConfig = field(default_factory=DataConfig)
@@ -181,6 +212,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     scops: ScopsConfig = field(default_factory=ScopsConfig)
+    foreground: ForegroundConfig = field(default_factory=ForegroundConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(asdict(self))

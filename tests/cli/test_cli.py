@@ -15,7 +15,7 @@ from partdiscovery.cli.main import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
 
-COMMANDS = ["synth", "train", "evaluate", "baseline", "predict", "demo"]
+COMMANDS = ["synth", "train", "evaluate", "baseline", "masks", "predict", "demo"]
 METRIC_KEYS = {"fg_nmi", "fg_ari", "nmi", "ari", "n_images", "split"}
 TINY = ["data.input_size=48", "model.decoder_channels=16", "train.batch_size=2"]
 
@@ -128,7 +128,8 @@ def test_predict_with_and_without_masks(flow, evaluated_run):
         assert (unmasked > 0).all()
         assert np.array_equal(masked[mask], unmasked[mask])  # the mask only removes the background
         with Image.open(with_masks / "overlays" / f"{image_id}.png") as im:
-            assert im.mode == "RGB" and im.size == (mask.shape[1], mask.shape[0])
+            # The photo with its parts drawn, then the legend (part -> colour) below it.
+            assert im.mode == "RGB" and im.width == mask.shape[1] and im.height > mask.shape[0]
     # The saved labels score exactly as evaluating the run directly.
     out = flow["root"] / "eval_pred.json"
     assert cli(f"evaluate --predictions {with_masks / 'labels'} --data {data} --json {out} --quiet") == 0

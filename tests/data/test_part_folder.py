@@ -389,3 +389,18 @@ def test_image_folder_refuses_two_files_with_one_stem(tmp_path):
 def test_parts_json_with_a_byte_order_mark(folder):
     (folder / "parts.json").write_bytes('\ufeff{"names": {"1": "left", "2": "right"}}'.encode())
     assert PartFolderDataset(folder, "train").part_names == {1: "left", 2: "right"}
+
+
+def test_masks_from_another_folder_and_split_image_paths(tmp_path, folder):
+    from partdiscovery.data.part_folder import split_image_paths
+
+    (folder / "masks").rename(tmp_path / "elsewhere")
+    assert "computes masks" in problems_of(folder)
+    dataset = PartFolderDataset(folder, masks=tmp_path / "elsewhere")
+    assert dataset.load(0).fg_mask.any()
+    assert "mask folder does not exist" in problems_of(folder, masks=tmp_path / "nowhere")
+    paths = split_image_paths(folder, "train")
+    assert [p.stem for p in paths] == dataset.ids and all(p.is_file() for p in paths)
+    paths[0].unlink()
+    with pytest.raises(DatasetError, match="image is missing"):
+        split_image_paths(folder, "train")

@@ -14,6 +14,7 @@ The boundary rules (what the tool promises, README "Your files are safe"):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import warnings
@@ -116,26 +117,123 @@ def build_config(args: argparse.Namespace):
     return load_config(args.preset, args.config, overrides)
 
 
+def explicitly_set(overrides: list[str], key: str) -> bool:
+    """Whether a dotted override sets ``key`` (e.g. ``model.learned_background``)."""
+    return any(o.split("=", 1)[0].strip() == key for o in overrides)
+
+
+def training_dataset(
+    cfg,
+    data: str | None,
+    out: str | Path,
+    images: str | None = None,
+    masks: str | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    keep_background_setting: bool = False,
+    split: str = "train",
+):
+    """The training split (``split``) to train on, the config to train with, and what ``run_info.json`` should
+    record about the masks.
+
+    Masks, in order of precedence: ``masks`` (a folder of ``<id>.png``), the part folder's own
+    ``masks/``, else automatic masks computed from the images alone (:mod:`partdiscovery.foreground`)
+    into ``OUT/masks``, reused on ``--resume``. With automatic masks the model also learns a background
+    channel (``model.learned_background``, unless ``keep_background_setting``), so that ``predict``
+    works on raw photos without masks.
+
+    Returns:
+        ``(dataset, cfg, info)``.
+    """
+    from partdiscovery.data import ImageFolderDataset, PartFolderDataset, open_dataset
+    from partdiscovery.data.part_folder import split_image_paths
+    from partdiscovery.foreground.folder import MANIFEST, list_images, write_mask_folder
+    from partdiscovery.segmenter import resolve_device
+    from partdiscovery.training.trainer import RunFolder
+
+    if (data is None) == (images is None):
+        raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
+    if images is not None and masks is not None:
+        return ImageFolderDataset(images, masks), cfg, {"masks": {"source": "given", "folder": str(masks)}}
+    root = Path(data) if data is not None else None
+    if root is not None:
+        if masks is not None:
+            dataset = PartFolderDataset(root, split, masks=masks)
+            return dataset, cfg, {"masks": {"source": "given", "folder": str(masks)}}
+        if not (root.is_dir() and (root / "images").is_dir() and not (root / "masks").is_dir()):
+            dataset = open_dataset(data, split)
+            given = getattr(dataset, "masks_dir", None)
+            return dataset, cfg, {"masks": {"source": "given", "folder": str(given) if given else str(data)}}
+        paths = split_image_paths(root, "train")
+    else:
+        paths = list_images(images)
+
+    # No masks anywhere: make them from the images (fitted on this very collection), then train.
+    RunFolder(Path(out)).prepare(resume, overwrite)  # refuse to clobber a run before the slow part
+    if cfg.train.threads > 0:  # φ runs here, before the trainer would set the threads
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
+    mask_dir = Path(out) / "masks"
+    fg = cfg.foreground
+    source = root / "images" if root is not None else Path(images)
+    if not quiet:
+        print(
+            f"no foreground masks for {source}: computing them from the images ({fg.coarse} + {fg.refine}, "
+            f"fitted on these {len(paths)} images) into {mask_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+    manifest = write_mask_folder(paths, mask_dir, fg, resolve_device(device), progress=not quiet)
+    if not quiet and manifest["reused"]:
+        print(f"reusing the masks in {mask_dir} (same images and foreground config)", file=sys.stderr)
+    if not keep_background_setting and not cfg.model.learned_background:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
+    if root is not None:
+        dataset = PartFolderDataset(root, split, masks=mask_dir)
+    else:
+        dataset = ImageFolderDataset(images, mask_dir)
+    info = {
+        "masks": {
+            "source": "automatic",
+            "folder": str(mask_dir),
+            "approach": f"{fg.coarse}+{fg.refine}",
+            "manifest": str(mask_dir / MANIFEST),
+            "reused": manifest["reused"],
+            "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
+        }
+    }
+    return dataset, cfg, info
+
+
 def run_training(
     cfg,
-    data: str,
+    data: str | None,
     out: str | Path,
     device: str = "auto",
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
     split: str = "train",
+    images: str | None = None,
+    masks: str | None = None,
+    keep_background_setting: bool = False,
 ) -> dict:
-    from partdiscovery.data import open_dataset
+    """Train ``cfg`` on a dataset (``data``) or a plain folder of images (``images``) into ``out``;
+    foreground masks are computed first where there are none (:func:`training_dataset`)."""
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.training import Trainer, create_method
     from partdiscovery.training.trainer import RunFolder
     from partdiscovery.utils.seed import seed_everything
 
-    inputs = _data_inputs(data)
+    inputs = _data_inputs(data) + ([(Path(images), "image folder")] if images else [])
     RunFolder(Path(out)).check(resume, overwrite, inputs=inputs)  # before reading any data
+    dataset, cfg, info = training_dataset(
+        cfg, data, out, images, masks, device, resume, overwrite, quiet, keep_background_setting, split
+    )
     seed_everything(cfg.train.seed)
-    dataset = open_dataset(data, split)
     method = create_method(cfg)
     trainer = Trainer(
         method,
@@ -146,6 +244,7 @@ def run_training(
         resume=resume,
         overwrite=overwrite,
         progress=not quiet,
+        info=info,
     )
     return trainer.fit()
 
@@ -154,13 +253,47 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     from partdiscovery.data.part_folder import HOLDOUT_SPLIT
 
-    split = HOLDOUT_SPLIT if args.holdout_val else "train"
     summary = run_training(
-        cfg, args.data, args.out, args.device, args.resume, args.overwrite, args.quiet, split=split
+        cfg,
+        args.data,
+        args.out,
+        args.device,
+        args.resume,
+        args.overwrite,
+        args.quiet,
+        split=HOLDOUT_SPLIT if args.holdout_val else "train",
+        images=args.images,
+        masks=args.masks,
+        keep_background_setting=explicitly_set(args.overrides, "model.learned_background"),
     )
     print(
         f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "
         f"({summary['images_per_s']:.2f} images/s, peak RSS {summary['peak_rss_mb']:.0f} MiB); run: {args.out}"
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- masks
+def cmd_masks(args: argparse.Namespace) -> int:
+    from partdiscovery.config import load_config
+    from partdiscovery.foreground.folder import list_images, write_mask_folder
+    from partdiscovery.segmenter import resolve_device
+
+    wrong = [o for o in args.overrides if not o.startswith("foreground.")]
+    if wrong:
+        raise PartDiscoveryError(f"masks takes foreground.key=value overrides only, got {wrong[0]!r}")
+    cfg = load_config(None, overrides=args.overrides).foreground
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    manifest = write_mask_folder(
+        list_images(args.images), args.out, cfg, resolve_device(args.device), progress=not args.quiet
+    )
+    how = "reused the" if manifest["reused"] else "wrote"
+    print(
+        f"{how} {manifest['count']} foreground masks in {args.out} ({cfg.coarse} + {cfg.refine}, fitted on "
+        f"{manifest['fitted_on']} images, {manifest['ms_per_image']:.0f} ms per image)"
     )
     return 0
 
@@ -393,7 +526,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from partdiscovery.data import ImageFolderDataset
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.utils.io import atomic_save_image
-    from partdiscovery.viz import label_image, overlay
+    from partdiscovery.viz import label_image, parts_figure
 
     inputs = [(args.images, "image folder"), (args.masks, "mask folder")]
     prediction_folder(args.out, [], args.overwrite, inputs)  # fail before reading anything
@@ -414,7 +547,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         segmenter.predict_dataset(dataset, batch_size=args.batch_size, progress=not args.quiet)
     ):
         atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
-        atomic_save_image(out / "overlays" / f"{pred.id}.png", overlay(dataset.load(index).image, pred.parts))
+        figure = parts_figure(dataset.load(index).image, pred.parts, segmenter.num_parts)
+        atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
         count += 1
     folder.finish(files)
     print(
@@ -488,8 +622,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train on a dataset; extra arguments section.key=value override the config "
         "(e.g. optim.lr=3e-4 loss.contrastive=2).",
     )
-    p.add_argument("--data", required=True, help="dataset: a part folder path, or NAME:ARGS (e.g. cub:PATH)")
-    p.add_argument("--out", required=True, help="run folder (config, log, checkpoints)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="dataset: a part folder path, or NAME:ARGS (e.g. cub:PATH); without masks/ they are computed first",
+    )
+    p.add_argument(
+        "--images", default=None, help="instead of --data: a plain folder of images (masks computed first)"
+    )
+    p.add_argument(
+        "--masks", default=None, help="folder of <id>.png foreground masks (takes precedence over all others)"
+    )
+    p.add_argument(
+        "--out", required=True, help="run folder (config, log, checkpoints; automatic masks in OUT/masks)"
+    )
     p.add_argument("--preset", default="cpu", choices=list_presets(), help="cpu (default), photos or paper")
     p.add_argument("--config", default=None, help="a YAML file merged over the preset")
     p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=None, help="number of parts K")
@@ -572,6 +718,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser(
+        "masks",
+        help="foreground masks for a folder of images, without labels",
+        description="Fit a foreground model on the folder's images (frozen φ features, border prior, GrabCut) "
+        "and write OUT/<stem>.png masks (0/255) plus OUT/foreground.json. Extra arguments "
+        "foreground.key=value override the method (e.g. foreground.refine=none).",
+    )
+    p.add_argument(
+        "--images", required=True, help="folder of images (at least 2, of the same kind of object)"
+    )
+    p.add_argument("--out", required=True, help="output folder for the masks")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: PyTorch's default)")
+    p.add_argument("overrides", nargs="*", metavar="foreground.key=value")
+    _add_common_model_flags(p)
+    p.set_defaults(func=cmd_masks)
 
     p = sub.add_parser("predict", help="segment a folder of images into parts (labels + overlays)")
     p.add_argument("--run", required=True, help="run folder, checkpoint or exported model")

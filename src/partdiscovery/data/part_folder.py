@@ -87,6 +87,32 @@ def _ambiguity(found: list[Path]) -> str | None:
     )
 
 
+def find_image(images: Path, image_id: str) -> Path | None:
+    """``images/<image_id>.<ext>`` for the first extension of :data:`IMAGE_EXTENSIONS` that exists."""
+    for ext in IMAGE_EXTENSIONS:
+        path = safe_join(images, image_id + ext, "image id")
+        if path.is_file():
+            return path
+    return None
+
+
+def split_image_paths(root: str | Path, split: str) -> list[Path]:
+    """The image files of a part folder's ``split`` (no masks needed), or a DatasetError naming the
+    missing ones: what ``train`` reads to compute masks for a part folder that has none."""
+    root = Path(root)
+    if not (root / "images").is_dir():
+        raise DatasetError(f"{root}: missing images/ folder (see the part folder format in the README)")
+    ids = read_split_file(root / f"{split}.txt")
+    paths = [find_image(root / "images", i) for i in ids]
+    missing = [
+        f"{root / 'images' / i}.*: image is missing (listed in {split}.txt)"
+        for i, p in zip(ids, paths)
+        if p is None
+    ]
+    raise_problems(root, split, missing)
+    return paths
+
+
 class PartFolderDataset(PartDataset):
     """A dataset in the part folder format.
 
@@ -97,6 +123,8 @@ class PartFolderDataset(PartDataset):
             (:func:`validation_ids`); ``train_minus_val`` = ``train.txt`` without the ``val`` ids.
         validate: check every file up front (sizes, binary masks, non-empty foreground).
         require_parts: fail if ``parts/`` labels are missing (evaluation needs them).
+        masks: the folder of ``<id>.png`` foreground masks (default ``root/masks``); e.g. the automatic
+            masks that ``train`` computes for a part folder that has none.
 
     Example:
         >>> ds = PartFolderDataset("../shared/data/ccp", "test")
@@ -104,17 +132,29 @@ class PartFolderDataset(PartDataset):
     """
 
     def __init__(
-        self, root: str | Path, split: str = "train", validate: bool = True, require_parts: bool = False
+        self,
+        root: str | Path,
+        split: str = "train",
+        validate: bool = True,
+        require_parts: bool = False,
+        masks: str | Path | None = None,
     ) -> None:
         self.root = Path(root)
         self.split = split
+        self.masks_dir = Path(masks) if masks is not None else self.root / "masks"
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset folder does not exist")
-        for sub in ("images", "masks"):
-            if not (self.root / sub).is_dir():
-                raise DatasetError(
-                    f"{self.root}: missing {sub}/ folder (see the part folder format in the README)"
-                )
+        if not (self.root / "images").is_dir():
+            raise DatasetError(
+                f"{self.root}: missing images/ folder (see the part folder format in the README)"
+            )
+        if not self.masks_dir.is_dir():
+            raise DatasetError(
+                f"{self.root}: missing masks/ folder (see the part folder format in the README; "
+                "`partdiscovery train` computes masks when there are none)"
+                if masks is None
+                else f"{self.masks_dir}: mask folder does not exist"
+            )
         if split == "all":
             self.ids = sorted(
                 {p.stem for p in (self.root / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
@@ -173,7 +213,7 @@ class PartFolderDataset(PartDataset):
         return found
 
     def _mask_path(self, image_id: str) -> Path:
-        return safe_join(self.root / "masks", image_id + ".png", "image id")
+        return safe_join(self.masks_dir, image_id + ".png", "image id")
 
     def _parts_path(self, image_id: str) -> Path:
         return safe_join(self.root / "parts", image_id + ".png", "image id")

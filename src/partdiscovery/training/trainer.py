@@ -185,6 +185,7 @@ class Trainer:
         resume: continue from the newest good checkpoint in ``run_dir``.
         overwrite: replace a previous run in ``run_dir``.
         progress: show a progress bar (falls back to log lines when stderr is not a terminal).
+        info: extra entries for ``run_info.json`` (e.g. which foreground masks were used).
     """
 
     def __init__(
@@ -197,8 +198,10 @@ class Trainer:
         resume: bool = False,
         overwrite: bool = False,
         progress: bool = True,
+        info: dict | None = None,
     ) -> None:
         self.method, self.cfg, self.dataset = method, cfg, dataset
+        self.info = dict(info or {})
         self.run = RunFolder(Path(run_dir))
         self.device = torch.device(device)
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
@@ -308,6 +311,7 @@ class Trainer:
                     "dataset": self.dataset.describe(),
                     "device": str(self.device),
                     "world_size": dist_info.world_size,
+                    **self.info,
                 },
             )
             self._trim_metrics(start_step)

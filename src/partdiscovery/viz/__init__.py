@@ -1,5 +1,25 @@
 """Visualisation: palette, overlays, grids."""
 
-from partdiscovery.viz.overlay import PALETTE, colourise, grid, label_image, overlay, part_colour
+from partdiscovery.viz.overlay import (
+    PALETTE,
+    colourise,
+    draw_parts,
+    grid,
+    label_image,
+    legend,
+    overlay,
+    part_colour,
+    parts_figure,
+)
 
-__all__ = ["PALETTE", "colourise", "grid", "label_image", "overlay", "part_colour"]
+__all__ = [
+    "PALETTE",
+    "colourise",
+    "draw_parts",
+    "grid",
+    "label_image",
+    "legend",
+    "overlay",
+    "part_colour",
+    "parts_figure",
+]

@@ -1,0 +1,206 @@
+"""Automatic foreground masks: IoU against the given masks, per approach, and time per image.
+
+For each dataset (default: the shared real datasets ``ccp``, ``pascal_person``, ``ade_chairs``) the
+foreground model is fitted on the **train split's images only, never their masks**, and every
+approach (a coarse co-segmentation x a refiner) predicts the masks of the evaluation images, which are
+scored against the dataset's given masks:
+
+- ``--split val``: a hashed 20% of the train ids (md5 of the id, mod 5 == 0); used to choose the approach.
+- ``--split test``: the test split; reported once, for the approaches chosen on val.
+
+IoU is the mean over images of |pred ∩ gt| / |pred ∪ gt| at the image's resolution. Time per image is
+the wall time of φ features (once per image, shared by the approaches) plus each approach's
+clustering assignment and refinement, on the threads given by ``--threads``.
+
+    python benchmarks/masks.py --split val
+    python benchmarks/masks.py --split test --approaches kmeans_border+grabcut --update BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from partdiscovery.config import ForegroundConfig, load_config
+from partdiscovery.data import PartFolderDataset
+from partdiscovery.foreground import COARSE, ForegroundModel, create_phi, image_features
+from partdiscovery.foreground.cosegment import NEEDS_FIT, NEEDS_TEACHER
+from partdiscovery.foreground.model import collect_fit_cells, fit_subset
+from partdiscovery.utils.io import atomic_write_json, atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DEFAULT_APPROACHES = [
+    "box+grabcut",
+    "cluster2+none",
+    "cluster2+grabcut",
+    "kmeans_border+none",
+    "kmeans_border+grabcut",
+    "border_contrast+none",
+    "border_contrast+grabcut",
+    "selftrain+none",
+    "selftrain+grabcut",
+]
+BEGIN, END = "<!-- masks.py:begin -->", "<!-- masks.py:end -->"
+
+
+def is_val(image_id: str) -> bool:
+    """The hashed 20% of train ids used for choosing the approach (stable across machines)."""
+    return int(hashlib.md5(image_id.encode()).hexdigest(), 16) % 5 == 0
+
+
+def iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    union = np.logical_or(pred, gt).sum()
+    return float(np.logical_and(pred, gt).sum() / union) if union else 1.0
+
+
+def evaluate_dataset(
+    root: Path, split: str, approaches: list[str], cfg: ForegroundConfig, limit: int
+) -> list[dict]:
+    train = PartFolderDataset(root, "train", validate=False)
+    if split == "val":
+        indices = [i for i, image_id in enumerate(train.ids) if is_val(image_id)]
+        evaluation = train
+    else:
+        evaluation = PartFolderDataset(root, "test", validate=False)
+        indices = list(range(len(evaluation)))
+    indices = indices[:limit] if limit else indices
+    phi = create_phi(cfg)
+
+    # Fit: one pass of φ over the fitting subset of the train images (images only), shared by the approaches.
+    started = time.perf_counter()
+    teacher_needed = any(a.split("+")[0] in NEEDS_TEACHER for a in approaches)
+    fit_cfg = ForegroundConfig(**{**cfg.__dict__, "coarse": "selftrain" if teacher_needed else "cluster2"})
+    loaders = [lambda i=i: train.load(i).image for i in range(len(train))]
+    cells, border, teacher = collect_fit_cells(loaders, fit_cfg, phi)
+    chosen = fit_subset(len(train), cfg.fit_images)
+    features_fit_s = time.perf_counter() - started
+    models = {}
+    for approach in approaches:
+        coarse_name, refine = approach.split("+")
+        acfg = ForegroundConfig(**{**cfg.__dict__, "coarse": coarse_name, "refine": refine})
+        t = time.perf_counter()
+        coarse = COARSE.build(coarse_name, cells, border, acfg, teacher)
+        models[approach] = (ForegroundModel(acfg, coarse, phi), time.perf_counter() - t)
+
+    scores = {a: [] for a in approaches}
+    times = {a: 0.0 for a in approaches}
+    feature_s = 0.0
+    for i in indices:
+        sample = evaluation.load(i)
+        t = time.perf_counter()
+        features = image_features(phi, sample.image, cfg.input_size)
+        feature_s += time.perf_counter() - t
+        for approach, (model, _) in models.items():
+            t = time.perf_counter()
+            pred = model.predict(sample.image, features)
+            times[approach] += time.perf_counter() - t
+            scores[approach].append(iou(pred, sample.fg_mask))
+    n = len(indices)
+    rows = []
+    for approach, (model, fit_s) in models.items():
+        values = np.array(scores[approach])
+        needs_fit = approach.split("+")[0] in NEEDS_FIT
+        rows.append(
+            {
+                "dataset": root.name,
+                "split": split,
+                "approach": approach,
+                "n_images": n,
+                "iou": 100 * float(values.mean()),
+                "iou_median": 100 * float(np.median(values)),
+                "below_50": int((values < 0.5).sum()),
+                "ms_per_image": 1000 * (feature_s + times[approach]) / n,
+                "fit_s": features_fit_s + fit_s if needs_fit else 0.0,
+                "fit_images": len(chosen),
+                "object_clusters": (
+                    f"{int(model.coarse.foreground.sum())}/{len(model.coarse.foreground)}"
+                    if hasattr(model.coarse, "foreground")
+                    else "-"
+                ),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def table(rows: list[dict], command: str, wall_s: float, threads: int, cfg: ForegroundConfig) -> list[str]:
+    lines = [
+        f"Command: `{command}`  ",
+        f"Machine: {platform.machine()}, 2 cores, no GPU, torch {torch.__version__}, {threads} thread(s); "
+        f"date {datetime.date.today().isoformat()}; total wall time {wall_s:.0f} s  ",
+        f"Foreground config: input {cfg.input_size} px, k = {cfg.clusters} (kmeans_border), border ratio "
+        f"{cfg.border_ratio}, fitted on <= {cfg.fit_images} train images (no masks), {cfg.fit_pixels} φ cells",
+        "",
+        "| dataset | split | approach | images | mean IoU | median IoU | images < 50% | ms / image | fit s "
+        "| object clusters |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['split']} | {r['approach']} | {r['n_images']} | {r['iou']:.1f} | "
+            f"{r['iou_median']:.1f} | {r['below_50']} | {r['ms_per_image']:.0f} | {r['fit_s']:.0f} | "
+            f"{r['object_clusters']} |"
+        )
+    return lines
+
+
+def replace_section(path: Path, text: str) -> None:
+    """Replace the text between this script's markers in ``path`` (append the section if absent)."""
+    doc = path.read_text()
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in doc and END in doc:
+        doc = doc[: doc.index(BEGIN)] + block + doc[doc.index(END) + len(END) :]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+    atomic_write_text(path, doc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--datasets", nargs="+", default=["ccp", "pascal_person", "ade_chairs"])
+    parser.add_argument("--split", choices=["val", "test"], default="val")
+    parser.add_argument("--approaches", nargs="+", default=DEFAULT_APPROACHES, help="COARSE+REFINER names")
+    parser.add_argument(
+        "--set", dest="overrides", nargs="*", default=[], help="foreground.key=value overrides"
+    )
+    parser.add_argument("--limit", type=int, default=0, help="at most this many evaluation images (0: all)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "masks"))
+    parser.add_argument("--update", default=None, help="write the table into this markdown file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore", UserWarning)
+    cfg = load_config("cpu", overrides=args.overrides).foreground
+    started = time.perf_counter()
+    rows = []
+    for name in args.datasets:
+        root = Path(name) if Path(name).is_dir() else SHARED / name
+        if not root.is_dir():
+            print(f"skipping {name}: {root} not found", file=sys.stderr)
+            continue
+        rows += evaluate_dataset(root, args.split, args.approaches, cfg, args.limit)
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1], *sys.argv[1:]])
+    lines = table(rows, command, time.perf_counter() - started, args.threads, cfg)
+    out = Path(args.out)
+    atomic_write_json(out / f"masks_{args.split}.json", rows)
+    atomic_write_text(out / f"masks_{args.split}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    if args.update:
+        replace_section(Path(args.update), "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

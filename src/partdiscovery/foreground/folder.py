@@ -1,0 +1,148 @@
+"""Masks for a folder of images: fit the foreground model on the folder, write ``<stem>.png`` masks.
+
+The output folder gets a manifest (``foreground.json``: config, approach, counts, timings) written
+last, so a folder with a manifest is complete; a later call with the same config and images reuses it
+(``train --resume`` does not recompute masks). A folder that holds files but no manifest belongs to
+someone else and is never written into.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from partdiscovery.config import ForegroundConfig
+from partdiscovery.data.base import raise_problems
+from partdiscovery.data.image_io import read_image
+from partdiscovery.data.part_folder import IMAGE_EXTENSIONS
+from partdiscovery.errors import DatasetError
+from partdiscovery.foreground.model import ForegroundModel
+from partdiscovery.utils.io import atomic_save_image, atomic_write_json
+from partdiscovery.utils.progress import progress as progress_bar
+
+MANIFEST = "foreground.json"
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files of ``folder`` (sorted; by extension), or a :class:`DatasetError` naming it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: image folder does not exist")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not paths:
+        raise DatasetError(f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+    return paths
+
+
+def check_collection(paths: Sequence[Path], folder: Path) -> None:
+    """Refuse what cannot be fitted, with one line: no readable image, a single image, duplicate stems;
+    several unreadable images are listed, one per line."""
+    stems: dict[str, Path] = {}
+    problems = []
+    for path in paths:
+        if path.stem in stems:
+            problems.append(f"{path}: same name as {stems[path.stem].name}; masks are named <stem>.png")
+        stems[path.stem] = path
+    unreadable = []
+    for path in paths:
+        try:
+            read_image(path)
+        except DatasetError as e:
+            unreadable.append(str(e))
+    if unreadable and len(unreadable) == len(paths):
+        raise DatasetError(f"{folder}: none of its {len(paths)} image file(s) can be read ({unreadable[0]})")
+    raise_problems(folder, "all", unreadable + problems, kind="image")
+    if len(paths) < 2:
+        raise DatasetError(
+            f"{paths[0]}: is the only image in {folder}; the foreground model is fitted on the "
+            "collection, so give at least 2 images of the same kind of object (or pass masks)"
+        )
+
+
+def _manifest_matches(out: Path, cfg: ForegroundConfig, stems: list[str]) -> dict | None:
+    import json
+
+    path = out / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("config") != asdict(cfg) or manifest.get("ids") != stems:
+        return None
+    if not all((out / f"{s}.png").is_file() for s in stems):
+        return None
+    return manifest
+
+
+def write_mask_folder(
+    paths: Sequence[Path],
+    out: str | Path,
+    cfg: ForegroundConfig,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    fit_paths: Sequence[Path] | None = None,
+) -> dict:
+    """Fit the foreground model on ``fit_paths`` (default ``paths``) and write ``OUT/<stem>.png`` masks
+    (0/255, the size of each image) for every image of ``paths``.
+
+    Returns:
+        The manifest (also written to ``OUT/foreground.json``); ``reused`` is True when a complete
+        folder of masks made with the same config and images was found and nothing was recomputed.
+    """
+    out = Path(out)
+    paths = [Path(p) for p in paths]
+    folder = paths[0].parent if paths else out
+    stems = [p.stem for p in paths]
+    manifest = _manifest_matches(out, cfg, stems)
+    if manifest is not None:
+        return manifest | {"reused": True}
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise DatasetError(
+            f"{out}: exists and holds files not written by partdiscovery masks; choose another output folder"
+        )
+    check_collection(paths, folder)
+    started = time.perf_counter()
+    fit_on = list(fit_paths) if fit_paths is not None else paths
+    model = ForegroundModel.fit(
+        [lambda p=p: read_image(p) for p in fit_on], cfg, device=device, progress=progress
+    )
+    fit_s = time.perf_counter() - started
+    (out / MANIFEST).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
+    empty = []
+    predict_started = time.perf_counter()
+    for path in progress_bar(paths, "foreground: masks", enabled=progress, unit="img"):
+        image = read_image(path)
+        mask = model.predict(image)
+        if not mask.any():
+            # Training refuses empty masks; the whole image is the honest "no idea" answer.
+            empty.append(path.stem)
+            mask = np.ones_like(mask)
+        atomic_save_image(out / f"{path.stem}.png", Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
+    if empty:
+        warnings.warn(
+            f"no foreground found in {len(empty)} image(s) (e.g. {empty[0]}); their masks cover the whole image",
+            stacklevel=2,
+        )
+    predict_s = time.perf_counter() - predict_started
+    manifest = {
+        "images": str(folder),
+        "ids": stems,
+        "count": len(paths),
+        "fitted_on": len(fit_on),
+        "config": asdict(cfg),
+        "coarse": model.coarse.summary(),
+        "empty_masks_replaced_by_whole_image": empty,
+        "fit_s": round(fit_s, 2),
+        "ms_per_image": round(1000 * predict_s / max(1, len(paths)), 1),
+    }
+    atomic_write_json(out / MANIFEST, manifest)
+    return manifest | {"reused": False}

@@ -1,0 +1,104 @@
+"""A folder of photos is enough: masks -> train (no masks: made first) -> predict, on the command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from partdiscovery.cli.main import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
+
+TINY = ["data.input_size=48", "model.decoder_channels=16", "train.batch_size=2"]
+FAST_FG = ["foreground.input_size=96", "foreground.fit_pixels=2000"]
+
+
+def cli(command: str, *extra: str) -> int:
+    return main(command.split() + list(extra))
+
+
+@pytest.fixture(scope="module")
+def part_folder_without_masks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nomasks")
+    data = root / "data"
+    assert cli(f"synth --out {data} --n 8 --parts 3 --size 64 --seed 2") == 0
+    shutil.rmtree(data / "masks")
+    return data
+
+
+def test_masks_train_predict_end_to_end(part_folder_without_masks, tmp_path, capsys):
+    data = part_folder_without_masks
+    masks = tmp_path / "masks"
+    assert cli(f"masks --images {data / 'images'} --out {masks} --device cpu --quiet", *FAST_FG) == 0
+    assert "wrote 8 foreground masks" in capsys.readouterr().out
+    assert len(list(masks.glob("*.png"))) == 8
+
+    run = tmp_path / "run"
+    train = f"train --data {data} --out {run} --steps 2 --parts 3 --no-pretrained --device cpu"
+    assert cli(train, *TINY, *FAST_FG) == 0
+    err = capsys.readouterr().err
+    assert "no foreground masks" in err and str(run / "masks") in err
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["masks"]["source"] == "automatic" and info["masks"]["approach"] == "border_contrast+grabcut"
+    assert "learned_background: true" in (run / "config.yaml").read_text()
+    assert len(list((run / "masks").glob("*.png"))) == len((data / "train.txt").read_text().split())
+
+    # --resume reuses the masks instead of recomputing them.
+    stamp = (run / "masks" / "foreground.json").stat().st_mtime_ns
+    assert cli(train.replace("--steps 2", "--steps 3"), "--resume", *TINY, *FAST_FG) == 0
+    assert "reusing the masks" in capsys.readouterr().err
+    assert (run / "masks" / "foreground.json").stat().st_mtime_ns == stamp
+
+    seg = tmp_path / "seg"
+    assert cli(f"predict --run {run} --images {data / 'images'} --out {seg} --device cpu --quiet") == 0
+    labels = np.asarray(Image.open(seg / "labels" / "00000.png"))
+    overlay = Image.open(seg / "overlays" / "00000.png")
+    assert labels.shape == (64, 64) and labels.max() <= 3
+    assert overlay.width == 64 and overlay.height > 64  # the photo, then the legend below it
+
+
+def test_train_on_a_plain_image_folder(part_folder_without_masks, tmp_path, capsys):
+    run = tmp_path / "run"
+    train = f"train --images {part_folder_without_masks / 'images'} --out {run} --steps 1 --parts 3"
+    assert cli(train, "--no-pretrained", "--device", "cpu", "--quiet", *TINY, *FAST_FG) == 0
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["masks"]["source"] == "automatic" and len(list((run / "masks").glob("*.png"))) == 8
+
+
+def test_given_masks_take_precedence(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    train = (
+        f"train --data {tiny_dataset} --out {run} --steps 1 --parts 3 --no-pretrained --device cpu --quiet"
+    )
+    assert cli(train, *TINY) == 0
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["masks"] == {"source": "given", "folder": str(tiny_dataset / "masks")}
+    assert not (run / "masks").exists()
+    assert "learned_background: false" in (run / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("case", ["empty", "unreadable", "single", "both"])
+def test_bad_input_is_one_line(case, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    if case == "unreadable":
+        (folder / "a.jpg").write_bytes(b"garbage")
+    if case == "single":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "one.png")
+    if case == "both":
+        code = cli(f"train --data {folder} --images {folder} --out {tmp_path / 'run'}")
+    else:
+        code = cli(f"masks --images {folder} --out {tmp_path / 'out'} --quiet")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    expected = {
+        "empty": str(folder),
+        "unreadable": str(folder / "a.jpg"),
+        "single": "only image",
+        "both": "exactly one",
+    }
+    assert expected[case] in err

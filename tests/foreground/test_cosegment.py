@@ -1,0 +1,57 @@
+"""Coarse approaches on hand-made φ cells: the border prior picks the object cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from partdiscovery.config import ForegroundConfig
+from partdiscovery.foreground import COARSE
+from partdiscovery.foreground.cosegment import NEEDS_FIT, BorderContrast, Box
+
+
+def two_tone_features(
+    h: int = 10, w: int = 12, channels: int = 4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[h, w, C]`` features: an object block in the middle (direction e0) on background (e1), + noise."""
+    rng = np.random.default_rng(seed)
+    obj = np.zeros((h, w), bool)
+    obj[3:7, 4:9] = True
+    features = np.where(obj[..., None], np.eye(channels)[0], np.eye(channels)[1]) + rng.normal(
+        0, 0.05, (h, w, channels)
+    )
+    return features.astype(np.float32), obj
+
+
+def cells_of(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    from partdiscovery.foreground import border_cells
+
+    cells = np.concatenate([f.reshape(-1, f.shape[-1]) for f in images])
+    on_border = np.concatenate([border_cells(*f.shape[:2]).reshape(-1) for f in images])
+    return cells, on_border
+
+
+@pytest.mark.parametrize("name", ["cluster2", "kmeans_border"])
+def test_fitted_approaches_find_the_cluster_off_the_border(name):
+    collection = [two_tone_features(seed=s) for s in range(4)]
+    cells, on_border = cells_of([f for f, _ in collection])
+    coarse = COARSE.build(name, cells, on_border, ForegroundConfig(clusters=3))
+    assert coarse.fitted and name in NEEDS_FIT
+    for features, obj in collection:
+        np.testing.assert_array_equal(coarse.probability(features) > 0.5, obj)
+    summary = coarse.summary()
+    assert summary["clusters"] == (2 if name == "cluster2" else 3) and "centroids" not in summary
+
+
+def test_border_contrast_is_per_image():
+    features, obj = two_tone_features()
+    coarse = COARSE.build("border_contrast", None, None, ForegroundConfig())
+    assert isinstance(coarse, BorderContrast) and not coarse.fitted
+    np.testing.assert_array_equal(coarse.probability(features) > 0.5, obj)
+    flat = np.ones((5, 5, 3), np.float32)
+    assert not coarse.probability(flat).any()  # a uniform image shows no object
+
+
+def test_box_is_everything():
+    coarse = COARSE.build("box", None, None, ForegroundConfig())
+    assert isinstance(coarse, Box) and coarse.probability(np.zeros((3, 4, 2))).all()

@@ -1,0 +1,72 @@
+"""write_mask_folder: masks for a folder, a manifest, reuse, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from partdiscovery.config import ForegroundConfig
+from partdiscovery.data.image_io import read_mask
+from partdiscovery.errors import DatasetError
+from partdiscovery.foreground.folder import MANIFEST, list_images, write_mask_folder
+
+FAST = ForegroundConfig(input_size=96, fit_pixels=2000)
+
+
+@pytest.fixture()
+def photos(tmp_path, collection):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (image, _) in enumerate(collection[:4]):
+        image.save(folder / f"img{i}.jpg", quality=95)
+    return folder
+
+
+def test_writes_masks_and_manifest_then_reuses_them(photos, tmp_path, collection, iou):
+    out = tmp_path / "masks"
+    manifest = write_mask_folder(list_images(photos), out, FAST, progress=False)
+    assert not manifest["reused"] and manifest["count"] == 4
+    for i in range(4):
+        mask = read_mask(out / f"img{i}.png")
+        assert mask.shape == (96, 96) and iou(mask, collection[i][1]) > 0.8
+    stored = json.loads((out / MANIFEST).read_text())
+    assert stored["config"]["refine"] == "grabcut" and stored["ids"] == [f"img{i}" for i in range(4)]
+    before = (out / "img0.png").stat().st_mtime_ns
+    assert write_mask_folder(list_images(photos), out, FAST, progress=False)["reused"]
+    assert (out / "img0.png").stat().st_mtime_ns == before
+
+
+def test_never_writes_into_a_foreign_folder(photos, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(DatasetError, match="not written by partdiscovery"):
+        write_mask_folder(list_images(photos), out, FAST, progress=False)
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_bad_input_is_one_line_naming_the_folder_or_file(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match=f"^{empty}: no images found"):
+        list_images(empty)
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (broken / name).write_bytes(b"not an image")
+    with pytest.raises(DatasetError) as info:
+        write_mask_folder(list_images(broken), tmp_path / "out1", FAST, progress=False)
+    assert str(info.value).startswith(f"{broken}: none of its 2 image file(s) can be read")
+    assert len(str(info.value).splitlines()) == 1
+
+    single = tmp_path / "single"
+    single.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(single / "only.png")
+    with pytest.raises(DatasetError) as info:
+        write_mask_folder(list_images(single), tmp_path / "out2", FAST, progress=False)
+    assert str(info.value).startswith(f"{single / 'only.png'}: is the only image")
+    assert len(str(info.value).splitlines()) == 1
