@@ -70,6 +70,16 @@ def _cases() -> list[tuple[str, str]]:
     km = "baseline kmeans --data W/data --no-pretrained --quiet --device cpu"
     pr = "predict --run W/run --images W/data/images --device cpu --quiet"
     cases = [
+        # train: where the data comes from
+        ("train --images W/nowhere --no-pretrained --quiet --device cpu --out W/t", "nowhere"),
+        ("train --data W/data --images W/data/images --quiet --device cpu --out W/t", "exactly one of"),
+        ("train --data W/data --masks W/nowhere --quiet --device cpu --out W/t", "nowhere"),
+        ("train --images W/data/images --holdout-val --quiet --device cpu --out W/t", "--holdout-val"),
+        # masks
+        ("masks --images W/nowhere --out W/m --quiet", "nowhere"),
+        ("masks --images W/data/images --out W/m --threads -1 --quiet", "--threads"),
+        ("masks --images W/data/images --out W/m --device banana --quiet", "banana"),
+        ("masks --images W/data/images --out W/m --quiet model.num_parts=3", "foreground.key=value"),
         # synth
         ("synth --out W/s --n 1", "--n"),
         ("synth --out W/s --n many", "--n"),

@@ -250,8 +250,11 @@ def run_training(
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = build_config(args)
     from partdiscovery.data.part_folder import HOLDOUT_SPLIT
+
+    if args.holdout_val and args.data is None:
+        raise PartDiscoveryError("--holdout-val needs --data: a part folder, whose train.txt it splits")
+    cfg = build_config(args)
 
     summary = run_training(
         cfg,
@@ -730,7 +733,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--images", required=True, help="folder of images (at least 2, of the same kind of object)"
     )
     p.add_argument("--out", required=True, help="output folder for the masks")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: PyTorch's default)")
+    p.add_argument(
+        "--threads", type=_int_in(0), default=0, help="torch intra-op threads (0: PyTorch's default)"
+    )
     p.add_argument("overrides", nargs="*", metavar="foreground.key=value")
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_masks)
