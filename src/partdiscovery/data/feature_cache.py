@@ -83,3 +83,10 @@ class FeatureCache:
             with torch.no_grad():
                 self._maps[index] = self.phi(square[None].to(self.device))[0].to("cpu", torch.float16)
         return self._maps[index], letterbox
+
+    def crop(
+        self, index: int, image: torch.Tensor, box: Box, size: tuple[int, int], flip: bool = False
+    ) -> torch.Tensor:
+        """``[C, *size]`` features of ``box`` of image ``index`` (:func:`crop_cached_features`)."""
+        fmap, letterbox = self.get(index, image)
+        return crop_cached_features(fmap, letterbox, box, size, flip)

@@ -163,10 +163,7 @@ class TrainingSet(Dataset):
             image, mask = image.flip(-1), mask.flip(-1)
         item = {"image": image.contiguous(), "fg_mask": mask.contiguous(), "index": index}
         if self.features is not None:
-            from partdiscovery.data.feature_cache import crop_cached_features
-
-            fmap, letterbox = self.features.get(index, full)
-            item["features"] = crop_cached_features(fmap, letterbox, box, (self.feature_size,) * 2, flip)
+            item["features"] = self.features.crop(index, full, box, (self.feature_size,) * 2, flip)
         return item
 
 
