@@ -4,7 +4,7 @@ Choudhury, Laina, Rupprecht, Vedaldi. *Unsupervised Part Discovery from Contrast
 NeurIPS 2021.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from partdiscovery.segmenter import PartSegmenter, Prediction  # noqa: E402
 
