@@ -46,7 +46,7 @@ def main() -> None:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
+    fig.savefig(args.out, dpi=72)
     print(f"wrote {args.out}")
 
 

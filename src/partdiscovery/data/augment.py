@@ -81,7 +81,7 @@ def random_warp_grid(
     with a random similarity: rotation U(±rotation_deg), translation U(±translation) of the half-size
     and a content zoom in ``zoom_range`` (> 1 magnifies). As in the reference, the sampling scale
     ``1/zoom`` is drawn uniformly from ``[1/zoom_range[1], 1/zoom_range[0]]``; with the default
-    (0.7, 2.0) the median zoom is 1.04 and a little over half of the warps magnify.
+    (0.7, 2.0) the median zoom is 1.03 and a little over half of the warps magnify.
     ``F.grid_sample(x, grid)`` gives ``T(x)``: output pixel p shows input pixel grid[p].
     """
     g = generator

@@ -103,6 +103,13 @@ def random_square_box(
     return square_box(cx, cy, crop)
 
 
+def default_cache_side(cfg: DataConfig) -> int:
+    """Longer side of the in-memory image cache: ``cfg.cache_size`` when positive, else about 1.15x the
+    input (the mean training crop covers 0.875 of the letterboxed image). Also φ's input side for the
+    feature cache."""
+    return cfg.cache_size if cfg.cache_size > 0 else math.ceil(1.15 * cfg.input_size)
+
+
 class TrainingSet(Dataset):
     """Training samples ``{"image": [3,S,S], "fg_mask": [1,S,S], "index": int}`` from any :class:`PartDataset`.
 
@@ -117,7 +124,7 @@ class TrainingSet(Dataset):
         # Optional FeatureCache (partdiscovery.data.feature_cache): then items also hold "features",
         # φ of the crop taken from the cached map of the whole image, at feature_size x feature_size.
         self.features, self.feature_size = features, feature_size
-        self.cache_size = cfg.cache_size or math.ceil(1.15 * cfg.input_size)
+        self.cache_size = cfg.cache_size if cfg.cache_size < 0 else default_cache_side(cfg)
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, tuple | None]] = {}
 
     def __len__(self) -> int:

@@ -11,8 +11,6 @@ A method is an ``nn.Module`` with
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -78,19 +76,20 @@ class FrozenFeaturesMixin:
     def feature_cache(self, device: torch.device | str = "cpu"):
         """A :class:`~partdiscovery.data.feature_cache.FeatureCache` of φ for the training set when
         ``loss.cache_features`` is on (else None). φ sees each letterboxed image at the side of the
-        in-memory image cache (about 1.15x the input: the mean training crop covers 0.875 of it) times
+        in-memory image cache (:func:`~partdiscovery.data.transforms.default_cache_side`) times
         ``loss.feature_input_scale``."""
         if not self.cfg.loss.cache_features:
             return None
         from partdiscovery.data.feature_cache import FeatureCache
+        from partdiscovery.data.transforms import default_cache_side
 
         data = self.cfg.data
         if data.num_workers > 0:
             raise ConfigError(
                 "loss.cache_features=true needs data.num_workers=0 (the cache lives in one process)"
             )
-        side = data.cache_size if data.cache_size > 0 else math.ceil(1.15 * data.input_size)
-        return FeatureCache(self.phi, round(side * self.cfg.loss.feature_input_scale), device)
+        side = default_cache_side(data) * self.cfg.loss.feature_input_scale
+        return FeatureCache(self.phi, round(side), device)
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .float() also move φ
         if getattr(self, "phi", None) is not None:
