@@ -105,18 +105,19 @@ def train_and_predict(
     overrides: list[str],
     split: str = "test",
     curve: list[int] | None = None,
+    device: str = "cpu",
 ) -> tuple[dict, float]:
     """Train on the split that ``split`` tunes against, score on ``split``. With ``curve``, also score the
     checkpoints at those steps (one run; the schedule spans the whole run): ``result["curve"]``."""
     fit_split, eval_split = SPLITS[split]
     cfg = load_config(preset, overrides=overrides + (["train.keep_checkpoints=0"] if curve else []))
     started = time.perf_counter()
-    run_training(cfg, str(data), out / "run", device="cpu", overwrite=True, quiet=True, split=fit_split)
+    run_training(cfg, str(data), out / "run", device=device, overwrite=True, quiet=True, split=fit_split)
     wall = time.perf_counter() - started
     scored = open_dataset(data, eval_split, require_parts=True)
 
     def score(model: Path, pred: Path) -> dict:
-        seg = PartSegmenter.load(model, device="cpu")
+        seg = PartSegmenter.load(model, device=device)
         for _ in write_predictions(seg.predict_dataset(scored, progress=False), pred):
             pass
         return score_dir(data, pred, eval_split)
@@ -228,6 +229,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (rows per seed)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "quality"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="where the trained methods train and predict (cpu, cuda)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
@@ -268,6 +270,7 @@ def main() -> None:
                             base + [f"model.num_parts={k}", f"train.seed={seed}"] + extra,
                             args.split,
                             args.curve if method == "method" else None,
+                            args.device,
                         )
                         pred_dirs.setdefault(method, folder / "pred")
                     else:
