@@ -23,15 +23,18 @@ STEP_S=${STEP_S:-60}
 WORK=${WORK:-/tmp/gpu_curves}
 PD="python3 -m partdiscovery"
 export PYTHONUNBUFFERED=1
+# One thread per process: ten processes with PyTorch's default of one thread per core oversubscribed the
+# 16 cores so far that no checkpoint was scored within 100 s (first run, 2026-12-04).
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 mkdir -p "$OUT/logs" "$WORK/scores"
 
 { nvidia-smi; python3 -c "import torch, timm, kornia; print(torch.__version__, timm.__version__, kornia.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"; nproc; date -u; } >"$OUT/env.txt" 2>&1
 
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && [ "$STEP_S" -gt 0 ]; then
   timeout "$STEP_S" python3 benchmarks/gpu_step.py --no-compile --json "$OUT/gpu_step.json" >"$OUT/logs/gpu_step.log" 2>&1
 fi
 
-# name  dataset  overrides...
+# name  dataset  overrides... (RUNS_FILE: one such line per run, instead of the list below)
 RUNS=(
   "adam_s0_pascal pascal_person train.seed=0"
   "adam_s0_ccp ccp train.seed=0"
@@ -44,6 +47,7 @@ RUNS=(
   "s32_pascal pascal_person model.feature_layers=[0,0.33,1,0.5]"
   "s32_ccp ccp model.feature_layers=[0,0.33,1,0.5]"
 )
+if [ -n "${RUNS_FILE:-}" ]; then mapfile -t RUNS <"$RUNS_FILE"; fi
 start=$SECONDS
 for spec in "${RUNS[@]}"; do
   set -- $spec
