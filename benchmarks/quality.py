@@ -29,7 +29,6 @@ from pathlib import Path
 
 import torch
 
-from partdiscovery.cli.main import run_baseline, run_training
 from partdiscovery.config import load_config
 from partdiscovery.data import open_dataset
 from partdiscovery.data.image_io import read_labels
@@ -40,6 +39,7 @@ from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.training.checkpoint import checkpoint_path
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json, atomic_write_text
 from partdiscovery.viz import colourise, grid, overlay
+from partdiscovery.workflows import run_baseline, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -279,11 +279,9 @@ def main() -> None:
                             str(data),
                             folder,
                             k,
-                            input_size,
+                            cfg,
                             split=eval_split,
                             fit_split=fit_split,
-                            feature_extractor=cfg.model.feature_extractor,
-                            feature_layers=cfg.model.feature_layers,
                             progress=False,
                             overwrite=True,
                         )

@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from partdiscovery.cli.demo import run_demo
+from partdiscovery.workflows import run_demo
 
 
 @pytest.mark.slow

@@ -1,9 +1,9 @@
 """Typed configuration: dataclasses with defaults in code, presets as small YAML diffs, dotted overrides.
 
 The defaults are the ``cpu`` preset (what trains well on two cores). ``presets/photos.yaml`` is the cpu
-preset at 192 px for real photographs (loss weights checked on their validation splits); ``presets/paper.yaml`` changes only
-what the paper sets differently. The resolved config is saved as ``config.yaml`` in every run
-folder and inside every checkpoint, so a model can always be rebuilt from its own files.
+preset at 192 px for real photographs (its loss weights checked on their validation splits);
+``presets/paper.yaml`` changes only what the paper sets differently. The resolved config is saved as
+``config.yaml`` in every run folder and inside every checkpoint, so a model can always be rebuilt from its own files.
 
 Example:
     >>> cfg = load_config("paper", overrides=["model.num_parts=8", "train.steps=100"])
@@ -450,6 +450,19 @@ def parse_override(text: str) -> dict[str, Any]:
         cursor = cursor.setdefault(part, {})
     cursor[parts[-1]] = value
     return node
+
+
+def with_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """A copy of ``cfg`` with dotted overrides applied (later wins), validated like :func:`load_config`'s.
+
+    Example:
+        >>> with_overrides(Config(), ["method=scops", "model.num_parts=6"]).model.num_parts
+        6
+    """
+    data = cfg.to_dict()
+    for text in overrides:
+        data = _merge(data, parse_override(text))
+    return config_from_dict(data)
 
 
 def preset_dict(name: str) -> dict[str, Any]:

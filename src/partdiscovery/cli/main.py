@@ -1,4 +1,4 @@
-"""The ``partdiscovery`` command line: thin wrappers over the library.
+"""The ``partdiscovery`` command line: argparse and printing over :mod:`partdiscovery.workflows`.
 
 The boundary rules (what the tool promises, README "Your files are safe"):
 
@@ -14,11 +14,7 @@ The boundary rules (what the tool promises, README "Your files are safe"):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import time
-import warnings
-from pathlib import Path
 
 from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.utils.registry import UnknownNameError
@@ -84,12 +80,6 @@ def _add_common_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
 
 
-def _data_inputs(data: str | None) -> list:
-    from partdiscovery.data import dataset_root
-
-    return [(dataset_root(data) if data else None, "dataset folder")]
-
-
 # ----------------------------------------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
     from partdiscovery.data.synth import generate_synthetic_dataset
@@ -122,135 +112,9 @@ def explicitly_set(overrides: list[str], key: str) -> bool:
     return any(o.split("=", 1)[0].strip() == key for o in overrides)
 
 
-def training_dataset(
-    cfg,
-    data: str | None,
-    out: str | Path,
-    images: str | None = None,
-    masks: str | None = None,
-    device: str = "auto",
-    resume: bool = False,
-    overwrite: bool = False,
-    quiet: bool = False,
-    keep_background_setting: bool = False,
-    split: str = "train",
-):
-    """The training split (``split``) to train on, the config to train with, and what ``run_info.json`` should
-    record about the masks.
-
-    Masks, in order of precedence: ``masks`` (a folder of ``<id>.png``), the part folder's own
-    ``masks/``, else automatic masks computed from the images alone (:mod:`partdiscovery.foreground`)
-    into ``OUT/masks``, reused on ``--resume``. With automatic masks the model also learns a background
-    channel (``model.learned_background``, unless ``keep_background_setting``), so that ``predict``
-    works on raw photos without masks.
-
-    Returns:
-        ``(dataset, cfg, info)``.
-    """
-    from partdiscovery.data import ImageFolderDataset, PartFolderDataset, open_dataset
-    from partdiscovery.data.part_folder import split_image_paths
-    from partdiscovery.foreground.folder import MANIFEST, list_images, write_mask_folder
-    from partdiscovery.segmenter import resolve_device
-    from partdiscovery.training.trainer import RunFolder
-
-    if (data is None) == (images is None):
-        raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
-    if images is not None and masks is not None:
-        return ImageFolderDataset(images, masks), cfg, {"masks": {"source": "given", "folder": str(masks)}}
-    root = Path(data) if data is not None else None
-    if root is not None:
-        if masks is not None:
-            dataset = PartFolderDataset(root, split, masks=masks)
-            return dataset, cfg, {"masks": {"source": "given", "folder": str(masks)}}
-        if not (root.is_dir() and (root / "images").is_dir() and not (root / "masks").is_dir()):
-            dataset = open_dataset(data, split)
-            given = getattr(dataset, "masks_dir", None)
-            return dataset, cfg, {"masks": {"source": "given", "folder": str(given) if given else str(data)}}
-        paths = split_image_paths(root, "train")
-    else:
-        paths = list_images(images)
-
-    # No masks anywhere: make them from the images (fitted on this very collection), then train.
-    RunFolder(Path(out)).prepare(resume, overwrite)  # refuse to clobber a run before the slow part
-    if cfg.train.threads > 0:  # φ runs here, before the trainer would set the threads
-        import torch
-
-        torch.set_num_threads(cfg.train.threads)
-    mask_dir = Path(out) / "masks"
-    fg = cfg.foreground
-    source = root / "images" if root is not None else Path(images)
-    if not quiet:
-        print(
-            f"no foreground masks for {source}: computing them from the images ({fg.coarse} + {fg.refine}, "
-            f"fitted on these {len(paths)} images) into {mask_dir}",
-            file=sys.stderr,
-            flush=True,
-        )
-    manifest = write_mask_folder(paths, mask_dir, fg, resolve_device(device), progress=not quiet)
-    if not quiet and manifest["reused"]:
-        print(f"reusing the masks in {mask_dir} (same images and foreground config)", file=sys.stderr)
-    if not keep_background_setting and not cfg.model.learned_background:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
-    if root is not None:
-        dataset = PartFolderDataset(root, split, masks=mask_dir)
-    else:
-        dataset = ImageFolderDataset(images, mask_dir)
-    info = {
-        "masks": {
-            "source": "automatic",
-            "folder": str(mask_dir),
-            "approach": f"{fg.coarse}+{fg.refine}",
-            "manifest": str(mask_dir / MANIFEST),
-            "reused": manifest["reused"],
-            "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
-        }
-    }
-    return dataset, cfg, info
-
-
-def run_training(
-    cfg,
-    data: str | None,
-    out: str | Path,
-    device: str = "auto",
-    resume: bool = False,
-    overwrite: bool = False,
-    quiet: bool = False,
-    split: str = "train",
-    images: str | None = None,
-    masks: str | None = None,
-    keep_background_setting: bool = False,
-) -> dict:
-    """Train ``cfg`` on a dataset (``data``) or a plain folder of images (``images``) into ``out``;
-    foreground masks are computed first where there are none (:func:`training_dataset`)."""
-    from partdiscovery.segmenter import resolve_device
-    from partdiscovery.training import Trainer, create_method
-    from partdiscovery.training.trainer import RunFolder
-    from partdiscovery.utils.seed import seed_everything
-
-    inputs = _data_inputs(data) + ([(Path(images), "image folder")] if images else [])
-    RunFolder(Path(out)).check(resume, overwrite, inputs=inputs)  # before reading any data
-    dataset, cfg, info = training_dataset(
-        cfg, data, out, images, masks, device, resume, overwrite, quiet, keep_background_setting, split
-    )
-    seed_everything(cfg.train.seed)
-    method = create_method(cfg)
-    trainer = Trainer(
-        method,
-        cfg,
-        dataset,
-        out,
-        device=resolve_device(device),
-        resume=resume,
-        overwrite=overwrite,
-        progress=not quiet,
-        info=info,
-    )
-    return trainer.fit()
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from partdiscovery.data.part_folder import HOLDOUT_SPLIT
+    from partdiscovery.workflows import run_training
 
     if args.holdout_val and args.data is None:
         raise PartDiscoveryError("--holdout-val needs --data: a part folder, whose train.txt it splits")
@@ -279,20 +143,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- masks
 def cmd_masks(args: argparse.Namespace) -> int:
     from partdiscovery.config import load_config
-    from partdiscovery.foreground.folder import list_images, write_mask_folder
-    from partdiscovery.segmenter import resolve_device
+    from partdiscovery.workflows import make_masks
 
     wrong = [o for o in args.overrides if not o.startswith("foreground.")]
     if wrong:
         raise PartDiscoveryError(f"masks takes foreground.key=value overrides only, got {wrong[0]!r}")
     cfg = load_config(None, overrides=args.overrides).foreground
-    if args.threads > 0:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    manifest = write_mask_folder(
-        list_images(args.images), args.out, cfg, resolve_device(args.device), progress=not args.quiet
-    )
+    manifest = make_masks(args.images, args.out, cfg, args.device, args.threads, progress=not args.quiet)
     how = "reused the" if manifest["reused"] else "wrote"
     print(
         f"{how} {manifest['count']} foreground masks in {args.out} ({cfg.coarse} + {cfg.refine}, fitted on "
@@ -302,31 +159,6 @@ def cmd_masks(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------- evaluate
-def evaluate_run_or_predictions(
-    data: str,
-    split: str,
-    run: str | None = None,
-    predictions: str | None = None,
-    device: str = "auto",
-    progress: bool = True,
-    protocol: str | None = None,
-    use_masks: bool = True,
-) -> dict:
-    """Score a run or a predictions folder with ``protocol`` (default: the dataset's own)."""
-    from partdiscovery.evaluation.protocols import default_protocol, evaluate_protocol
-
-    return evaluate_protocol(
-        protocol or default_protocol(data),
-        data,
-        split,
-        run=run,
-        predictions=predictions,
-        device=device,
-        progress=progress,
-        use_masks=use_masks,
-    )
-
-
 def _print_metrics(result: dict) -> None:
     shown = [
         k for k in ("fg_nmi", "fg_ari", "nmi", "ari", "error") if isinstance(result.get(k), (int, float))
@@ -335,20 +167,11 @@ def _print_metrics(result: dict) -> None:
     print("  ".join(f"{k}={result[k]:.2f}" for k in shown) + f"  ({', '.join(counts)})")
 
 
-def _is_metrics_json(path: Path) -> bool:
-    """A metrics JSON written by ``evaluate --json`` (the keys every protocol's result carries)."""
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"split", "data", "source"} <= set(data)
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from partdiscovery.utils.io import atomic_write_json
     from partdiscovery.utils.outputs import check_output_file
+    from partdiscovery.workflows.evaluate import evaluate, is_metrics_json
+    from partdiscovery.workflows.train import dataset_inputs
 
     if bool(args.run) == bool(args.predictions):
         raise PartDiscoveryError("give exactly one of --run RUN or --predictions DIR")
@@ -357,10 +180,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             args.json,
             args.overwrite,
             what="metrics JSON",
-            ours=_is_metrics_json,
-            inputs=_data_inputs(args.data),
+            ours=is_metrics_json,
+            inputs=dataset_inputs(args.data),
         )
-    result = evaluate_run_or_predictions(
+    result = evaluate(
         args.data,
         args.split,
         args.run,
@@ -377,193 +200,63 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------- baseline
-PREDICTIONS_KIND = "predictions"
-
-
-def prediction_folder(out: str | Path, files: list[str], overwrite: bool, inputs: list | None = None):
-    """Check that ``files`` (relative paths) may be written into the predictions folder ``out``: new,
-    empty, or a predictions folder of ours (then only with ``overwrite``, and never over a user's file).
-    Writes nothing; returns the :class:`~partdiscovery.utils.outputs.OutputFolder` to ``claim`` and
-    ``finish``."""
-    from partdiscovery.utils.outputs import OutputFolder
-
-    folder = OutputFolder(out, PREDICTIONS_KIND)
-    folder.check(overwrite, inputs=inputs or [])
-    folder.refuse_foreign_files(files)
-    return folder
-
-
-def run_baseline(
-    name: str,
-    data: str,
-    out: str | Path,
-    parts: int,
-    input_size: int = 128,
-    seed: int = 0,
-    split: str = "test",
-    pretrained: bool = True,
-    feature_extractor: str = "efficientnet_lite0",
-    progress: bool = True,
-    fit_split: str = "train",
-    feature_layers: tuple[float, ...] | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Fit baseline ``name`` on the ``fit_split`` φ features and write its ``split`` predictions to ``out``
-    (a new or empty folder, or, with ``overwrite``, an earlier predictions folder of ours).
-
-    ``feature_layers``: φ's per-layer weights (``model.feature_layers`` of a config); default φ's own."""
-    from partdiscovery.baselines import BASELINES
-    from partdiscovery.config import MAX_PARTS
-    from partdiscovery.data import open_dataset
-    from partdiscovery.errors import InvalidArgumentError
-    from partdiscovery.evaluation import write_predictions
-    from partdiscovery.models import create_feature_extractor
-    from partdiscovery.utils.io import atomic_write_json
-    from partdiscovery.utils.seed import seed_everything
-
-    if isinstance(parts, bool) or not isinstance(parts, int) or not 2 <= parts <= MAX_PARTS:
-        raise InvalidArgumentError(f"--parts must be in 2..{MAX_PARTS}, got {parts!r}")
-    if isinstance(input_size, bool) or not isinstance(input_size, int) or not 32 <= input_size <= 4096:
-        raise InvalidArgumentError(f"--input-size must be in 32..4096 pixels, got {input_size!r}")
-    baseline = BASELINES.build(name)
-    inputs = _data_inputs(data)
-    prediction_folder(out, [], overwrite, inputs)  # fail before reading any data
-    train_set, predict_set = open_dataset(data, fit_split), open_dataset(data, split)
-    files = [f"{i}.png" for i in predict_set.ids] + ["baseline_info.json"]
-    folder = prediction_folder(
-        out, files, overwrite, inputs + [(getattr(predict_set, "root", None), "dataset folder")]
-    )
-    seed_everything(seed)
-    phi = create_feature_extractor(
-        feature_extractor,
-        pretrained=pretrained,
-        normalize=baseline.normalize_features,
-        layer_weights=feature_layers,
-    )
-    started = time.perf_counter()
-    model = baseline.fit(phi, train_set, parts, input_size, seed=seed, progress=progress)
-    folder.claim(files)
-    for _ in write_predictions(baseline.predict(phi, model, predict_set, input_size, progress=progress), out):
-        pass
-    atomic_write_json(
-        Path(out) / "baseline_info.json",
-        {
-            "baseline": name,
-            "parts": parts,
-            "input_size": input_size,
-            "seed": seed,
-            "split": split,
-            "feature_extractor": feature_extractor,
-            "feature_layers": list(phi.layer_weights),
-            "fit_split": fit_split,
-            "normalize_features": baseline.normalize_features,
-            "pretrained": pretrained,
-            "data": str(data),
-            "wall_s": round(time.perf_counter() - started, 2),
-        },
-    )
-    folder.finish(files)
-    return Path(out)
-
-
-def run_scops_baseline(args: argparse.Namespace) -> Path:
-    """SCOPS is trained, not fitted: train it with the trainer into ``OUT/run`` (config, checkpoints,
-    log, as any run), then write its ``split`` predictions to ``OUT`` like the other baselines."""
-    from partdiscovery.data import open_dataset
-    from partdiscovery.evaluation import write_predictions
-    from partdiscovery.segmenter import PartSegmenter
-
-    overrides = ["method=scops", *args.overrides]
-    if args.input_size is not None:
-        overrides.append(f"data.input_size={args.input_size}")
-    cfg = build_config(argparse.Namespace(**{**vars(args), "overrides": overrides, "config": None}))
-    inputs = _data_inputs(args.data)
-    prediction_folder(args.out, [], args.overwrite, inputs)  # fail before training
-    dataset = open_dataset(args.data, args.split)
-    files = [f"{i}.png" for i in dataset.ids]
-    folder = prediction_folder(args.out, files, args.overwrite, inputs)
-    run = Path(args.out) / "run"
-    folder.claim(files)
-    run_training(cfg, args.data, run, args.device, overwrite=args.overwrite, quiet=args.quiet)
-    segmenter = PartSegmenter.load(run, device=args.device)
-    for _ in write_predictions(segmenter.predict_dataset(dataset, progress=not args.quiet), args.out):
-        pass
-    folder.finish(files)
-    return Path(args.out)
-
-
 def cmd_baseline(args: argparse.Namespace) -> int:
-    if args.name == "scops":
-        out = run_scops_baseline(args)
-    else:
-        trained_only = [flag for flag in ("steps",) if getattr(args, flag)]
-        if trained_only:
-            raise PartDiscoveryError(
-                f"{args.name} is fitted, not trained: --steps and other training flags apply to scops only"
-            )
-        # The preset (and --set) choose φ and the input size, so that a baseline always uses the same
-        # features as the method it is compared with.
-        from partdiscovery.config import load_config
+    from partdiscovery.config import load_config
+    from partdiscovery.workflows.baseline import is_trained_baseline, run_baseline
 
-        cfg = load_config(args.preset, overrides=args.overrides)
-        out = run_baseline(
-            args.name,
-            args.data,
-            args.out,
-            args.parts,
-            args.input_size or cfg.data.input_size,
-            args.seed,
-            args.split,
-            not args.no_pretrained,
-            feature_extractor=cfg.model.feature_extractor,
-            progress=not args.quiet,
-            feature_layers=cfg.model.feature_layers,
-            overwrite=args.overwrite,
+    if args.steps is not None and not is_trained_baseline(args.name):
+        raise PartDiscoveryError(
+            f"{args.name} is fitted, not trained: --steps and other training flags apply to scops only"
         )
+    # The preset (and --set) choose φ and the input size, so that a baseline always uses the same
+    # features as the method it is compared with; a trained baseline takes the whole config.
+    overrides = list(args.overrides)
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.no_pretrained:
+        overrides.append("model.pretrained=false")
+    out = run_baseline(
+        args.name,
+        args.data,
+        args.out,
+        args.parts,
+        load_config(args.preset, overrides=overrides),
+        input_size=args.input_size,
+        split=args.split,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {args.name} predictions for split {args.split!r} to {out}")
     return 0
 
 
 # --------------------------------------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
-    from partdiscovery.data import ImageFolderDataset
-    from partdiscovery.segmenter import PartSegmenter
-    from partdiscovery.utils.io import atomic_save_image
-    from partdiscovery.viz import label_image, parts_figure
+    from partdiscovery.workflows import predict_folder
 
-    inputs = [(args.images, "image folder"), (args.masks, "mask folder")]
-    prediction_folder(args.out, [], args.overwrite, inputs)  # fail before reading anything
-    dataset = ImageFolderDataset(args.images, args.masks)
-    files = [f"{sub}/{i}.png" for i in dataset.ids for sub in ("labels", "overlays")]
-    folder = prediction_folder(args.out, files, args.overwrite, inputs)
-    segmenter = PartSegmenter.load(args.run, device=args.device, amp=args.amp)
-    if args.masks is None and not segmenter.has_learned_background:
-        warnings.warn(
-            "no --masks given and the model has no learned background: the whole image is "
-            "treated as foreground",
-            stacklevel=1,
-        )
-    out = Path(args.out)
-    folder.claim(files)
-    count = 0
-    for index, pred in enumerate(
-        segmenter.predict_dataset(dataset, batch_size=args.batch_size, progress=not args.quiet)
-    ):
-        atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
-        figure = parts_figure(dataset.load(index).image, pred.parts, segmenter.num_parts)
-        atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
-        count += 1
-    folder.finish(files)
+    done = predict_folder(
+        args.run,
+        args.images,
+        args.out,
+        args.masks,
+        batch_size=args.batch_size,
+        device=args.device,
+        amp=args.amp,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
     print(
-        f"segmented {count} images into {segmenter.num_parts} parts: {out / 'labels'} (labels), "
-        f"{out / 'overlays'} (overlays)"
+        f"segmented {done['count']} images into {done['num_parts']} parts: {done['labels']} (labels), "
+        f"{done['overlays']} (overlays)"
     )
     return 0
 
 
 # ------------------------------------------------------------------------------------------------ demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    from partdiscovery.cli.demo import run_demo
+    from partdiscovery.workflows import run_demo
 
     run_demo(args.out, steps=args.steps, n=args.n, overwrite=args.overwrite, quiet=args.quiet)
     return 0
@@ -598,9 +291,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from partdiscovery.baselines import BASELINES
     from partdiscovery.config import MAX_PARTS, list_presets
     from partdiscovery.evaluation.protocols import PROTOCOLS
+    from partdiscovery.workflows.baseline import list_baselines
 
     parser = _Parser(
         prog="partdiscovery",
@@ -690,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="k-means and DFF are fitted on the train split's φ features; SCOPS is trained "
         "(into OUT/run; --steps, --preset, --overwrite and --set apply to it).",
     )
-    p.add_argument("name", choices=[*BASELINES.names(), "scops"], help="the baseline")
+    p.add_argument("name", choices=list_baselines(), help="the baseline")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="folder for <id>.png predictions")
     p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=4)

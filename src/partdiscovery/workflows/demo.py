@@ -1,4 +1,4 @@
-"""``partdiscovery demo``: the whole method end to end on synthetic data, on CPU, in minutes.
+"""The demo: the whole method end to end on synthetic data, on CPU, in minutes.
 
 synth -> train (cpu preset) -> evaluate on the test split -> k-means baseline -> evaluate ->
 overlay grid + ``metrics.json``. Every artefact lands in one folder.
@@ -27,18 +27,16 @@ def run_demo(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict:
-    from partdiscovery.cli.main import (
-        evaluate_run_or_predictions,
-        prediction_folder,
-        run_baseline,
-        run_training,
-    )
     from partdiscovery.config import load_config
     from partdiscovery.data import open_dataset
     from partdiscovery.data.synth import generate_synthetic_dataset
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.viz import colourise, grid, overlay
+    from partdiscovery.workflows.baseline import run_baseline
+    from partdiscovery.workflows.evaluate import evaluate
+    from partdiscovery.workflows.predict import prediction_folder
+    from partdiscovery.workflows.train import run_training
 
     out = Path(out)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
@@ -85,24 +83,15 @@ def run_demo(
     for _ in write_predictions(segmenter.predict_dataset(test, progress=False), out / "predictions"):
         pass
     predictions.finish(files)
-    method = evaluate_run_or_predictions(
-        str(data), "test", predictions=str(out / "predictions"), progress=False
-    )
+    method = evaluate(str(data), "test", predictions=str(out / "predictions"), progress=False)
     timings["evaluate_s"] = time.perf_counter() - t
 
     say("[4/5] k-means baseline on the same φ features")
     t = time.perf_counter()
     run_baseline(
-        "kmeans",
-        str(data),
-        out / "kmeans",
-        DEMO_PARTS,
-        cfg.data.input_size,
-        seed=0,
-        progress=not quiet,
-        overwrite=True,
+        "kmeans", str(data), out / "kmeans", DEMO_PARTS, cfg, seed=0, progress=not quiet, overwrite=True
     )
-    kmeans = evaluate_run_or_predictions(str(data), "test", predictions=str(out / "kmeans"), progress=False)
+    kmeans = evaluate(str(data), "test", predictions=str(out / "kmeans"), progress=False)
     timings["kmeans_s"] = time.perf_counter() - t
 
     say("[5/5] overlays")

@@ -1,0 +1,181 @@
+"""Baselines: k-means and DFF (fitted on φ features) and SCOPS (trained), behind one registry.
+
+Every baseline writes the same thing, a predictions folder of ``<id>.png`` label maps for ``split`` plus
+``baseline_info.json``, so that ``evaluate --predictions`` scores them all like the method. They take
+φ and the input size from a config (a preset and its overrides), so that a baseline always uses the same
+features as the method it is compared with; SCOPS takes the whole config (``method=scops``) and trains
+into ``OUT/run`` like any run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from partdiscovery.config import MAX_PARTS, Config, load_config, with_overrides
+from partdiscovery.errors import InvalidArgumentError
+from partdiscovery.utils.io import atomic_write_json
+from partdiscovery.utils.registry import Registry
+from partdiscovery.workflows.predict import prediction_folder
+from partdiscovery.workflows.train import dataset_inputs, run_training
+
+
+@dataclass(frozen=True)
+class BaselineJob:
+    """One baseline run: what to fit or train on, where to write, and how."""
+
+    data: str
+    out: Path
+    parts: int
+    cfg: Config
+    """φ (``model.feature_extractor``, ``feature_layers``, ``pretrained``) and ``data.input_size`` of the
+    fitted baselines; the whole training config of the trained ones."""
+    split: str = "test"
+    """The split whose predictions are written."""
+    fit_split: str = "train"
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class BaselineKind:
+    run: Callable[[BaselineJob], Path]
+    trained: bool
+    """Trained with the trainer (training steps and loss settings apply) rather than fitted once."""
+
+
+BASELINE_KINDS: Registry[BaselineKind] = Registry("baseline")
+
+
+def list_baselines() -> list[str]:
+    """The names ``run_baseline`` and ``partdiscovery baseline`` take."""
+    return BASELINE_KINDS.names()
+
+
+def is_trained_baseline(name: str) -> bool:
+    return BASELINE_KINDS.build(name).trained
+
+
+def run_baseline(
+    name: str,
+    data: str,
+    out: str | Path,
+    parts: int,
+    cfg: Config | None = None,
+    *,
+    input_size: int | None = None,
+    split: str = "test",
+    fit_split: str = "train",
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Run baseline ``name`` (:func:`list_baselines`) on ``data`` and write its ``split`` predictions to
+    ``out`` (a new or empty folder, or, with ``overwrite``, an earlier predictions folder of ours).
+
+    ``cfg`` (default: the cpu preset) gives φ and the input size (``input_size`` overrides it)."""
+    kind = BASELINE_KINDS.build(name)  # an unknown name fails here, listing the names
+    if isinstance(parts, bool) or not isinstance(parts, int) or not 2 <= parts <= MAX_PARTS:
+        raise InvalidArgumentError(f"--parts must be in 2..{MAX_PARTS}, got {parts!r}")
+    cfg = cfg or load_config("cpu")
+    if input_size is not None:
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or not 32 <= input_size <= 4096:
+            raise InvalidArgumentError(f"--input-size must be in 32..4096 pixels, got {input_size!r}")
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, input_size=input_size))
+    job = BaselineJob(str(data), Path(out), parts, cfg, split, fit_split, seed, device, progress, overwrite)
+    return kind.run(job)
+
+
+def _fit_on_features(name: str, job: BaselineJob) -> Path:
+    """k-means / DFF: fit on the ``fit_split`` φ features, predict ``split``."""
+    from partdiscovery.baselines import BASELINES
+    from partdiscovery.data import open_dataset
+    from partdiscovery.evaluation import write_predictions
+    from partdiscovery.models import create_feature_extractor
+    from partdiscovery.utils.seed import seed_everything
+
+    baseline = BASELINES.build(name)
+    model_cfg, input_size = job.cfg.model, job.cfg.data.input_size
+    inputs = dataset_inputs(job.data)
+    prediction_folder(job.out, [], job.overwrite, inputs)  # fail before reading any data
+    train_set, predict_set = open_dataset(job.data, job.fit_split), open_dataset(job.data, job.split)
+    files = [f"{i}.png" for i in predict_set.ids] + ["baseline_info.json"]
+    folder = prediction_folder(
+        job.out, files, job.overwrite, inputs + [(getattr(predict_set, "root", None), "dataset folder")]
+    )
+    seed_everything(job.seed)
+    phi = create_feature_extractor(
+        model_cfg.feature_extractor,
+        pretrained=model_cfg.pretrained,
+        normalize=baseline.normalize_features,
+        layer_weights=model_cfg.feature_layers,
+    )
+    started = time.perf_counter()
+    model = baseline.fit(phi, train_set, job.parts, input_size, seed=job.seed, progress=job.progress)
+    folder.claim(files)
+    predictions = baseline.predict(phi, model, predict_set, input_size, progress=job.progress)
+    for _ in write_predictions(predictions, job.out):
+        pass
+    atomic_write_json(
+        job.out / "baseline_info.json",
+        {
+            "baseline": name,
+            "parts": job.parts,
+            "input_size": input_size,
+            "seed": job.seed,
+            "split": job.split,
+            "feature_extractor": model_cfg.feature_extractor,
+            "feature_layers": list(phi.layer_weights),
+            "fit_split": job.fit_split,
+            "normalize_features": baseline.normalize_features,
+            "pretrained": model_cfg.pretrained,
+            "data": job.data,
+            "wall_s": round(time.perf_counter() - started, 2),
+        },
+    )
+    folder.finish(files)
+    return job.out
+
+
+def _train_scops(job: BaselineJob) -> Path:
+    """SCOPS is trained, not fitted: train it with the trainer into ``OUT/run`` (config, checkpoints, log,
+    as any run), then write its ``split`` predictions to ``OUT`` like the other baselines."""
+    from partdiscovery.data import open_dataset
+    from partdiscovery.evaluation import write_predictions
+    from partdiscovery.segmenter import PartSegmenter
+
+    cfg = with_overrides(job.cfg, ["method=scops", f"model.num_parts={job.parts}", f"train.seed={job.seed}"])
+    inputs = dataset_inputs(job.data)
+    prediction_folder(job.out, [], job.overwrite, inputs)  # fail before training
+    dataset = open_dataset(job.data, job.split)
+    files = [f"{i}.png" for i in dataset.ids]
+    folder = prediction_folder(job.out, files, job.overwrite, inputs)
+    run = job.out / "run"
+    folder.claim(files)
+    run_training(
+        cfg, job.data, run, job.device, overwrite=job.overwrite, quiet=not job.progress, split=job.fit_split
+    )
+    segmenter = PartSegmenter.load(run, device=job.device)
+    for _ in write_predictions(segmenter.predict_dataset(dataset, progress=job.progress), job.out):
+        pass
+    folder.finish(files)
+    return job.out
+
+
+def _register_fitted() -> None:
+    from partdiscovery.baselines import BASELINES
+
+    for name in BASELINES.names():
+        BASELINE_KINDS.register(name)(
+            lambda name=name: BaselineKind(lambda job: _fit_on_features(name, job), trained=False)
+        )
+
+
+_register_fitted()
+BASELINE_KINDS.register("scops")(lambda: BaselineKind(_train_scops, trained=True))

@@ -1,0 +1,75 @@
+"""Predict: a model + a folder of images -> label maps and overlays a person can read."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from partdiscovery.utils.outputs import OutputFolder
+
+PREDICTIONS_KIND = "predictions"
+"""The marker kind of every predictions folder this tool writes (``predict``, ``baseline``, the demo)."""
+
+
+def prediction_folder(
+    out: str | Path, files: list[str], overwrite: bool, inputs: list | None = None
+) -> OutputFolder:
+    """Check that ``files`` (relative paths) may be written into the predictions folder ``out``: new,
+    empty, or a predictions folder of ours (then only with ``overwrite``, and never over a user's file).
+    Writes nothing; returns the :class:`~partdiscovery.utils.outputs.OutputFolder` to ``claim`` and
+    ``finish``."""
+    folder = OutputFolder(out, PREDICTIONS_KIND)
+    folder.check(overwrite, inputs=inputs or [])
+    folder.refuse_foreign_files(files)
+    return folder
+
+
+def predict_folder(
+    run: str | Path,
+    images: str | Path,
+    out: str | Path,
+    masks: str | Path | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    amp: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Segment every image of ``images`` with the model ``run`` (run folder, checkpoint or exported file):
+    ``OUT/labels/<id>.png`` (0 = background, k = part k) and ``OUT/overlays/<id>.png`` (each part in its
+    palette colour with its outline, the background left as the photo, a legend).
+
+    Foreground: ``masks`` (``<stem>.png``) if given, else the model's learned background, else the whole
+    image (with a warning). Returns ``{"count", "num_parts", "labels", "overlays"}``."""
+    from partdiscovery.data import ImageFolderDataset
+    from partdiscovery.segmenter import PartSegmenter
+    from partdiscovery.utils.io import atomic_save_image
+    from partdiscovery.viz import label_image, parts_figure
+
+    inputs = [(images, "image folder"), (masks, "mask folder")]
+    prediction_folder(out, [], overwrite, inputs)  # fail before reading anything
+    dataset = ImageFolderDataset(images, masks)
+    files = [f"{sub}/{i}.png" for i in dataset.ids for sub in ("labels", "overlays")]
+    folder = prediction_folder(out, files, overwrite, inputs)
+    segmenter = PartSegmenter.load(run, device=device, amp=amp)
+    if masks is None and not segmenter.has_learned_background:
+        warnings.warn(
+            "no --masks given and the model has no learned background: the whole image is "
+            "treated as foreground",
+            stacklevel=2,
+        )
+    out = Path(out)
+    folder.claim(files)
+    count = 0
+    for index, pred in enumerate(segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress)):
+        atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
+        figure = parts_figure(dataset.load(index).image, pred.parts, segmenter.num_parts)
+        atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
+        count += 1
+    folder.finish(files)
+    return {
+        "count": count,
+        "num_parts": segmenter.num_parts,
+        "labels": out / "labels",
+        "overlays": out / "overlays",
+    }

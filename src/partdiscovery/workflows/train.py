@@ -1,0 +1,151 @@
+"""Train: a dataset or a plain folder of images -> a run folder (config, log, checkpoints).
+
+Where there are no foreground masks, they are computed first from the images alone
+(:mod:`partdiscovery.foreground`), written beside the run (``RUN/masks``) and reused on resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from partdiscovery.config import Config
+from partdiscovery.errors import PartDiscoveryError
+
+
+def dataset_inputs(data: str | None) -> list:
+    """The user's input folders of a ``--data`` argument, as :mod:`partdiscovery.utils.outputs` takes them
+    (an output is never written inside them)."""
+    from partdiscovery.data import dataset_root
+
+    return [(dataset_root(data) if data else None, "dataset folder")]
+
+
+def training_dataset(
+    cfg: Config,
+    data: str | None,
+    out: str | Path,
+    images: str | None = None,
+    masks: str | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    keep_background_setting: bool = False,
+    split: str = "train",
+):
+    """The training split (``split``) to train on, the config to train with, and what ``run_info.json`` should
+    record about the masks.
+
+    Masks, in order of precedence: ``masks`` (a folder of ``<id>.png``), the part folder's own
+    ``masks/``, else automatic masks computed from the images alone (:mod:`partdiscovery.foreground`)
+    into ``OUT/masks``, reused on ``--resume``. With automatic masks the model also learns a background
+    channel (``model.learned_background``, unless ``keep_background_setting``), so that ``predict``
+    works on raw photos without masks.
+
+    Returns:
+        ``(dataset, cfg, info)``.
+    """
+    from partdiscovery.data import ImageFolderDataset, PartFolderDataset, open_dataset
+    from partdiscovery.data.part_folder import split_image_paths
+    from partdiscovery.foreground.folder import MANIFEST, list_images, write_mask_folder
+    from partdiscovery.segmenter import resolve_device
+    from partdiscovery.training.trainer import RunFolder
+
+    if (data is None) == (images is None):
+        raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
+    if images is not None and masks is not None:
+        return ImageFolderDataset(images, masks), cfg, {"masks": {"source": "given", "folder": str(masks)}}
+    root = Path(data) if data is not None else None
+    if root is not None:
+        if masks is not None:
+            dataset = PartFolderDataset(root, split, masks=masks)
+            return dataset, cfg, {"masks": {"source": "given", "folder": str(masks)}}
+        if not (root.is_dir() and (root / "images").is_dir() and not (root / "masks").is_dir()):
+            dataset = open_dataset(data, split)
+            given = getattr(dataset, "masks_dir", None)
+            return dataset, cfg, {"masks": {"source": "given", "folder": str(given) if given else str(data)}}
+        paths = split_image_paths(root, "train")
+    else:
+        paths = list_images(images)
+
+    # No masks anywhere: make them from the images (fitted on this very collection), then train.
+    RunFolder(Path(out)).prepare(resume, overwrite)  # refuse to clobber a run before the slow part
+    if cfg.train.threads > 0:  # φ runs here, before the trainer would set the threads
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
+    mask_dir = Path(out) / "masks"
+    fg = cfg.foreground
+    source = root / "images" if root is not None else Path(images)
+    if not quiet:
+        print(
+            f"no foreground masks for {source}: computing them from the images ({fg.coarse} + {fg.refine}, "
+            f"fitted on these {len(paths)} images) into {mask_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+    manifest = write_mask_folder(paths, mask_dir, fg, resolve_device(device), progress=not quiet)
+    if not quiet and manifest["reused"]:
+        print(f"reusing the masks in {mask_dir} (same images and foreground config)", file=sys.stderr)
+    if not keep_background_setting and not cfg.model.learned_background:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
+    if root is not None:
+        dataset = PartFolderDataset(root, split, masks=mask_dir)
+    else:
+        dataset = ImageFolderDataset(images, mask_dir)
+    info = {
+        "masks": {
+            "source": "automatic",
+            "folder": str(mask_dir),
+            "approach": f"{fg.coarse}+{fg.refine}",
+            "manifest": str(mask_dir / MANIFEST),
+            "reused": manifest["reused"],
+            "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
+        }
+    }
+    return dataset, cfg, info
+
+
+def run_training(
+    cfg: Config,
+    data: str | None,
+    out: str | Path,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    split: str = "train",
+    images: str | None = None,
+    masks: str | None = None,
+    keep_background_setting: bool = False,
+) -> dict:
+    """Train ``cfg`` on a dataset (``data``) or a plain folder of images (``images``) into ``out``;
+    foreground masks are computed first where there are none (:func:`training_dataset`).
+
+    Returns the run's training summary (``train_summary.json``)."""
+    from partdiscovery.segmenter import resolve_device
+    from partdiscovery.training import Trainer, create_method
+    from partdiscovery.training.trainer import RunFolder
+    from partdiscovery.utils.seed import seed_everything
+
+    inputs = dataset_inputs(data) + ([(Path(images), "image folder")] if images else [])
+    RunFolder(Path(out)).check(resume, overwrite, inputs=inputs)  # before reading any data
+    dataset, cfg, info = training_dataset(
+        cfg, data, out, images, masks, device, resume, overwrite, quiet, keep_background_setting, split
+    )
+    seed_everything(cfg.train.seed)
+    method = create_method(cfg)
+    trainer = Trainer(
+        method,
+        cfg,
+        dataset,
+        out,
+        device=resolve_device(device),
+        resume=resume,
+        overwrite=overwrite,
+        progress=not quiet,
+        info=info,
+    )
+    return trainer.fit()
