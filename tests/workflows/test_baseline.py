@@ -1,0 +1,67 @@
+"""workflows/baseline.py: one registry for fitted (k-means, DFF) and trained (SCOPS) baselines."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+from partdiscovery.baselines import BASELINES
+from partdiscovery.data import open_dataset
+from partdiscovery.errors import InvalidArgumentError, OutputPathError
+from partdiscovery.evaluation import read_prediction_dir
+from partdiscovery.utils.registry import UnknownNameError
+from partdiscovery.workflows.baseline import is_trained_baseline, list_baselines, run_baseline
+
+
+def test_every_fitted_baseline_and_scops_are_registered():
+    assert set(list_baselines()) == {*BASELINES.names(), "scops"}
+    assert is_trained_baseline("scops")
+    assert not any(is_trained_baseline(name) for name in BASELINES.names())
+
+
+def test_an_unknown_baseline_is_refused_with_the_names(tmp_path, tiny_dataset):
+    with pytest.raises(UnknownNameError, match="kmeans"):
+        run_baseline("spectral", str(tiny_dataset), tmp_path / "out", 3)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("parts", [1, 0, True, 2.5])
+def test_parts_out_of_range_are_refused(tmp_path, tiny_dataset, parts):
+    with pytest.raises(InvalidArgumentError, match="--parts"):
+        run_baseline("kmeans", str(tiny_dataset), tmp_path / "out", parts)
+
+
+def test_fitted_baseline_uses_the_configs_phi_and_input_size(tmp_path, tiny_dataset, tiny_config):
+    cfg = tiny_config("model.feature_layers=[0,1,0,1]")
+    out = run_baseline("kmeans", str(tiny_dataset), tmp_path / "km", 3, cfg, progress=False)
+    info = json.loads((out / "baseline_info.json").read_text())
+    assert info["input_size"] == cfg.data.input_size
+    assert info["feature_extractor"] == cfg.model.feature_extractor
+    assert info["feature_layers"] == [1.0, 1.0]  # the selected layers (default: 0.33, 1)
+    assert info["pretrained"] is False
+    test = open_dataset(tiny_dataset, "test", require_parts=True)
+    assert len(list(read_prediction_dir(out, test))) == len(test)
+    # An explicit input size wins over the config's, and a second run needs overwrite.
+    with pytest.raises(OutputPathError, match="--overwrite"):
+        run_baseline("kmeans", str(tiny_dataset), out, 3, cfg, progress=False)
+    run_baseline("kmeans", str(tiny_dataset), out, 3, cfg, input_size=40, overwrite=True, progress=False)
+    assert json.loads((out / "baseline_info.json").read_text())["input_size"] == 40
+
+
+def test_scops_is_trained_into_out_run_without_changing_the_callers_config(
+    tmp_path, tiny_dataset, tiny_config
+):
+    cfg = tiny_config("train.steps=2")
+    before = cfg.to_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        out = run_baseline(
+            "scops", str(tiny_dataset), tmp_path / "scops", 3, cfg, device="cpu", progress=False
+        )
+    assert cfg.to_dict() == before
+    run_config = (out / "run" / "config.yaml").read_text()
+    assert "method: scops" in run_config and "num_parts: 3" in run_config
+    test = open_dataset(tiny_dataset, "test", require_parts=True)
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(test.ids)

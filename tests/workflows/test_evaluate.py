@@ -1,0 +1,35 @@
+"""workflows/evaluate.py: scoring a run or a predictions folder; which JSON files are ours to replace."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from partdiscovery.workflows import evaluate
+from partdiscovery.workflows.evaluate import is_metrics_json
+
+
+def test_a_run_and_its_predictions_score_the_same(tmp_path, tiny_run, tiny_dataset):
+    from partdiscovery.data import open_dataset
+    from partdiscovery.evaluation import write_predictions
+    from partdiscovery.segmenter import PartSegmenter
+
+    by_run = evaluate(str(tiny_dataset), "test", run=str(tiny_run), device="cpu", progress=False)
+    test = open_dataset(tiny_dataset, "test", require_parts=True)
+    segmenter = PartSegmenter.load(tiny_run, device="cpu")
+    for _ in write_predictions(segmenter.predict_dataset(test, progress=False), tmp_path / "pred"):
+        pass
+    by_folder = evaluate(str(tiny_dataset), "test", predictions=str(tmp_path / "pred"), progress=False)
+    for key in ("fg_nmi", "fg_ari", "nmi", "ari"):
+        assert by_run[key] == pytest.approx(by_folder[key])
+    assert by_run["split"] == "test" and by_run["n_images"] == len(test)
+
+
+def test_is_metrics_json(tmp_path):
+    ours, theirs, broken = tmp_path / "m.json", tmp_path / "t.json", tmp_path / "b.json"
+    ours.write_text(json.dumps({"split": "test", "data": "d", "source": "s", "fg_nmi": 1.0}))
+    theirs.write_text(json.dumps({"split": "test"}))
+    broken.write_text("{")
+    assert is_metrics_json(ours)
+    assert not is_metrics_json(theirs) and not is_metrics_json(broken) and not is_metrics_json(tmp_path / "x")

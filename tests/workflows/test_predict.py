@@ -1,0 +1,48 @@
+"""workflows/predict.py: label maps and overlays for a folder of images; predictions folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from partdiscovery.data.image_io import read_labels
+from partdiscovery.errors import OutputPathError
+from partdiscovery.workflows.predict import predict_folder, prediction_folder
+
+
+def test_labels_and_overlays_for_every_image(tmp_path, tiny_run, tiny_dataset):
+    done = predict_folder(
+        tiny_run,
+        tiny_dataset / "images",
+        tmp_path / "out",
+        masks=tiny_dataset / "masks",
+        device="cpu",
+        progress=False,
+    )
+    ids = sorted(p.stem for p in (tiny_dataset / "images").iterdir())
+    assert done["count"] == len(ids) and done["num_parts"] == 3
+    assert sorted(p.stem for p in done["labels"].glob("*.png")) == ids
+    assert sorted(p.stem for p in done["overlays"].glob("*.png")) == ids
+    labels = read_labels(done["labels"] / f"{ids[0]}.png")
+    mask = np.asarray(read_labels(tiny_dataset / "masks" / f"{ids[0]}.png")) > 0
+    assert (labels[~mask] == 0).all() and labels[mask].max() <= 3
+
+
+def test_without_masks_or_learned_background_it_warns(tmp_path, tiny_run, tiny_dataset):
+    with pytest.warns(UserWarning, match="whole image"):
+        predict_folder(tiny_run, tiny_dataset / "images", tmp_path / "out", device="cpu", progress=False)
+
+
+def test_prediction_folder_refuses_a_users_folder_and_needs_overwrite(tmp_path):
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "a.png").write_bytes(b"mine")
+    with pytest.raises(OutputPathError):
+        prediction_folder(user, ["a.png"], overwrite=True)
+    ours = prediction_folder(tmp_path / "ours", ["a.png"], overwrite=False)
+    ours.claim(["a.png"])
+    (tmp_path / "ours" / "a.png").write_bytes(b"x")
+    ours.finish(["a.png"])
+    with pytest.raises(OutputPathError, match="--overwrite"):
+        prediction_folder(tmp_path / "ours", ["a.png"], overwrite=False)
+    prediction_folder(tmp_path / "ours", ["a.png"], overwrite=True)

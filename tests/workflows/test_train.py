@@ -1,0 +1,49 @@
+"""workflows/train.py: which masks a run trains with, and the run folder it writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import pytest
+
+from partdiscovery.errors import PartDiscoveryError
+from partdiscovery.workflows.train import dataset_inputs, run_training, training_dataset
+
+
+def test_exactly_one_of_data_and_images(tmp_path, tiny_config, tiny_dataset):
+    with pytest.raises(PartDiscoveryError, match="exactly one"):
+        training_dataset(tiny_config(), None, tmp_path / "run")
+    with pytest.raises(PartDiscoveryError, match="exactly one"):
+        training_dataset(
+            tiny_config(), str(tiny_dataset), tmp_path / "run", images=str(tiny_dataset / "images")
+        )
+
+
+def test_given_masks_take_precedence_over_the_part_folders(tmp_path, tiny_config, tiny_dataset):
+    other = tmp_path / "other_masks"
+    shutil.copytree(tiny_dataset / "masks", other)
+    cfg = tiny_config()
+    dataset, used, info = training_dataset(cfg, str(tiny_dataset), tmp_path / "run", masks=str(other))
+    assert used is cfg and info == {"masks": {"source": "given", "folder": str(other)}}
+    own, _, info = training_dataset(cfg, str(tiny_dataset), tmp_path / "run")
+    assert info["masks"]["source"] == "given" and len(own) == len(dataset)
+
+
+def test_dataset_inputs_names_the_dataset_root(tiny_dataset):
+    assert dataset_inputs(str(tiny_dataset))[0][0].resolve() == tiny_dataset.resolve()
+    assert dataset_inputs(None) == [(None, "dataset folder")]
+
+
+def test_run_training_writes_a_run_and_records_the_masks(tmp_path, tiny_config, tiny_dataset):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        summary = run_training(
+            tiny_config("train.steps=2"), str(tiny_dataset), tmp_path / "run", "cpu", quiet=True
+        )
+    assert summary["steps"] == 2
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert info["masks"]["source"] == "given"
+    with pytest.raises(PartDiscoveryError, match="--overwrite|--resume"):
+        run_training(tiny_config("train.steps=2"), str(tiny_dataset), tmp_path / "run", "cpu", quiet=True)
