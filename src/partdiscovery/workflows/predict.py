@@ -61,7 +61,9 @@ def predict_folder(
     out = Path(out)
     folder.claim(files)
     count = 0
-    for index, pred in enumerate(segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress)):
+    for index, pred in enumerate(
+        segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress)
+    ):
         atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
         figure = parts_figure(dataset.load(index).image, pred.parts, segmenter.num_parts)
         atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
