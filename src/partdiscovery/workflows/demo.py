@@ -27,8 +27,11 @@ def run_demo(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict:
+    from PIL import Image
+
     from partdiscovery.config import load_config
     from partdiscovery.data import open_dataset
+    from partdiscovery.data.image_io import read_labels
     from partdiscovery.data.synth import generate_synthetic_dataset
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.segmenter import PartSegmenter
@@ -95,15 +98,11 @@ def run_demo(
     timings["kmeans_s"] = time.perf_counter() - t
 
     say("[5/5] overlays")
-    from partdiscovery.data.image_io import read_labels
-
     rows = []
     for index in range(min(8, len(test))):
         raw = test.load(index)
         ours = read_labels(out / "predictions" / f"{raw.id}.png")
         km = read_labels(out / "kmeans" / f"{raw.id}.png")
-        from PIL import Image
-
         gt = Image.fromarray(colourise(raw.part_labels))
         rows.append([raw.image, gt, overlay(raw.image, ours), overlay(raw.image, km)])
     atomic_save_image(out / "overlays.png", grid(rows, cell=DEMO_SIZE))
