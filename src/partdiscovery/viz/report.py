@@ -209,7 +209,7 @@ def smooth_ema(values: Sequence[float], span: float) -> np.ndarray:
 def _spans_decades(values: np.ndarray) -> bool:
     """Whether the finite ``values`` are all positive and span :data:`LOG_SCALE_RATIO` or more."""
     finite = values[np.isfinite(values)]
-    return finite.size > 1 and finite.min() > 0 and finite.max() >= LOG_SCALE_RATIO * finite.min()
+    return bool(finite.size > 1 and finite.min() > 0 and finite.max() >= LOG_SCALE_RATIO * finite.min())
 
 
 def curve_chart(
