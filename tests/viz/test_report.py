@@ -298,3 +298,17 @@ def test_the_runs_own_report_is_replaced_but_never_a_users_file(run_copy, tmp_pa
     assert theirs.read_text() == "<html>the user's page</html>"
     with pytest.raises(PartDiscoveryError, match="max_images"):
         write_report(run_copy, out=tmp_path / "x.html", max_images=-1)
+
+
+def test_the_report_does_not_import_evaluation():
+    """viz is below evaluation: the scoring function is passed in (``score=``), never imported."""
+    import ast
+
+    import partdiscovery.viz.report as report
+
+    tree = ast.parse(Path(report.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    assert imported and not {m for m in imported if m and m.startswith("partdiscovery.evaluation")}
