@@ -219,8 +219,9 @@ def curve_chart(
 
     The logged values are drawn faint (they show the noise), their :func:`smooth_ema` solid on top (it
     shows the trend); a lone finite value between non-finite ones is drawn as a dot. Positive values
-    spanning two decades or more get a log-scale y axis and are smoothed in log space (a geometric mean,
-    so one spike does not lift the curve for a decade). Non-finite values break both lines.
+    spanning two decades or more get a log-scale y axis and are smoothed in log space, so the smoothed
+    curve follows what the eye reads on that axis (a spike to ten times the value weighs like a dip to a
+    tenth, instead of dragging the average up). Non-finite values break both lines.
 
     Args:
         name: the quantity, the chart's title.
@@ -271,6 +272,8 @@ def curve_chart(
 
 @dataclass(frozen=True)
 class _Curves:
+    """The curves section: how many steps were logged, over how long, and one chart per quantity."""
+
     steps: int
     elapsed_s: float | None
     charts: list[_Picture]
@@ -372,6 +375,8 @@ def _part(k: int, **kwargs: Any) -> _Part:
 
 @dataclass(frozen=True)
 class _Predictions:
+    """The image grid and the per-part galleries (``shown`` says how much of the split the grid is)."""
+
     split: str
     shown: str
     grid: list[_Picture]
