@@ -15,7 +15,16 @@ import pytest
 from PIL import Image
 
 from partdiscovery.errors import PartDiscoveryError
-from partdiscovery.viz.report import _Predicted, read_metrics_csv, svg_line_chart, write_report
+from partdiscovery.evaluation import score_pixels
+from partdiscovery.viz.report import (
+    CHART_PIXELS,
+    _Predicted,
+    _spans_decades,
+    curve_chart,
+    read_metrics_csv,
+    smooth_ema,
+    write_report,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
 
@@ -24,21 +33,21 @@ PNG_PREFIX = "data:image/png;base64,"
 
 
 class _Collector(HTMLParser):
-    """Collects <img> attributes, element ids, and every src/href."""
+    """Collects <img> attributes (the curves' apart), element ids, and every src/href."""
 
     def __init__(self) -> None:
         super().__init__()
         self.imgs: list[dict[str, str | None]] = []
+        self.curves: list[dict[str, str | None]] = []
         self.ids: set[str] = set()
         self.links: list[str] = []
-        self.svgs = 0
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "img":
             self.imgs.append(attrs)
-        if tag == "svg":
-            self.svgs += 1
+            if (attrs.get("alt") or "").startswith("curve: "):
+                self.curves.append(attrs)
         if attrs.get("id"):
             self.ids.add(attrs["id"])
         self.links += [attrs[k] for k in ("src", "href") if attrs.get(k)]
@@ -52,7 +61,7 @@ def _parse(text: str) -> _Collector:
 
 def _decode_png(src: str | None) -> Image.Image:
     assert src and src.startswith(PNG_PREFIX), (src or "")[:60]
-    image = Image.open(io.BytesIO(base64.b64decode(src[len(PNG_PREFIX):], validate=True)))
+    image = Image.open(io.BytesIO(base64.b64decode(src[len(PNG_PREFIX) :], validate=True)))
     assert image.format == "PNG"
     image.load()  # decodes the pixels: a truncated PNG fails here
     assert image.width > 0 and image.height > 0
@@ -71,7 +80,7 @@ def run_copy(tiny_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(run_copy, tiny_dataset) -> Path:
-    return write_report(run_copy, data=str(tiny_dataset), max_images=2, gallery_size=3)
+    return write_report(run_copy, data=str(tiny_dataset), max_images=2, gallery_size=3, score=score_pixels)
 
 
 def test_report_with_data(report, run_copy):
@@ -84,14 +93,19 @@ def test_report_with_data(report, run_copy):
     assert "url(" not in text and "<script" not in text
     # Escaped text: the stored metric with HTML in its name shows as text.
     assert "&lt;script&gt;" in text
-    # One curve per logged loss (and the total and lr).
+    # One chart per logged loss (and the total and lr), each a decodable PNG of the chart's size.
     columns = [c for c in read_metrics_csv(run_copy / "metrics.csv") if c not in ("step", "elapsed_s")]
-    assert page.svgs == len(columns) and "total" in columns
+    assert "total" in columns
+    assert sorted(img["alt"] for img in page.curves) == sorted(
+        f"curve: {c} against the training step" for c in columns
+    )
+    assert all(_decode_png(img["src"]).size == CHART_PIXELS for img in page.curves)
     assert "Computed now on split test" in text and "fg_nmi" in text and "test_metrics.json" in text
     # 2 grid cells (image | parts side by side), then up to 3 gallery images per part.
     grid = [img for img in page.imgs if "image and predicted parts" in (img.get("alt") or "")]
     gallery = [img for img in page.imgs if "highlighted" in (img.get("alt") or "")]
-    assert len(grid) == 2 and 1 <= len(gallery) <= 3 * 3 and len(page.imgs) == len(grid) + len(gallery)
+    assert len(grid) == 2 and 1 <= len(gallery) <= 3 * 3
+    assert len(page.imgs) == len(grid) + len(gallery) + len(page.curves)
     for img in page.imgs:
         image = _decode_png(img["src"])
         assert (str(image.width), str(image.height)) == (img["width"], img["height"])
@@ -102,9 +116,9 @@ def test_report_without_data(run_copy, tmp_path):
     out = write_report(run_copy, out=tmp_path / "sub" / "r.html")
     text = out.read_text(encoding="utf-8")
     page = _parse(text)
-    assert page.imgs == [] and page.svgs > 0 and "--data" in text
+    assert page.curves and page.imgs == page.curves and "--data" in text
     assert "config.yaml" in text and "train_summary.json" not in text.split('id="summary"')[1][:200]
-    assert "12.5" in text and "&lt;script&gt;" in text
+    assert '<td class="num">12.5</td>' in text and "&lt;script&gt;" in text
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -113,11 +127,89 @@ def test_report_of_a_missing_run(tmp_path):
         write_report(tmp_path / "nope")
 
 
-def test_svg_chart_breaks_on_non_finite_and_escapes():
-    svg = svg_line_chart("a<b", [1, 2, 3, 4, 5], [1.0, float("nan"), 2.0, 3.0, float("inf")])
-    assert "a&lt;b" in svg and "a<b" not in svg
-    assert svg.count("<circle") == 1 and svg.count("<polyline") == 1  # {1} and {3, 4}
-    assert "no finite values" in svg_line_chart("x", [1], [float("nan")])
+BLUE = (0, 114, 178)  # curve_chart's default colour, #0072b2
+FAINT_BLUE = tuple(round(0.3 * c + 0.7 * 255) for c in BLUE)  # the logged values, alpha 0.3 on white
+
+
+def _near(image: Image.Image, rgb: tuple[float, ...], tol: int = 40) -> np.ndarray:
+    """``bool [H, W]``: pixels within ``tol`` of ``rgb`` in every channel (the palette shifts colours)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=int)
+    return np.abs(pixels - np.array(rgb)).max(axis=-1) <= tol
+
+
+def test_curve_chart_breaks_on_non_finite_values():
+    chart = curve_chart("loss", [1, 2, 3, 4, 5], [1.0, float("nan"), 2.0, 3.0, float("inf")])
+    assert chart.size == CHART_PIXELS and chart.mode == "P"
+    # A dot at step 1, then nothing until the line from step 3 to 4: a gap of about 2/3 of the width.
+    columns = np.flatnonzero(_near(chart, BLUE).any(axis=0))
+    assert np.diff(columns).max() > (columns[-1] - columns[0]) / 3
+    joined = curve_chart("loss", [1, 2, 3, 4, 5], [1.0, 1.5, 2.0, 3.0, 2.0])
+    assert np.diff(np.flatnonzero(_near(joined, BLUE).any(axis=0))).max() <= 2
+
+
+def test_curve_chart_without_finite_values_draws_no_curve():
+    chart = curve_chart("loss", [1, 2], [float("nan"), float("inf")])
+    assert chart.size == CHART_PIXELS and not _near(chart, BLUE).any()
+    assert _near(curve_chart("loss", [1, 2], [1.0, 2.0]), BLUE).sum() > 50
+    with pytest.raises(ValueError, match="one length"):
+        curve_chart("loss", [1, 2], [1.0])
+
+
+def test_curve_chart_draws_the_moving_average_solid_over_the_faint_values():
+    chart = curve_chart("loss", list(range(400)), [1.0, 3.0] * 200)
+    right = slice(CHART_PIXELS[0] // 2, None)  # past the average's warm-up
+    solid = np.flatnonzero(_near(chart, BLUE)[:, right].any(axis=1))
+    faint = np.flatnonzero(_near(chart, FAINT_BLUE, tol=30)[:, right].any(axis=1))
+    assert faint.size and solid.size
+    assert np.ptp(solid) < np.ptp(faint) / 3  # the average is flat at 2; the values swing from 1 to 3
+
+
+@pytest.mark.parametrize(
+    ("values", "log"),
+    [
+        ([1e-3, 1.0], True),
+        ([float("nan"), 1.0, 1e3], True),
+        ([1.0, 50.0], False),
+        ([0.0, 1.0, 1e3], False),
+        ([-1.0, 1e3], False),
+        ([5.0], False),
+    ],
+)
+def test_log_scale_where_positive_values_span_two_decades(values, log):
+    assert _spans_decades(np.array(values)) is log
+
+
+def test_smooth_ema_is_bias_corrected_and_keeps_the_gaps():
+    nan = float("nan")
+    np.testing.assert_allclose(smooth_ema([4.0] * 5, span=9), [4.0] * 5)  # no pull towards 0 at the start
+    np.testing.assert_array_equal(smooth_ema([1.0, nan, 5.0], span=1), [1.0, nan, 5.0])
+    got = smooth_ema([1.0, 3.0, nan, 3.0], span=3)
+    a = 2 / (3 + 1)  # weights (1 - a)^age over the finite values, normalised; the NaN does not age them
+    expected = (a * (1 - a) ** 2 * 1.0 + a * (1 - a) * 3.0 + a * 3.0) / (a * (1 - a) ** 2 + a * (1 - a) + a)
+    assert np.isnan(got[2]) and got[3] == pytest.approx(expected) and got[0] == 1.0
+    with pytest.raises(ValueError, match="span"):
+        smooth_ema([1.0], span=0.5)
+
+
+def test_run_names_and_curve_names_are_escaped(run_copy, tmp_path):
+    run = tmp_path / "<i>run"
+    shutil.copytree(run_copy, run)
+    (run / "metrics.csv").write_text(f"step,{EVIL}\n1,0.5\n2,0.25\n")
+    text = write_report(run, out=tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<script" not in text and "<i>" not in text and "&lt;i&gt;run" in text
+    (curve,) = _parse(text).curves
+    assert curve["alt"] == f"curve: {EVIL} against the training step"  # the parser unescapes attributes
+    assert "curve: &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in text
+
+
+def test_without_a_scoring_function_the_pictures_are_made_but_nothing_is_scored(
+    run_copy, tiny_dataset, tmp_path
+):
+    out = write_report(run_copy, data=str(tiny_dataset), out=tmp_path / "r.html", max_images=0)
+    text = out.read_text(encoding="utf-8")
+    assert "was not scored" in text and "Computed now" not in text and "No images to show." in text
+    page = _parse(text)
+    assert "galleries" in page.ids and [img for img in page.imgs if "highlighted" in img["alt"]]
 
 
 def test_galleries_rank_images_by_part_fraction():
@@ -142,9 +234,18 @@ def _chromium() -> str | None:
 
 
 def _run_chromium(binary: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp / 'profile'}",
+    ]
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=90)
 
 
@@ -197,3 +298,17 @@ def test_the_runs_own_report_is_replaced_but_never_a_users_file(run_copy, tmp_pa
     assert theirs.read_text() == "<html>the user's page</html>"
     with pytest.raises(PartDiscoveryError, match="max_images"):
         write_report(run_copy, out=tmp_path / "x.html", max_images=-1)
+
+
+def test_the_report_does_not_import_evaluation():
+    """viz is below evaluation: the scoring function is passed in (``score=``), never imported."""
+    import ast
+
+    import partdiscovery.viz.report as report
+
+    tree = ast.parse(Path(report.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    assert imported and not {m for m in imported if m and m.startswith("partdiscovery.evaluation")}

@@ -273,6 +273,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
+    from partdiscovery.evaluation import score_pixels
     from partdiscovery.viz.report import write_report
 
     out = write_report(
@@ -281,6 +282,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         out=args.out,
         split=args.split,
         max_images=args.max_images,
+        score=score_pixels,
         device=args.device,
         progress=not args.quiet,
         overwrite=args.overwrite,

@@ -1,12 +1,15 @@
 """A self-contained HTML report of one training run: config, curves, summary, metrics and the parts.
 
-Everything is inline (PNG images as base64 data URIs, curves as SVG drawn here, CSS in the page), so
-the single file can be mailed, archived or opened offline. With a dataset, the report also shows test
-images with their predicted parts and, for every part, the images where that part covers the largest
-fraction of the foreground, so a person can name the discovered parts.
+Everything is inline (pictures and charts as PNG data URIs, CSS in the page), so the single file can be
+mailed, archived or opened offline. The curves are drawn with matplotlib, the page is the jinja2 template
+``templates/report.html.j2`` with autoescaping on, so every run name, metric key and config line is shown
+as text. With a dataset, the report also shows test images with their predicted parts and, for every
+part, the images where that part covers the largest fraction of the foreground, so a person can name the
+discovered parts.
 
 Example:
-    >>> write_report("runs/ccp", data="../shared/data/ccp")      # -> runs/ccp/report.html
+    >>> from partdiscovery.evaluation import score_pixels
+    >>> write_report("runs/ccp", data="../shared/data/ccp", score=score_pixels)  # -> runs/ccp/report.html
 """
 
 from __future__ import annotations
@@ -15,19 +18,25 @@ import base64
 import csv
 import datetime as _dt
 import heapq
-import html
 import io
 import json
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import matplotlib.style
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from partdiscovery.errors import CheckpointError, InvalidArgumentError, PartDiscoveryError
+from partdiscovery.errors import InvalidArgumentError, PartDiscoveryError
 from partdiscovery.utils.io import atomic_write_text
+from partdiscovery.viz._model_source import _config_text, _is_our_run, _resolve
 from partdiscovery.viz.overlay import overlay, part_colour
 
 REPORT_FILE = "report.html"
@@ -36,35 +45,44 @@ METRIC_KEYS = {"fg_nmi", "fg_ari", "nmi", "ari"}
 NOT_CURVES = {"step", "elapsed_s"}
 THUMB = 144
 CURVE_COLOURS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#882255", "#444444")
+GENERATOR = "partdiscovery report"
+"""Content of the page's ``<meta name="generator">``: how a report of ours is told from a user's file."""
 
-_CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 24px auto; max-width: 1150px;
-       color: #222; background: #fff; padding: 0 16px; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 1.6em; }
-.muted { color: #666; font-size: 0.9em; }
-pre { background: #f6f8fa; padding: 12px; overflow-x: auto; font-size: 0.85em; border-radius: 4px; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.9em; }
-th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.charts, .cells { display: flex; flex-wrap: wrap; gap: 12px; }
-figure { margin: 0; text-align: center; font-size: 0.8em; color: #444; }
-figure img { display: block; border: 1px solid #ccc; image-rendering: auto; }
-.swatch { display: inline-block; width: 14px; height: 14px; border: 1px solid #555; vertical-align: middle;
-          margin-right: 4px; }
-.legend span.item { margin-right: 14px; white-space: nowrap; }
-details summary { cursor: pointer; font-weight: 600; }
-.part { margin-bottom: 18px; } .part h3 { margin: 8px 0; }
-svg text { font-family: system-ui, sans-serif; }
-"""
+CHART_PIXELS = (340, 210)
+CHART_DPI = 100
+# A chart is a few flat colours plus their anti-aliasing: 16 colours (chosen by Pillow's max-coverage
+# quantiser, which keeps small areas such as a lone dot or the tick labels within ~10% of their colour)
+# are a third of the size of the 24-bit PNG: ~4 KB a chart, whatever the number of logged steps.
+CHART_PALETTE = 16
+# Smooth over about 1/20 of the logged points, so a 40-step and a 20 000-step run look equally smooth.
+SMOOTHING_FRACTION = 20
+# Positive values whose range spans two decades or more get a log-scale y axis.
+LOG_SCALE_RATIO = 100.0
+# matplotlib's defaults plus these, so a user's matplotlibrc or style cannot change the report's charts.
+_CHART_STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.titleweight": "bold",
+    "axes.grid": True,
+    "grid.color": "#e6e6e6",
+    "grid.linewidth": 0.6,
+    "axes.edgecolor": "#999999",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "xtick.color": "#555555",
+    "ytick.color": "#555555",
+    "axes.labelcolor": "#555555",
+}
+
+Score = Callable[[Iterable[Any]], dict]
+"""Scores predictions (``partdiscovery.evaluation.score_pixels``): an iterable of
+:class:`partdiscovery.Prediction` with ground truth -> ``{metric: value}``; ``ValueError`` when no
+ground-truth pixel was counted. Passed in because evaluation is a layer above the pictures."""
 
 
 # ------------------------------------------------------------------------------------------- small bits
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _fmt(value: Any) -> str:
+    """A table cell's text: 4 significant digits for floats, JSON (cut at 300 characters) for the rest."""
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float):
@@ -75,7 +93,13 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _is_number(value: Any) -> bool:
+    """Numbers are right-aligned in the tables; a bool is shown as a word."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts -> ``[("a.b", value), ...]`` rows for a two-column table."""
     rows: list[tuple[str, Any]] = []
     for key, value in data.items():
         name = f"{prefix}{key}"
@@ -86,27 +110,25 @@ def _flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("key", "value")) -> str:
-    cells = []
-    for key, value in rows:
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        cell = '<td class="num">' if numeric else "<td>"
-        cells.append(f"<tr><td>{_e(key)}</td>{cell}{_e(_fmt(value))}</td></tr>")
-    body = "".join(cells)
-    return f"<table><tr><th>{_e(header[0])}</th><th>{_e(header[1])}</th></tr>{body}</table>"
-
-
 def _png_uri(image: Image.Image) -> str:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _img(image: Image.Image, caption: str, alt: str) -> str:
-    return (
-        f'<figure><img src="{_png_uri(image)}" width="{image.width}" height="{image.height}" '
-        f'alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>'
-    )
+@dataclass(frozen=True)
+class _Picture:
+    """An embedded PNG as the template shows it: ``<figure><img ...><figcaption>``."""
+
+    uri: str
+    width: int
+    height: int
+    alt: str
+    caption: str = ""
+
+
+def _picture(image: Image.Image, caption: str, alt: str) -> _Picture:
+    return _Picture(_png_uri(image), image.width, image.height, alt, caption)
 
 
 def _thumb(image: Image.Image, size: int = THUMB) -> Image.Image:
@@ -153,93 +175,126 @@ def read_metrics_csv(path: Path) -> dict[str, list[float]]:
     return columns
 
 
-def svg_line_chart(
-    title: str, xs: list[float], ys: list[float], colour: str = "#0072b2", width: int = 340, height: int = 210
-) -> str:
-    """An inline SVG line chart of ``ys`` against ``xs`` (non-finite values break the line)."""
-    left, right, top, bottom = 64, 14, 28, 36
-    pts = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
-    parts = [
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_e(title)}"><title>{_e(title)}</title>',
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff" stroke="#ddd"/>',
-        f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13" '
-        f'font-weight="600">{_e(title)}</text>',
-    ]
-    if not pts:
-        parts.append(
-            f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="12" '
-            'fill="#888">no finite values</text></svg>'
-        )
-        return "".join(parts)
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    if x1 == x0:
-        x0, x1 = x0 - 1, x1 + 1
-    if y1 == y0:
-        y0, y1 = y0 - (abs(y0) or 1) * 0.05, y1 + (abs(y1) or 1) * 0.05
-    pw, ph = width - left - right, height - top - bottom
+def smooth_ema(values: Sequence[float], span: float) -> np.ndarray:
+    """Exponential moving average with weight ``2 / (span + 1)`` on the newest value, bias-corrected.
 
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * pw
+    The correction (divide by the sum of the weights so far, as Adam and TensorBoard do) keeps the start
+    of the curve at the level of the first values instead of pulling it towards zero. Non-finite values
+    are skipped and stay NaN in the output, so the smoothed curve has the same gaps as the raw one.
 
-    def sy(y: float) -> float:
-        return top + (1 - (y - y0) / (y1 - y0)) * ph
+    Args:
+        values: ``float [N]``.
+        span: about how many values are averaged; 1 returns the finite values unchanged.
 
-    for frac in (0.0, 0.5, 1.0):  # horizontal grid lines with their values
-        y = y0 + frac * (y1 - y0)
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>')
-        parts.append(
-            f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#555">{_e(f"{y:.3g}")}</text>'
-        )
-    parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#999"/>')
-    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#999"/>')
-    for x, anchor in ((x0, "start"), (x1, "end")):
-        parts.append(
-            f'<text x="{sx(x):.1f}" y="{top + ph + 15}" text-anchor="{anchor}" font-size="11" '
-            f'fill="#555">{_e(_fmt(int(x) if float(x).is_integer() else x))}</text>'
-        )
-    parts.append(
-        f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle" font-size="11" '
-        'fill="#555">step</text>'
-    )
-    segments: list[list[tuple[float, float]]] = [[]]
-    for x, y in zip(xs, ys, strict=True):
-        if math.isfinite(x) and math.isfinite(y):
-            segments[-1].append((x, y))
-        elif segments[-1]:
-            segments.append([])
-    for seg in segments:
-        if len(seg) == 1:
-            ((x, y),) = seg
-            parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
-        elif seg:
-            points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in seg)
-            parts.append(
-                f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.8" '
-                'stroke-linejoin="round"/>'
-            )
-    parts.append("</svg>")
-    return "".join(parts)
+    Returns:
+        ``float64 [N]``.
+
+    Example:
+        >>> smooth_ema([1.0, 3.0, float("nan"), 3.0], span=3).round(3).tolist()
+        [1.0, 2.333, nan, 2.714]
+    """
+    if span < 1:
+        raise ValueError(f"span must be >= 1, got {span}")
+    alpha = 2.0 / (span + 1.0)
+    out = np.full(len(values), np.nan)
+    total = weight = 0.0
+    for i, value in enumerate(values):
+        if math.isfinite(value):
+            total = (1 - alpha) * total + alpha * value
+            weight = (1 - alpha) * weight + alpha
+            out[i] = total / weight
+    return out
 
 
-def _curves_section(metrics: dict[str, list[float]]) -> str:
-    if not metrics or "step" not in metrics or not metrics["step"]:
-        return '<p class="muted">No metrics.csv in the run folder (no training log to plot).</p>'
+def _spans_decades(values: np.ndarray) -> bool:
+    """Whether the finite ``values`` are all positive and span :data:`LOG_SCALE_RATIO` or more."""
+    finite = values[np.isfinite(values)]
+    return bool(finite.size > 1 and finite.min() > 0 and finite.max() >= LOG_SCALE_RATIO * finite.min())
+
+
+def curve_chart(
+    name: str, steps: Sequence[float], values: Sequence[float], colour: str = "#0072b2"
+) -> Image.Image:
+    """A small chart of one logged quantity against the training step, as a palette image.
+
+    The logged values are drawn faint (they show the noise), their :func:`smooth_ema` solid on top (it
+    shows the trend); a lone finite value between non-finite ones is drawn as a dot. Positive values
+    spanning two decades or more get a log-scale y axis and are smoothed in log space, so the smoothed
+    curve follows what the eye reads on that axis (a spike to ten times the value weighs like a dip to a
+    tenth, instead of dragging the average up). Non-finite values break both lines.
+
+    Args:
+        name: the quantity, the chart's title.
+        steps: ``float [N]`` training steps.
+        values: ``float [N]``.
+        colour: the curve's colour (any matplotlib colour).
+
+    Returns:
+        A :data:`CHART_PIXELS` mode-``P`` image.
+
+    Example:
+        >>> curve_chart("total", [1, 2, 3], [1.0, 0.8, 0.7]).size
+        (340, 210)
+    """
+    xs = np.asarray(steps, dtype=np.float64)
+    ys = np.asarray(values, dtype=np.float64)
+    if xs.shape != ys.shape or xs.ndim != 1:
+        raise ValueError(f"steps and values must be 1-D of one length, got {xs.shape} and {ys.shape}")
+    ys = np.where(np.isfinite(xs) & np.isfinite(ys), ys, np.nan)
+    finite = ~np.isnan(ys)
+    log = _spans_decades(ys)
+    with matplotlib.style.context(["default", _CHART_STYLE]):
+        figure = Figure(figsize=(CHART_PIXELS[0] / CHART_DPI, CHART_PIXELS[1] / CHART_DPI), dpi=CHART_DPI)
+        FigureCanvasAgg(figure)  # attaches the Agg canvas: no display, no pyplot state
+        figure.set_layout_engine("constrained")
+        ax = figure.add_subplot()
+        ax.set_title(name, parse_math=False)  # a quantity named like "a$b$" is a name, not TeX
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # 5-digit steps must not overlap
+        ax.set_xlabel("step")
+        if finite.any():
+            span = max(1.0, finite.sum() / SMOOTHING_FRACTION)
+            smooth = np.exp(smooth_ema(np.log(ys), span)) if log else smooth_ema(ys, span)
+            ax.plot(xs, ys, color=colour, alpha=0.3, linewidth=0.8)
+            lone = finite & ~np.r_[False, finite[:-1]] & ~np.r_[finite[1:], False]
+            ax.plot(xs[lone], ys[lone], linestyle="none", marker="o", markersize=3, color=colour)
+            ax.plot(xs, smooth, color=colour, linewidth=1.6)
+            if log:
+                ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center", color="#888888")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=CHART_DPI)
+    chart = Image.open(buffer).convert("RGB")
+    return chart.quantize(colors=CHART_PALETTE, method=Image.Quantize.MAXCOVERAGE)
+
+
+@dataclass(frozen=True)
+class _Curves:
+    """The curves section: how many steps were logged, over how long, and one chart per quantity."""
+
+    steps: int
+    elapsed_s: float | None
+    charts: list[_Picture]
+
+
+def _curves(metrics: dict[str, list[float]]) -> _Curves | None:
+    """One chart per logged quantity (losses first, then the weighted total and the learning rate)."""
+    if not metrics.get("step"):
+        return None
     names = [n for n in metrics if n not in NOT_CURVES and n not in ("total", "lr")]
     names += [n for n in ("total", "lr") if n in metrics]
     charts = [
-        svg_line_chart(name, metrics["step"], metrics[name], CURVE_COLOURS[i % len(CURVE_COLOURS)])
+        _picture(
+            curve_chart(name, metrics["step"], metrics[name], CURVE_COLOURS[i % len(CURVE_COLOURS)]),
+            caption="",
+            alt=f"curve: {name} against the training step",
+        )
         for i, name in enumerate(names)
     ]
     elapsed = [v for v in metrics.get("elapsed_s", []) if math.isfinite(v)]
-    note = f" over {_fmt(elapsed[-1])} s" if elapsed else ""
-    return (
-        f'<p class="muted">{len(metrics["step"])} logged steps{_e(note)}; each loss, the weighted total '
-        "and the learning rate against the training step.</p>"
-        f'<div class="charts">{"".join(charts)}</div>'
-    )
+    return _Curves(len(metrics["step"]), elapsed[-1] if elapsed else None, charts)
 
 
 # ----------------------------------------------------------------------------------------- predictions
@@ -280,97 +335,91 @@ class _Predicted:
 
 
 def _predict(
-    segmenter, dataset, max_images: int, gallery_size: int, progress: bool
+    segmenter, dataset, max_images: int, gallery_size: int, progress: bool, score: Score | None
 ) -> tuple[_Predicted, dict | None]:
-    from partdiscovery.evaluation import score_pixels
-
+    """Predict the whole split once, keeping what the pictures need and scoring the labelled images."""
     kept = _Predicted(segmenter.num_parts, max_images, gallery_size)
 
-    def tap():
+    def labelled():
         for index, pred in enumerate(segmenter.predict_dataset(dataset, progress=progress)):
             kept.add(index, pred.id, pred.parts)
             if pred.part_labels is not None:
                 kept.labelled += 1
                 yield pred
 
+    if score is None:
+        for _ in labelled():
+            pass
+        return kept, None
     try:
-        metrics = score_pixels(tap())
+        metrics = score(labelled())
     except ValueError:  # no ground-truth pixels were counted
         metrics = None
-    if kept.labelled == 0:
-        metrics = None
-    return kept, metrics
+    return kept, metrics if kept.labelled else None
 
 
-def _legend(num_parts: int, names: dict[int, str] | None = None) -> str:
-    items = []
-    for k in range(1, num_parts + 1):
-        r, g, b = part_colour(k)
-        items.append(
-            f'<span class="item"><span class="swatch" style="background: rgb({r},{g},{b})"></span>'
-            f"part {k}</span>"
-        )
-    return f'<p class="legend">{"".join(items)}</p>'
+@dataclass(frozen=True)
+class _Part:
+    """One part's entry in the legend and galleries."""
+
+    k: int
+    css: str
+    share: str = ""
+    pictures: list[_Picture] = field(default_factory=list)
 
 
-def _grid_section(kept: _Predicted, dataset) -> str:
-    if not kept.grid:
-        return '<p class="muted">No images to show.</p>'
+def _part(k: int, **kwargs: Any) -> _Part:
+    r, g, b = part_colour(k)
+    return _Part(k, f"rgb({r},{g},{b})", **kwargs)
+
+
+@dataclass(frozen=True)
+class _Predictions:
+    """The image grid and the per-part galleries (``shown`` says how much of the split the grid is)."""
+
+    split: str
+    shown: str
+    grid: list[_Picture]
+    parts: list[_Part]
+
+
+def _grid(kept: _Predicted, dataset) -> list[_Picture]:
+    """Each kept image beside its predicted parts."""
     cells = []
     for index, image_id, parts in kept.grid:
         image = dataset.load(index).image
         both = _side_by_side(_thumb(image), _thumb(overlay(image, parts.astype(np.int64))))
-        cells.append(_img(both, image_id, f"{image_id}: image and predicted parts"))
-    n = len(kept.grid)
-    shown = f"The first {n} of {kept.n_images} images" if kept.n_images > n else f"All {n} images"
-    return (
-        f'<p class="muted">{_e(shown)} of the split: each image, then its predicted parts '
-        f'(background darkened).</p>{_legend(kept.num_parts)}<div class="cells">{"".join(cells)}</div>'
-    )
+        cells.append(_picture(both, image_id, f"{image_id}: image and predicted parts"))
+    return cells
 
 
-def _gallery_section(kept: _Predicted, dataset) -> str:
-    blocks = []
+def _galleries(kept: _Predicted, dataset) -> list[_Part]:
+    """Per part: its share of the predicted foreground and its best images with only it highlighted."""
+    parts = []
     total = kept.counts.sum() if kept.counts is not None else 0
     for k in range(1, kept.num_parts + 1):
-        r, g, b = part_colour(k)
         share = f"{100.0 * kept.counts[k] / total:.1f}% of the predicted foreground" if total else "none"
-        title = (
-            f'<h3><span class="swatch" style="background: rgb({r},{g},{b})"></span>part {k} '
-            f'<span class="muted">({_e(share)})</span></h3>'
-        )
-        ranked = sorted(kept.best.get(k, []), reverse=True)
-        if not ranked:
-            blocks.append(
-                f'<div class="part">{title}<p class="muted">Part {k} was not predicted on any '
-                "image.</p></div>"
-            )
-            continue
-        cells = []
-        for fraction, neg_index, image_id, parts in ranked:
-            image = dataset.load(-neg_index).image
-            only_k = np.where(parts == k, k, 0).astype(np.int64)
-            cells.append(
-                _img(
-                    _thumb(overlay(image, only_k)),
+        pictures = []
+        for fraction, neg_index, image_id, labels in sorted(kept.best.get(k, []), reverse=True):
+            only_k = np.where(labels == k, k, 0).astype(np.int64)
+            pictures.append(
+                _picture(
+                    _thumb(overlay(dataset.load(-neg_index).image, only_k)),
                     f"{image_id} · {100 * fraction:.0f}%",
                     f"{image_id}: part {k} highlighted",
                 )
             )
-        blocks.append(f'<div class="part">{title}<div class="cells">{"".join(cells)}</div></div>')
-    return (
-        '<p class="muted">For each part, the images where it covers the largest fraction of the '
-        "predicted foreground (the percentage), with only that part highlighted: look at them to name "
-        f"the part.</p>{''.join(blocks)}"
-    )
+        parts.append(_part(k, share=share, pictures=pictures))
+    return parts
+
+
+def _predictions(kept: _Predicted, dataset, split: str) -> _Predictions:
+    n = len(kept.grid)
+    shown = f"The first {n} of {kept.n_images} images" if kept.n_images > n else f"All {n} images"
+    return _Predictions(split, shown, _grid(kept, dataset), _galleries(kept, dataset))
 
 
 # ---------------------------------------------------------------------------------------------- report
-RUN_FILES = ("config.yaml", "metrics.csv", "train_summary.json", "run_info.json")
-GENERATOR = "partdiscovery report"
-"""Content of the page's ``<meta name="generator">``: how a report of ours is told from a user's file."""
-
-
 def is_report(path: str | Path) -> bool:
     """Whether ``path`` is an HTML report written by :func:`write_report` (then it may be replaced)."""
     try:
@@ -381,51 +430,8 @@ def is_report(path: str | Path) -> bool:
     return f'<meta name="generator" content="{GENERATOR}' in head
 
 
-def _is_our_run(folder: Path) -> bool:
-    """A run folder of ours (marked, or from before markers), where the default report may be written."""
-    from partdiscovery.training.checkpoint import list_checkpoints
-    from partdiscovery.training.trainer import RunFolder
-
-    return RunFolder(folder).output.is_ours() or bool(list_checkpoints(folder))
-
-
-def _resolve(run: Path) -> tuple[Path, Path]:
-    """``run`` (a run folder, or a checkpoint / exported file) -> (folder of the run's files, model)."""
-    from partdiscovery.training.checkpoint import list_checkpoints
-
-    if run.is_dir():
-        if not list_checkpoints(run) and not any((run / name).is_file() for name in RUN_FILES):
-            raise PartDiscoveryError(
-                f"{run}: not a run folder (no checkpoints/ and none of {', '.join(RUN_FILES)}); "
-                "give the --out folder of a training run"
-            )
-        return run, run
-    if run.is_file():
-        folder = run.parent.parent if run.parent.name == "checkpoints" else run.parent
-        return folder, run
-    raise PartDiscoveryError(f"{run}: no such run folder, checkpoint or exported model")
-
-
-def _config_text(folder: Path, source: Path, segmenter) -> str | None:
-    """The model's config as YAML: the loaded model's, else the run's config.yaml, else the checkpoint's."""
-    if segmenter is not None:
-        return segmenter.cfg.to_yaml()
-    if (folder / "config.yaml").is_file():
-        return (folder / "config.yaml").read_text(encoding="utf-8")
-    from partdiscovery.training.checkpoint import checkpoint_config, load_checkpoint, load_latest
-
-    try:
-        if source.suffix == ".safetensors":
-            from partdiscovery.export import load_safetensors
-
-            return load_safetensors(source)[0].to_yaml()
-        path, payload = load_latest(source) if source.is_dir() else (source, load_checkpoint(source))
-        return checkpoint_config(payload, path).to_yaml()
-    except CheckpointError:
-        return None
-
-
-def _stored_metrics(folder: Path) -> list[tuple[str, dict]]:
+def _stored_metrics(folder: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """The run folder's metrics JSON files (``test_metrics.json`` first) as table rows."""
     found = []
     first = folder / "test_metrics.json"
     paths = [first] + sorted(p for p in folder.glob("*.json") if p.name != first.name)
@@ -434,8 +440,43 @@ def _stored_metrics(folder: Path) -> list[tuple[str, dict]]:
             continue
         data = _read_json(path)
         if isinstance(data, dict) and METRIC_KEYS & set(data):
-            found.append((path.name, data))
+            found.append((path.name, _flatten(data)))
     return found
+
+
+def _summary_rows(folder: Path) -> list[tuple[str, Any]] | None:
+    """``train_summary.json`` as rows, without the ``loss_<name>`` entries that repeat ``final_losses``."""
+    summary = _read_json(folder / "train_summary.json")
+    if not isinstance(summary, dict):
+        return None
+    final = summary.get("final_losses")
+    if isinstance(final, dict):
+        summary = {k: v for k, v in summary.items() if not (k.startswith("loss_") and k[5:] in final)}
+    return _flatten(summary)
+
+
+def _run_info_rows(folder: Path) -> list[tuple[str, Any]] | None:
+    """``run_info.json`` as rows, the command line as one string."""
+    info = _read_json(folder / "run_info.json")
+    if not isinstance(info, dict):
+        return None
+    if isinstance(info.get("argv"), list):
+        info["argv"] = " ".join(map(str, info["argv"]))
+    return _flatten(info)
+
+
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("partdiscovery.viz", "templates"),
+        autoescape=True,  # every value is text: run names, metric keys and config lines are escaped
+        undefined=jinja2.StrictUndefined,  # a misspelt variable is an error, not an empty section
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["fmt"] = _fmt
+    environment.tests["numeric"] = _is_number
+    return environment.get_template("report.html.j2")
 
 
 def write_report(
@@ -446,6 +487,7 @@ def write_report(
     max_images: int = 16,
     *,
     gallery_size: int = 8,
+    score: Score | None = None,
     device: str = "auto",
     progress: bool = False,
     overwrite: bool = False,
@@ -454,14 +496,18 @@ def write_report(
 
     Args:
         run: a run folder (or a checkpoint / exported model inside or beside one).
-        data: a dataset spec; adds metrics computed now, a grid of images with their parts and, for every
-            part, the images where it is largest. Without it only the run's own files are shown.
+        data: a dataset spec; adds a grid of images with their parts and, for every part, the images
+            where it is largest (and metrics, with ``score``). Without it only the run's own files are
+            shown.
         split: the dataset split to show and score.
         max_images: images in the grid (the galleries and metrics use the whole split).
         gallery_size: images per part in the galleries.
+        score: scores the split's labelled predictions (``partdiscovery.evaluation.score_pixels``);
+            without it no metrics are computed now (the run's stored metrics are still shown).
         overwrite: replace an existing ``out`` (only a report of ours). The default ``run/report.html``
             is the run's own and is replaced when it is a report of ours.
     """
+    from partdiscovery import __version__
     from partdiscovery.data import dataset_root
     from partdiscovery.utils.outputs import check_output_file
 
@@ -484,87 +530,34 @@ def write_report(
         ours=is_report,
         inputs=[(dataset_root(data) if data else None, "dataset folder")],
     )
-    segmenter = dataset = kept = computed = None
+    segmenter = predictions = computed = None
     if data is not None:
         from partdiscovery.data import open_dataset
         from partdiscovery.segmenter import PartSegmenter
 
         segmenter = PartSegmenter.load(source, device=device)
         dataset = open_dataset(data, split)
-        kept, computed = _predict(segmenter, dataset, max(0, max_images), max(1, gallery_size), progress)
+        kept, computed = _predict(segmenter, dataset, max_images, gallery_size, progress, score)
+        predictions = _predictions(kept, dataset, split)
 
-    sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
-    config = _config_text(folder, source, segmenter)
-    config_html = (
-        f"<details><summary>config.yaml</summary><pre>{_e(config)}</pre></details>"
-        if config
-        else '<p class="muted">No config found.</p>'
-    )
-    sections.append(("config", "Config", config_html))
-    sections.append(("curves", "Training curves", _curves_section(read_metrics_csv(folder / "metrics.csv"))))
-
-    summary = _read_json(folder / "train_summary.json")
-    info = _read_json(folder / "run_info.json")
-    if isinstance(summary, dict) and isinstance(summary.get("final_losses"), dict):
-        final = summary["final_losses"]  # loss_<name> entries repeat final_losses.<name>
-        summary = {k: v for k, v in summary.items() if not (k.startswith("loss_") and k[5:] in final)}
-    summary_html = (
-        _table(_flatten(summary))
-        if isinstance(summary, dict)
-        else '<p class="muted">No train_summary.json (the run has not finished).</p>'
-    )
-    if isinstance(info, dict):
-        if isinstance(info.get("argv"), list):
-            info["argv"] = " ".join(map(str, info["argv"]))
-        summary_html += f"<h3>Run info</h3>{_table(_flatten(info))}"
-    sections.append(("summary", "Training summary", summary_html))
-
-    metric_blocks = []
-    if computed is not None:
-        metric_blocks.append(
-            f"<h3>Computed now on split {_e(split)} of {_e(data)}</h3>"
-            + _table(_flatten(computed), ("metric", "value"))
-        )
-    elif data is not None:
-        metric_blocks.append(
-            f'<p class="muted">Split {_e(split)} of {_e(data)} has no ground-truth part '
-            "labels: no metrics computed.</p>"
-        )
-    for name, values in _stored_metrics(folder):
-        metric_blocks.append(f"<h3>{_e(name)}</h3>" + _table(_flatten(values), ("metric", "value")))
-    none = '<p class="muted">No metrics JSON in the run folder; pass a dataset to compute them.</p>'
-    sections.append(("metrics", "Metrics", "".join(metric_blocks) or none))
-
-    if kept is not None:
-        sections.append(("images", f"Parts on the {split} images", _grid_section(kept, dataset)))
-        sections.append(("galleries", "Part galleries", _gallery_section(kept, dataset)))
-    else:
-        sections.append(
-            (
-                "images",
-                "Parts on the test images",
-                '<p class="muted">Give a dataset (<code>--data</code>) to show images with their '
-                "parts and the per-part galleries.</p>",
-            )
-        )
-
-    nav = " · ".join(f'<a href="#{a}">{_e(t)}</a>' for a, t, _ in sections)
-    body = "".join(f'<section id="{a}"><h2>{_e(t)}</h2>{content}</section>' for a, t, content in sections)
-    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    model = "the newest checkpoint" if source == folder else source.name
-    from partdiscovery import __version__
-
-    page = (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="generator" content="{GENERATOR} {_e(__version__)}">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Part discovery report: {_e(folder.name)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>Part discovery report: {_e(folder.name)}</h1>"
-        f'<p class="muted">Run {_e(folder.resolve())} · model: {_e(model)} · '
-        f"generated {_e(stamp)}</p>"
-        f"<nav>{nav}</nav>{body}</body></html>\n"
+    page = _template().render(
+        generator=f"{GENERATOR} {__version__}",
+        run_name=folder.name,
+        run_path=str(folder.resolve()),
+        model="the newest checkpoint" if source == folder else source.name,
+        stamp=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        config=_config_text(folder, source, segmenter),
+        curves=_curves(read_metrics_csv(folder / "metrics.csv")),
+        summary=_summary_rows(folder),
+        run_info=_run_info_rows(folder),
+        data=data,
+        split=split,
+        scored=score is not None,
+        computed=_flatten(computed) if computed is not None else None,
+        stored=_stored_metrics(folder),
+        predictions=predictions,
     )
     return atomic_write_text(out, page)
 
 
-__all__ = ["is_report", "read_metrics_csv", "svg_line_chart", "write_report"]
+__all__ = ["curve_chart", "is_report", "read_metrics_csv", "smooth_ema", "write_report"]
