@@ -2,49 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from dataset_builders import FOLDER_HEIGHT as H
+from dataset_builders import FOLDER_WIDTH as W
+from dataset_builders import make_folder, mask_array, rgb_image
 from PIL import Image
 
 from partdiscovery.data import PartFolderDataset, open_dataset
 from partdiscovery.data.image_io import read_image, read_labels, read_mask
 from partdiscovery.data.part_folder import HOLDOUT_SPLIT, ImageFolderDataset, validation_ids
 from partdiscovery.errors import DatasetError
-
-W, H = 20, 14
-
-
-def rgb_image(colour=(200, 60, 30)) -> Image.Image:
-    arr = np.zeros((H, W, 3), dtype=np.uint8)
-    arr[:] = colour
-    arr[: H // 2, : W // 2] = (10, 220, 90)
-    return Image.fromarray(arr)
-
-
-def mask_array(h=H, w=W) -> np.ndarray:
-    m = np.zeros((h, w), dtype=np.uint8)
-    m[2:-2, 3:-3] = 255
-    return m
-
-
-def make_folder(root: Path, ids=("a", "b", "c"), parts=True) -> Path:
-    for sub in ("images", "masks") + (("parts",) if parts else ()):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for i in ids:
-        rgb_image().save(root / "images" / f"{i}.png")
-        mask = mask_array()
-        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
-        if parts:
-            labels = np.where(mask > 0, 1, 0).astype(np.uint8)
-            labels[:, W // 2 :] *= 2
-            Image.fromarray(labels).save(root / "parts" / f"{i}.png")
-    (root / "train.txt").write_text("\n".join(ids) + "\n")
-    (root / "test.txt").write_text(ids[0] + "\n")
-    (root / "parts.json").write_text(json.dumps({"names": {"1": "left", "2": "right"}}))
-    return root
 
 
 @pytest.fixture
@@ -295,9 +265,9 @@ def test_image_folder_dataset(tmp_path, folder):
     ds = ImageFolderDataset(folder / "images")
     assert ds.ids == ["a", "b", "c"]
     s = ds.load(0)
-    assert s.fg_mask.all() and s.extra == {"mask_given": False}
+    assert s.fg_mask.all() and not s.mask_given
     with_masks = ImageFolderDataset(folder / "images", folder / "masks").load(1)
-    assert with_masks.extra == {"mask_given": True} and with_masks.fg_mask.sum() == (H - 4) * (W - 6)
+    assert with_masks.mask_given and with_masks.fg_mask.sum() == (H - 4) * (W - 6)
     with pytest.raises(DatasetError, match="does not exist"):
         ImageFolderDataset(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()

@@ -164,7 +164,7 @@ def training_dataset(
             return dataset, cfg, {"masks": {"source": "given", "folder": str(masks)}}
         if not (root.is_dir() and (root / "images").is_dir() and not (root / "masks").is_dir()):
             dataset = open_dataset(data, split)
-            given = getattr(dataset, "masks_dir", None)
+            given = dataset.masks_dir
             return dataset, cfg, {"masks": {"source": "given", "folder": str(given) if given else str(data)}}
         paths = split_image_paths(root, "train")
     else:
@@ -431,7 +431,7 @@ def run_baseline(
     train_set, predict_set = open_dataset(data, fit_split), open_dataset(data, split)
     files = [f"{i}.png" for i in predict_set.ids] + ["baseline_info.json"]
     folder = prediction_folder(
-        out, files, overwrite, inputs + [(getattr(predict_set, "root", None), "dataset folder")]
+        out, files, overwrite, inputs + [(predict_set.root, "dataset folder")]
     )
     seed_everything(seed)
     phi = create_feature_extractor(

@@ -40,10 +40,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from partdiscovery.data import DATASETS
-from partdiscovery.data.base import PartDataset, RawSample, raise_problems, safe_join
-from partdiscovery.data.cub import PAD_FRACTION, jitter_padded_box, pad_box, square_around
+from partdiscovery.data.base import ObjectBox, PartDataset, RawSample, raise_problems, safe_join
+from partdiscovery.data.boxes import PAD_FRACTION, jitter_padded_box, pad_box, square_around
 from partdiscovery.data.image_io import read_image
+from partdiscovery.data.registry import register_dataset
 from partdiscovery.errors import DatasetError
 
 PAPER_CLASSES = ("sheep", "horse", "cow", "motorbike", "aeroplane", "bus", "car", "bicycle", "dog", "cat")
@@ -449,8 +449,8 @@ class PascalPartDataset(PartDataset):
             fg_mask=np.ascontiguousarray(fg, dtype=bool),
             part_labels=labels.astype(np.int64),
             bbox=to_sample(pad_box(box)),
+            object_box=to_sample(box),
             extra={
-                "object_box": to_sample(box),
                 "crop_box": crop,
                 "voc_id": voc_id,
                 "object_index": obj_index,
@@ -458,14 +458,16 @@ class PascalPartDataset(PartDataset):
             },
         )
 
-    def train_box(self, width: int, height: int, bbox, rng: np.random.Generator) -> tuple[int, int, int, int]:
-        """Optional :class:`TrainingSet` hook: the reference's crop (padded box, 5 % jitter, square)."""
+    def train_box(
+        self, width: int, height: int, bbox: ObjectBox | None, rng: np.random.Generator
+    ) -> tuple[int, int, int, int]:
+        """The reference's training crop: the padded box, 5 % jitter, made square."""
         if bbox is None:
             bbox = (0.0, 0.0, float(width), float(height))
         return jitter_padded_box(bbox, rng)
 
 
-@DATASETS.register("pascal-part")
+@register_dataset("pascal-part", PascalPartDataset)
 def _open_pascal_part(args: str, split: str, **kwargs) -> PartDataset:
     """``pascal-part:CLASS:PATH``."""
     object_class, sep, path = args.partition(":")
