@@ -10,12 +10,15 @@ Imported as a plain module (``from dataset_builders import make_cub``): pytest p
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import scipy.io
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from partdiscovery.data.cub import NUM_KEYPOINTS
@@ -240,6 +243,48 @@ def make_folder(root: Path, ids=("a", "b", "c"), parts=True) -> Path:
     (root / "test.txt").write_text(ids[0] + "\n")
     (root / "parts.json").write_text(json.dumps({"names": {"1": "left", "2": "right"}}))
     return root
+
+
+def exif_rotated(path: Path) -> Path:
+    """A 20x14 JPEG whose EXIF orientation 6 says: display rotated 90 degrees clockwise (14x20).
+    Its top-left quadrant is red, so the displayed top-right corner must be red."""
+    arr = np.zeros((FOLDER_HEIGHT, FOLDER_WIDTH, 3), dtype=np.uint8)
+    arr[:] = (0, 0, 255)
+    arr[: FOLDER_HEIGHT // 2, : FOLDER_WIDTH // 2] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(arr).save(path, exif=exif, quality=100)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ broken files
+def _png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _image_bytes(draw) -> bytes:
+    kind = draw(st.sampled_from(["random", "truncated", "png", "empty"]))
+    if kind == "random":
+        return draw(st.binary(min_size=0, max_size=256))
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    channels = draw(st.sampled_from([None, 3, 4]))
+    shape = (h, w) if channels is None else (h, w, channels)
+    array = np.asarray(
+        draw(st.lists(st.integers(0, 255), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))),
+        dtype=np.uint8,
+    ).reshape(shape)
+    data = _png_bytes(array)
+    if kind == "truncated":
+        return data[: draw(st.integers(0, max(0, len(data) - 1)))]
+    return b"" if kind == "empty" else data
+
+
+file_bytes = st.composite(lambda draw: _image_bytes(draw))
+"""Hypothesis strategy: the bytes of a file that may be an image, a truncated one, an empty one or noise."""
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+"""Settings of the fuzz tests: 60 examples each, no deadline (the test machine may be busy)."""
 
 
 # ------------------------------------------------------------------------------------------ every kind
