@@ -338,7 +338,31 @@ class PascalPartDataset(PartDataset):
         self.ids: list[str] = []
         self._samples: list[tuple[str, int, tuple[float, float, float, float]]] = []
         self.missing_annotations: list[str] = []
+        problems = self._collect_instances(voc_ids)
+        if validate:
+            for voc_id, _, _ in self._samples:
+                path = safe_join(self.image_dir, voc_id + ".jpg", "image id")
+                if not path.is_file():
+                    problems.append(f"{path}: image is missing")
+        raise_problems(self.root, f"{object_class} {split}", sorted(set(problems)))
+        if self.missing_annotations:
+            warnings.warn(
+                f"{self.annotation_dir}: {len(self.missing_annotations)} image(s) of "
+                f"{list_file.name} have no PASCAL-Part annotation and were skipped "
+                f"(first: {self.missing_annotations[0]})",
+                stacklevel=2,
+            )
+        if not self.ids:
+            raise DatasetError(
+                f"{self.root}: no {object_class} instance in split {split!r} covers more than "
+                f"{self.min_area:.0%} of its image"
+            )
+
+    def _collect_instances(self, voc_ids: list[str]) -> list[str]:
+        """Fill ``ids`` / ``_samples`` with the kept instances of the class in ``voc_ids`` and
+        ``missing_annotations`` with the images without a ``.mat`` file; return the problems found."""
         problems: list[str] = []
+        object_class = self.object_class
         for voc_id in voc_ids:
             mat = safe_join(self.annotation_dir, voc_id + ".mat", "image id")
             if not mat.is_file():
@@ -360,24 +384,7 @@ class PascalPartDataset(PartDataset):
                 box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
                 self.ids.append(f"{voc_id}_{index}")
                 self._samples.append((voc_id, index, box))
-        if validate:
-            for voc_id, _, _ in self._samples:
-                path = safe_join(self.image_dir, voc_id + ".jpg", "image id")
-                if not path.is_file():
-                    problems.append(f"{path}: image is missing")
-        raise_problems(self.root, f"{object_class} {split}", sorted(set(problems)))
-        if self.missing_annotations:
-            warnings.warn(
-                f"{self.annotation_dir}: {len(self.missing_annotations)} image(s) of "
-                f"{list_file.name} have no PASCAL-Part annotation and were skipped "
-                f"(first: {self.missing_annotations[0]})",
-                stacklevel=2,
-            )
-        if not self.ids:
-            raise DatasetError(
-                f"{self.root}: no {object_class} instance in split {split!r} covers more than "
-                f"{self.min_area:.0%} of its image"
-            )
+        return problems
 
     @staticmethod
     def _read_list(path: Path) -> list[str]:
