@@ -263,7 +263,7 @@ class PartSegmenter:
                 box = batch["box"][i]
                 lg = uncrop(logits[i : i + 1], box, h, w)
                 b = uncrop(bg[i : i + 1], box, h, w) if bg is not None else None
-                given = batch["extra"][i].get("mask_given", True)
+                given = batch["mask_given"][i]
                 fg = batch["fg_mask_full"][i]
                 mask = torch.from_numpy(fg)[None, None].to(lg) if use_masks and given else None
                 probs = self._combine(lg, b, mask)[0].cpu()

@@ -7,55 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dataset_builders import DF_HEIGHT as H
+from dataset_builders import DF_SPLITS as SPLITS
+from dataset_builders import DF_WIDTH as W
+from dataset_builders import label_map, make_deepfashion, paint
 from PIL import Image
 
 from partdiscovery.data import open_dataset
 from partdiscovery.data.deepfashion import (
-    PALETTE,
     DeepFashionDataset,
     decode_segment_colours,
     random_resized_crop_box,
 )
 from partdiscovery.errors import DatasetError
-
-SPLITS = {
-    "train": ["img/WOMEN/Dresses/id_00000001/02_1_front.jpg", "img/WOMEN/Dresses/id_00000001/02_2_side.jpg"],
-    "query": ["img/MEN/Denim/id_00000007/01_1_front.jpg"],
-    "gallery": ["img/MEN/Denim/id_00000007/01_2_side.jpg", "img/WOMEN/Tees/id_00000009/03_4_full.jpg"],
-}
-W, H = 40, 56
-
-
-def label_map(index: int) -> np.ndarray:
-    """Horizontal bands of labels; every image uses different labels, all 16 colours appear overall."""
-    labels = np.zeros((H, W), dtype=np.int64)
-    for band in range(1, 4):
-        labels[band * 12: band * 12 + 10, 6:34] = (index * 3 + band) % 16 or 15
-    return labels
-
-
-def paint(labels: np.ndarray) -> np.ndarray:
-    return np.asarray(PALETTE, dtype=np.uint8)[labels]
-
-
-def make_deepfashion(base: Path, image_root: str = "Anno/segmentation") -> Path:
-    """Write the fixture: JSON files in Anno/segmentation/, images and segments under ``image_root``."""
-    root = base / "In-shop Clothes Retrieval Benchmark"
-    annotations = root / "Anno" / "segmentation"
-    annotations.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    index = 0
-    for split, names in SPLITS.items():
-        entries = [{"file_name": n, "id": k, "height": H, "width": W} for k, n in enumerate(names)]
-        (annotations / f"DeepFashion_segmentation_{split}.json").write_text(json.dumps({"images": entries}))
-        for name in names:
-            image = root / image_root / name
-            image.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)).save(image, quality=95)
-            segment = image.with_name(image.stem + "_segment.png")
-            Image.fromarray(paint(label_map(index))).save(segment)
-            index += 1
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +118,7 @@ def test_predicted_masks_replace_the_foreground_only(deepfashion, tmp_path):
         Image.fromarray(binary).save(path)
     ds = open_dataset(f"deepfashion:{deepfashion}?mask_dir={masks}", "test")
     raw = ds.load(1)
-    assert raw.fg_mask[:, : W // 2].all() and not raw.fg_mask[:, W // 2:].any()
+    assert raw.fg_mask[:, : W // 2].all() and not raw.fg_mask[:, W // 2 :].any()
     np.testing.assert_array_equal(raw.part_labels, label_map(len(SPLITS["train"]) + 1))  # still ground truth
     with pytest.raises(DatasetError, match="predicted mask is missing"):
         DeepFashionDataset(deepfashion, "train", mask_dir=masks)

@@ -7,18 +7,11 @@ this checks the wiring (dataset specs, crops, presets, protocols, CLI), not the 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from dataset_builders import SPECS
 
-sys.path.insert(0, str(Path(__file__).parent))  # the fixture builders of the loader tests
-
-from test_cub import make_cub  # noqa: E402
-from test_deepfashion import make_deepfashion  # noqa: E402
-from test_pascal_part import make_pascal  # noqa: E402
-
-from partdiscovery.cli.main import main  # noqa: E402
+from partdiscovery.cli.main import main
 
 TRAIN = [
     "--preset",
@@ -46,12 +39,7 @@ TRAIN = [
     ],
 )
 def test_paper_preset_trains_and_evaluates(kind, protocol, keys, tmp_path, capsys):
-    if kind == "cub":
-        spec = f"cub:{make_cub(tmp_path / 'data')}"
-    elif kind == "deepfashion":
-        spec = f"deepfashion:{make_deepfashion(tmp_path / 'data')}"
-    else:
-        spec = f"pascal-part:cat:{make_pascal(tmp_path / 'data')}"
+    spec = SPECS[kind](tmp_path / "data")
     run = tmp_path / "run"
     assert main(["train", "--data", spec, "--out", str(run), *TRAIN]) == 0
     config = (run / "config.yaml").read_text()

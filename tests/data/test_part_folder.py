@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from dataset_builders import FAST, exif_rotated, file_bytes, make_folder, mask_array, rgb_image
+from dataset_builders import FOLDER_HEIGHT as H
+from dataset_builders import FOLDER_WIDTH as W
+from hypothesis import given
 from PIL import Image
 
 from partdiscovery.data import PartFolderDataset, open_dataset
-from partdiscovery.data.image_io import read_image, read_labels, read_mask
+from partdiscovery.data.image_io import read_labels
 from partdiscovery.data.part_folder import HOLDOUT_SPLIT, ImageFolderDataset, validation_ids
 from partdiscovery.errors import DatasetError
-
-W, H = 20, 14
-
-
-def rgb_image(colour=(200, 60, 30)) -> Image.Image:
-    arr = np.zeros((H, W, 3), dtype=np.uint8)
-    arr[:] = colour
-    arr[: H // 2, : W // 2] = (10, 220, 90)
-    return Image.fromarray(arr)
-
-
-def mask_array(h=H, w=W) -> np.ndarray:
-    m = np.zeros((h, w), dtype=np.uint8)
-    m[2:-2, 3:-3] = 255
-    return m
-
-
-def make_folder(root: Path, ids=("a", "b", "c"), parts=True) -> Path:
-    for sub in ("images", "masks") + (("parts",) if parts else ()):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for i in ids:
-        rgb_image().save(root / "images" / f"{i}.png")
-        mask = mask_array()
-        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
-        if parts:
-            labels = np.where(mask > 0, 1, 0).astype(np.uint8)
-            labels[:, W // 2 :] *= 2
-            Image.fromarray(labels).save(root / "parts" / f"{i}.png")
-    (root / "train.txt").write_text("\n".join(ids) + "\n")
-    (root / "test.txt").write_text(ids[0] + "\n")
-    (root / "parts.json").write_text(json.dumps({"names": {"1": "left", "2": "right"}}))
-    return root
 
 
 @pytest.fixture
@@ -182,11 +154,6 @@ def test_folder_level_errors(tmp_path, folder):
     assert "masks/" in problems_of(other)
 
 
-def test_unknown_dataset_kind(tmp_path):
-    with pytest.raises(DatasetError, match="unknown dataset kind 'foo'.*folder"):
-        open_dataset("foo:bar")
-
-
 def test_validation_can_be_skipped_but_load_still_checks(folder):
     Image.fromarray(mask_array(10, 10)).save(folder / "masks" / "b.png")
     ds = PartFolderDataset(folder, "train", validate=False)
@@ -196,68 +163,6 @@ def test_validation_can_be_skipped_but_load_still_checks(folder):
 
 
 # ----------------------------------------------------------------------------------- conversions
-def save(tmp_path: Path, image: Image.Image, name: str, **kwargs) -> Path:
-    path = tmp_path / name
-    image.save(path, **kwargs)
-    return path
-
-
-def test_grayscale_becomes_rgb(tmp_path):
-    arr = (np.arange(H * W).reshape(H, W) % 256).astype(np.uint8)
-    out = read_image(save(tmp_path, Image.fromarray(arr), "g.png"))
-    assert out.mode == "RGB" and out.size == (W, H)
-    rgb = np.asarray(out)
-    assert np.array_equal(rgb[..., 0], arr) and np.array_equal(rgb[..., 2], arr)
-
-
-def test_rgba_is_composited_on_black(tmp_path):
-    arr = np.zeros((H, W, 4), dtype=np.uint8)
-    arr[..., :3] = (250, 120, 10)
-    arr[:, : W // 2, 3] = 255  # left half opaque, right half transparent
-    out = np.asarray(read_image(save(tmp_path, Image.fromarray(arr, "RGBA"), "a.png")))
-    assert out.shape == (H, W, 3)
-    assert tuple(out[0, 0]) == (250, 120, 10) and tuple(out[0, -1]) == (0, 0, 0)
-
-
-def test_16_bit_is_rescaled_not_clipped(tmp_path):
-    arr = np.array([[0, 32768, 65535, 1000]] * 3, dtype=np.uint16)
-    out = np.asarray(read_image(save(tmp_path, Image.fromarray(arr), "d.png")))
-    assert out.shape == (3, 4, 3)
-    assert out[0, :, 0].tolist() == [0, 128, 255, 4]
-
-
-def test_palette_uses_its_colours(tmp_path):
-    im = Image.new("P", (W, H), 1)
-    im.putpalette([0, 0, 0, 12, 34, 56] + [0] * (254 * 3))
-    im.putpixel((0, 0), 0)
-    out = np.asarray(read_image(save(tmp_path, im, "p.png")))
-    assert tuple(out[1, 1]) == (12, 34, 56) and tuple(out[0, 0]) == (0, 0, 0)
-
-
-def test_cmyk_jpeg_becomes_rgb(tmp_path):
-    out = read_image(save(tmp_path, Image.new("CMYK", (W, H), (0, 255, 255, 0)), "c.jpg"))
-    assert out.mode == "RGB" and out.size == (W, H)
-    assert np.abs(np.asarray(out)[H // 2, W // 2].astype(int) - (255, 0, 0)).max() <= 8
-
-
-def exif_rotated(path: Path) -> Path:
-    """A 20x14 JPEG whose EXIF orientation 6 says: display rotated 90 degrees clockwise (14x20).
-    Its top-left quadrant is red, so the displayed top-right corner must be red."""
-    arr = np.zeros((H, W, 3), dtype=np.uint8)
-    arr[:] = (0, 0, 255)
-    arr[: H // 2, : W // 2] = (255, 0, 0)
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    Image.fromarray(arr).save(path, exif=exif, quality=100)
-    return path
-
-
-def test_exif_orientation_is_applied(tmp_path):
-    out = read_image(exif_rotated(tmp_path / "e.jpg"))
-    assert out.size == (H, W)  # width and height swapped
-    rgb = np.asarray(out).astype(int)
-    assert np.abs(rgb[1, -2] - (255, 0, 0)).max() < 40  # top-right: the raw top-left
-    assert np.abs(rgb[-2, 1] - (0, 0, 255)).max() < 40
 
 
 def test_exif_rotated_image_in_a_part_folder(tmp_path):
@@ -269,35 +174,13 @@ def test_exif_rotated_image_in_a_part_folder(tmp_path):
     assert sample.image.size == (H, W) and sample.fg_mask.shape == (W, H)
 
 
-def test_masks_in_other_modes(tmp_path):
-    m = mask_array() > 0
-    assert np.array_equal(read_mask(save(tmp_path, Image.fromarray(m.astype(np.uint8)), "01.png")), m)
-    assert np.array_equal(read_mask(save(tmp_path, Image.fromarray(m), "bits.png")), m)
-    rgb = Image.fromarray(np.repeat(mask_array()[..., None], 3, axis=2))
-    assert np.array_equal(read_mask(save(tmp_path, rgb, "rgb.png")), m)
-    wide = Image.fromarray(m.astype(np.uint16) * 65535)
-    assert np.array_equal(read_mask(save(tmp_path, wide, "m16.png")), m)
-
-
-def test_16_bit_mask_with_values_0_and_1(tmp_path):
-    m = mask_array() > 0
-    assert np.array_equal(read_mask(save(tmp_path, Image.fromarray(m.astype(np.uint16)), "m01.png")), m)
-
-
-def test_read_labels_refuses_colour_pngs(tmp_path):
-    with pytest.raises(DatasetError, match="single-channel"):
-        read_labels(save(tmp_path, rgb_image(), "l.png"))
-    labels = np.array([[0, 3], [7, 1]], dtype=np.uint8)
-    assert read_labels(save(tmp_path, Image.fromarray(labels), "ok.png")).tolist() == [[0, 3], [7, 1]]
-
-
 def test_image_folder_dataset(tmp_path, folder):
     ds = ImageFolderDataset(folder / "images")
     assert ds.ids == ["a", "b", "c"]
     s = ds.load(0)
-    assert s.fg_mask.all() and s.extra == {"mask_given": False}
+    assert s.fg_mask.all() and not s.mask_given
     with_masks = ImageFolderDataset(folder / "images", folder / "masks").load(1)
-    assert with_masks.extra == {"mask_given": True} and with_masks.fg_mask.sum() == (H - 4) * (W - 6)
+    assert with_masks.mask_given and with_masks.fg_mask.sum() == (H - 4) * (W - 6)
     with pytest.raises(DatasetError, match="does not exist"):
         ImageFolderDataset(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()
@@ -319,16 +202,6 @@ def test_shared_datasets_are_part_folders(shared_data, name):
         assert sample.fg_mask.any()
         assert np.array_equal(sample.part_labels > 0, sample.fg_mask)  # parts == 0 exactly where mask == 0
         assert sample.part_labels.max() <= max(ds.part_names)
-
-
-def test_huge_image_is_refused_with_its_name(tmp_path, monkeypatch):
-    import partdiscovery.data.image_io as image_io
-
-    monkeypatch.setattr(image_io, "MAX_PIXELS", 100)  # stand-in for a 100-megapixel photo
-    path = tmp_path / "big.png"
-    Image.new("RGB", (20, 20)).save(path)
-    with pytest.raises(DatasetError, match=r"big\.png.*400 pixels|big\.png.*20x20"):
-        image_io.read_image(path)
 
 
 def test_validation_split_is_a_hashed_share_of_train_held_out_of_training(tmp_path):
@@ -404,3 +277,21 @@ def test_masks_from_another_folder_and_split_image_paths(tmp_path, folder):
     paths[0].unlink()
     with pytest.raises(DatasetError, match="image is missing"):
         split_image_paths(folder, "train")
+
+
+@FAST
+@given(image=file_bytes(), mask=file_bytes())
+def test_part_folder_gives_samples_or_a_dataset_error(image, mask):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "images").mkdir()
+        (root / "masks").mkdir()
+        (root / "images" / "a.png").write_bytes(image)
+        (root / "masks" / "a.png").write_bytes(mask)
+        (root / "train.txt").write_text("a\n")
+        try:
+            sample = PartFolderDataset(root, "train").load(0)
+        except DatasetError as e:
+            assert str(root) in str(e)
+            return
+        assert sample.image.size == sample.fg_mask.shape[::-1] and sample.fg_mask.any()

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
-from PIL import Image
+from dataset_builders import PASCAL_HEIGHT as H
+from dataset_builders import PASCAL_OBJECTS as OBJECTS
+from dataset_builders import PASCAL_WIDTH as W
+from dataset_builders import make_pascal, rect
 
 from partdiscovery.data import open_dataset
 from partdiscovery.data.pascal_part import (
@@ -20,69 +22,8 @@ from partdiscovery.data.pascal_part import (
 )
 from partdiscovery.errors import DatasetError
 
-H, W = 48, 64
 CAT = {n: i + 1 for i, n in enumerate(PART_NAMES["cat"])}
 CAR = {n: i + 1 for i, n in enumerate(PART_NAMES["car"])}
-
-
-def rect(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-    """Mask of the rectangle with *inclusive* corners."""
-    m = np.zeros((H, W), dtype=np.uint8)
-    m[y0:y1 + 1, x0:x1 + 1] = 1
-    return m
-
-
-# voc id -> [(class, object mask, [(part name, part mask), ...])]
-OBJECTS = {
-    "2008_000001": [  # big cat (36.8 % by the reference's formula), tiny cat, dog
-        ("cat", rect(10, 8, 49, 37), [("lear", rect(10, 8, 14, 12)), ("head", rect(10, 8, 25, 20)),
-                                      ("torso", rect(26, 8, 49, 37))]),
-        ("cat", rect(50, 40, 59, 45), [("head", rect(50, 40, 59, 45))]),
-        ("dog", rect(0, 0, 63, 47), [("torso", rect(0, 0, 63, 47))]),
-    ],
-    "2008_000002": [("cat", rect(20, 10, 43, 30), [("head", rect(20, 10, 43, 30))])],  # 23 * 20 / 3072 = 15 %
-    "2008_000004": [("cat", rect(0, 0, 39, 29), [("torso", rect(0, 0, 39, 29))])],  # at the image corner
-    "2008_000010": [("car", rect(4, 4, 59, 43), [
-        ("wheel_1", rect(4, 34, 14, 43)), ("wheel_2", rect(49, 34, 59, 43)), ("door_1", rect(20, 10, 40, 30)),
-        ("frontside", rect(4, 4, 19, 33))])],
-}
-LISTS = {
-    "cat_train.txt": "2008_000001  1\n2008_000002  1\n2008_000003 -1\n",
-    "cat_val.txt": "2008_000001  1\n2008_000002  1\n2008_000004  0\n2008_000005  1\n",  # 000005 has no .mat
-    "car_train.txt": "2008_000010  1\n",
-}
-
-
-def write_annotation(path: Path, objects) -> None:
-    """A .mat file in the PASCAL-Part structure: anno[0, 0]['objects'][0, i] with its 4 fields."""
-    fields = [("class", "O"), ("class_ind", "O"), ("mask", "O"), ("parts", "O")]
-    objs = np.zeros((1, len(objects)), dtype=fields)
-    for i, (cls, mask, parts) in enumerate(objects):
-        if parts:
-            arr = np.zeros((1, len(parts)), dtype=[("part_name", "O"), ("mask", "O")])
-            for j, (name, part_mask) in enumerate(parts):
-                arr[0, j] = (name, part_mask)
-        else:
-            arr = np.zeros((0, 0))
-        objs[0, i] = (cls, 8 if cls == "cat" else 7, mask, arr)
-    anno = np.zeros((1, 1), dtype=[("imname", "O"), ("objects", "O")])
-    anno[0, 0] = (path.stem, objs)
-    scipy.io.savemat(str(path), {"anno": anno})
-
-
-def make_pascal(base: Path, objects=OBJECTS) -> Path:
-    root = base / "VOCdevkit_2010"
-    images, lists, annotations = (root / "VOC2010" / "JPEGImages", root / "VOC2010" / "ImageSets" / "Main",
-                                  root / "Annotations_Part")
-    for folder in (images, lists, annotations):
-        folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for voc_id, objs in objects.items():
-        Image.fromarray(rng.integers(1, 256, size=(H, W, 3), dtype=np.uint8)).save(images / f"{voc_id}.jpg")
-        write_annotation(annotations / f"{voc_id}.mat", objs)
-    for name, text in LISTS.items():
-        (lists / name).write_text(text, encoding="utf-8")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +57,7 @@ def test_labels_crop_and_foreground(pascal):
     np.testing.assert_array_equal(raw.part_labels, full[1:45, 8:52])
     np.testing.assert_array_equal(raw.fg_mask, raw.part_labels > 0)  # reference foreground: labelled parts
     assert raw.image.size == (44, 44)
-    assert raw.extra["object_box"] == pytest.approx((2, 7, 42, 37))
+    assert raw.object_box == pytest.approx((2, 7, 42, 37))
     assert raw.bbox == pytest.approx((0, 5.5, 44, 38.5))
     obj = open_cat(pascal, "test", size=None, foreground="object").load(0)
     assert obj.fg_mask.sum() == 40 * 30 > raw.fg_mask.sum()  # the instance mask also covers unlabelled pixels
@@ -138,7 +79,7 @@ def test_resized_samples_and_training_crop(pascal):
     assert set(np.unique(raw.part_labels)) <= {0, CAT["head"], CAT["lear"], CAT["torso"]}
     # training samples have a 15 % margin: box (10, 8, 50, 38) -> square (4, -3, 56, 49), side 52
     assert raw.extra["crop_box"] == (4, -3, 56, 49)
-    assert raw.extra["object_box"] == pytest.approx(tuple(v * 32 / 52 for v in (6, 11, 46, 41)))
+    assert raw.object_box == pytest.approx(tuple(v * 32 / 52 for v in (6, 11, 46, 41)))
     box = ds.train_box(32, 32, raw.bbox, np.random.default_rng(0))
     assert box[2] - box[0] == box[3] - box[1]
 

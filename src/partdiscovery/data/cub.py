@@ -32,24 +32,32 @@ Conventions (documented choices):
 * **bbox**: ``RawSample.bbox`` is the annotated box *padded by 5 % of its width/height on every side*
   (the training crop of the reference, CMR's ``padding_frac``), so that the generic
   :class:`~partdiscovery.data.transforms.TrainingSet` crops around it with its own scale/offset jitter.
-  The tight annotated box ``(x, y, x + w, y + h)`` is ``RawSample.extra["object_box"]`` and
-  :meth:`CUBDataset.object_box`. :meth:`CUBDataset.train_box` is the reference's exact 5 % jitter for a
-  TrainingSet that offers a per-dataset crop hook.
+  The tight annotated box ``(x, y, x + w, y + h)`` is ``RawSample.object_box`` and
+  :meth:`CUBDataset.object_box`. :meth:`CUBDataset.train_box` is the reference's exact 5 % jitter, used
+  by the TrainingSet when ``data.dataset_crops`` is on.
 * ``part_labels`` is ``None``: CUB has keypoints, not part masks (use the ``cub-keypoints`` protocol).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from partdiscovery.data import DATASETS
-from partdiscovery.data.base import PartDataset, RawSample, raise_problems, read_text_lines, safe_join
-from partdiscovery.data.image_io import _open, _to_8bit, read_image
+from partdiscovery.data.base import (
+    ObjectBox,
+    PartDataset,
+    RawSample,
+    find_mask_file,
+    raise_problems,
+    read_text_lines,
+    safe_join,
+)
+from partdiscovery.data.boxes import jitter_padded_box, pad_box, square_around
+from partdiscovery.data.image_io import read_image, read_predicted_mask, read_soft_mask
+from partdiscovery.data.registry import parse_spec_options, register_dataset
 from partdiscovery.errors import DatasetError
 
 NUM_KEYPOINTS = 15
@@ -71,56 +79,19 @@ KEYPOINT_NAMES = (
     "throat",
 )
 """The 15 CUB keypoints in the order of ``parts/parts.txt`` (part id = index + 1)."""
-PAD_FRACTION = 0.05
-"""Crops pad the annotated box by this fraction of its size on every side (CMR, reference)."""
-JITTER_FRACTION = 0.05
-"""Training crops move every side of the padded box by up to this fraction of the box size (CMR)."""
-FOREGROUND_THRESHOLD = 0.5 * 255
-"""Soft segmentation values >= this are foreground."""
 SPEC_OPTIONS = ("classes", "mask_dir")
+"""Options of a ``cub:PATH?key=value`` spec."""
 
 
 # ------------------------------------------------------------------------------------------ boxes
-def pad_box(box: Sequence[float], fraction: float = PAD_FRACTION) -> tuple[float, float, float, float]:
-    """``box`` grown by ``fraction`` of its width (x) and height (y) on every side."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    dx, dy = fraction * (x1 - x0), fraction * (y1 - y0)
-    return (x0 - dx, y0 - dy, x1 + dx, y1 + dy)
-
-
-def square_around(box: Sequence[float]) -> tuple[int, int, int, int]:
-    """The square box (integer pixels, x1/y1 exclusive) with the same centre as ``box`` and side max(w, h)."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    side = max(x1 - x0, y1 - y0, 1.0)
-    half = side / 2.0
-    sx0, sy0 = int(round((x0 + x1) / 2.0 - half)), int(round((y0 + y1) / 2.0 - half))
-    s = max(1, int(round(side)))
-    return (sx0, sy0, sx0 + s, sy0 + s)
-
-
-def jitter_padded_box(
-    padded: Sequence[float],
-    rng: np.random.Generator,
-    pad: float = PAD_FRACTION,
-    jitter: float = JITTER_FRACTION,
-) -> tuple[int, int, int, int]:
-    """The reference's training crop from an already padded box: every side moves by
-    ``U(-jitter, jitter)`` x the *tight* box size, then the box is made square (CMR ``peturb_bbox`` +
-    ``square_bbox``)."""
-    x0, y0, x1, y1 = (float(v) for v in padded)
-    w, h = (x1 - x0) / (1 + 2 * pad), (y1 - y0) / (1 + 2 * pad)
-    d = rng.uniform(-jitter, jitter, size=4)
-    return square_around((x0 - d[0] * w, y0 - d[1] * h, x1 + d[2] * w, y1 + d[3] * h))
-
-
 def eval_box_fg(raw: RawSample) -> tuple[int, int, int, int]:
     """Network input box for the *FG* keypoint variant: the square around the annotated bird box.
 
     Used as ``PartSegmenter.predict_dataset(dataset, box_fn=eval_box_fg)``. Falls back to ``raw.bbox``,
-    then to the whole image, for datasets without ``extra["object_box"]``.
+    then to the whole image, for samples without ``object_box``.
     """
     whole = (0.0, 0.0, float(raw.image.width), float(raw.image.height))
-    box = raw.extra.get("object_box") or raw.bbox or whole
+    box = raw.object_box or raw.bbox or whole
     return square_around(box)
 
 
@@ -151,66 +122,6 @@ def _number(path: Path, number: int, text: str, kind=float):
     return value
 
 
-def read_soft_mask(
-    path: Path, what: str = "segmentation mask", size: tuple[int, int] | None = None
-) -> np.ndarray:
-    """A soft (0..255) mask as ``bool [H, W]``: value >= 0.5 * 255. ``size`` ``(W, H)``: resize first
-    (nearest), as the reference does for masks of another resolution."""
-    img = _to_8bit(_open(path, what))
-    if img.mode != "L":
-        img = img.convert("L")
-    if size is not None and img.size != size:
-        img = img.resize(size, Image.NEAREST)
-    return np.asarray(img) >= FOREGROUND_THRESHOLD
-
-
-def read_predicted_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """A user's predicted foreground mask, resized (nearest) to ``size`` ``(W, H)``.
-
-    0/1 masks (the reference's downloadable ``supervisedlabels``, which it multiplies with the
-    prediction) are read as they are; 0..255 masks are thresholded at 0.5 * 255.
-    """
-    img = _to_8bit(_open(path, "predicted mask"))
-    if img.mode != "L":
-        img = img.convert("L")
-    if img.size != size:
-        img = img.resize(size, Image.NEAREST)
-    arr = np.asarray(img)
-    return arr > 0 if arr.max(initial=0) <= 1 else arr >= FOREGROUND_THRESHOLD
-
-
-def find_mask_file(mask_dir: Path, names: Sequence[str]) -> Path:
-    """The first of ``mask_dir/<name>`` that exists (every candidate through :func:`safe_join`),
-    else the first candidate (so that the error names it)."""
-    candidates = [safe_join(mask_dir, name, "mask name") for name in names]
-    return next((c for c in candidates if c.is_file()), candidates[0])
-
-
-def parse_spec_options(args: str, allowed: Iterable[str] = SPEC_OPTIONS) -> tuple[str, dict]:
-    """``PATH?key=value&key=value`` -> ``(PATH, {key: value})``; ``classes`` becomes a list of ints.
-
-    Lets the command line pass dataset options, e.g. ``cub:/data/CUB_200_2011?classes=1`` (CUB-001).
-    Text after ``?`` is an option string only when every key is one of ``allowed``.
-    """
-    path, sep, query = args.rpartition("?")
-    if not sep or not query:
-        return args, {}
-    options: dict = {}
-    for item in query.split("&"):
-        key, eq, value = item.partition("=")
-        if not eq or key not in allowed:
-            return args, {}
-        options[key] = value
-    if "classes" in options:
-        try:
-            options["classes"] = [int(c) for c in options["classes"].split(",") if c.strip()]
-        except ValueError:
-            raise DatasetError(
-                f"{args}: classes must be comma-separated class ids, e.g. ?classes=1,2,3"
-            ) from None
-    return path, options
-
-
 # ------------------------------------------------------------------------------------------ dataset
 class CUBDataset(PartDataset):
     """CUB-200-2011 in its original layout (Wah et al. 2011).
@@ -227,10 +138,12 @@ class CUBDataset(PartDataset):
 
     Example:
         >>> ds = CUBDataset("/data/CUB_200_2011", "test", classes=[1])
-        >>> raw = ds.load(0); raw.keypoints.shape, raw.extra["object_box"]
+        >>> raw = ds.load(0); raw.keypoints.shape, raw.object_box
     """
 
     keypoint_names = KEYPOINT_NAMES
+    default_protocol = "cub-keypoints"
+    has_object_boxes = True
 
     def __init__(
         self,
@@ -390,7 +303,7 @@ class CUBDataset(PartDataset):
             self._raise(problems, "file")
 
     # -------------------------------------------------------------- samples
-    def object_box(self, index_or_id: int | str) -> tuple[float, float, float, float]:
+    def object_box(self, index_or_id: int | str) -> ObjectBox:
         """The tight annotated box ``(x0, y0, x1, y1)`` of an image (by index or id), without loading it."""
         image_id = self.ids[index_or_id] if isinstance(index_or_id, int) else str(index_or_id)
         return self._boxes[image_id]
@@ -419,12 +332,15 @@ class CUBDataset(PartDataset):
             part_labels=None,
             keypoints=self._keypoints[image_id].copy(),
             bbox=pad_box(box),
-            extra={"object_box": box, "class_id": self._labels[image_id], "path": self._names[image_id]},
+            object_box=box,
+            extra={"class_id": self._labels[image_id], "path": self._names[image_id]},
         )
 
-    def train_box(self, width: int, height: int, bbox, rng: np.random.Generator) -> tuple[int, int, int, int]:
-        """Optional :class:`TrainingSet` hook: the reference's crop (the padded box, each side jittered by
-        5 % of the box size, made square). ``bbox`` is ``raw.bbox`` in the (possibly resized) image."""
+    def train_box(
+        self, width: int, height: int, bbox: ObjectBox | None, rng: np.random.Generator
+    ) -> tuple[int, int, int, int]:
+        """The reference's training crop: the padded box, each side jittered by 5 % of the box size, made
+        square. ``bbox`` is ``raw.bbox`` in the (possibly resized) image."""
         if bbox is None:
             bbox = (0.0, 0.0, float(width), float(height))
         return jitter_padded_box(bbox, rng)
@@ -434,10 +350,10 @@ class CUBDataset(PartDataset):
         return f"CUBDataset({self.root}, split={self.split!r}, {len(self)} images{what})"
 
 
-@DATASETS.register("cub")
+@register_dataset("cub", CUBDataset)
 def _open_cub(args: str, split: str, **kwargs) -> PartDataset:
     """``cub:PATH`` or ``cub:PATH?classes=1,2,3&mask_dir=DIR``."""
-    path, options = parse_spec_options(args)
+    path, options = parse_spec_options(args, SPEC_OPTIONS)
     if kwargs.pop("require_parts", False):
         raise DatasetError(
             f"{path}: CUB has keypoints, not part masks; score it with the cub-keypoints or "

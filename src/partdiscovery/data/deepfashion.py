@@ -47,10 +47,16 @@ from pathlib import Path
 
 import numpy as np
 
-from partdiscovery.data import DATASETS
-from partdiscovery.data.base import PartDataset, RawSample, raise_problems, safe_join
-from partdiscovery.data.cub import find_mask_file, parse_spec_options, read_predicted_mask
-from partdiscovery.data.image_io import _open, read_image
+from partdiscovery.data.base import (
+    ObjectBox,
+    PartDataset,
+    RawSample,
+    find_mask_file,
+    raise_problems,
+    safe_join,
+)
+from partdiscovery.data.image_io import open_image_file, read_image, read_predicted_mask
+from partdiscovery.data.registry import parse_spec_options, register_dataset
 from partdiscovery.errors import DatasetError
 
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -301,7 +307,7 @@ class DeepFashionDataset(PartDataset):
     def load(self, index: int) -> RawSample:
         image_path, segment_path = self.paths(index)
         image = read_image(image_path)
-        rgb = np.asarray(_open(segment_path, "segment").convert("RGB"))
+        rgb = np.asarray(open_image_file(segment_path, "segment").convert("RGB"))
         labels = decode_segment_colours(rgb, segment_path)
         if labels.shape[::-1] != image.size:
             raise DatasetError(
@@ -320,13 +326,15 @@ class DeepFashionDataset(PartDataset):
             extra={"path": self.file_names[index]},
         )
 
-    def train_box(self, width: int, height: int, bbox, rng: np.random.Generator) -> tuple[int, int, int, int]:
-        """Optional :class:`TrainingSet` hook: the reference's ``RandomResizedCrop(scale=(0.5, 1),
-        ratio=(3/4, 4/3))`` box of the whole image (resized to the square input, so it may distort)."""
+    def train_box(
+        self, width: int, height: int, bbox: ObjectBox | None, rng: np.random.Generator
+    ) -> tuple[int, int, int, int]:
+        """The reference's training crop: ``RandomResizedCrop(scale=(0.5, 1), ratio=(3/4, 4/3))`` of the
+        whole image (resized to the square input, so it may distort)."""
         return random_resized_crop_box(width, height, rng)
 
 
-@DATASETS.register("deepfashion")
+@register_dataset("deepfashion", DeepFashionDataset)
 def _open_deepfashion(args: str, split: str, **kwargs) -> PartDataset:
     """``deepfashion:PATH`` or ``deepfashion:PATH?mask_dir=DIR`` (PATH: the In-shop benchmark folder)."""
     path, options = parse_spec_options(args, ("mask_dir",))

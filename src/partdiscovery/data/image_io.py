@@ -3,6 +3,9 @@
 Conventions: images come back as RGB ``PIL.Image`` (EXIF orientation applied; grayscale, RGBA,
 palette, CMYK and 16-bit images converted), masks as ``bool`` arrays ``[H, W]`` and part labels as
 ``int64`` arrays ``[H, W]``.
+
+Every dataset module reads its files through these functions (and only these), so a broken file
+gives the same kind of message whichever dataset it belongs to.
 """
 
 from __future__ import annotations
@@ -17,9 +20,17 @@ from partdiscovery.errors import DatasetError
 
 MAX_PIXELS = 100_000_000
 """Larger images are refused (a decompression bomb or a mistake); resize them first."""
+FOREGROUND_THRESHOLD = 0.5 * 255
+"""Soft (0..255) mask values >= this are foreground."""
 
 
-def _open(path: Path, what: str) -> Image.Image:
+def open_image_file(path: Path, what: str) -> Image.Image:
+    """Open and fully decode any image file in its own mode; ``what`` names it in errors (``"segment"``).
+
+    Refuses missing, empty, truncated and over-large (:data:`MAX_PIXELS`) files with a
+    :class:`DatasetError` naming the file. Datasets with their own pixel formats (colour-coded segments,
+    soft masks) start from this and convert the result themselves.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: {what} file is missing")
@@ -52,7 +63,7 @@ def _open(path: Path, what: str) -> Image.Image:
     return img
 
 
-def _to_8bit(img: Image.Image) -> Image.Image:
+def to_8bit(img: Image.Image) -> Image.Image:
     """16-bit and 32-bit single-channel images are rescaled to 0..255 (not clipped)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
@@ -64,12 +75,12 @@ def _to_8bit(img: Image.Image) -> Image.Image:
 
 def read_image(path: str | Path) -> Image.Image:
     """Read any image as RGB, with EXIF orientation applied."""
-    img = _open(Path(path), "image")
+    img = open_image_file(Path(path), "image")
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not make a readable image unusable
         pass
-    img = _to_8bit(img)
+    img = to_8bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
@@ -83,7 +94,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     Raises :class:`DatasetError` for values other than two levels {0, x}.
     """
     path = Path(path)
-    img = _open(path, "mask")
+    img = open_image_file(path, "mask")
     # Judge the raw values: rescaling a 16-bit 0/1 mask to 8 bits would turn 1 into 0.
     if img.mode not in ("L", "1", "P", "I;16", "I;16B", "I;16L", "I", "F"):
         img = img.convert("L")
@@ -98,7 +109,35 @@ def read_mask(path: str | Path) -> np.ndarray:
 def read_labels(path: str | Path) -> np.ndarray:
     """Read a part-label PNG (mode L or P, 0 = background) as ``int64 [H, W]``."""
     path = Path(path)
-    img = _open(path, "part labels")
+    img = open_image_file(path, "part labels")
     if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
         raise DatasetError(f"{path}: part labels must be a single-channel PNG (mode L), got mode {img.mode}")
     return np.asarray(img).astype(np.int64)
+
+
+def read_soft_mask(
+    path: Path, what: str = "segmentation mask", size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """A soft (0..255) mask as ``bool [H, W]``: value >= 0.5 * 255. ``size`` ``(W, H)``: resize first
+    (nearest), as the reference does for masks of another resolution."""
+    img = to_8bit(open_image_file(path, what))
+    if img.mode != "L":
+        img = img.convert("L")
+    if size is not None and img.size != size:
+        img = img.resize(size, Image.NEAREST)
+    return np.asarray(img) >= FOREGROUND_THRESHOLD
+
+
+def read_predicted_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """A user's predicted foreground mask, resized (nearest) to ``size`` ``(W, H)``.
+
+    0/1 masks (the reference's downloadable ``supervisedlabels``, which it multiplies with the
+    prediction) are read as they are; 0..255 masks are thresholded at 0.5 * 255.
+    """
+    img = to_8bit(open_image_file(path, "predicted mask"))
+    if img.mode != "L":
+        img = img.convert("L")
+    if img.size != size:
+        img = img.resize(size, Image.NEAREST)
+    arr = np.asarray(img)
+    return arr > 0 if arr.max(initial=0) <= 1 else arr >= FOREGROUND_THRESHOLD

@@ -23,6 +23,7 @@ import numpy as np
 
 from partdiscovery.data.base import PartDataset, RawSample, raise_problems, read_text_lines, safe_join
 from partdiscovery.data.image_io import read_image, read_labels, read_mask
+from partdiscovery.data.registry import register_dataset
 from partdiscovery.errors import DatasetError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -318,11 +319,17 @@ class ImageFolderDataset(PartDataset):
         image = read_image(self.paths[index])
         if self.masks is None:
             mask = np.ones((image.height, image.width), dtype=bool)
-            return RawSample(id=self.ids[index], image=image, fg_mask=mask, extra={"mask_given": False})
+            return RawSample(id=self.ids[index], image=image, fg_mask=mask, mask_given=False)
         mask = read_mask(self.masks / f"{self.ids[index]}.png")
         if mask.shape[::-1] != image.size:
             raise DatasetError(
                 f"{self.masks / self.ids[index]}.png: mask size {mask.shape[::-1]} "
                 f"differs from image size {image.size}"
             )
-        return RawSample(id=self.ids[index], image=image, fg_mask=mask, extra={"mask_given": True})
+        return RawSample(id=self.ids[index], image=image, fg_mask=mask, mask_given=True)
+
+
+@register_dataset("folder", PartFolderDataset)
+def _open_part_folder(args: str, split: str, **kwargs) -> PartDataset:
+    """``folder:PATH``, or a plain ``PATH`` (the default kind)."""
+    return PartFolderDataset(args, split, **kwargs)

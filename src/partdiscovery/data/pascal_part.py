@@ -40,10 +40,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from partdiscovery.data import DATASETS
-from partdiscovery.data.base import PartDataset, RawSample, raise_problems, safe_join
-from partdiscovery.data.cub import PAD_FRACTION, jitter_padded_box, pad_box, square_around
+from partdiscovery.data.base import ObjectBox, PartDataset, RawSample, raise_problems, safe_join
+from partdiscovery.data.boxes import PAD_FRACTION, jitter_padded_box, pad_box, square_around
 from partdiscovery.data.image_io import read_image
+from partdiscovery.data.registry import register_dataset
 from partdiscovery.errors import DatasetError
 
 PAPER_CLASSES = ("sheep", "horse", "cow", "motorbike", "aeroplane", "bus", "car", "bicycle", "dog", "cat")
@@ -338,7 +338,31 @@ class PascalPartDataset(PartDataset):
         self.ids: list[str] = []
         self._samples: list[tuple[str, int, tuple[float, float, float, float]]] = []
         self.missing_annotations: list[str] = []
+        problems = self._collect_instances(voc_ids)
+        if validate:
+            for voc_id, _, _ in self._samples:
+                path = safe_join(self.image_dir, voc_id + ".jpg", "image id")
+                if not path.is_file():
+                    problems.append(f"{path}: image is missing")
+        raise_problems(self.root, f"{object_class} {split}", sorted(set(problems)))
+        if self.missing_annotations:
+            warnings.warn(
+                f"{self.annotation_dir}: {len(self.missing_annotations)} image(s) of "
+                f"{list_file.name} have no PASCAL-Part annotation and were skipped "
+                f"(first: {self.missing_annotations[0]})",
+                stacklevel=2,
+            )
+        if not self.ids:
+            raise DatasetError(
+                f"{self.root}: no {object_class} instance in split {split!r} covers more than "
+                f"{self.min_area:.0%} of its image"
+            )
+
+    def _collect_instances(self, voc_ids: list[str]) -> list[str]:
+        """Fill ``ids`` / ``_samples`` with the kept instances of the class in ``voc_ids`` and
+        ``missing_annotations`` with the images without a ``.mat`` file; return the problems found."""
         problems: list[str] = []
+        object_class = self.object_class
         for voc_id in voc_ids:
             mat = safe_join(self.annotation_dir, voc_id + ".mat", "image id")
             if not mat.is_file():
@@ -360,24 +384,7 @@ class PascalPartDataset(PartDataset):
                 box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
                 self.ids.append(f"{voc_id}_{index}")
                 self._samples.append((voc_id, index, box))
-        if validate:
-            for voc_id, _, _ in self._samples:
-                path = safe_join(self.image_dir, voc_id + ".jpg", "image id")
-                if not path.is_file():
-                    problems.append(f"{path}: image is missing")
-        raise_problems(self.root, f"{object_class} {split}", sorted(set(problems)))
-        if self.missing_annotations:
-            warnings.warn(
-                f"{self.annotation_dir}: {len(self.missing_annotations)} image(s) of "
-                f"{list_file.name} have no PASCAL-Part annotation and were skipped "
-                f"(first: {self.missing_annotations[0]})",
-                stacklevel=2,
-            )
-        if not self.ids:
-            raise DatasetError(
-                f"{self.root}: no {object_class} instance in split {split!r} covers more than "
-                f"{self.min_area:.0%} of its image"
-            )
+        return problems
 
     @staticmethod
     def _read_list(path: Path) -> list[str]:
@@ -449,8 +456,8 @@ class PascalPartDataset(PartDataset):
             fg_mask=np.ascontiguousarray(fg, dtype=bool),
             part_labels=labels.astype(np.int64),
             bbox=to_sample(pad_box(box)),
+            object_box=to_sample(box),
             extra={
-                "object_box": to_sample(box),
                 "crop_box": crop,
                 "voc_id": voc_id,
                 "object_index": obj_index,
@@ -458,14 +465,16 @@ class PascalPartDataset(PartDataset):
             },
         )
 
-    def train_box(self, width: int, height: int, bbox, rng: np.random.Generator) -> tuple[int, int, int, int]:
-        """Optional :class:`TrainingSet` hook: the reference's crop (padded box, 5 % jitter, square)."""
+    def train_box(
+        self, width: int, height: int, bbox: ObjectBox | None, rng: np.random.Generator
+    ) -> tuple[int, int, int, int]:
+        """The reference's training crop: the padded box, 5 % jitter, made square."""
         if bbox is None:
             bbox = (0.0, 0.0, float(width), float(height))
         return jitter_padded_box(bbox, rng)
 
 
-@DATASETS.register("pascal-part")
+@register_dataset("pascal-part", PascalPartDataset)
 def _open_pascal_part(args: str, split: str, **kwargs) -> PartDataset:
     """``pascal-part:CLASS:PATH``."""
     object_class, sep, path = args.partition(":")

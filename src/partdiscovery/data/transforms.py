@@ -156,10 +156,10 @@ class TrainingSet(Dataset):
         rng = np.random.default_rng(aug_seed)
         image, mask, bbox = self._decoded(index)
         h, w = image.shape[1:]
-        train_box = getattr(self.dataset, "train_box", None) if self.cfg.dataset_crops else None
-        if train_box is not None:  # the paper's per-dataset crops (CUB/PASCAL jitter, DeepFashion RRC)
-            box = train_box(w, h, bbox, rng)  # bbox is already scaled to the cached image
-        else:
+        # The paper's per-dataset crops (CUB/PASCAL jitter, DeepFashion RRC); bbox is already scaled to
+        # the cached image. Datasets without their own crop answer None and get the generic one.
+        box = self.dataset.train_box(w, h, bbox, rng) if self.cfg.dataset_crops else None
+        if box is None:
             box = random_square_box(w, h, bbox, rng, self.cfg.crop_scale)
         size = self.cfg.input_size
         full = image
@@ -233,7 +233,7 @@ class EvalSet(Dataset):
 
     Keys: ``image`` ``[3,S,S]`` float, ``fg_mask`` ``[1,S,S]``, ``box`` (the crop in source pixels),
     ``size`` ``(H, W)``, ``id``, and the raw sample's ``fg_mask_full`` ``bool [H,W]``,
-    ``part_labels`` ``int64 [H,W] | None``, ``keypoints``.
+    ``part_labels`` ``int64 [H,W] | None``, ``keypoints``, ``mask_given`` and ``extra``.
     """
 
     def __init__(self, dataset: PartDataset, input_size: int, box_fn=None) -> None:
@@ -259,6 +259,7 @@ class EvalSet(Dataset):
             "fg_mask_full": raw.fg_mask,
             "part_labels": raw.part_labels,
             "keypoints": raw.keypoints,
+            "mask_given": raw.mask_given,
             "extra": raw.extra,
         }
 

@@ -371,7 +371,7 @@ def cub_regression_protocol(
 
 
 def _boxes_of(*datasets: PartDataset) -> dict[str, Box] | None:
-    if not all(hasattr(d, "object_box") for d in datasets):
+    if not all(d.has_object_boxes for d in datasets):
         return None
     return {i: d.object_box(i) for d in datasets for i in d.ids}
 

@@ -1,6 +1,6 @@
 """Models: backbones for f, frozen feature extractors φ, and the part segmentation network."""
 
-from partdiscovery.models.backbones import BACKBONES, create_backbone, list_backbones
+from partdiscovery.models.backbones import BACKBONES, Backbone, create_backbone, list_backbones
 from partdiscovery.models.features import (
     FEATURE_EXTRACTORS,
     DenseFeatures,
@@ -12,6 +12,7 @@ from partdiscovery.models.part_net import PartOutput, PartSegmentationNet
 __all__ = [
     "BACKBONES",
     "FEATURE_EXTRACTORS",
+    "Backbone",
     "DenseFeatures",
     "PartOutput",
     "PartSegmentationNet",

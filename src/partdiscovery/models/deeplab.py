@@ -14,58 +14,14 @@ dilated stage keeps the previous stage's dilation (layer4: 2 in block 0, 4 in bl
 
 from __future__ import annotations
 
-import os
-from urllib.parse import urlparse
-
 import torch
 import torch.nn as nn
 
-from partdiscovery.errors import WeightsUnavailableError
-from partdiscovery.models._weights import load_state_dict_file
-from partdiscovery.models.backbones import BACKBONES
-from partdiscovery.models.pretrained import download_guard
+from partdiscovery.models.backbones import BACKBONES, Backbone
+from partdiscovery.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
+from partdiscovery.models.weights import download_state_dict, load_state_dict_file, load_strict
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 ASPP_DILATIONS = (6, 12, 18, 24)
-
-
-def download_state_dict(
-    url: str, what: str, option: str, check_hash: bool = False
-) -> dict[str, torch.Tensor]:
-    """Fetch a state dict through torch.hub's cache (``$TORCH_HOME/hub/checkpoints``) or from ``url``.
-
-    Offline and uncached, this raises one :class:`WeightsUnavailableError` naming the file, where it comes
-    from, where it is cached and the config ``option`` that takes a local copy instead.
-    """
-    filename = os.path.basename(urlparse(url).path)
-    cache = os.path.join(torch.hub.get_dir(), "checkpoints")
-    with download_guard(f"{what} ({filename} from {url}, cache: {cache})", option):
-        # Looked up at call time (not imported by name) so that tests can block the network.
-        return torch.hub.load_state_dict_from_url(
-            url, map_location="cpu", progress=True, check_hash=check_hash, weights_only=True
-        )
-
-
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str, expected: str) -> None:
-    """Load every tensor ``module`` has from ``state`` (extra tensors, e.g. a classifier, are ignored).
-
-    Why strict: a checkpoint that only partly fits (another depth, another architecture) would otherwise
-    train from half-random weights without anyone noticing.
-    """
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    bad = [
-        f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if missing or bad:
-        raise WeightsUnavailableError(
-            f"{source}: not {expected}: {len(missing)} of {len(own)} tensors missing {missing[:3]}, "
-            f"{len(bad)} with a wrong shape {bad[:3]}"
-        )
-    module.load_state_dict({k: state[k].to(own[k].dtype) for k in own}, strict=True)
 
 
 class ASPPClassifier(nn.Module):
@@ -93,7 +49,7 @@ class ASPPClassifier(nn.Module):
         return out
 
 
-class DeepLabV2ResNet50(nn.Module):
+class DeepLabV2ResNet50(Backbone):
     """DeepLab-v2 ResNet-50: images ``[B, 3, H, W]`` in [0, 1] -> class logits ``[B, n, H/8, W/8]``.
 
     It ends in its own classifier (``head_included = True``): :class:`PartSegmentationNet` calls
@@ -132,8 +88,7 @@ class DeepLabV2ResNet50(nn.Module):
         self.body = IntermediateLayerGetter(net, return_layers={"layer4": "out"})
         if state is not None:
             load_strict(self.body, state, source, "torchvision ResNet-50 weights")
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.norm = Normalize(IMAGENET_MEAN, IMAGENET_STD)
         self.classifier: ASPPClassifier | None = None
         if num_classes is not None:
             self.set_num_classes(num_classes)
@@ -152,7 +107,7 @@ class DeepLabV2ResNet50(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.classifier is None:
             raise RuntimeError("DeepLabV2ResNet50 has no classifier yet: call set_num_classes(n) first")
-        return self.classifier(self.body((x - self.mean) / self.std)["out"])
+        return self.classifier(self.body(self.norm(x))["out"])
 
 
 @BACKBONES.register("deeplab_resnet50")

@@ -16,7 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from partdiscovery.errors import ConfigError
-from partdiscovery.models._weights import LITE_VARIANTS, lite_package, lite_state_dict, load_matching
+from partdiscovery.models.normalize import HALF, Normalize
+from partdiscovery.models.weights import LITE_VARIANTS, lite_package, load_lite_weights
 from partdiscovery.utils.registry import Registry
 
 FEATURE_EXTRACTORS: Registry[nn.Module] = Registry("feature extractor")
@@ -143,12 +144,12 @@ class EfficientNetLiteFeatures(DenseFeatures):
         self.channels = sum(self.model.feature_info.channels())
         self.stride = min(self.model.feature_info.reduction())
         if pretrained or weights:
-            load_matching(self.model, lite_state_dict(variant, weights), weights or lite_package(variant))
-        self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
+            load_lite_weights(self.model, variant, weights)
+        self.norm = Normalize(HALF, HALF)
         self.freeze()
 
     def layers(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return self.model((images - self.mean) / self.mean)
+        return self.model(self.norm(images))
 
 
 def _lite_features(variant: int):

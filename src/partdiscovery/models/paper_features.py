@@ -17,9 +17,9 @@ import torch
 import torch.nn as nn
 
 from partdiscovery.errors import WeightsUnavailableError
-from partdiscovery.models._weights import load_state_dict_file
-from partdiscovery.models.deeplab import IMAGENET_MEAN, IMAGENET_STD, download_state_dict, load_strict
 from partdiscovery.models.features import FEATURE_EXTRACTORS, DenseFeatures
+from partdiscovery.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
+from partdiscovery.models.weights import download_state_dict, load_state_dict_file, load_strict
 
 # Indices in torchvision's ``vgg19().features`` (conv/ReLU pairs, max-pools after relu1_2, relu2_2,
 # relu3_4, relu4_4): relu3_2 follows conv3_2 at 12, relu5_4 follows conv5_4 at 34; 36 is pool5.
@@ -27,16 +27,6 @@ VGG19_RELU3_2 = 13
 VGG19_RELU5_4 = 35
 
 DINO_VITS8_URL = "https://dl.fbaipublicfiles.com/dino/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth"
-
-
-class _ImageNetNormalize(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
 
 
 class VGG19Features(DenseFeatures):
@@ -75,7 +65,7 @@ class VGG19Features(DenseFeatures):
                 "model.feature_weights",
                 check_hash=True,
             )
-        self.norm = _ImageNetNormalize()
+        self.norm = Normalize(IMAGENET_MEAN, IMAGENET_STD)
         self.features = make_layers(cfgs["E"], batch_norm=False)[: VGG19_RELU5_4 + 1]
         for m in self.features:
             if isinstance(m, nn.ReLU):
@@ -146,7 +136,7 @@ class DinoViTS8Features(DenseFeatures):
                 "DINO ViT-S/8 weights of torch.hub facebookresearch/dino:main dino_vits8",
                 "model.feature_weights",
             )
-        self.norm = _ImageNetNormalize()
+        self.norm = Normalize(IMAGENET_MEAN, IMAGENET_STD)
         self.vit = timm.create_model(
             "vit_small_patch8_224", pretrained=False, num_classes=0, dynamic_img_size=True
         )

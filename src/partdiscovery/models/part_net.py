@@ -67,7 +67,7 @@ class PartSegmentationNet(nn.Module):
         self.num_parts = cfg.num_parts
         out_channels = cfg.num_parts + (1 if cfg.learned_background else 0)
         self.backbone = create_backbone(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.backbone_weights)
-        if getattr(self.backbone, "head_included", False):
+        if self.backbone.head_included:
             self.backbone.set_num_classes(out_channels)
             self.decoder, self.classifier = None, None
         else:

@@ -271,7 +271,7 @@ class Trainer:
         lock = None
         if main:
             self.run.check(
-                self.resume, self.overwrite, inputs=[(getattr(self.dataset, "root", None), "dataset folder")]
+                self.resume, self.overwrite, inputs=[(self.dataset.root, "dataset folder")]
             )
             lock = self.run.lock()  # held until the summary is written: one writer per run folder
         try:

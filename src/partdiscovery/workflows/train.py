@@ -64,7 +64,7 @@ def training_dataset(
             return dataset, cfg, {"masks": {"source": "given", "folder": str(masks)}}
         if not (root.is_dir() and (root / "images").is_dir() and not (root / "masks").is_dir()):
             dataset = open_dataset(data, split)
-            given = getattr(dataset, "masks_dir", None)
+            given = dataset.masks_dir
             return dataset, cfg, {"masks": {"source": "given", "folder": str(given) if given else str(data)}}
         paths = split_image_paths(root, "train")
     else:
