@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from partdiscovery.data.base import PartDataset
-from partdiscovery.data.cub import KEYPOINT_NAMES, CUBDataset, eval_box_fg
+from partdiscovery.data.cub import KEYPOINT_NAMES, eval_box_fg
 from partdiscovery.data.pascal_part import PAPER_CLASSES as PAPER_PASCAL_CLASSES
 from partdiscovery.errors import DatasetError, PartDiscoveryError
 from partdiscovery.evaluation.evaluate import read_prediction_dir, score_pixels
@@ -435,10 +435,13 @@ def evaluate_pascal_classes(results_by_class: Mapping[str, Mapping]) -> dict:
 
 
 def default_protocol(dataset: PartDataset | str) -> str:
-    """``cub-keypoints`` for CUB (a :class:`CUBDataset` or a ``cub:`` spec), ``pixel`` otherwise."""
+    """The protocol a dataset is scored with unless told otherwise: its kind's ``default_protocol``
+    (``cub-keypoints`` for CUB, ``pixel`` for part folders and the others), from a dataset or a spec."""
+    from partdiscovery.data import dataset_kind
+
     if isinstance(dataset, (str, Path)):
-        return "cub-keypoints" if str(dataset).startswith("cub:") else "pixel"
-    return "cub-keypoints" if isinstance(dataset, CUBDataset) else "pixel"
+        return dataset_kind(dataset).default_protocol
+    return dataset.default_protocol
 
 
 def evaluate_protocol(
