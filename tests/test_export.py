@@ -13,9 +13,10 @@ import torch
 from partdiscovery import PartSegmenter
 from partdiscovery.config import Config, DataConfig, ModelConfig
 from partdiscovery.errors import CheckpointError, PartDiscoveryError
-from partdiscovery.export import ExportWrapper, export_model, exported_config, load_safetensors
+from partdiscovery.export import ExportWrapper, export_model
 from partdiscovery.models import PartSegmentationNet
-from partdiscovery.training.checkpoint import checkpoint_path, save_checkpoint
+from partdiscovery.runs.checkpoint import checkpoint_path, save_checkpoint
+from partdiscovery.runs.exported import exported_config, load_safetensors
 
 K = 3
 SIZE = 64

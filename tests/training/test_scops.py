@@ -21,7 +21,7 @@ from partdiscovery.losses.scops import (
 )
 from partdiscovery.models import PartOutput
 from partdiscovery.segmenter import PartSegmenter
-from partdiscovery.training.scops import SCOPS, scops_log_probs, scops_loss_weights
+from partdiscovery.training.methods.scops import SCOPS, scops_log_probs, scops_loss_weights
 
 
 def single_pixel_parts(h=4, w=5, pixels=((1, 2), (3, 0))):

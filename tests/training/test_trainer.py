@@ -13,14 +13,14 @@ import yaml
 
 from partdiscovery.config import config_from_dict
 from partdiscovery.errors import CheckpointError, ConfigError, PartDiscoveryError
-from partdiscovery.training import ContrastiveReconstruction, create_method
-from partdiscovery.training.checkpoint import (
+from partdiscovery.runs.checkpoint import (
     checkpoint_path,
     list_checkpoints,
     load_checkpoint,
     load_latest,
     save_checkpoint,
 )
+from partdiscovery.training import ContrastiveReconstruction, create_method
 from partdiscovery.training.trainer import TrainingDivergedError
 
 LOSSES = {"feature", "contrastive", "visual", "equivariance", "total"}
@@ -248,7 +248,7 @@ def test_phi_sees_the_images_at_feature_input_scale(tiny_config, scale):
 
 def test_training_with_the_phi_feature_cache(tiny_dataset, tmp_path, tiny_config, train_tiny):
     """loss.cache_features: φ runs once per training image, and the run trains and keeps its checkpoints."""
-    from partdiscovery.training.checkpoint import list_checkpoints
+    from partdiscovery.runs.checkpoint import list_checkpoints
 
     cfg = tiny_config("loss.cache_features=true", "train.keep_checkpoints=0", "train.checkpoint_every=1")
     summary = train_tiny(tiny_dataset, tmp_path / "run", cfg)

@@ -150,8 +150,8 @@ def training_dataset(
     from partdiscovery.data import ImageFolderDataset, PartFolderDataset, open_dataset
     from partdiscovery.data.part_folder import split_image_paths
     from partdiscovery.foreground.folder import MANIFEST, list_images, write_mask_folder
+    from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
-    from partdiscovery.training.trainer import RunFolder
 
     if (data is None) == (images is None):
         raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
@@ -223,9 +223,9 @@ def run_training(
 ) -> dict:
     """Train ``cfg`` on a dataset (``data``) or a plain folder of images (``images``) into ``out``;
     foreground masks are computed first where there are none (:func:`training_dataset`)."""
+    from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.training import Trainer, create_method
-    from partdiscovery.training.trainer import RunFolder
     from partdiscovery.utils.seed import seed_everything
 
     inputs = _data_inputs(data) + ([(Path(images), "image folder")] if images else [])
