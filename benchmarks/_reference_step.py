@@ -1,9 +1,10 @@
 """A deliberately straightforward "first version" of the contrastive-reconstruction training step.
 
 This is the *before* of the before/after comparison in ``benchmarks/speed.py``: the same method and the
-same losses as :meth:`partdiscovery.training.method.ContrastiveReconstruction.training_step`, written the
-way a first research implementation (e.g. github.com/subhc/unsup-parts, ``trainer_ours.py`` and
-``loss.py``) computes them:
+same losses as :meth:`ContrastiveReconstruction.training_step
+<partdiscovery.training.methods.contrastive.ContrastiveReconstruction.training_step>`, written the way a
+first research implementation (e.g. github.com/subhc/unsup-parts, ``trainer_ours.py`` and ``loss.py``)
+computes them:
 
 * **two separate forward passes of f**, one for x1 and one for T(x2), instead of one batched pass;
 * **losses at full input resolution** (``loss_stride`` 1): φ features are upsampled to the input size;

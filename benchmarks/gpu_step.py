@@ -7,8 +7,9 @@ Usage::
 
 Each variant builds the paper preset's method afresh from the same seed (DeepLab-v2 ResNet-50 f, VGG19 φ,
 256 px, batch 6, losses at full resolution, SGD; random weights, ``model.pretrained=false``) and times
-one full training step: ``training_step`` (jitter, warp, f, φ, the four losses) + ``zero_grad`` +
-``backward`` + gradient clipping + the optimiser step, on one fixed random batch already on the GPU, with
+one full training step, :func:`partdiscovery.training.train_step` as the trainer runs it: ``training_step``
+(jitter, warp, f, φ, the four losses) + ``zero_grad`` + ``backward`` + gradient clipping + the optimiser
+step, on one fixed random batch already on the GPU, with
 ``torch.cuda.synchronize()`` before and after each step. Reported per variant: median seconds per step
 with min–max over the timed repeats, images/s (= batch / median step time), peak GPU memory
 (``torch.cuda.max_memory_allocated``), the first step's time (for the compiled variants: mostly
@@ -47,17 +48,14 @@ def run_variant(name: str, cfg, device, batch: dict, amp: bool, compile_: bool, 
     """Build the method, then time ``args.warmup`` untimed and ``args.repeats`` timed steps."""
     import torch
 
-    from partdiscovery.training.method import create_method
-    from partdiscovery.training.trainer import build_optimizer
-    from partdiscovery.utils.seed import torch_generator
+    from partdiscovery.training import build_optimizer, create_method, step_generator, train_step
 
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random-weights notices
         method = create_method(cfg).to(device).train()
     if compile_:
-        # In place (nn.Module.compile): method.wrap_net(torch.compile) trips over run_net's
-        # ``runner or self.net``, which calls len() on the compiled wrapper.
+        # In place (nn.Module.compile), as the trainer does with f; φ too.
         method.net.compile()
         method.phi.compile()
     optimizer = build_optimizer(method, cfg)
@@ -65,13 +63,8 @@ def run_variant(name: str, cfg, device, batch: dict, amp: bool, compile_: bool, 
         torch.cuda.reset_peak_memory_stats(device)
 
     def step(i: int) -> float:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            losses = method.training_step(batch, torch_generator(cfg.train.seed, 3, i))
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        if cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
+        generator = step_generator(cfg.train.seed, i)
+        losses, _ = train_step(method, batch, optimizer, generator, grad_clip=cfg.optim.grad_clip, amp=amp)
         return float(losses["total"].detach())
 
     _sync(device)

@@ -35,8 +35,8 @@ from partdiscovery.data.image_io import read_labels
 from partdiscovery.data.part_folder import HOLDOUT_SPLIT
 from partdiscovery.data.synth import generate_synthetic_dataset
 from partdiscovery.evaluation import read_prediction_dir, score_pixels, write_predictions
+from partdiscovery.runs.checkpoint import checkpoint_path
 from partdiscovery.segmenter import PartSegmenter
-from partdiscovery.training.checkpoint import checkpoint_path
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json, atomic_write_text
 from partdiscovery.viz import colourise, grid, overlay
 from partdiscovery.workflows import run_baseline, run_training

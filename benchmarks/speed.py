@@ -174,23 +174,32 @@ def child_info(args) -> dict:
     return info
 
 
-def _train_step_fn(method, optimizer, batch, grad_clip: float, step_fn=None):
-    """One full training step as the trainer runs it (without its logging/checkpointing)."""
-    import torch
-
-    from partdiscovery.utils.seed import torch_generator
+def _train_step_fn(method, optimizer, batch, grad_clip: float):
+    """One full training step as the trainer runs it (:func:`partdiscovery.training.train_step`, without
+    the trainer's logging/checkpointing), drawing from run seed 0's step streams."""
+    from partdiscovery.training import step_generator, train_step
 
     def step(i: int) -> dict:
-        generator = torch_generator(0, 3, i)
-        losses = (step_fn or method.training_step)(batch, generator)
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(method.parameters(), grad_clip)
-        optimizer.step()
+        losses, _ = train_step(method, batch, optimizer, step_generator(0, i), grad_clip=grad_clip)
         return {k: float(v.detach()) for k, v in losses.items()}
 
     return step
+
+
+class _ReferenceMethod:
+    """The reference implementation's step behind the method interface :func:`train_step` calls."""
+
+    def __init__(self, method, reference_step) -> None:
+        self.method, self.reference_step = method, reference_step
+
+    def training_step(self, batch, generator, shard=None):
+        return self.reference_step(self.method, batch, generator)
+
+    def parameters(self):
+        return self.method.parameters()
+
+    def buffers(self):
+        return self.method.buffers()
 
 
 def child_train(args) -> dict:
@@ -202,8 +211,7 @@ def child_train(args) -> dict:
     import torch
 
     from partdiscovery.config import load_config
-    from partdiscovery.training.method import create_method
-    from partdiscovery.training.trainer import build_optimizer
+    from partdiscovery.training import build_optimizer, create_method
 
     cfg = load_config(args.preset, overrides=["model.pretrained=false"])
     torch.manual_seed(0)
@@ -286,8 +294,7 @@ def child_step(args) -> dict:
     from _reference_step import reference_training_step
 
     from partdiscovery.config import load_config
-    from partdiscovery.training.method import create_method
-    from partdiscovery.training.trainer import build_optimizer
+    from partdiscovery.training import build_optimizer, create_method
 
     cfg = load_config("cpu", overrides=["model.pretrained=false"])
     torch.manual_seed(0)
@@ -307,13 +314,13 @@ def child_step(args) -> dict:
             raise AssertionError(f"reference step does not match the library's step: {json.dumps(check)}")
 
     variants = {
-        "reference": (ref, lambda b, g: reference_training_step(ref, b, g)),
-        "library_stride1": (lib1, None),
-        "library_stride2": (lib2, None),
+        "reference": (ref, _ReferenceMethod(ref, reference_training_step)),
+        "library_stride1": (lib1, lib1),
+        "library_stride2": (lib2, lib2),
     }
     steps = {
-        name: _train_step_fn(m, build_optimizer(m, cfg), batch, cfg.optim.grad_clip, fn)
-        for name, (m, fn) in variants.items()
+        name: _train_step_fn(stepper, build_optimizer(m, cfg), batch, cfg.optim.grad_clip)
+        for name, (m, stepper) in variants.items()
     }
     names = list(steps)
     times: dict[str, list[float]] = {n: [] for n in names}
@@ -346,7 +353,7 @@ def _fake_run(cfg, folder: Path) -> Path:
     import torch
 
     from partdiscovery.models import PartSegmentationNet
-    from partdiscovery.training.checkpoint import checkpoint_path, save_checkpoint
+    from partdiscovery.runs.checkpoint import checkpoint_path, save_checkpoint
 
     torch.manual_seed(0)
     net = PartSegmentationNet(cfg.model)

@@ -13,9 +13,10 @@ import torch
 from partdiscovery import PartSegmenter
 from partdiscovery.config import Config, DataConfig, ModelConfig
 from partdiscovery.errors import CheckpointError, PartDiscoveryError
-from partdiscovery.export import ExportWrapper, export_model, exported_config, load_safetensors
+from partdiscovery.export import ExportWrapper, export_model, list_export_formats
 from partdiscovery.models import PartSegmentationNet
-from partdiscovery.training.checkpoint import checkpoint_path, save_checkpoint
+from partdiscovery.runs.checkpoint import checkpoint_path, save_checkpoint
+from partdiscovery.runs.exported import exported_config, load_safetensors
 
 K = 3
 SIZE = 64
@@ -122,34 +123,6 @@ def test_torchscript_matches_pytorch(fake_run, tiny_cfg, reference, tmp_path):
     assert exported_config(out) == tiny_cfg
 
 
-def test_foreign_and_corrupt_safetensors_give_checkpoint_error(tmp_path):
-    from safetensors.torch import save_file
-
-    foreign = tmp_path / "foreign.safetensors"
-    save_file({"weight": torch.zeros(2, 2)}, str(foreign), metadata={"format": "pt"})
-    with pytest.raises(CheckpointError, match="not a partdiscovery export"):
-        load_safetensors(foreign)
-    with pytest.raises(CheckpointError, match="not a partdiscovery export"):
-        PartSegmenter.load(foreign, device="cpu")
-
-    corrupt = tmp_path / "corrupt.safetensors"
-    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
-    with pytest.raises(CheckpointError, match="corrupt"):
-        load_safetensors(corrupt)
-
-    bad_config = tmp_path / "bad_config.safetensors"
-    save_file(
-        {"weight": torch.zeros(1)},
-        str(bad_config),
-        metadata={"format": "partdiscovery", "config": json.dumps({"model": {"no_such_key": 1}})},
-    )
-    with pytest.raises(CheckpointError, match="stored config is invalid"):
-        load_safetensors(bad_config)
-
-    with pytest.raises(CheckpointError, match="does not exist"):
-        load_safetensors(tmp_path / "missing.safetensors")
-
-
 def test_truncated_export_and_wrong_weights(fake_run, tmp_path):
     out = export_model(fake_run, "safetensors", tmp_path / "model.safetensors")
     truncated = tmp_path / "truncated.safetensors"
@@ -158,9 +131,20 @@ def test_truncated_export_and_wrong_weights(fake_run, tmp_path):
         PartSegmenter.load(truncated, device="cpu")
 
 
-def test_unknown_format(fake_run, tmp_path):
-    with pytest.raises(PartDiscoveryError, match="unknown export format"):
+def test_formats_are_registered_and_an_unknown_one_lists_them(fake_run, tmp_path):
+    assert list_export_formats() == ["onnx", "safetensors", "torchscript"]
+    with pytest.raises(
+        PartDiscoveryError, match="unknown export format 'tflite'; choose one of: onnx, safetensors"
+    ):
         export_model(fake_run, "tflite", tmp_path / "model.tflite")
+    assert not (tmp_path / "model.tflite").exists()
+
+
+def test_an_onnx_model_is_not_exported_again(fake_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    onnx_file = export_model(fake_run, "onnx", tmp_path / "model.onnx")
+    with pytest.raises(PartDiscoveryError, match="ONNX model cannot be exported again"):
+        export_model(onnx_file, "safetensors", tmp_path / "model.safetensors")
 
 
 def test_segmenter_runs_the_onnx_export_with_onnxruntime(fake_run, tmp_path):

@@ -12,7 +12,7 @@ from PIL import Image
 from partdiscovery import PartSegmenter
 from partdiscovery.data import open_dataset
 from partdiscovery.errors import CheckpointError
-from partdiscovery.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from partdiscovery.runs.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 
 K = 3
 

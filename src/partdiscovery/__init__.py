@@ -6,6 +6,7 @@ NeurIPS 2021.
 
 __version__ = "0.2.0"
 
-from partdiscovery.segmenter import PartSegmenter, Prediction  # noqa: E402
+from partdiscovery.evaluation.prediction import Prediction  # noqa: E402
+from partdiscovery.segmenter import PartSegmenter  # noqa: E402
 
 __all__ = ["PartSegmenter", "Prediction", "__version__"]

@@ -1,9 +1,10 @@
 """Typed configuration: dataclasses with defaults in code, presets as small YAML diffs, dotted overrides.
 
 The defaults are the ``cpu`` preset (what trains well on two cores). ``presets/photos.yaml`` is the cpu
-preset at 192 px for real photographs (its loss weights checked on their validation splits);
+preset at 192 px for real photographs (loss weights checked on their validation splits);
 ``presets/paper.yaml`` changes only what the paper sets differently. The resolved config is saved as
-``config.yaml`` in every run folder and inside every checkpoint, so a model can always be rebuilt from its own files.
+``config.yaml`` in every run folder and inside every checkpoint, so a model can always be rebuilt from its
+own files.
 
 Example:
     >>> cfg = load_config("paper", overrides=["model.num_parts=8", "train.steps=100"])
@@ -114,14 +115,15 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     optimizer: str = "adam"
-    """``adam`` or ``sgd``."""
+    """A name in :data:`partdiscovery.training.optim.OPTIMIZERS`: ``adam`` or ``sgd``."""
     lr: float = 3e-3
     """Learning rate of the head (decoder + classifier)."""
     backbone_lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "poly"
-    """``poly`` (lr * (1 - step/steps) ** poly_power) or ``constant``."""
+    """A name in :data:`partdiscovery.training.optim.SCHEDULES`: ``poly``
+    (lr * (1 - step/steps) ** poly_power) or ``constant``."""
     poly_power: float = 0.9
     grad_clip: float = 5.0
     """Clip the global gradient norm at this value (0: no clipping)."""
@@ -151,7 +153,7 @@ class TrainConfig:
 @dataclass
 class ScopsConfig:
     """Loss weights of the ``scops`` method (unused by the others), in the normalisations of the SCOPS
-    reference code; :func:`partdiscovery.training.scops.scops_loss_weights` converts them to this
+    reference code; :func:`partdiscovery.training.methods.scops.scops_loss_weights` converts them to this
     implementation's.
 
     The authors' released ``exps/SCOPS_K8_retrain.json`` has concentration 1e1, equivariance 1e3,
@@ -382,10 +384,13 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "scops.orthonormality": (0, _ANY, "a loss weight"),
     "scops.basis_lr_factor": (1e-12, _ANY, ""),
 }
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "optim.optimizer": ("adam", "sgd"),
-    "optim.schedule": ("poly", "constant"),
-}
+
+
+def _choices() -> dict[str, list[str]]:
+    """Keys whose value names a registered entry, with the registered names."""
+    from partdiscovery.training.optim import list_optimizers, list_schedules  # registries import config
+
+    return {"optim.optimizer": list_optimizers(), "optim.schedule": list_schedules()}
 
 
 def _lookup(cfg: Config, key: str) -> Any:
@@ -409,7 +414,7 @@ def validate_config(cfg: Config) -> Config:
         low, high = _lookup(cfg, key)
         if low > high:
             raise ConfigError(f"{key}={_plain((low, high))}: the first value must not exceed the second")
-    for key, choices in _CHOICES.items():
+    for key, choices in _choices().items():
         if _lookup(cfg, key) not in choices:
             raise ConfigError(f"{key}={_lookup(cfg, key)!r}: choose one of {', '.join(choices)}")
     return cfg
@@ -450,19 +455,6 @@ def parse_override(text: str) -> dict[str, Any]:
         cursor = cursor.setdefault(part, {})
     cursor[parts[-1]] = value
     return node
-
-
-def with_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """A copy of ``cfg`` with dotted overrides applied (later wins), validated like :func:`load_config`'s.
-
-    Example:
-        >>> with_overrides(Config(), ["method=scops", "model.num_parts=6"]).model.num_parts
-        6
-    """
-    data = cfg.to_dict()
-    for text in overrides:
-        data = _merge(data, parse_override(text))
-    return config_from_dict(data)
 
 
 def preset_dict(name: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ The CLI's ``predict`` and ``evaluate`` are thin layers over this class.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,10 @@ from torch.utils.data import DataLoader
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import EvalSet, collate_eval, crop_resize, letterbox_box, uncrop
-from partdiscovery.errors import CheckpointError, InvalidArgumentError
+from partdiscovery.errors import InvalidArgumentError
+from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.models import PartSegmentationNet
+from partdiscovery.runs.model_file import build_net, read_model_file
 from partdiscovery.utils.progress import progress as progress_bar
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
@@ -73,27 +74,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-@dataclass
-class Prediction:
-    """One predicted image at its original resolution, with its ground truth when the dataset has it.
-
-    Attributes:
-        id: the dataset's image id.
-        parts: ``int64 [H, W]``, 0 = background, 1..K parts.
-        probs: ``float32 [K+1, H, W]`` (channel 0 = background) or ``None``.
-        fg_mask: ``bool [H, W]`` the dataset's foreground mask (or all True when none was given).
-        part_labels: ``int64 [H, W]`` ground-truth parts or ``None``.
-        keypoints: ``float32 [P, 3]`` or ``None``.
-    """
-
-    id: str
-    parts: np.ndarray
-    probs: np.ndarray | None = None
-    fg_mask: np.ndarray | None = None
-    part_labels: np.ndarray | None = None
-    keypoints: np.ndarray | None = None
-
-
 class PartSegmenter:
     """A trained part segmentation network f with its config, ready for inference.
 
@@ -113,50 +93,21 @@ class PartSegmenter:
     # ---------------------------------------------------------------- loading
     @classmethod
     def from_state(cls, cfg: Config, state: dict[str, torch.Tensor], source: str, **kwargs) -> PartSegmenter:
-        """Build f from ``cfg`` (no pretrained download: the weights come from ``state``)."""
-        import dataclasses
-        import warnings
-
-        with warnings.catch_warnings():  # random init is expected: the weights are loaded just below
-            warnings.simplefilter("ignore")
-            net = PartSegmentationNet(dataclasses.replace(cfg.model, pretrained=False, backbone_weights=None))
-        net_state = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")} or state
-        try:
-            net.load_state_dict(net_state, strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(
-                f"{source}: weights do not match the model in its config ({str(e).splitlines()[0][:200]})"
-            ) from None
-        return cls(net, cfg, **kwargs)
+        """Build f from ``cfg`` (no pretrained download: the weights come from ``state``, f's own keys or
+        a method's ``net.*`` keys); weights that do not fit ``cfg`` are a ``CheckpointError``."""
+        return cls(build_net(cfg, state, source), cfg, **kwargs)
 
     @classmethod
     def load(
         cls, source: str | Path, device: str | torch.device = "auto", amp: bool = False
     ) -> PartSegmenter:
         """Load from a run folder (newest good checkpoint), a checkpoint ``.pt``, an exported ``.safetensors``,
-        or an exported ``.onnx`` (run by ONNX Runtime on the CPU: the fastest CPU path)."""
-        from partdiscovery.training.checkpoint import checkpoint_config, load_checkpoint, load_latest
-
-        source = Path(source)
-        if source.suffix == ".onnx":
-            from partdiscovery.export import OnnxRuntimeNet, exported_config
-
-            cfg = exported_config(source)
-            return cls(OnnxRuntimeNet(source, cfg), cfg, device="cpu")
-        if source.suffix == ".safetensors":
-            from partdiscovery.export import load_safetensors
-
-            cfg, state = load_safetensors(source)
-            return cls.from_state(cfg, state, str(source), device=device, amp=amp)
-        if source.is_dir():
-            path, payload = load_latest(source)
-        elif source.is_file():
-            path, payload = source, load_checkpoint(source)
-        else:
-            raise CheckpointError(f"{source}: no such run folder, checkpoint or exported model")
-        return cls.from_state(
-            checkpoint_config(payload, path), payload["model"], str(path), device=device, amp=amp
-        )
+        or an exported ``.onnx`` (run by ONNX Runtime on the CPU: the fastest CPU path); see
+        :func:`~partdiscovery.runs.model_file.read_model_file`."""
+        model = read_model_file(source)
+        if model.runtime is not None:
+            return cls(model.runtime, model.cfg, device="cpu")
+        return cls.from_state(model.cfg, model.state, str(model.source), device=device, amp=amp)
 
     @property
     def num_parts(self) -> int:

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from partdiscovery.evaluation import score_pixels
-from partdiscovery.segmenter import Prediction
+from partdiscovery.evaluation.prediction import Prediction
 
 
 def _prediction() -> Prediction:

@@ -14,6 +14,7 @@ from partdiscovery.data.cub import CUBDataset, eval_box_fg
 from partdiscovery.data.part_folder import PartFolderDataset
 from partdiscovery.errors import DatasetError, PartDiscoveryError
 from partdiscovery.evaluation.evaluate import score_pixels
+from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.evaluation.protocols import (
     PROTOCOLS,
     EvalSource,
@@ -28,7 +29,6 @@ from partdiscovery.evaluation.protocols import (
     part_centres,
     pixel_protocol,
 )
-from partdiscovery.segmenter import Prediction
 from partdiscovery.utils.registry import UnknownNameError
 from partdiscovery.viz import label_image
 

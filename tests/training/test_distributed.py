@@ -12,8 +12,8 @@ import torch.multiprocessing as mp
 
 from partdiscovery.config import load_config
 from partdiscovery.data import open_dataset
+from partdiscovery.runs.checkpoint import load_latest
 from partdiscovery.training import Trainer, create_method
-from partdiscovery.training.checkpoint import load_latest
 from partdiscovery.utils.seed import seed_everything
 
 OVERRIDES = [

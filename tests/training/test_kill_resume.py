@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from partdiscovery.training.checkpoint import list_checkpoints, load_latest
+from partdiscovery.runs.checkpoint import list_checkpoints, load_latest
 
 ARGS = [
     "--steps",

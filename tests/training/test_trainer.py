@@ -13,14 +13,12 @@ import yaml
 
 from partdiscovery.config import config_from_dict
 from partdiscovery.errors import CheckpointError, ConfigError, PartDiscoveryError
-from partdiscovery.training import ContrastiveReconstruction, create_method
-from partdiscovery.training.checkpoint import (
+from partdiscovery.runs.checkpoint import (
     checkpoint_path,
     list_checkpoints,
     load_checkpoint,
-    load_latest,
-    save_checkpoint,
 )
+from partdiscovery.training import ContrastiveReconstruction, create_method
 from partdiscovery.training.trainer import TrainingDivergedError
 
 LOSSES = {"feature", "contrastive", "visual", "equivariance", "total"}
@@ -119,22 +117,6 @@ def test_resume_reproduces_an_uninterrupted_run(tiny_dataset, tmp_path, tiny_con
     assert [r.split(",")[1:-1] for r in rows_after] == [r.split(",")[1:-1] for r in rows_before]
 
 
-def test_corrupt_newest_checkpoint_falls_back_to_the_previous(four_step_run, tmp_path):
-    run, _, _ = four_step_run
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    newest = list_checkpoints(copy)[0]
-    newest.write_bytes(newest.read_bytes()[:1000])  # truncated
-    with pytest.warns(UserWarning, match="falling back"):
-        path, payload = load_latest(copy)
-    assert path.name == "step_00000003.pt" and payload["step"] == 3
-    list_checkpoints(copy)[1].write_bytes(b"")
-    with pytest.raises(CheckpointError, match="every checkpoint failed"), pytest.warns(UserWarning):
-        load_latest(copy)
-    with pytest.raises(CheckpointError, match="no checkpoints"):
-        load_latest(tmp_path / "nothing")
-
-
 def test_resume_from_a_corrupt_newest_checkpoint(
     four_step_run, tiny_dataset, tmp_path, tiny_config, train_tiny
 ):
@@ -207,48 +189,9 @@ def test_a_skipped_step_leaves_no_trace_in_the_model(
     assert not bad, f"non-finite tensors in the final checkpoint: {bad[:3]}"
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
-def test_pickle_payload_checkpoint_is_refused_without_running_code(tmp_path):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pt"
-    save_checkpoint(path, {"model": {}, "config": {}, "payload": _Exploit(marker)})
-    marker.unlink(missing_ok=True)  # torch.save does not run __reduce__'s result, but be sure
-    with pytest.raises(CheckpointError, match="unsafe"):
-        load_checkpoint(path)
-    assert not marker.exists()
-
-
-def test_checkpoint_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint(tmp_path / "none.pt")
-    save_checkpoint(tmp_path / "other.pt", {"weights": torch.zeros(2)})
-    with pytest.raises(CheckpointError, match="not a partdiscovery checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
-
-
-@pytest.mark.parametrize("scale", [1.0, 2.0])
-def test_phi_sees_the_images_at_feature_input_scale(tiny_config, scale):
-    with pytest.warns(UserWarning, match="random weights"):
-        method = ContrastiveReconstruction(tiny_config(f"loss.feature_input_scale={scale}"))
-    seen = []
-    phi = method.phi
-    method._set_phi(lambda images, size: seen.append(images.shape) or phi(images, size))
-    images = torch.rand(2, 3, 32, 32)
-    features = method.features(images, (16, 16))
-    assert seen == [torch.Size([2, 3, int(32 * scale), int(32 * scale)])]
-    assert features.shape[-2:] == (16, 16)
-
-
 def test_training_with_the_phi_feature_cache(tiny_dataset, tmp_path, tiny_config, train_tiny):
     """loss.cache_features: φ runs once per training image, and the run trains and keeps its checkpoints."""
-    from partdiscovery.training.checkpoint import list_checkpoints
+    from partdiscovery.runs.checkpoint import list_checkpoints
 
     cfg = tiny_config("loss.cache_features=true", "train.keep_checkpoints=0", "train.checkpoint_every=1")
     summary = train_tiny(tiny_dataset, tmp_path / "run", cfg)
@@ -351,3 +294,47 @@ def test_resume_on_a_new_folder_starts_a_run(tiny_dataset, tmp_path, tiny_config
     """A cluster job launched with --resume from its first start (and requeued later) must work."""
     summary = train_tiny(tiny_dataset, tmp_path / "new", tiny_config("train.steps=1"), resume=True)
     assert summary["steps_this_session"] == 1
+
+
+# ------------------------------------------------------------------------------------------- the pieces of fit
+def test_training_log_writes_every_log_every_steps_and_the_last(tmp_path, tiny_config, capsys):
+    from partdiscovery.runs import RunFolder
+    from partdiscovery.training.trainer import TrainingLog
+
+    cfg = tiny_config("train.steps=5", "train.log_every=2")
+    run = RunFolder(tmp_path)
+    with TrainingLog(run, cfg, 0, main=True, progress=True) as log:  # stderr is no terminal: log lines
+        for done in (1, 2, 3):
+            log.step(done, 0.1, {"total": float(done)}, elapsed_s=0.5)
+    with TrainingLog(run, cfg, 3, main=True, progress=False) as log:  # resumed: appends, no second header
+        for done in (4, 5):
+            log.step(done, 0.1, {"total": float(done)}, elapsed_s=0.5)
+    with open(run.metrics, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["step"], r["total"]) for r in rows] == [("2", "2.0"), ("4", "4.0"), ("5", "5.0")]
+    assert capsys.readouterr().err.splitlines() == ["step 2/5 total=2"]
+    other = RunFolder(tmp_path / "other")
+    other.path.mkdir()
+    with TrainingLog(other, cfg, 0, main=False, progress=False) as log:  # not the main process: no files
+        log.step(2, 0.1, {"total": 2.0}, elapsed_s=0.5)
+    assert not any(other.path.iterdir())
+
+
+def test_the_run_records_the_methods_config(tiny_dataset, tmp_path, tiny_config):
+    """A method may complete its config (SCOPS: a learned background); the run must record that one."""
+    from partdiscovery.data import open_dataset
+    from partdiscovery.training import Trainer
+
+    cfg = tiny_config("method=scops")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        method = create_method(cfg)
+    trainer = Trainer(method, cfg, open_dataset(tiny_dataset, "train"), tmp_path / "run")
+    assert trainer.cfg.model.learned_background and not cfg.model.learned_background
+    with pytest.raises(ValueError, match="not the config the method was built from"):
+        Trainer(
+            method,
+            tiny_config("method=scops", "train.steps=9"),
+            open_dataset(tiny_dataset, "train"),
+            tmp_path,
+        )

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import EvalSet, collate_eval, uncrop
+from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.models import DenseFeatures
-from partdiscovery.segmenter import Prediction
 from partdiscovery.utils.progress import progress as progress_bar
 
 

@@ -294,6 +294,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from partdiscovery.config import MAX_PARTS, list_presets
+    from partdiscovery.export import list_export_formats
     from partdiscovery.evaluation.protocols import PROTOCOLS
     from partdiscovery.workflows.baseline import list_baselines
 
@@ -448,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a trained model as safetensors, ONNX or TorchScript")
     p.add_argument("run", help="run folder, checkpoint or exported .safetensors")
-    p.add_argument("--format", required=True, choices=["safetensors", "onnx", "torchscript"])
+    p.add_argument("--format", required=True, choices=list_export_formats())
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export at --out")
     p.set_defaults(func=cmd_export)

@@ -52,7 +52,7 @@ from partdiscovery.data.pascal_part import PAPER_CLASSES as PAPER_PASCAL_CLASSES
 from partdiscovery.errors import DatasetError, PartDiscoveryError
 from partdiscovery.evaluation.evaluate import read_prediction_dir, score_pixels
 from partdiscovery.evaluation.metrics import ContingencyTable
-from partdiscovery.segmenter import Prediction
+from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.utils.registry import Registry
 
 PROTOCOLS: Registry[dict] = Registry("evaluation protocol")

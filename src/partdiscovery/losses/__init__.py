@@ -1,5 +1,6 @@
 """The four losses of the paper, one concept per file, as pure functions on tensors."""
 
+from partdiscovery.losses.background import background_loss
 from partdiscovery.losses.contrastive import contrastive_loss, draw_positive_images
 from partdiscovery.losses.equivariance import equivariance_loss
 from partdiscovery.losses.feature import feature_loss
@@ -7,6 +8,7 @@ from partdiscovery.losses.prototypes import part_means, soft_part_variance
 from partdiscovery.losses.visual import rgb_to_lab, visual_consistency_loss
 
 __all__ = [
+    "background_loss",
     "contrastive_loss",
     "draw_positive_images",
     "equivariance_loss",

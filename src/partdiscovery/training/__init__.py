@@ -1,7 +1,38 @@
-"""Training: methods (what is optimised) and the generic trainer (how)."""
+"""Training: methods (what is optimised), one step, and the generic trainer (how)."""
 
-from partdiscovery.training.method import METHODS, ContrastiveReconstruction, create_method, list_methods
-from partdiscovery.training.scops import SCOPS
+from partdiscovery.training.methods import (
+    METHODS,
+    SCOPS,
+    ContrastiveReconstruction,
+    Method,
+    create_method,
+    list_methods,
+)
+from partdiscovery.training.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    build_optimizer,
+    build_schedule,
+    list_optimizers,
+    list_schedules,
+)
+from partdiscovery.training.step import step_generator, train_step
 from partdiscovery.training.trainer import Trainer
 
-__all__ = ["METHODS", "ContrastiveReconstruction", "SCOPS", "Trainer", "create_method", "list_methods"]
+__all__ = [
+    "METHODS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "SCOPS",
+    "ContrastiveReconstruction",
+    "Method",
+    "Trainer",
+    "build_optimizer",
+    "build_schedule",
+    "create_method",
+    "list_methods",
+    "list_optimizers",
+    "list_schedules",
+    "step_generator",
+    "train_step",
+]

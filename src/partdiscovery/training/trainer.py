@@ -1,24 +1,23 @@
-"""One readable training loop, generic over methods (anything with ``training_step``).
+"""One readable training loop, generic over methods (:class:`~partdiscovery.training.methods.Method`).
 
-Read top to bottom: prepare the run folder -> build optimiser and schedule -> maybe resume -> for
-each step: batch, losses, skip non-finite, backward, clip, step, log, checkpoint -> summary.
+Read :meth:`Trainer.fit` top to bottom: take the run folder -> put the method on its device -> build
+optimiser and schedule -> maybe resume -> for each step: batch, :func:`train_step` (skipping non-finite
+steps), log, checkpoint -> summary.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import dataclasses
 import math
 import resource
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from filelock import FileLock, Timeout
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -26,8 +25,8 @@ from partdiscovery import __version__
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import StepBatchSampler, TrainingSet
-from partdiscovery.errors import CheckpointError, OutputPathError, PartDiscoveryError, RunLockedError
-from partdiscovery.training.checkpoint import (
+from partdiscovery.errors import CheckpointError, PartDiscoveryError
+from partdiscovery.runs.checkpoint import (
     checkpoint_config,
     checkpoint_path,
     git_sha,
@@ -36,116 +35,16 @@ from partdiscovery.training.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from partdiscovery.utils.distributed import barrier, mean_across, setup
-from partdiscovery.utils.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
-from partdiscovery.utils.outputs import LOCK, OutputFolder, make_folder
-from partdiscovery.utils.seed import torch_generator
-
-SUMMARY_FILE = "train_summary.json"
+from partdiscovery.runs.folder import RunFolder
+from partdiscovery.training.methods.base import Method
+from partdiscovery.training.optim import build_optimizer, build_schedule
+from partdiscovery.training.step import step_generator, train_step
+from partdiscovery.utils.distributed import DistInfo, barrier, mean_across, setup
+from partdiscovery.utils.io import atomic_write_json, atomic_write_text
 
 
 class TrainingDivergedError(PartDiscoveryError):
     """Too many consecutive steps with a non-finite loss."""
-
-
-RUN_KIND = "run"
-LOCK_FILE = LOCK
-
-
-def _legacy_run(path: Path) -> bool:
-    """A run folder written before run folders were marked: checkpoints of ours and our run_info.json."""
-    info = path / "run_info.json"
-    if not list_checkpoints(path) or not info.is_file():
-        return False
-    try:
-        data = json.loads(info.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"git_sha", "version", "torch", "argv"} <= set(data)
-
-
-@dataclass
-class RunFolder:
-    """The files of one training run, and the rules for writing them.
-
-    A run folder is marked as ours (:data:`~partdiscovery.utils.outputs.MARKER`); a non-empty folder
-    without the mark belongs to the user and is never written into. Writing happens under an exclusive
-    lock (``.partdiscovery.lock``, the maintained ``filelock`` library) held for the whole training,
-    so two processes never mix their files in one folder.
-    """
-
-    path: Path
-
-    @property
-    def config(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
-    def summary(self) -> Path:
-        return self.path / SUMMARY_FILE
-
-    @property
-    def output(self) -> OutputFolder:
-        return OutputFolder(self.path, RUN_KIND, legacy=_legacy_run)
-
-    def check(self, resume: bool, overwrite: bool, inputs=()) -> None:
-        """Every refusal that needs no lock, before any work and without writing anything: the path is
-        a file, a user's folder, inside the data, not creatable; or a run that needs ``--overwrite`` or
-        ``--resume``."""
-        if resume and overwrite:
-            raise OutputPathError("give --resume (continue the run) or --overwrite (start again), not both")
-        self.output.check(overwrite, inputs=inputs, has_result=lambda _: False)
-        self._check_state(resume, overwrite)
-
-    def _check_state(self, resume: bool, overwrite: bool) -> None:
-        if overwrite or resume:
-            return
-        if self.summary.exists():
-            raise OutputPathError(
-                f"{self.path}: holds a finished run; use --overwrite to replace it or choose another --out"
-            )
-        if list_checkpoints(self.path):
-            raise OutputPathError(
-                f"{self.path}: holds an unfinished run; use --resume to continue it "
-                "or --overwrite to start again"
-            )
-
-    def lock(self) -> FileLock:
-        """Create the folder and take its lock (at once, or :class:`RunLockedError`); release it with
-        ``.release()`` or use it as a context manager."""
-        make_folder(self.path, "run folder")
-        lock = FileLock(self.path / LOCK_FILE, timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise RunLockedError(
-                f"{self.path}: another partdiscovery process is training into this run folder (its lock "
-                f"{self.path / LOCK_FILE} is held); wait for it to finish or choose another --out"
-            ) from None
-        return lock
-
-    def prepare(self, resume: bool, overwrite: bool) -> None:
-        """Under the lock: check again (the folder may have changed since :meth:`check`), mark the
-        folder as ours, remove temporaries of an interrupted write, and with ``overwrite`` (and not
-        ``resume``) remove the previous run's checkpoints, log and summary: files of ours only."""
-        self.check(resume, overwrite)
-        self.output.claim()
-        stale = remove_stale_temporaries(self.path)
-        if stale:
-            warnings.warn(
-                f"{self.path}: removed {len(stale)} temporary file(s) left by an interrupted write "
-                f"(e.g. {stale[0].relative_to(self.path)})",
-                stacklevel=2,
-            )
-        if overwrite and not resume:
-            for p in list_checkpoints(self.path):
-                p.unlink()
-            for p in (self.summary, self.metrics):
-                p.unlink(missing_ok=True)
 
 
 def peak_rss_mb() -> float:
@@ -154,31 +53,90 @@ def peak_rss_mb() -> float:
     return rss / 1024 / (1024 if sys.platform == "darwin" else 1)
 
 
-def build_optimizer(method: nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    groups = method.param_groups(cfg.optim)
-    o = cfg.optim
-    if o.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=o.lr, weight_decay=o.weight_decay)
-    if o.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-    raise PartDiscoveryError(f"unknown optim.optimizer {o.optimizer!r}; choose adam or sgd")
+def to_device(batch: dict, device: torch.device) -> dict:
+    """The batch's tensors on ``device`` (other entries as they are)."""
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def build_schedule(optimizer: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_scheduler.LRScheduler:
-    steps, power = max(1, cfg.train.steps), cfg.optim.poly_power
-    if cfg.optim.schedule == "poly":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / steps) ** power)
-    if cfg.optim.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    raise PartDiscoveryError(f"unknown optim.schedule {cfg.optim.schedule!r}; choose poly or constant")
+class TrainingLog:
+    """Where a run's losses go: ``metrics.csv`` and TensorBoard (main process only, every
+    ``train.log_every`` steps and the last), a progress bar on a terminal, else log lines on stderr.
+
+    Args:
+        run: the run folder; cfg: the run's config; start_step: steps already done (resume).
+        main: whether this is the process that writes files; progress: show the bar or log lines.
+    """
+
+    def __init__(self, run: RunFolder, cfg: Config, start_step: int, main: bool, progress: bool) -> None:
+        self.cfg, self.main, self.progress = cfg, main, progress
+        self.interactive = main and progress and sys.stderr.isatty()
+        self.bar = tqdm(
+            total=cfg.train.steps,
+            initial=start_step,
+            disable=not self.interactive,
+            desc="train",
+            dynamic_ncols=True,
+        )
+        self.file = open(run.metrics, "a", newline="") if main else None
+        self.board = _tensorboard(run) if main and cfg.train.tensorboard else None
+        self.writer: csv.DictWriter | None = None
+
+    def step(self, done: int, lr: float, losses: dict[str, float], elapsed_s: float) -> None:
+        """Record step ``done`` (1-based): ``losses`` averaged over processes, the last group's ``lr``."""
+        train = self.cfg.train
+        if self.main and (done % train.log_every == 0 or done == train.steps):
+            row = {"step": done, "lr": lr, **losses, "elapsed_s": round(elapsed_s, 3)}
+            self._write_row(row)
+            if not self.interactive and self.progress:
+                line = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+                print(f"step {done}/{train.steps} {line}", file=sys.stderr, flush=True)
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+        self.bar.update(1)
+
+    def _write_row(self, row: dict) -> None:
+        if self.writer is None:  # the header once, also when a resumed run appends to its CSV
+            self.writer = csv.DictWriter(self.file, fieldnames=list(row))
+            if self.file.tell() == 0:
+                self.writer.writeheader()
+        self.writer.writerow(row)
+        if self.board is not None:
+            for name, value in row.items():
+                if name != "step":
+                    self.board.add_scalar(f"train/{name}", value, row["step"])
+        self.file.flush()
+
+    def __enter__(self) -> TrainingLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.file is not None:
+            self.file.close()
+        if self.board is not None:
+            self.board.close()
+
+
+def _tensorboard(run: RunFolder):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise PartDiscoveryError(
+            "train.tensorboard=true needs the tensorboard package: pip install tensorboard"
+        ) from None
+    return SummaryWriter(str(run.tensorboard))
 
 
 class Trainer:
     """Trains ``method`` on ``dataset`` into ``run_dir``.
 
     Args:
-        method: a registered method (see :mod:`partdiscovery.training.method`).
-        cfg: the resolved config (saved to the run folder and every checkpoint).
+        method: a registered method (see :mod:`partdiscovery.training.methods`).
+        cfg: the resolved config, the one ``method`` was built from. The run records ``method.cfg``
+            (saved to the run folder and every checkpoint): a method may complete the model section
+            (SCOPS always has a learned background), and the saved config must rebuild that network.
         dataset: the training split.
         run_dir: output folder.
         device: torch device for the model and batches.
@@ -190,7 +148,7 @@ class Trainer:
 
     def __init__(
         self,
-        method: nn.Module,
+        method: Method,
         cfg: Config,
         dataset: PartDataset,
         run_dir: str | Path,
@@ -200,24 +158,107 @@ class Trainer:
         progress: bool = True,
         info: dict | None = None,
     ) -> None:
-        self.method, self.cfg, self.dataset = method, cfg, dataset
+        if dataclasses.replace(cfg, model=method.cfg.model) != method.cfg:
+            raise ValueError("cfg is not the config the method was built from")
+        self.method, self.cfg, self.dataset = method, method.cfg, dataset
         self.info = dict(info or {})
         self.run = RunFolder(Path(run_dir))
         self.device = torch.device(device)
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
 
-    def _checkpoint_payload(self, step: int, optimizer, schedule) -> dict:
-        return {
-            "model": self.method.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "step": step,
-            "config": self.cfg.to_dict(),
-            "git_sha": git_sha(),
-            "version": __version__,
-        }
+    def fit(self) -> dict:
+        """Train to ``cfg.train.steps`` (from the newest checkpoint with ``resume``) and return the
+        summary, also written to ``train_summary.json``."""
+        cfg = self.cfg
+        dist_info = self._start_processes()
+        main = dist_info.is_main  # only the main process writes files
+        lock = None
+        if main:
+            self.run.check(
+                self.resume, self.overwrite, inputs=[(self.dataset.root, "dataset folder")]
+            )
+            lock = self.run.lock()  # held until the summary is written: one writer per run folder
+        try:
+            if main:
+                self.run.prepare(self.resume, self.overwrite)
+            barrier()
+            method = self._place_method(dist_info)
+            optimizer = build_optimizer(method, cfg)
+            schedule = build_schedule(optimizer, cfg)
+            # Restore before writing config.yaml: a resume refused for another config leaves the run as is.
+            resuming = self.resume and list_checkpoints(self.run.path)
+            start_step = self._restore(optimizer, schedule) if resuming else 0
+            if main:
+                self._write_run_files(dist_info, start_step)
+            shard = dist_info.shard(cfg.train.batch_size)
+            loader = self._loader(method, shard, start_step)
+            last, bad_steps = {}, 0
+            with TrainingLog(self.run, cfg, start_step, main, self.progress) as log:
+                started = time.perf_counter()
+                for step, batch in enumerate(loader, start=start_step):
+                    losses, finite = train_step(
+                        method,
+                        to_device(batch, self.device),
+                        optimizer,
+                        step_generator(cfg.train.seed, step),
+                        grad_clip=cfg.optim.grad_clip,
+                        amp=cfg.train.amp and self.device.type == "cuda",
+                        shard=shard if dist_info.enabled else None,
+                    )
+                    schedule.step()
+                    if not finite:
+                        bad_steps += 1
+                        self._skip(step, losses["total"], bad_steps)
+                        continue
+                    bad_steps = 0
+                    last = mean_across({k: float(v.detach()) for k, v in losses.items()}, self.device)
+                    done = step + 1
+                    log.step(done, optimizer.param_groups[-1]["lr"], last, time.perf_counter() - started)
+                    if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
+                        self._checkpoint(done, optimizer, schedule, main)
+            summary = self._summary(dist_info, start_step, time.perf_counter() - started, last)
+            if main:
+                atomic_write_json(self.run.summary, summary)
+            return summary
+        finally:
+            if lock is not None:
+                lock.release()
+
+    # ------------------------------------------------------------------------------------- the steps of fit
+    def _start_processes(self) -> DistInfo:
+        """Join the distributed run, if launched as one (``torchrun``); one GPU per process."""
+        dist_info = setup(self.device)
+        if dist_info.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", dist_info.local_rank)
+        if self.cfg.train.batch_size % dist_info.world_size:
+            raise PartDiscoveryError(
+                f"train.batch_size={self.cfg.train.batch_size} is not divisible by the "
+                f"{dist_info.world_size} processes"
+            )
+        return dist_info
+
+    def _place_method(self, dist_info: DistInfo) -> Method:
+        """The method on the device in training mode; f compiled and distributed as configured."""
+        if self.cfg.train.threads > 0:
+            torch.set_num_threads(self.cfg.train.threads)
+        method = self.method.to(self.device).train()
+        if self.cfg.train.compile:
+            method.net.compile()
+        if dist_info.enabled:
+            self._distribute(method)
+        return method
+
+    def _distribute(self, method: Method) -> None:
+        """Wrap f in DistributedDataParallel (SyncBatchNorm on GPUs unless BN is frozen)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        if self.device.type == "cuda" and not self.cfg.model.freeze_bn:
+            method.net = nn.SyncBatchNorm.convert_sync_batchnorm(method.net)
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        method.wrap_net(lambda net: DistributedDataParallel(net, device_ids=device_ids))
 
     def _restore(self, optimizer, schedule) -> int:
+        """Load the newest good checkpoint into the method, optimiser and schedule; its step."""
         path, payload = load_latest(self.run.path)
         stored = checkpoint_config(payload, path)
         if stored.model != self.cfg.model or stored.method != self.cfg.method:
@@ -230,93 +271,27 @@ class Trainer:
         schedule.load_state_dict(payload["schedule"])
         return int(payload["step"])
 
-    def _trim_metrics(self, start_step: int) -> None:
-        """On resume, drop log rows past the checkpoint so the CSV has each step once."""
-        if not self.run.metrics.exists():
-            return
-        with open(self.run.metrics, newline="") as fh:
-            rows = list(csv.reader(fh))
-        kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= start_step]
-        atomic_write_text(self.run.metrics, "".join(",".join(r) + "\n" for r in kept))
-
-    def _distribute(self, method: nn.Module) -> None:
-        """Wrap f in DistributedDataParallel (SyncBatchNorm on GPUs unless BN is frozen)."""
-        from torch.nn.parallel import DistributedDataParallel
-
-        if self.device.type == "cuda" and not self.cfg.model.freeze_bn:
-            method.net = nn.SyncBatchNorm.convert_sync_batchnorm(method.net)
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        method.wrap_net(lambda net: DistributedDataParallel(net, device_ids=device_ids))
-
-    def _tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise PartDiscoveryError(
-                "train.tensorboard=true needs the tensorboard package: pip install tensorboard"
-            ) from None
-        return SummaryWriter(str(self.run.path / "tensorboard"))
-
-    def fit(self) -> dict:
-        cfg = self.cfg
-        dist_info = setup(self.device)
-        if dist_info.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", dist_info.local_rank)
-        if cfg.train.batch_size % dist_info.world_size:
-            raise PartDiscoveryError(
-                f"train.batch_size={cfg.train.batch_size} is not divisible by the "
-                f"{dist_info.world_size} processes"
-            )
-        main = dist_info.is_main  # only the main process writes files
-        lock = None
-        if main:
-            self.run.check(
-                self.resume, self.overwrite, inputs=[(self.dataset.root, "dataset folder")]
-            )
-            lock = self.run.lock()  # held until the summary is written: one writer per run folder
-        try:
-            return self._fit(dist_info)
-        finally:
-            if lock is not None:
-                lock.release()
-
-    def _fit(self, dist_info) -> dict:
-        cfg, main = self.cfg, dist_info.is_main
-        if main:
-            self.run.prepare(self.resume, self.overwrite)
-        barrier()
-        if cfg.train.threads > 0:
-            torch.set_num_threads(cfg.train.threads)
-
-        method = self.method.to(self.device).train()
-        if cfg.train.compile:
-            method.net.compile()
-        if dist_info.enabled:
-            self._distribute(method)
-        optimizer = build_optimizer(method, cfg)
-        schedule = build_schedule(optimizer, cfg)
-        # Restore before writing config.yaml: a resume refused for a different config leaves the run as it was.
-        start_step = (
-            self._restore(optimizer, schedule) if self.resume and list_checkpoints(self.run.path) else 0
+    def _write_run_files(self, dist_info: DistInfo, start_step: int) -> None:
+        """config.yaml and run_info.json; on resume, metrics.csv cut back to the checkpoint."""
+        atomic_write_text(self.run.config, self.cfg.to_yaml())
+        atomic_write_json(
+            self.run.run_info,
+            {
+                "git_sha": git_sha(),
+                "version": __version__,
+                "torch": torch.__version__,
+                "argv": sys.argv,
+                "dataset": self.dataset.describe(),
+                "device": str(self.device),
+                "world_size": dist_info.world_size,
+                **self.info,
+            },
         )
-        if main:
-            atomic_write_text(self.run.config, cfg.to_yaml())
-            atomic_write_json(
-                self.run.path / "run_info.json",
-                {
-                    "git_sha": git_sha(),
-                    "version": __version__,
-                    "torch": torch.__version__,
-                    "argv": sys.argv,
-                    "dataset": self.dataset.describe(),
-                    "device": str(self.device),
-                    "world_size": dist_info.world_size,
-                    **self.info,
-                },
-            )
-            self._trim_metrics(start_step)
+        self.run.trim_metrics(start_step)
 
-        shard = dist_info.shard(cfg.train.batch_size)
+    def _loader(self, method: Method, shard, start_step: int) -> DataLoader:
+        """Batches of steps ``start_step..steps-1`` (this process's shard), a pure function of the seed."""
+        cfg = self.cfg
         sampler = StepBatchSampler(
             len(self.dataset),
             cfg.train.batch_size,
@@ -325,122 +300,50 @@ class Trainer:
             start_step,
             shard=(shard.offset, shard.size),
         )
-        loader = DataLoader(
-            TrainingSet(
-                self.dataset,
-                cfg.data,
-                features=method.feature_cache(self.device),
-                feature_size=cfg.data.input_size // cfg.loss.loss_stride,
-            ),
+        training_set = TrainingSet(
+            self.dataset,
+            cfg.data,
+            features=method.feature_cache(self.device),
+            feature_size=cfg.data.input_size // cfg.loss.loss_stride,
+        )
+        return DataLoader(
+            training_set,
             batch_sampler=sampler,
             num_workers=cfg.data.num_workers,
             persistent_workers=cfg.data.num_workers > 0,
         )
-        interactive = main and self.progress and sys.stderr.isatty()
-        bar = tqdm(
-            total=cfg.train.steps,
-            initial=start_step,
-            disable=not interactive,
-            desc="train",
-            dynamic_ncols=True,
-        )
-        log_file = open(self.run.metrics, "a", newline="") if main else None
-        board = self._tensorboard() if main and cfg.train.tensorboard else None
-        writer, last, bad_steps, step = None, {}, 0, start_step
-        started = time.perf_counter()
-        try:
-            for step, batch in enumerate(loader, start=start_step):
-                batch = {
-                    k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
-                    for k, v in batch.items()
-                }
-                # A skipped (non-finite) step must leave no trace: its forward pass already updated the
-                # BatchNorm running statistics, so keep a copy to restore.
-                buffers = [b.detach().clone() for b in method.buffers()]
-                with torch.autocast(
-                    self.device.type,
-                    dtype=torch.bfloat16,
-                    enabled=cfg.train.amp and self.device.type == "cuda",
-                ):
-                    losses = method.training_step(
-                        batch, torch_generator(cfg.train.seed, 3, step), shard if dist_info.enabled else None
-                    )
-                total = losses["total"]
-                finite = bool(torch.isfinite(total))
-                if dist_info.enabled:  # every process must take the same decision
-                    finite = mean_across({"finite": float(finite)}, self.device)["finite"] == 1.0
-                if not finite:
-                    bad_steps += 1
-                    with torch.no_grad():
-                        for buf, saved in zip(method.buffers(), buffers):
-                            buf.copy_(saved)
-                    warnings.warn(
-                        f"step {step}: non-finite loss ({float(total.detach())}), step skipped", stacklevel=1
-                    )
-                    if bad_steps >= cfg.train.max_bad_steps:
-                        raise TrainingDivergedError(
-                            f"{bad_steps} consecutive steps had a non-finite loss (at step {step}); training "
-                            f"stopped. The last good checkpoint in {self.run.path / 'checkpoints'} is intact; "
-                            "lower optim.lr or check the data"
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    schedule.step()
-                    continue
-                bad_steps = 0
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if cfg.optim.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
-                optimizer.step()
-                schedule.step()
 
-                last = mean_across({k: float(v.detach()) for k, v in losses.items()}, self.device)
-                done = step + 1
-                if main and (done % cfg.train.log_every == 0 or done == cfg.train.steps):
-                    row = {
-                        "step": done,
-                        "lr": optimizer.param_groups[-1]["lr"],
-                        **last,
-                        "elapsed_s": round(time.perf_counter() - started, 3),
-                    }
-                    if writer is None:
-                        writer = csv.DictWriter(log_file, fieldnames=list(row))
-                        if log_file.tell() == 0:
-                            writer.writeheader()
-                    writer.writerow(row)
-                    if board is not None:
-                        for name, value in row.items():
-                            if name != "step":
-                                board.add_scalar(f"train/{name}", value, done)
-                    log_file.flush()
-                    if not interactive and self.progress:
-                        print(
-                            f"step {done}/{cfg.train.steps} "
-                            + " ".join(f"{k}={v:.4g}" for k, v in last.items()),
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                bar.set_postfix({k: f"{v:.3g}" for k, v in last.items()}, refresh=False)
-                bar.update(1)
-                if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
-                    if main:
-                        save_checkpoint(
-                            checkpoint_path(self.run.path, done),
-                            self._checkpoint_payload(done, optimizer, schedule),
-                        )
-                        if cfg.train.keep_checkpoints > 0:
-                            prune_checkpoints(self.run.path, keep=cfg.train.keep_checkpoints)
-                    barrier()
-        finally:
-            bar.close()
-            if log_file is not None:
-                log_file.close()
-            if board is not None:
-                board.close()
+    def _skip(self, step: int, total: torch.Tensor, bad_steps: int) -> None:
+        """Warn about a skipped step; stop after ``train.max_bad_steps`` in a row."""
+        warnings.warn(f"step {step}: non-finite loss ({float(total.detach())}), step skipped", stacklevel=2)
+        if bad_steps >= self.cfg.train.max_bad_steps:
+            raise TrainingDivergedError(
+                f"{bad_steps} consecutive steps had a non-finite loss (at step {step}); training "
+                f"stopped. The last good checkpoint in {self.run.checkpoints} is intact; "
+                "lower optim.lr or check the data"
+            )
 
-        wall = time.perf_counter() - started
+    def _checkpoint(self, step: int, optimizer, schedule, main: bool) -> None:
+        """Save a checkpoint after ``step`` steps (main process) and prune old ones; all processes wait."""
+        if main:
+            payload = {
+                "model": self.method.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "step": step,
+                "config": self.cfg.to_dict(),
+                "git_sha": git_sha(),
+                "version": __version__,
+            }
+            save_checkpoint(checkpoint_path(self.run.path, step), payload)
+            if self.cfg.train.keep_checkpoints > 0:
+                prune_checkpoints(self.run.path, keep=self.cfg.train.keep_checkpoints)
+        barrier()
+
+    def _summary(self, dist_info: DistInfo, start_step: int, wall: float, last: dict[str, float]) -> dict:
+        cfg = self.cfg
         trained = max(0, cfg.train.steps - start_step)
-        summary = {
+        return {
             "steps": cfg.train.steps,
             "steps_this_session": trained,
             "batch_size": cfg.train.batch_size,
@@ -456,6 +359,3 @@ class Trainer:
             "finite": all(math.isfinite(v) for v in last.values()),
             "world_size": dist_info.world_size,
         }
-        if main:
-            atomic_write_json(self.run.summary, summary)
-        return summary

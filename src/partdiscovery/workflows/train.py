@@ -51,7 +51,7 @@ def training_dataset(
     from partdiscovery.data.part_folder import split_image_paths
     from partdiscovery.foreground.folder import MANIFEST, list_images, write_mask_folder
     from partdiscovery.segmenter import resolve_device
-    from partdiscovery.training.trainer import RunFolder
+    from partdiscovery.runs import RunFolder
 
     if (data is None) == (images is None):
         raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
@@ -127,7 +127,7 @@ def run_training(
     Returns the run's training summary (``train_summary.json``)."""
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.training import Trainer, create_method
-    from partdiscovery.training.trainer import RunFolder
+    from partdiscovery.runs import RunFolder
     from partdiscovery.utils.seed import seed_everything
 
     inputs = dataset_inputs(data) + ([(Path(images), "image folder")] if images else [])

@@ -29,7 +29,9 @@ defaults differ from it with EfficientNet φ. They are converted to this file's 
 multiplied by :data:`LOSS_SCALE` (see :func:`scops_loss_weights`).
 ``cfg.loss`` provides the background weight (``background``), the loss resolution
 (``loss_stride``) and the warp (``tps_sigma``, ``rotation_deg``, ``zoom_range``, ``translation``);
-``cfg.loss.normalize_features`` is not used: SCOPS factorises raw activations (``ref_norm: false``).
+``cfg.loss.normalize_features`` is not used: SCOPS factorises raw activations (``ref_norm: false``);
+nor are the other methods' loss weights and temperature (:data:`IGNORED_LOSS_KEYS`; a value other than
+the default is warned about).
 
 Not reproduced: SCOPS's DeepLab-ResNet50 two-branch network (f is this project's
 :class:`~partdiscovery.models.PartSegmentationNet`), SGD with a separately clipped basis optimiser,
@@ -39,14 +41,15 @@ and VGG19 relu5_2/relu5_4 features (φ is ``cfg.model.feature_extractor``).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from partdiscovery.config import Config, OptimConfig, ScopsConfig
-from partdiscovery.data.augment import photometric_jitter, random_warp_grid, warp
+from partdiscovery.config import Config, LossConfig, OptimConfig, ScopsConfig
+from partdiscovery.data.augment import warp
 from partdiscovery.losses import equivariance_loss
 from partdiscovery.losses.scops import (
     centre_equivariance_loss,
@@ -55,8 +58,14 @@ from partdiscovery.losses.scops import (
     orthonormality_loss,
     semantic_consistency_loss,
 )
-from partdiscovery.models import PartOutput, PartSegmentationNet, create_feature_extractor
-from partdiscovery.training.method import METHODS, FrozenFeaturesMixin, downsample
+from partdiscovery.models import PartOutput, PartSegmentationNet
+from partdiscovery.training.methods.base import (
+    METHODS,
+    FrozenFeaturesMethod,
+    build_phi,
+    downsample,
+    net_param_groups,
+)
 from partdiscovery.utils.distributed import Shard
 
 LOSS_NAMES = ("concentration", "equivariance", "centre_equivariance", "semantic", "orthonormality")
@@ -66,6 +75,8 @@ LOSS_SCALE = 1e-3
 """All SCOPS weights are multiplied by this (1 / the reference equivariance weight), which puts the
 equivariance KL near weight 1 like this project's other losses so that ``optim.grad_clip`` and
 ``loss.background`` mean the same as for the other methods. Adam is invariant to a global scale."""
+IGNORED_LOSS_KEYS = ("feature", "contrastive", "visual", "equivariance", "temperature", "normalize_features")
+"""``cfg.loss`` entries of the other methods, which SCOPS does not use (its weights are ``cfg.scops``)."""
 NONNEGATIVE_FEATURES = "split"
 """How φ is made non-negative for the part basis (:func:`~partdiscovery.losses.scops.nonnegative_features`)."""
 
@@ -108,31 +119,41 @@ def scops_log_probs(out: PartOutput) -> torch.Tensor:
     return torch.cat([F.logsigmoid(bg), F.logsigmoid(-bg) + out.logits.log_softmax(dim=1)], dim=1)
 
 
+def warn_ignored_loss_settings(cfg: Config) -> None:
+    """Warn when ``cfg.loss`` sets an entry SCOPS ignores (:data:`IGNORED_LOSS_KEYS`) to other than its
+    default: the user probably meant the ``scops.*`` weight."""
+    default = LossConfig()
+    changed = [
+        f"loss.{k}={getattr(cfg.loss, k)}"
+        for k in IGNORED_LOSS_KEYS
+        if getattr(cfg.loss, k) != getattr(default, k)
+    ]
+    if changed:
+        warnings.warn(
+            f"method=scops ignores {', '.join(changed)}: SCOPS's loss weights are scops.* "
+            "(scops.concentration, scops.equivariance, scops.centre_equivariance, scops.semantic, "
+            "scops.orthonormality); it uses loss.background, loss.loss_stride and the warp settings only",
+            stacklevel=3,
+        )
+
+
 @METHODS.register("scops")
-class SCOPS(FrozenFeaturesMixin, nn.Module):
+class SCOPS(FrozenFeaturesMethod):
     """SCOPS: concentration + equivariance + semantic consistency (see the module docstring).
 
     SCOPS always predicts a background channel: the network is built with
-    ``model.learned_background = True`` and ``cfg.model`` is updated in place to say so, so that the
-    run's saved config rebuilds the same network for :meth:`PartSegmenter.load`.
+    ``model.learned_background = True`` and :attr:`cfg` says so (a copy; the given config is left as it
+    is), so that the run's saved config rebuilds the same network for :meth:`PartSegmenter.load`.
     """
 
     def __init__(self, cfg: Config) -> None:
-        super().__init__()
+        warn_ignored_loss_settings(cfg)
         if not cfg.model.learned_background:
-            cfg.model = dataclasses.replace(cfg.model, learned_background=True)
-        self.cfg = cfg
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
+        super().__init__(cfg)
         self.weights = scops_loss_weights(cfg.model.num_parts, cfg.scops)
         self.net = PartSegmentationNet(cfg.model)
-        self._set_phi(
-            create_feature_extractor(
-                cfg.model.feature_extractor,
-                pretrained=cfg.model.pretrained,
-                weights=cfg.model.feature_weights,
-                normalize=False,
-                layer_weights=cfg.model.feature_layers,
-            )
-        )
+        self._set_phi(build_phi(cfg, normalize=False))
         channels = self.phi.channels * (2 if NONNEGATIVE_FEATURES == "split" else 1)
         # As the reference: |N(0, 1)| initialisation, made non-negative by a ReLU in use.
         self.part_basis = nn.Parameter(torch.randn(cfg.model.num_parts, channels).abs())
@@ -145,16 +166,12 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
         return F.relu(self.part_basis)
 
     def param_groups(self, optim: OptimConfig) -> list[dict]:
-        # The head last: the trainer logs the last group's learning rate.
-        return [
-            {"params": self.net.backbone_parameters(), "lr": optim.backbone_lr, "name": "backbone"},
-            {
-                "params": [self.part_basis],
-                "lr": self.cfg.scops.basis_lr_factor * optim.lr,
-                "name": "part_basis",
-            },
-            {"params": self.net.head_parameters(), "lr": optim.lr, "name": "head"},
-        ]
+        basis = {
+            "params": [self.part_basis],
+            "lr": self.cfg.scops.basis_lr_factor * optim.lr,
+            "name": "part_basis",
+        }
+        return net_param_groups(self.net, optim, basis)
 
     def training_step(
         self, batch: dict, generator: torch.Generator, shard: Shard | None = None
@@ -166,10 +183,8 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
         stride = cfg.loss_stride
         g = generator
 
-        view2 = photometric_jitter(images, self.cfg.data.jitter, g, shard).to(images)
-        grid = random_warp_grid(
-            b, h, w, g, cfg.tps_sigma, cfg.rotation_deg, cfg.zoom_range, cfg.translation, shard=shard
-        ).to(images)
+        view2 = self.jitter(images, g, shard)
+        grid = self.random_warp(images, g, shard)
         out = self.run_net(torch.cat([images, warp(view2, grid)]))
         log_probs = scops_log_probs(
             PartOutput(downsample(out.logits, stride), downsample(out.background_logits, stride))
@@ -177,9 +192,8 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
         log_probs1, log_probs2 = log_probs.split(b)
         probs1, probs2 = log_probs1.exp(), log_probs2.exp()
 
-        small = (h // stride, w // stride)
         mask = downsample(fg_mask, stride)
-        raw = batch["features"] if "features" in batch else self.features(images, small)
+        raw = self.target_features(batch, (h // stride, w // stride))
         features = nonnegative_features(raw, NONNEGATIVE_FEATURES) * mask
 
         losses: dict[str, torch.Tensor] = {}
@@ -191,11 +205,6 @@ class SCOPS(FrozenFeaturesMixin, nn.Module):
         losses["orthonormality"] = orthonormality_loss(self.basis)
         total = sum(wt[name] * losses[name] for name in wt)
 
-        bg1, bg2 = out.background_logits.split(b)
-        warped_mask = (warp(fg_mask, grid) > 0.5).to(fg_mask)
-        losses["background"] = 0.5 * (
-            F.binary_cross_entropy_with_logits(bg1, 1 - fg_mask)
-            + F.binary_cross_entropy_with_logits(bg2, 1 - warped_mask)
-        )
+        losses["background"] = self.two_view_background_loss(out.background_logits, fg_mask, grid)
         losses["total"] = total + cfg.background * losses["background"]
         return losses

@@ -1,0 +1,32 @@
+"""The record every source of part predictions yields (a trained model, a baseline, a folder of PNGs).
+
+It lives here, below :mod:`partdiscovery.segmenter` and the baselines, so that scoring code can name it
+without importing any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Prediction:
+    """One predicted image at its original resolution, with its ground truth when the dataset has it.
+
+    Attributes:
+        id: the dataset's image id.
+        parts: ``int64 [H, W]``, 0 = background, 1..K parts.
+        probs: ``float32 [K+1, H, W]`` (channel 0 = background) or ``None``.
+        fg_mask: ``bool [H, W]`` the dataset's foreground mask (or all True when none was given).
+        part_labels: ``int64 [H, W]`` ground-truth parts or ``None``.
+        keypoints: ``float32 [P, 3]`` or ``None``.
+    """
+
+    id: str
+    parts: np.ndarray
+    probs: np.ndarray | None = None
+    fg_mask: np.ndarray | None = None
+    part_labels: np.ndarray | None = None
+    keypoints: np.ndarray | None = None

@@ -1,0 +1,100 @@
+"""The paper's method: Choudhury et al., "Unsupervised Part Discovery from Contrastive Reconstruction",
+NeurIPS 2021."""
+
+from __future__ import annotations
+
+import torch
+
+from partdiscovery.config import Config, OptimConfig
+from partdiscovery.data.augment import REFERENCE_FILL, warp
+from partdiscovery.losses import (
+    contrastive_loss,
+    equivariance_loss,
+    feature_loss,
+    rgb_to_lab,
+    visual_consistency_loss,
+)
+from partdiscovery.models import PartSegmentationNet
+from partdiscovery.training.methods.base import (
+    METHODS,
+    FrozenFeaturesMethod,
+    build_phi,
+    downsample,
+    net_param_groups,
+)
+from partdiscovery.utils.distributed import Shard, all_gather_with_grad
+
+
+@METHODS.register("contrastive_reconstruction")
+class ContrastiveReconstruction(FrozenFeaturesMethod):
+    """Choudhury et al. 2021: feature + contrastive + visual consistency + equivariance losses.
+
+    One training step (B images with masks M):
+
+    1. two photometrically jittered views x1, x2 of each image, and a random warp T;
+    2. part logits of x1 and of T(x2) from f; φ features of the clean image (no grad);
+    3. ``R = softmax(f(x1)) * M`` at the loss resolution, the four losses, their weighted sum
+       (``cfg.loss``), plus the background loss with ``model.learned_background``.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.net = PartSegmentationNet(cfg.model).to(memory_format=torch.channels_last)
+        self._set_phi(build_phi(cfg, normalize=cfg.loss.normalize_features))
+
+    def param_groups(self, optim: OptimConfig) -> list[dict]:
+        return net_param_groups(self.net, optim)
+
+    def training_step(
+        self, batch: dict, generator: torch.Generator, shard: Shard | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Named losses of one step. ``shard``: this process's slice of the global batch (distributed)."""
+        cfg = self.cfg.loss
+        images, fg_mask = batch["image"], batch["fg_mask"]
+        b, _, h, w = images.shape
+        stride = cfg.loss_stride
+        g = generator
+
+        view1 = self.jitter(images, g, shard)
+        view2 = self.jitter(images, g, shard)
+        grid = self.random_warp(images, g, shard)
+        # One forward pass of f over both views (x1 and T(x2)) keeps BatchNorm statistics consistent
+        # (the reference runs two passes). The warped view is padded with the mean colour, as the
+        # reference's zero padding of mean-subtracted images.
+        out = self.run_net(torch.cat([view1, warp(view2, grid, fill=REFERENCE_FILL)]))
+        logits1, logits2 = downsample(out.logits, stride).split(b)
+
+        mask = downsample(fg_mask, stride)
+        features = self.target_features(batch, (h // stride, w // stride))
+        probs1 = logits1.softmax(dim=1)
+        assign = probs1 * mask
+
+        losses: dict[str, torch.Tensor] = {}
+        losses["feature"], prototypes = feature_loss(assign, features, mask)
+        if shard is None or shard.is_whole:
+            losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g)
+        else:  # negatives and positives from the global batch, gradients back to every process
+            losses["contrastive"] = contrastive_loss(
+                prototypes,
+                cfg.temperature,
+                generator=g,
+                all_prototypes=all_gather_with_grad(prototypes),
+                anchor_offset=shard.offset,
+            )
+        losses["visual"] = visual_consistency_loss(assign, downsample(rgb_to_lab(images), stride), mask)
+
+        # As the reference: warp the logits, then softmax; weight pixels by the soft warped mask.
+        target = warp(logits1.detach(), grid).softmax(dim=1)
+        losses["equivariance"] = equivariance_loss(logits2.log_softmax(dim=1), target, warp(mask, grid))
+
+        total = (
+            cfg.feature * losses["feature"]
+            + cfg.contrastive * losses["contrastive"]
+            + cfg.visual * losses["visual"]
+            + cfg.equivariance * losses["equivariance"]
+        )
+        if out.background_logits is not None:
+            losses["background"] = self.two_view_background_loss(out.background_logits, fg_mask, grid)
+            total = total + cfg.background * losses["background"]
+        losses["total"] = total
+        return losses

@@ -1,0 +1,68 @@
+"""Optimisers and learning-rate schedules, by name (``optim.optimizer``, ``optim.schedule``).
+
+Each entry is a small factory over the method's parameter groups (which carry their own learning
+rates, e.g. a 10x head) and :class:`~partdiscovery.config.OptimConfig`; ``config.validate_config``
+checks the names against these registries, so a new entry is a valid config value at once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+
+from partdiscovery.config import Config, OptimConfig
+from partdiscovery.errors import ConfigError
+from partdiscovery.utils.registry import Registry, UnknownNameError
+
+OPTIMIZERS: Registry[Optimizer] = Registry("optim.optimizer")
+"""Name -> ``fn(param_groups, optim: OptimConfig) -> Optimizer``."""
+SCHEDULES: Registry[LRScheduler] = Registry("optim.schedule")
+"""Name -> ``fn(optimizer, optim: OptimConfig, steps: int) -> LRScheduler``, stepped once per step."""
+
+
+def list_optimizers() -> list[str]:
+    return OPTIMIZERS.names()
+
+
+def list_schedules() -> list[str]:
+    return SCHEDULES.names()
+
+
+@OPTIMIZERS.register("adam")
+def adam(groups: list[dict], optim: OptimConfig) -> Optimizer:
+    return torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(groups: list[dict], optim: OptimConfig) -> Optimizer:
+    return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+
+
+@SCHEDULES.register("poly")
+def poly(optimizer: Optimizer, optim: OptimConfig, steps: int) -> LRScheduler:
+    """``lr * (1 - step / steps) ** poly_power``: 0 at the last step (DeepLab's schedule)."""
+    power = optim.poly_power
+    return LambdaLR(optimizer, lambda s: max(0.0, 1 - s / steps) ** power)
+
+
+@SCHEDULES.register("constant")
+def constant(optimizer: Optimizer, optim: OptimConfig, steps: int) -> LRScheduler:
+    return LambdaLR(optimizer, lambda s: 1.0)
+
+
+def _get(registry: Registry, name: str):
+    try:
+        return registry.get(name)
+    except UnknownNameError as e:  # a config value: the user's error, with the valid names
+        raise ConfigError(str(e)) from None
+
+
+def build_optimizer(method, cfg: Config) -> Optimizer:
+    """The optimiser ``cfg.optim.optimizer`` over ``method.param_groups(cfg.optim)``."""
+    return _get(OPTIMIZERS, cfg.optim.optimizer)(method.param_groups(cfg.optim), cfg.optim)
+
+
+def build_schedule(optimizer: Optimizer, cfg: Config) -> LRScheduler:
+    """The schedule ``cfg.optim.schedule`` over ``cfg.train.steps`` steps."""
+    return _get(SCHEDULES, cfg.optim.schedule)(optimizer, cfg.optim, max(1, cfg.train.steps))

@@ -1,0 +1,64 @@
+"""Every registered method satisfies the Method protocol and keeps φ out of checkpoints and training."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+from partdiscovery.training.methods import Method, create_method, list_methods
+
+
+@pytest.fixture(scope="module", params=list_methods())
+def method(request, tiny_config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        return create_method(tiny_config(f"method={request.param}"))
+
+
+def test_satisfies_the_protocol_and_its_groups_cover_every_parameter(method):
+    assert isinstance(method, Method) and isinstance(method, nn.Module)
+    groups = method.param_groups(method.cfg.optim)
+    ids = [id(p) for group in groups for p in group["params"]]
+    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in method.parameters()}
+    assert groups[-1]["name"] == "head"  # the trainer logs the last group's learning rate
+
+
+def test_phi_is_not_stored_not_optimised_and_stays_in_eval_mode(method):
+    assert method.phi is not None and not any(k.startswith("phi.") for k in method.state_dict())
+    phi_ids = {id(p) for p in method.phi.parameters()}
+    assert phi_ids and not phi_ids & {id(p) for p in method.parameters()}
+    method.train()
+    assert method.net.training and not method.phi.training
+
+
+def test_moves_reach_phi(method):
+    moved = copy.deepcopy(method).double()
+    assert all(p.dtype == torch.float64 for p in moved.phi.parameters())
+    assert all(p.dtype == torch.float64 for p in moved.net.parameters())
+    assert all(p.dtype == torch.float32 for p in method.phi.parameters())  # the original is untouched
+
+
+def test_wrap_net_runs_f_through_the_wrapper_and_keeps_the_state_dict_keys(method):
+    wrapped = copy.deepcopy(method)
+    calls = []
+
+    class Wrapper(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.module = net
+
+        def forward(self, images):
+            calls.append(images.shape)
+            return self.module(images)
+
+    keys = list(wrapped.state_dict())
+    wrapped.wrap_net(Wrapper)
+    wrapped.eval()
+    with torch.no_grad():
+        out = wrapped.run_net(torch.rand(1, 3, 48, 48))
+    assert calls == [torch.Size([1, 3, 48, 48])] and out.logits.shape[0] == 1
+    assert list(wrapped.state_dict()) == keys

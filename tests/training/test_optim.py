@@ -1,0 +1,83 @@
+"""Optimisers and schedules by name; the config accepts exactly the registered names."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn as nn
+
+from partdiscovery.config import load_config
+from partdiscovery.errors import ConfigError
+from partdiscovery.training.optim import (
+    OPTIMIZERS,
+    build_optimizer,
+    build_schedule,
+    list_optimizers,
+    list_schedules,
+)
+
+
+class TwoGroups(nn.Module):
+    """The part of a method the optimiser sees: parameter groups with their own learning rates."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone, self.head = nn.Linear(2, 2), nn.Linear(2, 2)
+
+    def param_groups(self, optim):
+        return [
+            {"params": self.backbone.parameters(), "lr": optim.backbone_lr, "name": "backbone"},
+            {"params": self.head.parameters(), "lr": optim.lr, "name": "head"},
+        ]
+
+
+def test_registered_names():
+    assert list_optimizers() == ["adam", "sgd"]
+    assert list_schedules() == ["constant", "poly"]
+
+
+@pytest.mark.parametrize(("name", "cls"), [("adam", torch.optim.Adam), ("sgd", torch.optim.SGD)])
+def test_optimizers_keep_the_group_learning_rates(name, cls):
+    cfg = load_config("cpu", overrides=[f"optim.optimizer={name}", "optim.lr=0.5", "optim.backbone_lr=0.25"])
+    optimizer = build_optimizer(TwoGroups(), cfg)
+    assert type(optimizer) is cls
+    assert [g["lr"] for g in optimizer.param_groups] == [0.25, 0.5]
+    if name == "sgd":
+        assert optimizer.defaults["momentum"] == cfg.optim.momentum
+
+
+def test_schedules():
+    cfg = load_config(
+        "cpu", overrides=["train.steps=4", "optim.poly_power=1.0", "optim.lr=1.0", "optim.backbone_lr=1.0"]
+    )
+    for name, expected in (("poly", [1.0, 0.75, 0.5, 0.25, 0.0]), ("constant", [1.0] * 5)):
+        run = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, schedule=name))
+        optimizer = build_optimizer(TwoGroups(), run)
+        schedule = build_schedule(optimizer, run)
+        lrs = []
+        for _ in range(5):
+            lrs.append(optimizer.param_groups[-1]["lr"])
+            optimizer.step()
+            schedule.step()
+        assert lrs == pytest.approx(expected), name
+
+
+def test_unknown_names_are_config_errors_that_list_the_registered_ones():
+    with pytest.raises(ConfigError, match="optim.optimizer='adamw': choose one of adam, sgd"):
+        load_config("cpu", overrides=["optim.optimizer=adamw"])
+    with pytest.raises(ConfigError, match="optim.schedule='cosine': choose one of constant, poly"):
+        load_config("cpu", overrides=["optim.schedule=cosine"])
+    cfg = load_config("cpu")
+    unchecked = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, optimizer="adamw"))
+    with pytest.raises(ConfigError, match="unknown optim.optimizer 'adamw'; choose one of: adam, sgd"):
+        build_optimizer(TwoGroups(), unchecked)
+
+
+def test_a_registered_optimizer_is_a_valid_config_value(monkeypatch):
+    monkeypatch.setitem(
+        OPTIMIZERS._entries, "adamw", lambda groups, optim: torch.optim.AdamW(groups, lr=optim.lr)
+    )
+    cfg = load_config("cpu", overrides=["optim.optimizer=adamw"])
+    assert type(build_optimizer(TwoGroups(), cfg)) is torch.optim.AdamW
