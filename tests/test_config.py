@@ -191,8 +191,6 @@ def test_variable_length_tuples():
         ("optim.lr=0", "optim.lr"),
         ("optim.lr=.inf", "optim.lr"),
         ("optim.lr=.nan", "optim.lr"),
-        ("optim.optimizer=adamw", "optim.optimizer='adamw': choose one of adam, sgd"),
-        ("optim.schedule=cosine", "optim.schedule"),
         ("loss.temperature=0", "loss.temperature"),
         ("loss.contrastive=-1", "loss.contrastive"),
         ("loss.loss_stride=0", "loss.loss_stride"),

@@ -386,13 +386,6 @@ _RANGES: dict[str, tuple[float, float, str]] = {
 }
 
 
-def _choices() -> dict[str, list[str]]:
-    """Keys whose value names a registered entry, with the registered names."""
-    from partdiscovery.training.optim import list_optimizers, list_schedules  # registries import config
-
-    return {"optim.optimizer": list_optimizers(), "optim.schedule": list_schedules()}
-
-
 def _lookup(cfg: Config, key: str) -> Any:
     value: Any = cfg
     for part in key.split("."):
@@ -402,8 +395,9 @@ def _lookup(cfg: Config, key: str) -> Any:
 
 def validate_config(cfg: Config) -> Config:
     """Check every value's range (see ``_RANGES``) and choice; raise one :class:`ConfigError` naming the
-    key, the value and the allowed range. Names of registered things (backbones, methods) are checked by
-    their registries when the model is built, still before anything is written."""
+    key, the value and the allowed range. Names of registered things (backbones, methods, optimisers,
+    schedules) are checked by their registries (a layer above the config) before training starts, still
+    before anything is written: :func:`partdiscovery.training.optim.check_names`."""
     for key, (low, high, why) in _RANGES.items():
         value = _lookup(cfg, key)
         for item in value if isinstance(value, tuple) else (value,):
@@ -414,9 +408,6 @@ def validate_config(cfg: Config) -> Config:
         low, high = _lookup(cfg, key)
         if low > high:
             raise ConfigError(f"{key}={_plain((low, high))}: the first value must not exceed the second")
-    for key, choices in _choices().items():
-        if _lookup(cfg, key) not in choices:
-            raise ConfigError(f"{key}={_lookup(cfg, key)!r}: choose one of {', '.join(choices)}")
     return cfg
 
 
@@ -455,6 +446,19 @@ def parse_override(text: str) -> dict[str, Any]:
         cursor = cursor.setdefault(part, {})
     cursor[parts[-1]] = value
     return node
+
+
+def with_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """A copy of ``cfg`` with dotted overrides applied (later wins), validated like :func:`load_config`'s.
+
+    Example:
+        >>> with_overrides(Config(), ["method=scops", "model.num_parts=6"]).model.num_parts
+        6
+    """
+    data = cfg.to_dict()
+    for text in overrides:
+        data = _merge(data, parse_override(text))
+    return config_from_dict(data)
 
 
 def preset_dict(name: str) -> dict[str, Any]:

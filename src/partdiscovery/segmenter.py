@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader
 
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
+from partdiscovery.data.prediction import Prediction
 from partdiscovery.data.transforms import EvalSet, collate_eval, crop_resize, letterbox_box, uncrop
 from partdiscovery.errors import InvalidArgumentError
-from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.models import PartSegmentationNet
 from partdiscovery.runs.model_file import build_net, read_model_file
 from partdiscovery.utils.progress import progress as progress_bar

@@ -4,8 +4,8 @@ Each ``make_*`` writes a few-image dataset in the original layout of its kind un
 returns the folder to open. :data:`SPECS` opens every registered dataset kind from them, so that the
 contract test and the end-to-end test cover each kind without copying fixtures.
 
-Imported as a plain module (``from dataset_builders import make_cub``): pytest puts this test folder on
-``sys.path`` when it collects the tests beside it.
+Imported as ``from tests.data.dataset_builders import make_cub``: the test folders are packages, so
+pytest puts the repository root on ``sys.path`` and test files may share a name across folders.
 """
 
 from __future__ import annotations

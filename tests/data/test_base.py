@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pytest
-from dataset_builders import SPECS
 from PIL import Image
 
 from partdiscovery.config import DataConfig
@@ -19,6 +18,7 @@ from partdiscovery.data.base import find_mask_file, raise_problems, safe_join
 from partdiscovery.data.transforms import EvalSet, TrainingSet
 from partdiscovery.errors import DatasetError
 from partdiscovery.evaluation.protocols import PROTOCOLS
+from tests.data.dataset_builders import SPECS
 
 DEFAULT_PROTOCOLS = {"cub": "cub-keypoints"}
 """Kinds whose default evaluation protocol is not ``pixel``."""

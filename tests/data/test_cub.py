@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_builders import CUB_IMAGES, keypoints_of, make_cub
 from PIL import Image
 
 from partdiscovery.config import DataConfig
@@ -15,6 +14,7 @@ from partdiscovery.data.boxes import jitter_padded_box
 from partdiscovery.data.cub import CUBDataset, eval_box_fg
 from partdiscovery.data.transforms import EvalSet, TrainingSet
 from partdiscovery.errors import DatasetError
+from tests.data.dataset_builders import CUB_IMAGES, keypoints_of, make_cub
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_builders import DF_HEIGHT as H
-from dataset_builders import DF_SPLITS as SPLITS
-from dataset_builders import DF_WIDTH as W
-from dataset_builders import label_map, make_deepfashion, paint
 from PIL import Image
 
 from partdiscovery.data import open_dataset
@@ -20,6 +16,10 @@ from partdiscovery.data.deepfashion import (
     random_resized_crop_box,
 )
 from partdiscovery.errors import DatasetError
+from tests.data.dataset_builders import DF_HEIGHT as H
+from tests.data.dataset_builders import DF_SPLITS as SPLITS
+from tests.data.dataset_builders import DF_WIDTH as W
+from tests.data.dataset_builders import label_map, make_deepfashion, paint
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_builders import FAST, exif_rotated, file_bytes, mask_array, rgb_image
-from dataset_builders import FOLDER_HEIGHT as H
-from dataset_builders import FOLDER_WIDTH as W
 from hypothesis import given
 from PIL import Image
 
 from partdiscovery.data.image_io import read_image, read_labels, read_mask
 from partdiscovery.errors import DatasetError
+from tests.data.dataset_builders import FAST, exif_rotated, file_bytes, mask_array, rgb_image
+from tests.data.dataset_builders import FOLDER_HEIGHT as H
+from tests.data.dataset_builders import FOLDER_WIDTH as W
 
 
 def save(tmp_path: Path, image: Image.Image, name: str, **kwargs) -> Path:

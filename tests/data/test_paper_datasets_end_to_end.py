@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from dataset_builders import SPECS
 
 from partdiscovery.cli.main import main
+from tests.data.dataset_builders import SPECS
 
 TRAIN = [
     "--preset",

@@ -7,9 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_builders import FAST, exif_rotated, file_bytes, make_folder, mask_array, rgb_image
-from dataset_builders import FOLDER_HEIGHT as H
-from dataset_builders import FOLDER_WIDTH as W
 from hypothesis import given
 from PIL import Image
 
@@ -17,6 +14,9 @@ from partdiscovery.data import PartFolderDataset, open_dataset
 from partdiscovery.data.image_io import read_labels
 from partdiscovery.data.part_folder import HOLDOUT_SPLIT, ImageFolderDataset, validation_ids
 from partdiscovery.errors import DatasetError
+from tests.data.dataset_builders import FAST, exif_rotated, file_bytes, make_folder, mask_array, rgb_image
+from tests.data.dataset_builders import FOLDER_HEIGHT as H
+from tests.data.dataset_builders import FOLDER_WIDTH as W
 
 
 @pytest.fixture

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_builders import PASCAL_HEIGHT as H
-from dataset_builders import PASCAL_OBJECTS as OBJECTS
-from dataset_builders import PASCAL_WIDTH as W
-from dataset_builders import make_pascal, rect
 
 from partdiscovery.data import open_dataset
 from partdiscovery.data.pascal_part import (
@@ -21,6 +17,10 @@ from partdiscovery.data.pascal_part import (
     read_part_annotation,
 )
 from partdiscovery.errors import DatasetError
+from tests.data.dataset_builders import PASCAL_HEIGHT as H
+from tests.data.dataset_builders import PASCAL_OBJECTS as OBJECTS
+from tests.data.dataset_builders import PASCAL_WIDTH as W
+from tests.data.dataset_builders import make_pascal, rect
 
 CAT = {n: i + 1 for i, n in enumerate(PART_NAMES["cat"])}
 CAR = {n: i + 1 for i, n in enumerate(PART_NAMES["car"])}

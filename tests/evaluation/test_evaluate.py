@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from partdiscovery.data.prediction import Prediction
 from partdiscovery.evaluation import score_pixels
-from partdiscovery.evaluation.prediction import Prediction
 
 
 def _prediction() -> Prediction:
@@ -21,7 +21,9 @@ def test_given_masks_match_sklearn():
     fg = pred.fg_mask
     masked = np.where(fg, pred.parts, 0)
     result = score_pixels([pred])
-    assert result["fg_nmi"] == pytest.approx(100 * normalized_mutual_info_score(pred.part_labels[fg], masked[fg]))
+    assert result["fg_nmi"] == pytest.approx(
+        100 * normalized_mutual_info_score(pred.part_labels[fg], masked[fg])
+    )
     assert result["ari"] == pytest.approx(100 * adjusted_rand_score(pred.part_labels.ravel(), masked.ravel()))
     assert "fg_iou" not in result
 
@@ -31,7 +33,9 @@ def test_own_background_is_scored_and_iou_reported():
     fg = pred.fg_mask
     result = score_pixels([pred], use_given_masks=False)
     # The predicted background inside the foreground is a cluster of its own; outside it counts in the full table.
-    assert result["fg_nmi"] == pytest.approx(100 * normalized_mutual_info_score(pred.part_labels[fg], pred.parts[fg]))
+    assert result["fg_nmi"] == pytest.approx(
+        100 * normalized_mutual_info_score(pred.part_labels[fg], pred.parts[fg])
+    )
     assert result["nmi"] == pytest.approx(
         100 * normalized_mutual_info_score(pred.part_labels.ravel(), pred.parts.ravel())
     )

@@ -12,9 +12,9 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from partdiscovery.data.cub import CUBDataset, eval_box_fg
 from partdiscovery.data.part_folder import PartFolderDataset
+from partdiscovery.data.prediction import Prediction
 from partdiscovery.errors import DatasetError, PartDiscoveryError
 from partdiscovery.evaluation.evaluate import score_pixels
-from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.evaluation.protocols import (
     PROTOCOLS,
     EvalSource,
@@ -37,8 +37,9 @@ def pct(fn, target, pred) -> float:
     return 100.0 * fn(np.asarray(target), np.asarray(pred))
 
 
-def random_prediction(rng, image_id: str, h: int = 20, w: int = 24, k: int = 4, probs: bool = True,
-                      n_kp: int = 15) -> Prediction:
+def random_prediction(
+    rng, image_id: str, h: int = 20, w: int = 24, k: int = 4, probs: bool = True, n_kp: int = 15
+) -> Prediction:
     fg = rng.random((h, w)) < 0.7
     parts = np.where(fg, rng.integers(1, k + 1, size=(h, w)), 0)
     soft = None
@@ -51,8 +52,9 @@ def random_prediction(rng, image_id: str, h: int = 20, w: int = 24, k: int = 4, 
     kp[:, 2] = rng.random(n_kp) < 0.7
     kp[0] = (w, h, 1)  # on the far border: clipped to the last pixel
     gt = np.where(fg, rng.integers(1, 5, size=(h, w)), 0)
-    return Prediction(id=image_id, parts=parts.astype(np.int64), probs=soft, fg_mask=fg, part_labels=gt,
-                      keypoints=kp)
+    return Prediction(
+        id=image_id, parts=parts.astype(np.int64), probs=soft, fg_mask=fg, part_labels=gt, keypoints=kp
+    )
 
 
 def expected_keypoint_scores(preds: list[Prediction], fg_preds: list[Prediction] | None = None) -> dict:
@@ -71,10 +73,13 @@ def expected_keypoint_scores(preds: list[Prediction], fg_preds: list[Prediction]
                 fg_labels.append(1 + int(np.argmax(f.probs[1:, row, col])))
             else:
                 fg_labels.append(f.parts[row, col])
-    return {"fg_nmi": pct(normalized_mutual_info_score, gts, fg_labels),
-            "fg_ari": pct(adjusted_rand_score, gts, fg_labels),
-            "nmi": pct(normalized_mutual_info_score, gts, full_labels),
-            "ari": pct(adjusted_rand_score, gts, full_labels), "n_keypoints": len(gts)}
+    return {
+        "fg_nmi": pct(normalized_mutual_info_score, gts, fg_labels),
+        "fg_ari": pct(adjusted_rand_score, gts, fg_labels),
+        "nmi": pct(normalized_mutual_info_score, gts, full_labels),
+        "ari": pct(adjusted_rand_score, gts, full_labels),
+        "n_keypoints": len(gts),
+    }
 
 
 # --------------------------------------------------------------------------------------------- pixel
@@ -109,8 +114,16 @@ def test_cub_keypoints_match_sklearn(probs):
 def test_cub_keypoints_separate_fg_predictions():
     rng = np.random.default_rng(2)
     full = [random_prediction(rng, str(i), probs=False) for i in range(5)]
-    fg = [Prediction(id=p.id, parts=p.parts, probs=random_prediction(rng, p.id).probs, fg_mask=p.fg_mask,
-                     keypoints=p.keypoints) for p in full]
+    fg = [
+        Prediction(
+            id=p.id,
+            parts=p.parts,
+            probs=random_prediction(rng, p.id).probs,
+            fg_mask=p.fg_mask,
+            keypoints=p.keypoints,
+        )
+        for p in full
+    ]
     result = cub_keypoints_protocol(iter(full), fg_predictions=iter(fg))
     expected = expected_keypoint_scores(full, fg)
     for key in ("fg_nmi", "fg_ari", "nmi", "ari"):
@@ -130,9 +143,12 @@ def test_cub_keypoints_errors():
 
 # -------------------------------------------------------------------------------------- CUB fixture
 CUB_IMAGES = {  # id: (class, train, (w, h), box x y w h)
-    1: (1, 1, (40, 32), (6, 4, 24, 20)), 2: (1, 1, (36, 40), (4, 8, 26, 24)),
-    3: (2, 1, (44, 36), (10, 6, 28, 22)), 4: (1, 0, (40, 40), (8, 8, 24, 24)),
-    5: (2, 0, (48, 32), (12, 4, 26, 22)), 6: (2, 0, (40, 36), (6, 6, 26, 24)),
+    1: (1, 1, (40, 32), (6, 4, 24, 20)),
+    2: (1, 1, (36, 40), (4, 8, 26, 24)),
+    3: (2, 1, (44, 36), (10, 6, 28, 22)),
+    4: (1, 0, (40, 40), (8, 8, 24, 24)),
+    5: (2, 0, (48, 32), (12, 4, 26, 22)),
+    6: (2, 0, (40, 36), (6, 6, 26, 24)),
 }
 
 
@@ -142,13 +158,15 @@ def make_cub(base: Path) -> Path:
     rows = {k: [] for k in ("images", "split", "boxes", "labels", "parts")}
     for i, (cls, train, (w, h), (x, y, bw, bh)) in CUB_IMAGES.items():
         rel = f"{cls:03d}.Bird/Bird_{i}.jpg"
-        for folder, ext, pixels in (("images", ".jpg", rng.integers(0, 256, (h, w, 3), dtype=np.uint8)),
-                                    ("segmentations", ".png", None)):
+        for folder, ext, pixels in (
+            ("images", ".jpg", rng.integers(0, 256, (h, w, 3), dtype=np.uint8)),
+            ("segmentations", ".png", None),
+        ):
             path = root / folder / Path(rel).with_suffix(ext)
             path.parent.mkdir(parents=True, exist_ok=True)
             if pixels is None:
                 pixels = np.zeros((h, w), dtype=np.uint8)
-                pixels[y:y + bh, x:x + bw] = 255
+                pixels[y : y + bh, x : x + bw] = 255
             Image.fromarray(pixels).save(path)
         rows["images"].append(f"{i} {rel}")
         rows["split"].append(f"{i} {train}")
@@ -159,8 +177,13 @@ def make_cub(base: Path) -> Path:
             kx, ky = (x + (2 * p + i) % bw, y + (3 * p + i) % bh) if visible else (0, 0)
             rows["parts"].append(f"{i} {p + 1} {float(kx)} {float(ky)} {int(visible)}")
     (root / "parts").mkdir()
-    files = (("images", "images.txt"), ("split", "train_test_split.txt"), ("boxes", "bounding_boxes.txt"),
-             ("labels", "image_class_labels.txt"), ("parts", "parts/part_locs.txt"))
+    files = (
+        ("images", "images.txt"),
+        ("split", "train_test_split.txt"),
+        ("boxes", "bounding_boxes.txt"),
+        ("labels", "image_class_labels.txt"),
+        ("parts", "parts/part_locs.txt"),
+    )
     for key, name in files:
         (root / name).write_text("\n".join(rows[key]) + "\n", encoding="utf-8")
     return root
@@ -198,8 +221,9 @@ def test_evaluate_cub_keypoints_from_a_predictions_folder(cub, cub_predictions):
     assert result["fg_ari"] == pytest.approx(pct(adjusted_rand_score, gts, fg_labels), abs=1e-9)
     assert result["nmi"] == pytest.approx(pct(normalized_mutual_info_score, gts, full_labels), abs=1e-9)
     assert result["ari"] == pytest.approx(pct(adjusted_rand_score, gts, full_labels), abs=1e-9)
-    same = evaluate_protocol("cub-keypoints", f"cub:{cub}", "test", predictions=str(cub_predictions),
-                             progress=False)
+    same = evaluate_protocol(
+        "cub-keypoints", f"cub:{cub}", "test", predictions=str(cub_predictions), progress=False
+    )
     assert same["fg_nmi"] == result["fg_nmi"] and same["split"] == "test"
     assert same["protocol"] == "cub-keypoints"
     pair = evaluate_cub_keypoints((cub_predictions, cub_predictions), ds)  # (fg_dir, full_dir)
@@ -212,8 +236,9 @@ class RecordingSegmenter:
     def __init__(self):
         self.calls = []
 
-    def predict_dataset(self, dataset, batch_size=8, use_masks=True, keep_probs=False, progress=True,
-                        box_fn=None):
+    def predict_dataset(
+        self, dataset, batch_size=8, use_masks=True, keep_probs=False, progress=True, box_fn=None
+    ):
         self.calls.append({"use_masks": use_masks, "keep_probs": keep_probs, "box_fn": box_fn})
         rng = np.random.default_rng(int(use_masks))
         for index in range(len(dataset)):
@@ -224,8 +249,14 @@ class RecordingSegmenter:
             if use_masks:
                 probs[0] = ~raw.fg_mask
                 parts = np.where(raw.fg_mask, parts, 0)
-            yield Prediction(id=raw.id, parts=parts, probs=probs if keep_probs else None, fg_mask=raw.fg_mask,
-                             part_labels=raw.part_labels, keypoints=raw.keypoints)
+            yield Prediction(
+                id=raw.id,
+                parts=parts,
+                probs=probs if keep_probs else None,
+                fg_mask=raw.fg_mask,
+                part_labels=raw.part_labels,
+                keypoints=raw.keypoints,
+            )
 
 
 def test_evaluate_cub_keypoints_from_a_model_uses_both_crops(cub):
@@ -262,8 +293,11 @@ def test_evaluate_cub_regression_from_a_model(cub):
     assert all(c == {"use_masks": True, "keep_probs": True, "box_fn": eval_box_fg} for c in model.calls)
     replay = RecordingSegmenter()
     boxes = {i: d.object_box(i) for d in (train, test) for i in d.ids}  # normalised by the bird box
-    expected = keypoint_regression(replay.predict_dataset(train, keep_probs=True),
-                                   replay.predict_dataset(test, keep_probs=True), boxes=boxes)
+    expected = keypoint_regression(
+        replay.predict_dataset(train, keep_probs=True),
+        replay.predict_dataset(test, keep_probs=True),
+        boxes=boxes,
+    )
     assert result["error"] == pytest.approx(expected["error"], rel=1e-12) and result["n_train_images"] == 3
 
 
@@ -292,9 +326,9 @@ def square_prediction(rng, image_id: str, centres_out: list, keypoints_fn, size:
     for part in range(1, k + 1):
         while True:
             x, y = rng.integers(0, size - 4, size=2)
-            if not parts[y:y + 4, x:x + 4].any():
+            if not parts[y : y + 4, x : x + 4].any():
                 break
-        parts[y:y + 4, x:x + 4] = part
+        parts[y : y + 4, x : x + 4] = part
         centres.append((x + 1.5, y + 1.5))
     centres = np.asarray(centres) / size
     centres_out.append(centres)
@@ -322,8 +356,10 @@ def test_keypoint_regression_exact_and_shuffled():
     assert result["n_keypoints"] == 8 * 15 - 1 and result["protocol"] == "cub-regression"
     assert result["n_train_images"] == 16 and result["n_test_images"] == 8 and result["num_parts"] == 3
     shuffled_kp = [t.keypoints for t in test][::-1]  # keypoints of another image: no longer predictable
-    shuffled = [Prediction(id=t.id, parts=t.parts, fg_mask=t.fg_mask, keypoints=kp)
-                for t, kp in zip(test, shuffled_kp, strict=True)]
+    shuffled = [
+        Prediction(id=t.id, parts=t.parts, fg_mask=t.fg_mask, keypoints=kp)
+        for t, kp in zip(test, shuffled_kp, strict=True)
+    ]
     assert keypoint_regression(train, shuffled)["error"] > 5.0
 
 
@@ -362,15 +398,18 @@ def test_keypoint_regression_matches_an_independent_least_squares():
 def test_cub_regression_protocol_and_folder(cub, cub_predictions):
     with pytest.raises(PartDiscoveryError, match="train_predictions"):
         cub_regression_protocol([])
-    result = evaluate_protocol("cub-regression", f"cub:{cub}", "test", predictions=str(cub_predictions),
-                               progress=False)
+    result = evaluate_protocol(
+        "cub-regression", f"cub:{cub}", "test", predictions=str(cub_predictions), progress=False
+    )
     assert result["n_train_images"] == 3 and result["n_test_images"] == 3 and np.isfinite(result["error"])
 
 
 # ------------------------------------------------------------------------------- pascal and dispatch
 def test_evaluate_pascal_classes_mean():
-    per_class = {"cat": {"fg_nmi": 40.0, "fg_ari": 30.0, "nmi": 50.0, "ari": 70.0, "n_images": 3},
-                 "dog": {"fg_nmi": 20.0, "fg_ari": 10.0, "nmi": 30.0, "ari": 60.0, "n_images": 5}}
+    per_class = {
+        "cat": {"fg_nmi": 40.0, "fg_ari": 30.0, "nmi": 50.0, "ari": 70.0, "n_images": 3},
+        "dog": {"fg_nmi": 20.0, "fg_ari": 10.0, "nmi": 30.0, "ari": 60.0, "n_images": 5},
+    }
     out = evaluate_pascal_classes(per_class)
     assert out["mean"] == {"fg_nmi": 30.0, "fg_ari": 20.0, "nmi": 40.0, "ari": 65.0}
     assert out["n_classes"] == 2 and out["per_class"]["cat"]["nmi"] == 50.0

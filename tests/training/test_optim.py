@@ -14,6 +14,7 @@ from partdiscovery.training.optim import (
     OPTIMIZERS,
     build_optimizer,
     build_schedule,
+    check_names,
     list_optimizers,
     list_schedules,
 )
@@ -65,10 +66,11 @@ def test_schedules():
 
 
 def test_unknown_names_are_config_errors_that_list_the_registered_ones():
-    with pytest.raises(ConfigError, match="optim.optimizer='adamw': choose one of adam, sgd"):
-        load_config("cpu", overrides=["optim.optimizer=adamw"])
-    with pytest.raises(ConfigError, match="optim.schedule='cosine': choose one of constant, poly"):
-        load_config("cpu", overrides=["optim.schedule=cosine"])
+    with pytest.raises(ConfigError, match="unknown optim.optimizer 'adamw'; choose one of: adam, sgd"):
+        check_names(load_config("cpu", overrides=["optim.optimizer=adamw"]))
+    with pytest.raises(ConfigError, match="unknown optim.schedule 'cosine'; choose one of: constant, poly"):
+        check_names(load_config("cpu", overrides=["optim.schedule=cosine"]))
+    check_names(load_config("paper"))
     cfg = load_config("cpu")
     unchecked = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, optimizer="adamw"))
     with pytest.raises(ConfigError, match="unknown optim.optimizer 'adamw'; choose one of: adam, sgd"):

@@ -14,17 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from partdiscovery.errors import PartDiscoveryError
-from partdiscovery.evaluation import score_pixels
 from partdiscovery.viz.report import (
     CHART_PIXELS,
     _Predicted,
     _spans_decades,
     curve_chart,
     read_metrics_csv,
+    render_report,
     smooth_ema,
-    write_report,
 )
+from partdiscovery.workflows import write_report
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
 
@@ -80,7 +79,7 @@ def run_copy(tiny_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(run_copy, tiny_dataset) -> Path:
-    return write_report(run_copy, data=str(tiny_dataset), max_images=2, gallery_size=3, score=score_pixels)
+    return write_report(run_copy, data=str(tiny_dataset), max_images=2, gallery_size=3)
 
 
 def test_report_with_data(report, run_copy):
@@ -120,11 +119,6 @@ def test_report_without_data(run_copy, tmp_path):
     assert "config.yaml" in text and "train_summary.json" not in text.split('id="summary"')[1][:200]
     assert '<td class="num">12.5</td>' in text and "&lt;script&gt;" in text
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
-
-
-def test_report_of_a_missing_run(tmp_path):
-    with pytest.raises(PartDiscoveryError, match="no such run folder"):
-        write_report(tmp_path / "nope")
 
 
 BLUE = (0, 114, 178)  # curve_chart's default colour, #0072b2
@@ -205,8 +199,14 @@ def test_run_names_and_curve_names_are_escaped(run_copy, tmp_path):
 def test_without_a_scoring_function_the_pictures_are_made_but_nothing_is_scored(
     run_copy, tiny_dataset, tmp_path
 ):
-    out = write_report(run_copy, data=str(tiny_dataset), out=tmp_path / "r.html", max_images=0)
-    text = out.read_text(encoding="utf-8")
+    from partdiscovery.data import open_dataset
+    from partdiscovery.segmenter import PartSegmenter
+
+    segmenter = PartSegmenter.load(run_copy, device="cpu")
+    dataset = open_dataset(tiny_dataset, "test")
+    text = render_report(
+        run_copy, run_copy, None, segmenter=segmenter, dataset=dataset, data=str(tiny_dataset), max_images=0
+    )
     assert "was not scored" in text and "Computed now" not in text and "No images to show." in text
     page = _parse(text)
     assert "galleries" in page.ids and [img for img in page.imgs if "highlighted" in img["alt"]]
@@ -269,46 +269,3 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert page.imgs and len(page.imgs) == len(_parse(report.read_text(encoding="utf-8")).imgs)
     for img in page.imgs:  # no broken images
         _decode_png(img["src"])
-
-
-def test_report_of_an_empty_or_foreign_folder_is_refused(tmp_path):
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(PartDiscoveryError, match="not a run folder"):
-        write_report(tmp_path / "empty")
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "config.yaml").write_text("my: config\n")
-    with pytest.raises(PartDiscoveryError, match="not a run folder written by partdiscovery"):
-        write_report(mine)
-    assert sorted(p.name for p in mine.iterdir()) == ["config.yaml"]
-
-
-def test_the_runs_own_report_is_replaced_but_never_a_users_file(run_copy, tmp_path):
-    first = write_report(run_copy)
-    assert write_report(run_copy) == first  # the run's own report.html: ours, replaced
-    other = tmp_path / "r.html"
-    write_report(run_copy, out=other)
-    with pytest.raises(PartDiscoveryError, match="--overwrite"):
-        write_report(run_copy, out=other)
-    write_report(run_copy, out=other, overwrite=True)
-    theirs = tmp_path / "theirs.html"
-    theirs.write_text("<html>the user's page</html>")
-    with pytest.raises(PartDiscoveryError, match="not a partdiscovery report"):
-        write_report(run_copy, out=theirs, overwrite=True)
-    assert theirs.read_text() == "<html>the user's page</html>"
-    with pytest.raises(PartDiscoveryError, match="max_images"):
-        write_report(run_copy, out=tmp_path / "x.html", max_images=-1)
-
-
-def test_the_report_does_not_import_evaluation():
-    """viz is below evaluation: the scoring function is passed in (``score=``), never imported."""
-    import ast
-
-    import partdiscovery.viz.report as report
-
-    tree = ast.parse(Path(report.__file__).read_text(encoding="utf-8"))
-    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    imported |= {
-        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
-    }
-    assert imported and not {m for m in imported if m and m.startswith("partdiscovery.evaluation")}

@@ -30,8 +30,8 @@ from sklearn.decomposition import NMF
 
 from partdiscovery.baselines.kmeans import _feature_batches, sample_foreground_pixels
 from partdiscovery.data.base import PartDataset
+from partdiscovery.data.prediction import Prediction
 from partdiscovery.data.transforms import uncrop
-from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.losses.scops import nonnegative_features
 from partdiscovery.models import DenseFeatures
 

@@ -14,8 +14,8 @@ from sklearn.cluster import KMeans
 from torch.utils.data import DataLoader
 
 from partdiscovery.data.base import PartDataset
+from partdiscovery.data.prediction import Prediction
 from partdiscovery.data.transforms import EvalSet, collate_eval, uncrop
-from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.models import DenseFeatures
 from partdiscovery.utils.progress import progress as progress_bar
 

@@ -273,8 +273,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
-    from partdiscovery.evaluation import score_pixels
-    from partdiscovery.viz.report import write_report
+    from partdiscovery.workflows import write_report
 
     out = write_report(
         args.run,
@@ -282,7 +281,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         out=args.out,
         split=args.split,
         max_images=args.max_images,
-        score=score_pixels,
         device=args.device,
         progress=not args.quiet,
         overwrite=args.overwrite,
@@ -294,8 +292,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from partdiscovery.config import MAX_PARTS, list_presets
-    from partdiscovery.export import list_export_formats
     from partdiscovery.evaluation.protocols import PROTOCOLS
+    from partdiscovery.export import list_export_formats
     from partdiscovery.workflows.baseline import list_baselines
 
     parser = _Parser(

@@ -1,6 +1,6 @@
 """Scoring part predictions against ground truth, from a model or from a folder of label PNGs.
 
-Both sources yield :class:`~partdiscovery.evaluation.prediction.Prediction` objects carrying the dataset's own
+Both sources yield :class:`~partdiscovery.data.prediction.Prediction` objects carrying the dataset's own
 ground truth, so one function (:func:`score_pixels`) scores any method the same way.
 """
 
@@ -13,9 +13,9 @@ import numpy as np
 
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.image_io import read_labels
+from partdiscovery.data.prediction import Prediction
 from partdiscovery.errors import DatasetError
 from partdiscovery.evaluation.metrics import PartMetrics
-from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.utils.io import atomic_save_image
 from partdiscovery.utils.progress import progress as progress_bar
 from partdiscovery.viz import label_image

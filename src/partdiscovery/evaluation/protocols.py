@@ -49,10 +49,10 @@ import numpy as np
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.cub import KEYPOINT_NAMES, eval_box_fg
 from partdiscovery.data.pascal_part import PAPER_CLASSES as PAPER_PASCAL_CLASSES
+from partdiscovery.data.prediction import Prediction
 from partdiscovery.errors import DatasetError, PartDiscoveryError
 from partdiscovery.evaluation.evaluate import read_prediction_dir, score_pixels
 from partdiscovery.evaluation.metrics import ContingencyTable
-from partdiscovery.evaluation.prediction import Prediction
 from partdiscovery.utils.registry import Registry
 
 PROTOCOLS: Registry[dict] = Registry("evaluation protocol")

@@ -19,8 +19,13 @@ import torch
 from partdiscovery.config import Config
 from partdiscovery.errors import CheckpointError, PartDiscoveryError
 from partdiscovery.models import PartSegmentationNet
-from partdiscovery.runs.checkpoint import CHECKPOINT_DIR, checkpoint_config, list_checkpoints, load_checkpoint
-from partdiscovery.runs.checkpoint import load_latest
+from partdiscovery.runs.checkpoint import (
+    CHECKPOINT_DIR,
+    checkpoint_config,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest,
+)
 from partdiscovery.runs.exported import OnnxRuntimeNet, exported_config, load_safetensors
 from partdiscovery.runs.folder import CONFIG_FILE, RUN_FILES
 

@@ -1,8 +1,9 @@
 """Optimisers and learning-rate schedules, by name (``optim.optimizer``, ``optim.schedule``).
 
 Each entry is a small factory over the method's parameter groups (which carry their own learning
-rates, e.g. a 10x head) and :class:`~partdiscovery.config.OptimConfig`; ``config.validate_config``
-checks the names against these registries, so a new entry is a valid config value at once.
+rates, e.g. a 10x head) and :class:`~partdiscovery.config.OptimConfig`; a new entry is a valid config
+value at once. :func:`check_names` checks a config's names before any work (the config module is a layer
+below and cannot know the registries).
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def _get(registry: Registry, name: str):
         return registry.get(name)
     except UnknownNameError as e:  # a config value: the user's error, with the valid names
         raise ConfigError(str(e)) from None
+
+
+def check_names(cfg: Config) -> None:
+    """Raise :class:`ConfigError` (listing the registered names) for an unknown optimiser or schedule."""
+    _get(OPTIMIZERS, cfg.optim.optimizer)
+    _get(SCHEDULES, cfg.optim.schedule)
 
 
 def build_optimizer(method, cfg: Config) -> Optimizer:

@@ -37,7 +37,7 @@ from partdiscovery.runs.checkpoint import (
 )
 from partdiscovery.runs.folder import RunFolder
 from partdiscovery.training.methods.base import Method
-from partdiscovery.training.optim import build_optimizer, build_schedule
+from partdiscovery.training.optim import build_optimizer, build_schedule, check_names
 from partdiscovery.training.step import step_generator, train_step
 from partdiscovery.utils.distributed import DistInfo, barrier, mean_across, setup
 from partdiscovery.utils.io import atomic_write_json, atomic_write_text
@@ -160,6 +160,7 @@ class Trainer:
     ) -> None:
         if dataclasses.replace(cfg, model=method.cfg.model) != method.cfg:
             raise ValueError("cfg is not the config the method was built from")
+        check_names(method.cfg)
         self.method, self.cfg, self.dataset = method, method.cfg, dataset
         self.info = dict(info or {})
         self.run = RunFolder(Path(run_dir))
@@ -174,9 +175,7 @@ class Trainer:
         main = dist_info.is_main  # only the main process writes files
         lock = None
         if main:
-            self.run.check(
-                self.resume, self.overwrite, inputs=[(self.dataset.root, "dataset folder")]
-            )
+            self.run.check(self.resume, self.overwrite, inputs=[(self.dataset.root, "dataset folder")])
             lock = self.run.lock()  # held until the summary is written: one writer per run folder
         try:
             if main:

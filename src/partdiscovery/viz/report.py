@@ -7,9 +7,8 @@ as text. With a dataset, the report also shows test images with their predicted 
 part, the images where that part covers the largest fraction of the foreground, so a person can name the
 discovered parts.
 
-Example:
-    >>> from partdiscovery.evaluation import score_pixels
-    >>> write_report("runs/ccp", data="../shared/data/ccp", score=score_pixels)  # -> runs/ccp/report.html
+This module draws the page; :func:`partdiscovery.workflows.write_report` finds the run's model, predicts,
+scores and writes the file (``partdiscovery report RUN --data DATA``).
 """
 
 from __future__ import annotations
@@ -34,13 +33,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from partdiscovery.errors import InvalidArgumentError, PartDiscoveryError
-from partdiscovery.utils.io import atomic_write_text
-from partdiscovery.viz._model_source import _config_text, _is_our_run, _resolve
+from partdiscovery.runs import METRICS_FILE, RUN_INFO_FILE, SUMMARY_FILE
 from partdiscovery.viz.overlay import overlay, part_colour
 
 REPORT_FILE = "report.html"
-SKIP_JSON = {"train_summary.json", "run_info.json"}
+SKIP_JSON = {SUMMARY_FILE, RUN_INFO_FILE}
 METRIC_KEYS = {"fg_nmi", "fg_ari", "nmi", "ari"}
 NOT_CURVES = {"step", "elapsed_s"}
 THUMB = 144
@@ -421,7 +418,7 @@ def _predictions(kept: _Predicted, dataset, split: str) -> _Predictions:
 
 # ---------------------------------------------------------------------------------------------- report
 def is_report(path: str | Path) -> bool:
-    """Whether ``path`` is an HTML report written by :func:`write_report` (then it may be replaced)."""
+    """Whether ``path`` is an HTML report of ours (:data:`GENERATOR`): then it may be replaced."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             head = fh.read(4096)
@@ -446,7 +443,7 @@ def _stored_metrics(folder: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
 
 def _summary_rows(folder: Path) -> list[tuple[str, Any]] | None:
     """``train_summary.json`` as rows, without the ``loss_<name>`` entries that repeat ``final_losses``."""
-    summary = _read_json(folder / "train_summary.json")
+    summary = _read_json(folder / SUMMARY_FILE)
     if not isinstance(summary, dict):
         return None
     final = summary.get("final_losses")
@@ -457,7 +454,7 @@ def _summary_rows(folder: Path) -> list[tuple[str, Any]] | None:
 
 def _run_info_rows(folder: Path) -> list[tuple[str, Any]] | None:
     """``run_info.json`` as rows, the command line as one string."""
-    info = _read_json(folder / "run_info.json")
+    info = _read_json(folder / RUN_INFO_FILE)
     if not isinstance(info, dict):
         return None
     if isinstance(info.get("argv"), list):
@@ -479,75 +476,41 @@ def _template() -> jinja2.Template:
     return environment.get_template("report.html.j2")
 
 
-def write_report(
-    run: str | Path,
+def render_report(
+    folder: Path,
+    source: Path,
+    config: str | None,
+    *,
+    segmenter=None,
+    dataset=None,
     data: str | None = None,
-    out: str | Path | None = None,
     split: str = "test",
     max_images: int = 16,
-    *,
     gallery_size: int = 8,
     score: Score | None = None,
-    device: str = "auto",
     progress: bool = False,
-    overwrite: bool = False,
-) -> Path:
-    """Write a self-contained HTML report of ``run`` and return its path (default ``run/report.html``).
+) -> str:
+    """The HTML page of the run in ``folder`` (model ``source``, its ``config`` as YAML), as a string.
 
-    Args:
-        run: a run folder (or a checkpoint / exported model inside or beside one).
-        data: a dataset spec; adds a grid of images with their parts and, for every part, the images
-            where it is largest (and metrics, with ``score``). Without it only the run's own files are
-            shown.
-        split: the dataset split to show and score.
-        max_images: images in the grid (the galleries and metrics use the whole split).
-        gallery_size: images per part in the galleries.
-        score: scores the split's labelled predictions (``partdiscovery.evaluation.score_pixels``);
-            without it no metrics are computed now (the run's stored metrics are still shown).
-        overwrite: replace an existing ``out`` (only a report of ours). The default ``run/report.html``
-            is the run's own and is replaced when it is a report of ours.
+    With a loaded ``segmenter`` (anything with ``num_parts`` and ``predict_dataset``) and ``dataset`` (the
+    split named ``split`` of the spec ``data``), the page also shows a grid of ``max_images`` images with
+    their parts, for every part the ``gallery_size`` images where it is largest, and, with ``score``, the
+    split's metrics. :func:`partdiscovery.workflows.write_report` loads the model and writes the file.
     """
     from partdiscovery import __version__
-    from partdiscovery.data import dataset_root
-    from partdiscovery.utils.outputs import check_output_file
 
-    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0:
-        raise InvalidArgumentError(f"max_images must be an integer >= 0, got {max_images!r}")
-    if isinstance(gallery_size, bool) or not isinstance(gallery_size, int) or gallery_size < 1:
-        raise InvalidArgumentError(f"gallery_size must be an integer >= 1, got {gallery_size!r}")
-    folder, source = _resolve(Path(run))
-    default = out is None
-    if default and not _is_our_run(folder):
-        raise PartDiscoveryError(
-            f"{folder}: not a run folder written by partdiscovery; the report is not written into it "
-            "(give --out FILE to write it elsewhere)"
-        )
-    out = folder / REPORT_FILE if out is None else Path(out)
-    check_output_file(
-        out,
-        overwrite or (default and is_report(out)),
-        what="report",
-        ours=is_report,
-        inputs=[(dataset_root(data) if data else None, "dataset folder")],
-    )
-    segmenter = predictions = computed = None
-    if data is not None:
-        from partdiscovery.data import open_dataset
-        from partdiscovery.segmenter import PartSegmenter
-
-        segmenter = PartSegmenter.load(source, device=device)
-        dataset = open_dataset(data, split)
+    predictions = computed = None
+    if segmenter is not None and dataset is not None:
         kept, computed = _predict(segmenter, dataset, max_images, gallery_size, progress, score)
         predictions = _predictions(kept, dataset, split)
-
-    page = _template().render(
+    return _template().render(
         generator=f"{GENERATOR} {__version__}",
         run_name=folder.name,
         run_path=str(folder.resolve()),
         model="the newest checkpoint" if source == folder else source.name,
         stamp=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        config=_config_text(folder, source, segmenter),
-        curves=_curves(read_metrics_csv(folder / "metrics.csv")),
+        config=config,
+        curves=_curves(read_metrics_csv(folder / METRICS_FILE)),
         summary=_summary_rows(folder),
         run_info=_run_info_rows(folder),
         data=data,
@@ -557,7 +520,6 @@ def write_report(
         stored=_stored_metrics(folder),
         predictions=predictions,
     )
-    return atomic_write_text(out, page)
 
 
-__all__ = ["curve_chart", "is_report", "read_metrics_csv", "smooth_ema", "write_report"]
+__all__ = ["REPORT_FILE", "curve_chart", "is_report", "read_metrics_csv", "render_report", "smooth_ema"]

@@ -11,6 +11,7 @@ what the user has to fix.
   :func:`list_baselines` names them.
 - :func:`predict_folder`: a model + a folder of images -> label maps and overlays.
 - :func:`make_masks`: a folder of images -> foreground masks, without labels.
+- :func:`write_report`: a run (+ a dataset) -> one self-contained HTML page.
 - :func:`run_demo`: synthetic data -> train -> evaluate against k-means -> overlays.
 """
 
@@ -19,6 +20,7 @@ from partdiscovery.workflows.demo import run_demo
 from partdiscovery.workflows.evaluate import evaluate
 from partdiscovery.workflows.masks import make_masks
 from partdiscovery.workflows.predict import predict_folder, prediction_folder
+from partdiscovery.workflows.report import write_report
 from partdiscovery.workflows.train import run_training, training_dataset
 
 __all__ = [
@@ -31,4 +33,5 @@ __all__ = [
     "run_demo",
     "run_training",
     "training_dataset",
+    "write_report",
 ]

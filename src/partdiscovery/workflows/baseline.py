@@ -106,9 +106,7 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
     prediction_folder(job.out, [], job.overwrite, inputs)  # fail before reading any data
     train_set, predict_set = open_dataset(job.data, job.fit_split), open_dataset(job.data, job.split)
     files = [f"{i}.png" for i in predict_set.ids] + ["baseline_info.json"]
-    folder = prediction_folder(
-        job.out, files, job.overwrite, inputs + [(predict_set.root, "dataset folder")]
-    )
+    folder = prediction_folder(job.out, files, job.overwrite, inputs + [(predict_set.root, "dataset folder")])
     seed_everything(job.seed)
     phi = create_feature_extractor(
         model_cfg.feature_extractor,

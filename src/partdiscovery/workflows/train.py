@@ -50,8 +50,8 @@ def training_dataset(
     from partdiscovery.data import ImageFolderDataset, PartFolderDataset, open_dataset
     from partdiscovery.data.part_folder import split_image_paths
     from partdiscovery.foreground.folder import MANIFEST, list_images, write_mask_folder
-    from partdiscovery.segmenter import resolve_device
     from partdiscovery.runs import RunFolder
+    from partdiscovery.segmenter import resolve_device
 
     if (data is None) == (images is None):
         raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
@@ -125,11 +125,13 @@ def run_training(
     foreground masks are computed first where there are none (:func:`training_dataset`).
 
     Returns the run's training summary (``train_summary.json``)."""
+    from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.training import Trainer, create_method
-    from partdiscovery.runs import RunFolder
+    from partdiscovery.training.optim import check_names
     from partdiscovery.utils.seed import seed_everything
 
+    check_names(cfg)  # registered names, before any work
     inputs = dataset_inputs(data) + ([(Path(images), "image folder")] if images else [])
     RunFolder(Path(out)).check(resume, overwrite, inputs=inputs)  # before reading any data
     dataset, cfg, info = training_dataset(

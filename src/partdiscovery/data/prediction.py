@@ -1,7 +1,8 @@
 """The record every source of part predictions yields (a trained model, a baseline, a folder of PNGs).
 
-It lives here, below :mod:`partdiscovery.segmenter` and the baselines, so that scoring code can name it
-without importing any of them.
+It lives with the data records (beside :class:`~partdiscovery.data.base.RawSample`), below
+:mod:`partdiscovery.segmenter`, the baselines and :mod:`partdiscovery.evaluation`, so that every producer
+and every scorer can name it without importing each other.
 """
 
 from __future__ import annotations
