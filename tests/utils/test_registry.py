@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from partdiscovery.data import DATASETS
-from partdiscovery.models import BACKBONES, FEATURE_EXTRACTORS, list_backbones
+from partdiscovery.models import BACKBONES, FEATURE_EXTRACTORS
 from partdiscovery.training import METHODS
 from partdiscovery.utils.registry import Registry, UnknownNameError
 
@@ -63,7 +63,3 @@ def test_project_registries(registry, expected):
         registry.get("no_such_thing")
     for name in registry.names():
         assert name in str(info.value)
-
-
-def test_list_backbones_matches_registry():
-    assert list_backbones() == BACKBONES.names()

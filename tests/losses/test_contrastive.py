@@ -1,0 +1,100 @@
+"""The contrastive loss (losses/contrastive.py): InfoNCE on part prototypes across images."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from partdiscovery.losses import (
+    contrastive_loss,
+    draw_positive_images,
+)
+
+
+def naive_info_nce(prototypes, positives, temperature):
+    b, k, _ = prototypes.shape
+    z = torch.nn.functional.normalize(prototypes.double(), dim=-1)
+    total = 0.0
+    for i in range(b):
+        for j in range(k):
+            anchor = z[i, j]
+            pos = math.exp(float(anchor @ z[int(positives[i]), j]) / temperature)
+            neg = sum(
+                math.exp(float(anchor @ z[i2, j2]) / temperature)
+                for i2 in range(b)
+                for j2 in range(k)
+                if j2 != j
+            )
+            total += -math.log(pos / (pos + neg))
+    return total / (b * k)
+
+
+def test_contrastive_equals_naive_info_nce():
+    g = torch.Generator().manual_seed(0)
+    prototypes = torch.randn(4, 3, 8, generator=g)
+    positives = torch.tensor([2, 0, 3, 1])
+    loss = contrastive_loss(prototypes, 0.19, positives=positives)
+    assert float(loss) == pytest.approx(naive_info_nce(prototypes, positives, 0.19), rel=1e-5)
+    loss = contrastive_loss(prototypes, 0.5, positives=torch.tensor([1, 2, 1, 0]))
+    assert float(loss) == pytest.approx(naive_info_nce(prototypes, torch.tensor([1, 2, 1, 0]), 0.5), rel=1e-5)
+
+
+def test_contrastive_prefers_matched_prototypes():
+    g = torch.Generator().manual_seed(0)
+    b, k, c = 4, 4, 16
+    directions = torch.nn.functional.normalize(torch.randn(k, c, generator=g), dim=-1)
+    matched = directions[None].repeat(b, 1, 1) + 0.1 * torch.randn(b, k, c, generator=g)
+    shuffled = torch.stack([matched[i].roll(i, dims=0) for i in range(b)])  # image i: parts shifted by i
+    positives = torch.tensor([1, 2, 3, 0])
+    low = float(contrastive_loss(matched, positives=positives))
+    high = float(contrastive_loss(shuffled, positives=positives))
+    assert low < 0.5 * high
+    assert low < math.log(1 + (k - 1) * b)  # better than chance (all similarities equal)
+
+
+def test_positive_images_are_never_self_and_cover_every_other_image():
+    g = torch.Generator().manual_seed(0)
+    b, k = 5, 3
+    seen = torch.zeros(k, b, b, dtype=torch.long)
+    for _ in range(400):
+        positives = draw_positive_images(b, k, g)
+        assert positives.shape == (b, k) and positives.dtype == torch.long
+        assert bool((positives != torch.arange(b)[:, None]).all())
+        for part in range(k):
+            seen[part, torch.arange(b), positives[:, part]] += 1
+    off_diagonal = ~torch.eye(b, dtype=torch.bool)
+    # Every other image is drawn, the first other one too (the reference never draws it).
+    assert bool((seen[:, off_diagonal] > 0).all())
+    # Roughly uniform: each of the 4 others about 100 times out of 400, for every part.
+    assert int(seen[:, off_diagonal].min()) > 60 and int(seen[:, off_diagonal].max()) < 140
+    # Parts draw independently (the reference draws per part, too).
+    assert not torch.equal(seen[0], seen[1])
+    assert draw_positive_images(2, 2).tolist() == [[1, 1], [0, 0]]
+    with pytest.raises(ValueError):
+        draw_positive_images(1, 2)
+
+
+def test_contrastive_per_part_positives_equal_per_image_when_they_agree():
+    prototypes = torch.randn(4, 3, 8, generator=torch.Generator().manual_seed(0))
+    per_image = torch.tensor([2, 0, 3, 1])
+    a = contrastive_loss(prototypes, positives=per_image)
+    b = contrastive_loss(prototypes, positives=per_image[:, None].expand(4, 3))
+    torch.testing.assert_close(a, b)
+
+
+def test_contrastive_is_reproducible_with_a_generator_and_differentiable():
+    prototypes = torch.randn(3, 4, 6, requires_grad=True)
+    a = contrastive_loss(prototypes, generator=torch.Generator().manual_seed(3))
+    b = contrastive_loss(prototypes, generator=torch.Generator().manual_seed(3))
+    assert float(a.detach()) == float(b.detach())
+    a.backward()
+    assert (
+        prototypes.grad is not None
+        and torch.isfinite(prototypes.grad).all()
+        and prototypes.grad.abs().sum() > 0
+    )
+
+
+# -------------------------------------------------------------------------------------- equivariance
