@@ -13,8 +13,10 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+from partdiscovery.baselines import BASELINES
 from partdiscovery.config import MAX_PARTS, Config, load_config, with_overrides
 from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.utils.io import atomic_write_json
@@ -94,7 +96,6 @@ def run_baseline(
 
 def _fit_on_features(name: str, job: BaselineJob) -> Path:
     """k-means / DFF: fit on the ``fit_split`` φ features, predict ``split``."""
-    from partdiscovery.baselines import BASELINES
     from partdiscovery.data import open_dataset
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.models import create_feature_extractor
@@ -166,14 +167,7 @@ def _train_scops(job: BaselineJob) -> Path:
     return job.out
 
 
-def _register_fitted() -> None:
-    from partdiscovery.baselines import BASELINES
-
-    for name in BASELINES.names():
-        BASELINE_KINDS.register(name)(
-            lambda name=name: BaselineKind(lambda job: _fit_on_features(name, job), trained=False)
-        )
-
-
-_register_fitted()
-BASELINE_KINDS.register("scops")(lambda: BaselineKind(_train_scops, trained=True))
+# Every fitted baseline of partdiscovery.baselines is a baseline here; SCOPS is the trained one.
+for _name in BASELINES.names():
+    BASELINE_KINDS.register(_name)(partial(BaselineKind, partial(_fit_on_features, _name), trained=False))
+BASELINE_KINDS.register("scops")(partial(BaselineKind, _train_scops, trained=True))
