@@ -8,7 +8,7 @@ plus one overlay grid per dataset. ``--ablation`` also trains the method with ea
 (first K only). The trained methods use the ``cpu`` preset on the synthetic set and the ``photos`` preset
 (192 px) on real photographs; the baselines use the same input size.
 
-    python benchmarks/quality.py                    # full: K = 4 and 8, all datasets, 120 steps
+    python benchmarks/quality.py                    # full: K = 4 and 8, all datasets, the presets' steps
     python benchmarks/quality.py --quick            # K = 4, 40 steps, <= 200/100 images: < 10 minutes
     python benchmarks/quality.py --datasets ccp pascal_person --ablation --update BENCHMARKS.md
 """
@@ -185,7 +185,7 @@ def main() -> None:
         help="synth, a folder name under ../shared/data, or the path of any part folder",
     )
     ap.add_argument("--parts", nargs="+", type=int, default=None, help="default: 4 8 (quick: 4)")
-    ap.add_argument("--steps", type=int, default=None, help="training steps (default 120, quick 40)")
+    ap.add_argument("--steps", type=int, default=None, help="default: the preset's train.steps (quick: 40)")
     ap.add_argument("--methods", nargs="+", default=["method", "scops", "kmeans", "dff"])
     ap.add_argument("--ablation", action="store_true", help="also drop each loss in turn (first K only)")
     ap.add_argument(
@@ -234,22 +234,20 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     parts_list = args.parts or ([4] if args.quick else [4, 8])
-    steps = args.steps or (40 if args.quick else 120)
     out = Path(args.out)
-    # A learning curve needs a checkpoint at each of its steps.
-    every = math.gcd(steps, *args.curve) if args.curve else steps
-    base = [
-        f"train.steps={steps}",
-        f"train.checkpoint_every={every}",
-        f"train.threads={args.threads}",
-        *args.set,
-    ]
+    # Steps: --steps, else 40 in quick mode, else the preset's own train.steps (what a user trains).
+    steps_set = args.steps or (40 if args.quick else None)
+    common = [f"train.threads={args.threads}", *args.set]
 
     started = time.perf_counter()
     rows = []
     fit_split, eval_split = SPLITS[args.split]
     for name, data in dataset_paths(args.datasets, out, args.quick).items():
         preset = args.preset or ("cpu" if name.startswith("synth") else "photos")
+        steps = steps_set or load_config(preset, overrides=common).train.steps
+        # A learning curve needs a checkpoint at each of its steps.
+        every = math.gcd(steps, *args.curve) if args.curve else steps
+        base = [f"train.steps={steps}", f"train.checkpoint_every={every}", *common]
         # The baselines use the trained methods' φ (network and layers) and input size.
         cfg = load_config(preset, overrides=base)
         input_size = cfg.data.input_size
