@@ -687,7 +687,12 @@ def run_eval(args, threads: int) -> dict:
     }
 
 
-def build_markdown(res: dict) -> str:
+Row = tuple[str, str, str, str, str, str]
+"""One row of the speed table: what, configuration, median, spread, unit, notes."""
+
+
+def _header_lines(res: dict) -> list[str]:
+    """The machine, the command and, on a loaded machine, a warning that absolute times are pessimistic."""
     m = res["machine"]
     lines = [
         "## Speed and memory (CPU)",
@@ -711,191 +716,201 @@ def build_markdown(res: dict) -> str:
             "are the more reliable figures.",
             "",
         ]
-    rows = [("what", "configuration", "median", "spread", "unit", "notes")]
-    bars = []
-    tr = res.get("train")
-    if tr:
-        for key in ("cpu", "paper"):
-            r = tr[key]
-            conf = (
-                f"`{key}` preset: f={r['backbone']}, φ={r['feature_extractor']}, {r['input_size']} px, "
-                f"batch {r['batch_size']}, loss stride {r['loss_stride']}, {r['optimizer']}"
+    return lines
+
+
+def _train_section(tr: dict) -> tuple[list[Row], list[str]]:
+    """Training throughput and peak memory of the cpu and paper presets, and the bar on their ratio."""
+    rows: list[Row] = []
+    for key in ("cpu", "paper"):
+        r = tr[key]
+        conf = (
+            f"`{key}` preset: f={r['backbone']}, φ={r['feature_extractor']}, {r['input_size']} px, "
+            f"batch {r['batch_size']}, loss stride {r['loss_stride']}, {r['optimizer']}"
+        )
+        note = f"{_fmt(r['step_s']['median'])} s/step; warm-up {r['warmup']}; random weights"
+        ips = r["images_per_s"]
+        rows.append(("training throughput", conf, _fmt(ips["median"]), _spread(ips), "images/s", note))
+        rss_note = "getrusage ru_maxrss of the child: imports, model, optimiser state, one step"
+        rows.append(("training peak RSS", conf, _fmt(r["peak_rss_mib"]), "—", "MiB", rss_note))
+    speedup = tr["cpu"]["images_per_s"]["median"] / tr["paper"]["images_per_s"]["median"]
+    rows.append(
+        (
+            "training speed-up per image",
+            "cpu preset / paper preset",
+            _fmt(speedup),
+            "—",
+            "x",
+            "ratio of the medians above",
+        )
+    )
+    bar = (
+        f"cpu preset vs paper networks, per image: **{speedup:.1f}x** faster "
+        f"(bar >= 3x: {'PASS' if speedup >= 3 else 'FAIL'})"
+    )
+    return rows, [bar]
+
+
+STEP_LABELS = {
+    "reference": "reference step (`_reference_step.py`): loops, full res, φ x2, f x2",
+    "library_stride1": "library step, loss_stride 1 (same resolution as the reference)",
+    "library_stride2": "library step, loss_stride 2 (cpu preset)",
+}
+
+
+def _step_section(st: dict) -> tuple[list[Row], list[str]]:
+    """The reference step against the library's (interleaved), their ratios and the equality checks."""
+    rows: list[Row] = []
+    conf = f"cpu preset networks, {st['input_size']} px, batch {st['batch_size']}"
+    for name, text in STEP_LABELS.items():
+        ips = st["images_per_s"][name]
+        note = f"{_fmt(st['step_s'][name]['median'])} s/step; interleaved"
+        rows.append(
+            (
+                "training step before/after",
+                f"{conf}; {text}",
+                _fmt(ips["median"]),
+                _spread(ips),
+                "images/s",
+                note,
             )
-            note = f"{_fmt(r['step_s']['median'])} s/step; warm-up {r['warmup']}; random weights"
-            rows.append(
-                (
-                    "training throughput",
-                    conf,
-                    _fmt(r["images_per_s"]["median"]),
-                    _spread(r["images_per_s"]),
-                    "images/s",
-                    note,
-                )
+        )
+    r2, r1 = st["ratio_vs_stride2"], st["ratio_vs_stride1"]
+    rows.append(
+        (
+            "step speed-up",
+            "reference / library (cpu preset, stride 2)",
+            _fmt(r2["median"]),
+            _spread(r2),
+            "x",
+            "paired per repeat",
+        )
+    )
+    rows.append(
+        (
+            "step speed-up",
+            "reference / library at stride 1",
+            _fmt(r1["median"]),
+            _spread(r1),
+            "x",
+            "code-only gain at equal loss resolution",
+        )
+    )
+    checks = "; ".join(
+        f"{c['dtype']}: max loss rel. diff {c['max_loss_rel_diff']:.1e}, grad rel. L2 diff "
+        f"{c['grad_rel_l2_diff']:.1e}"
+        for c in st["checks"]
+    )
+    bar = (
+        f"library step vs reference step: **{r2['median']:.2f}x** at the cpu preset "
+        f"(bar >= 1.5x: {'PASS' if r2['median'] >= 1.5 else 'FAIL'}); "
+        f"{r1['median']:.2f}x at equal (full) loss resolution. Same losses and gradients "
+        f"at loss_stride 1 ({checks})"
+    )
+    return rows, [bar]
+
+
+def _infer_section(inf: dict) -> tuple[list[Row], list[str]]:
+    """Throughput and latency of f per backend, and whether every export matches eager."""
+    rows: list[Row] = []
+    conf = f"cpu preset f ({inf['backbone']} + FPN, K={inf['num_parts']}), {inf['input_size']} px"
+    all_match = True
+    for name, r in inf["backends"].items():
+        ok = r["matches_1e-4"]
+        all_match &= ok
+        note = f"max abs diff vs eager {r['max_abs_diff_vs_eager']:.1e} ({'ok' if ok else 'MISMATCH'})"
+        if name == "pytorch eager":
+            note = "the reference of the match checks"
+        ips, ms = r["images_per_s"], r["latency_ms"]
+        rows.append(
+            (
+                "inference throughput",
+                f"{conf}, batch 8, {name}",
+                _fmt(ips["median"]),
+                _spread(ips),
+                "images/s",
+                note,
             )
-            rows.append(
-                (
-                    "training peak RSS",
-                    conf,
-                    _fmt(r["peak_rss_mib"]),
-                    "—",
-                    "MiB",
-                    "getrusage ru_maxrss of the child: imports, model, optimiser state, one step",
-                )
-            )
-        speedup = tr["cpu"]["images_per_s"]["median"] / tr["paper"]["images_per_s"]["median"]
+        )
+        rows.append(
+            ("inference latency", f"{conf}, batch 1, {name}", _fmt(ms["median"]), _spread(ms), "ms", note)
+        )
+    if "onnx_error" in inf:
+        rows.append(("inference", "onnxruntime", "—", "—", "—", inf["onnx_error"]))
+    return rows, [f"exported models match eager within 1e-4: {'PASS' if all_match else 'FAIL'}"]
+
+
+def _eval_section(ev: dict) -> tuple[list[Row], list[str]]:
+    """Streaming vs concatenating evaluation (measured, and extrapolated to full scale where not run)."""
+    rows: list[Row] = []
+    bars: list[str] = []
+    for scale, r in sorted(ev["streaming"].items(), key=lambda kv: float(kv[0])):
+        rows += _eval_rows(f"streaming ContingencyTable, {_eval_size(r, scale)}", r, "measured")
+    for scale, r in sorted(ev["concatenating"].items(), key=lambda kv: float(kv[0])):
+        rows += _eval_rows(f"concatenate + sklearn NMI/ARI, {_eval_size(r, scale)}", r, "measured")
+    x = ev["concatenating_full_extrapolated"]
+    if x:
+        conf = f"concatenate + sklearn NMI/ARI, {_eval_size(x, '1.0')}"
+        src = ", ".join(_scale(str(s)) for s in x["from_scales"])
+        note = f"**EXTRAPOLATED** (linear fit of scales {src}; not run: {x['reason']})"
+        rows.append(("evaluation time", conf, _fmt(x["wall_s"]), "—", "s", note))
+        rows.append(("evaluation peak RSS", conf, _fmt(x["peak_rss_mib"]), "—", "MiB", note))
+        rows.append(("evaluation memory increment", conf, _fmt(x["increment_mib"]), "—", "MiB", note))
+    for s in [s for s in ev["streaming"] if s in ev["concatenating"]]:
+        a, b = ev["streaming"][s], ev["concatenating"][s]
+        frac = max(a["increment_mib"], 0.0) / b["increment_mib"]
+        total_frac = a["peak_rss_mib"] / b["peak_rss_mib"]
+        agree = ev["agreement"][s]
         bars.append(
-            f"cpu preset vs paper networks, per image: **{speedup:.1f}x** faster "
-            f"(bar >= 3x: {'PASS' if speedup >= 3 else 'FAIL'})"
+            f"evaluation memory at scale {_scale(s)} (both measured): streaming adds "
+            f"{a['increment_mib']:.1f} MiB = **{100 * frac:.2f}%** of concatenating's "
+            f"{b['increment_mib']:,.0f} MiB (bar < 1%: {'PASS' if frac < 0.01 else 'FAIL'}); "
+            "whole-process "
+            f"peak RSS {a['peak_rss_mib']:.0f} vs {b['peak_rss_mib']:,.0f} MiB ({100 * total_frac:.1f}%, "
+            f"mostly the imports: numpy, torch, sklearn); streaming is "
+            f"{b['wall_s'] / a['wall_s']:.1f}x faster; NMI/ARI agree to "
+            f"{max(agree['nmi_abs_diff'], agree['ari_abs_diff']):.0e}"
         )
-        rows.append(
-            (
-                "training speed-up per image",
-                "cpu preset / paper preset",
-                _fmt(speedup),
-                "—",
-                "x",
-                "ratio of the medians above",
-            )
-        )
-    st = res.get("step")
-    if st:
-        conf = f"cpu preset networks, {st['input_size']} px, batch {st['batch_size']}"
-        labels = {
-            "reference": "reference step (`_reference_step.py`): loops, full res, φ x2, f x2",
-            "library_stride1": "library step, loss_stride 1 (same resolution as the reference)",
-            "library_stride2": "library step, loss_stride 2 (cpu preset)",
-        }
-        for name, text in labels.items():
-            rows.append(
-                (
-                    "training step before/after",
-                    f"{conf}; {text}",
-                    _fmt(st["images_per_s"][name]["median"]),
-                    _spread(st["images_per_s"][name]),
-                    "images/s",
-                    f"{_fmt(st['step_s'][name]['median'])} s/step; interleaved",
-                )
-            )
-        r2, r1 = st["ratio_vs_stride2"], st["ratio_vs_stride1"]
-        rows.append(
-            (
-                "step speed-up",
-                "reference / library (cpu preset, stride 2)",
-                _fmt(r2["median"]),
-                _spread(r2),
-                "x",
-                "paired per repeat",
-            )
-        )
-        rows.append(
-            (
-                "step speed-up",
-                "reference / library at stride 1",
-                _fmt(r1["median"]),
-                _spread(r1),
-                "x",
-                "code-only gain at equal loss resolution",
-            )
-        )
-        checks = "; ".join(
-            f"{c['dtype']}: max loss rel. diff {c['max_loss_rel_diff']:.1e}, grad rel. L2 diff "
-            f"{c['grad_rel_l2_diff']:.1e}"
-            for c in st["checks"]
-        )
+    full_stream = ev["streaming"].get("1.0")
+    full_concat = ev["concatenating"].get("1.0") or x
+    if full_stream and full_concat:
+        frac = max(full_stream["increment_mib"], 0.0) / full_concat["increment_mib"]
+        how = "measured" if "1.0" in ev["concatenating"] else "EXTRAPOLATED"
         bars.append(
-            f"library step vs reference step: **{r2['median']:.2f}x** at the cpu preset "
-            f"(bar >= 1.5x: {'PASS' if r2['median'] >= 1.5 else 'FAIL'}); "
-            f"{r1['median']:.2f}x at equal (full) loss resolution. Same losses and gradients "
-            f"at loss_stride 1 ({checks})"
+            "evaluation memory at full scale: streaming "
+            f"{full_stream['increment_mib']:.1f} MiB (measured) "
+            f"vs concatenating {full_concat['increment_mib']:,.0f} MiB ({how}) = {100 * frac:.3f}%"
         )
-    inf = res.get("infer")
-    if inf:
-        conf0 = f"cpu preset f ({inf['backbone']} + FPN, K={inf['num_parts']}), {inf['input_size']} px"
-        all_match = True
-        for name, r in inf["backends"].items():
-            ok = r["matches_1e-4"]
-            all_match &= ok
-            note = f"max abs diff vs eager {r['max_abs_diff_vs_eager']:.1e} ({'ok' if ok else 'MISMATCH'})"
-            if name == "pytorch eager":
-                note = "the reference of the match checks"
-            rows.append(
-                (
-                    "inference throughput",
-                    f"{conf0}, batch 8, {name}",
-                    _fmt(r["images_per_s"]["median"]),
-                    _spread(r["images_per_s"]),
-                    "images/s",
-                    note,
-                )
-            )
-            rows.append(
-                (
-                    "inference latency",
-                    f"{conf0}, batch 1, {name}",
-                    _fmt(r["latency_ms"]["median"]),
-                    _spread(r["latency_ms"]),
-                    "ms",
-                    note,
-                )
-            )
-        if "onnx_error" in inf:
-            rows.append(("inference", "onnxruntime", "—", "—", "—", inf["onnx_error"]))
-        bars.append(f"exported models match eager within 1e-4: {'PASS' if all_match else 'FAIL'}")
-    ev = res.get("eval")
-    if ev:
-        for scale, r in sorted(ev["streaming"].items(), key=lambda kv: float(kv[0])):
-            conf = f"streaming ContingencyTable, {_eval_size(r, scale)}"
-            rows += _eval_rows(conf, r, "measured")
-        for scale, r in sorted(ev["concatenating"].items(), key=lambda kv: float(kv[0])):
-            conf = f"concatenate + sklearn NMI/ARI, {_eval_size(r, scale)}"
-            rows += _eval_rows(conf, r, "measured")
-        x = ev["concatenating_full_extrapolated"]
-        if x:
-            conf = f"concatenate + sklearn NMI/ARI, {_eval_size(x, '1.0')}"
-            src = ", ".join(_scale(str(s)) for s in x["from_scales"])
-            note = f"**EXTRAPOLATED** (linear fit of scales {src}; not run: {x['reason']})"
-            rows.append(("evaluation time", conf, _fmt(x["wall_s"]), "—", "s", note))
-            rows.append(("evaluation peak RSS", conf, _fmt(x["peak_rss_mib"]), "—", "MiB", note))
-            rows.append(("evaluation memory increment", conf, _fmt(x["increment_mib"]), "—", "MiB", note))
-        common = [s for s in ev["streaming"] if s in ev["concatenating"]]
-        for s in common:
-            a, b = ev["streaming"][s], ev["concatenating"][s]
-            frac = max(a["increment_mib"], 0.0) / b["increment_mib"]
-            total_frac = a["peak_rss_mib"] / b["peak_rss_mib"]
-            agree = ev["agreement"][s]
-            bars.append(
-                f"evaluation memory at scale {_scale(s)} (both measured): streaming adds "
-                f"{a['increment_mib']:.1f} MiB = **{100 * frac:.2f}%** of concatenating's "
-                f"{b['increment_mib']:,.0f} MiB (bar < 1%: {'PASS' if frac < 0.01 else 'FAIL'}); "
-                "whole-process "
-                f"peak RSS {a['peak_rss_mib']:.0f} vs {b['peak_rss_mib']:,.0f} MiB ({100 * total_frac:.1f}%, "
-                f"mostly the imports: numpy, torch, sklearn); streaming is "
-                f"{b['wall_s'] / a['wall_s']:.1f}x faster; NMI/ARI agree to "
-                f"{max(agree['nmi_abs_diff'], agree['ari_abs_diff']):.0e}"
-            )
-        full_stream = ev["streaming"].get("1.0")
-        full_concat = ev["concatenating"].get("1.0") or x
-        if full_stream and full_concat:
-            frac = max(full_stream["increment_mib"], 0.0) / full_concat["increment_mib"]
-            how = "measured" if "1.0" in ev["concatenating"] else "EXTRAPOLATED"
-            bars.append(
-                "evaluation memory at full scale: streaming "
-                f"{full_stream['increment_mib']:.1f} MiB (measured) "
-                f"vs concatenating {full_concat['increment_mib']:,.0f} MiB ({how}) = {100 * frac:.3f}%"
-            )
+    return rows, bars
+
+
+SECTIONS = {"train": _train_section, "step": _step_section, "infer": _infer_section, "eval": _eval_section}
+"""Result key -> the function that turns that part of the results into table rows and bars (in order)."""
+
+
+def build_markdown(res: dict) -> str:
+    """The BENCHMARKS.md section for one run of this script: header, one table, the bars, the profile."""
+    lines = _header_lines(res)
+    rows: list[Row] = [("what", "configuration", "median", "spread", "unit", "notes")]
+    bars: list[str] = []
+    for key, section in SECTIONS.items():
+        if res.get(key):
+            more_rows, more_bars = section(res[key])
+            rows += more_rows
+            bars += more_bars
     lines.append("| " + " | ".join(rows[0]) + " |")
     lines.append("|" + "---|" * len(rows[0]))
     for row in rows[1:]:
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
     lines += ["", "Bars:", ""] + [f"- {b}" for b in bars]
-    if st:
+    if res.get("step"):
         lines += [
             "",
             "Top operators of one library training step (cpu preset, torch.profiler, self CPU time):",
             "",
         ]
         lines += ["| operator | self ms | share | calls |", "|---|---|---|---|"]
-        for p in st["profile_library_stride2"]:
+        for p in res["step"]["profile_library_stride2"]:
             lines.append(f"| `{p['op']}` | {p['self_ms']:.0f} | {100 * p['share']:.0f}% | {p['calls']} |")
     lines += [
         "",

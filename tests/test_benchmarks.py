@@ -47,3 +47,100 @@ def test_subset_folder_links_a_seeded_subset(quality, tiny_dataset, tmp_path):
     assert (subset / "test.txt").read_text().split() == test
     assert (subset / "images").resolve() == (Path(tiny_dataset) / "images").resolve()
     assert quality.subset_folder(Path(tiny_dataset), tmp_path / "same", 10**6, 10**6) == Path(tiny_dataset)
+
+
+@pytest.fixture(scope="module")
+def speed():
+    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _spread(x: float) -> dict:
+    return {"median": x, "min": 0.9 * x, "max": 1.1 * x, "n": 3}
+
+
+def _speed_results(load: float, onnx_matches: bool) -> dict:
+    """A results dict of the shape ``speed.py`` writes, with made-up figures."""
+
+    def train(ips):
+        return {
+            **{"backbone": "f", "feature_extractor": "phi", "input_size": 128, "batch_size": 8},
+            **{"loss_stride": 2, "optimizer": "adam", "warmup": 1, "peak_rss_mib": 1400.0},
+            **{"step_s": _spread(8 / ips), "images_per_s": _spread(ips)},
+        }
+
+    def evaluated(scale, increment):
+        return {
+            **{"pixels": 28.4e6 * scale, "images": 433, "wall_s": 0.1 / scale, "peak_rss_mib": 600.0},
+            **{"increment_mib": increment, "baseline_rss_mib": 590.0, "nmi": 0.29, "ari": 0.27},
+        }
+
+    backend = {"max_abs_diff_vs_eager": 0.0, "images_per_s": _spread(16.0), "latency_ms": _spread(48.0)}
+    return {
+        "command": "python benchmarks/speed.py --quick",
+        "quick": True,
+        "total_wall_s": 153.0,
+        "machine": {
+            **{"cpu_model": "CPU", "logical_cpus": 2, "usable_cpus": 2, "memory_gib": 24, "torch": "2"},
+            **{"torch_threads": 2, "onnxruntime": "1", "sklearn": "1", "numpy": "2", "python": "3.11"},
+            "load_average_start": [load, 0.0, 0.0],
+        },
+        "load_average_end": [1.0, 0.0, 0.0],
+        "train": {"cpu": train(8.4), "paper": train(0.2)},
+        "step": {
+            "input_size": 128,
+            "batch_size": 8,
+            "images_per_s": {
+                k: _spread(v) for k, v in [("reference", 5), ("library_stride1", 9), ("library_stride2", 10)]
+            },
+            "step_s": {
+                k: _spread(v)
+                for k, v in [("reference", 1.6), ("library_stride1", 0.9), ("library_stride2", 0.8)]
+            },
+            "ratio_vs_stride2": _spread(1.2),
+            "ratio_vs_stride1": _spread(1.1),
+            "checks": [{"dtype": "float32", "max_loss_rel_diff": 2.8e-7, "grad_rel_l2_diff": 3.7e-6}],
+            "profile_library_stride2": [
+                {"op": "aten::convolution", "self_ms": 360.0, "share": 0.41, "calls": 54}
+            ],
+        },
+        "infer": {
+            **{"backbone": "lite0", "num_parts": 4, "input_size": 256},
+            "backends": {
+                "pytorch eager": {**backend, "matches_1e-4": True},
+                "onnxruntime": {**backend, "matches_1e-4": onnx_matches, "max_abs_diff_vs_eager": 1e-3},
+            },
+        },
+        "eval": {
+            "streaming": {"0.0625": evaluated(0.0625, 2.0)},
+            "concatenating": {"0.0625": evaluated(0.0625, 1424.0)},
+            "concatenating_full_extrapolated": {
+                **evaluated(1.0, 22751.0),
+                **{"from_scales": [0.015625, 0.0625], "reason": "quick mode"},
+            },
+            "agreement": {"0.0625": {"nmi_abs_diff": 1e-12, "ari_abs_diff": 2e-12}},
+        },
+    }
+
+
+def test_speed_markdown_states_each_bar_as_measured(speed):
+    text = speed.build_markdown(_speed_results(load=0.3, onnx_matches=False))
+    bars = text.split("Bars:")[1].split("Top operators")[0]
+    assert "per image: **42.0x** faster (bar >= 3x: PASS)" in bars
+    assert "**1.20x** at the cpu preset (bar >= 1.5x: FAIL)" in bars
+    assert "exported models match eager within 1e-4: FAIL" in bars
+    assert "**0.14%** of concatenating's 1,424 MiB (bar < 1%: PASS)" in bars
+    assert "| onnxruntime" not in text and "(MISMATCH)" in text
+    assert "Busy machine" not in text
+
+
+def test_speed_markdown_labels_extrapolated_rows_and_a_busy_machine(speed):
+    text = speed.build_markdown(_speed_results(load=1.9, onnx_matches=True))
+    extrapolated = [line for line in text.splitlines() if "EXTRAPOLATED" in line]
+    assert len(extrapolated) == 3 and all("scale 1)" in line for line in extrapolated)
+    assert "**Busy machine**: the load average was 1.9 on 2 CPUs" in text
+    table = [line for line in text.splitlines() if line.startswith("| ") and " | " in line]
+    # header, train, step, infer (eager, onnx), eval (3 streaming, 3 concatenating, 3 extrapolated), profile (2)
+    assert len(table) == 1 + 5 + 5 + 4 + 9 + 2
