@@ -1,7 +1,7 @@
 """Typed configuration: dataclasses with defaults in code, presets as small YAML diffs, dotted overrides.
 
 The defaults are the ``cpu`` preset (what trains well on two cores). ``presets/photos.yaml`` is the cpu
-preset at 192 px for real photographs (loss weights checked on their validation splits);
+preset at 192 px and 120 steps for real photographs (both checked on their validation splits);
 ``presets/paper.yaml`` changes only what the paper sets differently. The resolved config is saved as
 ``config.yaml`` in every run folder and inside every checkpoint, so a model can always be rebuilt from its
 own files.
@@ -100,6 +100,12 @@ class LossConfig:
     cache_features: bool = False
     """Compute φ once per training image (the whole letterboxed image) and crop its feature map like
     the image (:mod:`partdiscovery.data.feature_cache`), instead of running φ on every crop."""
+    contrastive_layers: tuple[float, ...] | None = None
+    """φ's layer weights for the part prototypes of the contrastive loss, in the form of
+    ``model.feature_layers`` (same φ network); None: the feature loss's layers, as the paper. The
+    feature loss asks for parts that are compact *within* an image, where fine layers matter; the
+    contrastive loss ties part k *across* images, which deeper layers do better (k-means across images
+    gains most from EfficientNet's stride-32 stage, BENCHMARKS.md)."""
     loss_stride: int = 2
     """Losses are computed at input_size / loss_stride; 1 = full resolution as in the paper."""
     normalize_features: bool = True

@@ -38,3 +38,27 @@ def test_training_step_losses(tiny_config, learned_background):
     assert all(math.isfinite(float(v.detach())) for v in losses.values())
     again = method.training_step(batch, torch.Generator().manual_seed(1))  # a pure function of the generator
     assert float(again["total"]) == float(losses["total"])
+
+
+def test_contrastive_layers_change_only_the_contrastive_prototypes(tiny_config):
+    """With ``loss.contrastive_layers`` the contrastive term sees a second φ's part means; the other
+    terms, the state dict and f are those of the plain method."""
+    g = torch.Generator().manual_seed(0)
+    mask = torch.zeros(2, 1, 48, 48)
+    mask[..., 8:40, 12:36] = 1
+    batch = {"image": torch.rand(2, 3, 48, 48, generator=g), "fg_mask": mask}
+    losses, methods = {}, {}
+    for name, overrides in {"plain": (), "semantic": ("loss.contrastive_layers=[0,0,1,1]",)}.items():
+        torch.manual_seed(0)
+        with pytest.warns(UserWarning, match="random weights"):
+            methods[name] = ContrastiveReconstruction(tiny_config(*overrides))
+        losses[name] = methods[name].training_step(batch, torch.Generator().manual_seed(1))
+    plain, semantic = losses["plain"], losses["semantic"]
+    for term in ("feature", "visual", "equivariance"):
+        assert torch.equal(plain[term], semantic[term]), term
+    assert not torch.isclose(plain["contrastive"], semantic["contrastive"])
+    assert methods["plain"].state_dict().keys() == methods["semantic"].state_dict().keys()
+    phi_c = methods["semantic"]._unregistered["phi_contrastive"]
+    assert phi_c.layer_weights == (1.0, 1.0) and phi_c.channels != methods["semantic"].phi.channels
+    methods["semantic"].double()
+    assert next(phi_c.parameters()).dtype == torch.float64

@@ -91,14 +91,15 @@ def downsample(x: torch.Tensor, stride: int) -> torch.Tensor:
     return x if stride == 1 else F.avg_pool2d(x, stride)
 
 
-def build_phi(cfg: Config, normalize: bool) -> nn.Module:
-    """The frozen φ of ``cfg.model`` (``normalize``: L2-normalise each layer per pixel)."""
+def build_phi(cfg: Config, normalize: bool, layers: tuple[float, ...] | None = None) -> nn.Module:
+    """The frozen φ of ``cfg.model`` (``normalize``: L2-normalise each layer per pixel) with
+    ``cfg.model.feature_layers``, or with ``layers`` when given."""
     return create_feature_extractor(
         cfg.model.feature_extractor,
         pretrained=cfg.model.pretrained,
         weights=cfg.model.feature_weights,
         normalize=normalize,
-        layer_weights=cfg.model.feature_layers,
+        layer_weights=layers if layers is not None else cfg.model.feature_layers,
     )
 
 
@@ -110,6 +111,10 @@ def net_param_groups(net: PartSegmentationNet, optim: OptimConfig, *extra: dict)
         *extra,
         {"params": net.head_parameters(), "lr": optim.lr, "name": "head"},
     ]
+
+
+FROZEN_NETWORKS = ("phi", "phi_contrastive")
+"""The frozen networks a method may hold outside its state dict (``.to()`` / ``.double()`` reach them)."""
 
 
 class FrozenFeaturesMethod(nn.Module):
@@ -138,9 +143,10 @@ class FrozenFeaturesMethod(nn.Module):
         self._unregistered["phi"] = phi
 
     def _apply(self, fn, *args, **kwargs):
-        phi = self._unregistered.get("phi")
-        if isinstance(phi, nn.Module):
-            phi._apply(fn, *args, **kwargs)
+        for name in FROZEN_NETWORKS:
+            phi = self._unregistered.get(name)
+            if isinstance(phi, nn.Module):
+                phi._apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
     def wrap_net(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:

@@ -14,6 +14,7 @@ from partdiscovery.losses import (
     rgb_to_lab,
     visual_consistency_loss,
 )
+from partdiscovery.losses.prototypes import part_means
 from partdiscovery.models import PartSegmentationNet
 from partdiscovery.training.methods.base import (
     METHODS,
@@ -35,12 +36,20 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
     2. part logits of x1 and of T(x2) from f; φ features of the clean image (no grad);
     3. ``R = softmax(f(x1)) * M`` at the loss resolution, the four losses, their weighted sum
        (``cfg.loss``), plus the background loss with ``model.learned_background``.
+
+    With ``loss.contrastive_layers`` the contrastive prototypes are part means of a second set of φ
+    layers (computed on the clean images, also when the feature cache is on) instead of the feature
+    loss's prototypes.
     """
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.net = PartSegmentationNet(cfg.model).to(memory_format=torch.channels_last)
         self._set_phi(build_phi(cfg, normalize=cfg.loss.normalize_features))
+        if cfg.loss.contrastive_layers is not None:
+            self._unregistered["phi_contrastive"] = build_phi(
+                cfg, normalize=cfg.loss.normalize_features, layers=cfg.loss.contrastive_layers
+            )
 
     def param_groups(self, optim: OptimConfig) -> list[dict]:
         return net_param_groups(self.net, optim)
@@ -71,6 +80,9 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
 
         losses: dict[str, torch.Tensor] = {}
         losses["feature"], prototypes = feature_loss(assign, features, mask)
+        if "phi_contrastive" in self._unregistered:
+            semantic = self._unregistered["phi_contrastive"](images, (h // stride, w // stride))
+            prototypes, _ = part_means(assign, semantic)
         if shard is None or shard.is_whole:
             losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g)
         else:  # negatives and positives from the global batch, gradients back to every process
