@@ -75,7 +75,15 @@ LOSS_SCALE = 1e-3
 """All SCOPS weights are multiplied by this (1 / the reference equivariance weight), which puts the
 equivariance KL near weight 1 like this project's other losses so that ``optim.grad_clip`` and
 ``loss.background`` mean the same as for the other methods. Adam is invariant to a global scale."""
-IGNORED_LOSS_KEYS = ("feature", "contrastive", "visual", "equivariance", "temperature", "normalize_features")
+IGNORED_LOSS_KEYS = (
+    "feature",
+    "contrastive",
+    "visual",
+    "equivariance",
+    "temperature",
+    "normalize_features",
+    "contrastive_layers",
+)
 """``cfg.loss`` entries of the other methods, which SCOPS does not use (its weights are ``cfg.scops``)."""
 NONNEGATIVE_FEATURES = "split"
 """How φ is made non-negative for the part basis (:func:`~partdiscovery.losses.scops.nonnegative_features`)."""
