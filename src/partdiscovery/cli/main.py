@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu", choices=list_presets(), help="cpu (default), photos or paper")
     p.add_argument("--config", default=None, help="a YAML file merged over the preset")
     p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=None, help="number of parts K")
-    p.add_argument("--steps", type=_int_in(1), default=None)
+    p.add_argument("--steps", type=_int_in(1), default=None, help="default: the preset's train.steps")
     p.add_argument("--seed", type=_int_in(0), default=None)
     p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")
     p.add_argument(
