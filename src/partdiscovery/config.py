@@ -118,6 +118,11 @@ class LossConfig:
     zoom_range: tuple[float, float] = (0.7, 2.0)
     """Content zoom of the equivariance warp (> 1 magnifies): the reference's ``random_scale_low/high``."""
     translation: float = 0.1
+    warp_hflip: float = 0.0
+    """Probability that the equivariance warp T also mirrors the image (not in the paper). Parts must
+    then follow a mirror as they follow a rotation, so f cannot tell parts apart by their side of the
+    image (the "left / middle / right bands" failure) and a part is the same on both sides of a
+    symmetric object; parts that differ only by handedness (a left and a right wing) become one."""
 
 
 @dataclass

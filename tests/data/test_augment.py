@@ -171,3 +171,20 @@ def test_saturation_jitter_matches_torchvision():
     sat = 0.5 + torch.rand(6, generator=factors)
     expected = torch.stack([TF.adjust_saturation(images[i], float(sat[i])) for i in range(6)])
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
+
+
+def test_hflip_mirrors_the_warp_and_leaves_the_other_draws_unchanged():
+    ident = identity_grid(6, 8, 8)
+    mirrored = ident.clone()
+    mirrored[..., 0] = -mirrored[..., 0]
+    grid = random_warp_grid(6, 8, 8, torch.Generator().manual_seed(0), 0.0, 0.0, (1.0, 1.0), 0.0, hflip=1.0)
+    torch.testing.assert_close(grid, mirrored, atol=1e-5, rtol=0)
+    x = torch.rand(6, 2, 8, 8)
+    torch.testing.assert_close(warp(x, grid), x.flip(-1), atol=1e-4, rtol=0)
+    # hflip draws last: without a mirror the other draws (TPS, rotation, zoom, shift) are unchanged.
+    plain = random_warp_grid(6, 8, 8, torch.Generator().manual_seed(3))
+    some = random_warp_grid(6, 8, 8, torch.Generator().manual_seed(3), hflip=0.5)
+    kept = (some - plain).abs().amax(dim=(1, 2, 3)) < 1e-6
+    flipped_x = torch.stack([-plain[..., 0], plain[..., 1]], -1)
+    flipped = (some - flipped_x).abs().amax(dim=(1, 2, 3)) < 1e-6
+    assert bool((kept ^ flipped).all()) and kept.any() and flipped.any()

@@ -73,6 +73,7 @@ def random_warp_grid(
     translation: float = 0.1,
     control_points: int = 5,
     shard: Shard | None = None,
+    hflip: float = 0.0,
 ) -> torch.Tensor:
     """Random sampling grids ``[B, H, W, 2]`` (normalised coords, ``align_corners=False``).
 
@@ -83,6 +84,9 @@ def random_warp_grid(
     ``1/zoom`` is drawn uniformly from ``[1/zoom_range[1], 1/zoom_range[0]]``; with the default
     (0.7, 2.0) the median zoom is 1.03 and a little over half of the warps magnify.
     ``F.grid_sample(x, grid)`` gives ``T(x)``: output pixel p shows input pixel grid[p].
+
+    ``hflip``: the probability that T also mirrors left and right (not in the reference). Its draw
+    comes after all the others, so the other draws are the same whatever its value.
     """
     g = generator
     batch, mine = _draw_count(batch, shard)
@@ -107,6 +111,9 @@ def random_warp_grid(
     cos, sin = torch.cos(angle), torch.sin(angle)
     rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # [B, 2, 2]
     points = torch.einsum("bij,bnj->bni", rot * sampling_scale.view(-1, 1, 1), points) + shift
+    if hflip > 0:
+        mirrored = (torch.rand(batch, generator=g) < hflip).view(batch, 1)
+        points[..., 0] = torch.where(mirrored, -points[..., 0], points[..., 0])
     return points.view(batch, height, width, 2)[mine]
 
 

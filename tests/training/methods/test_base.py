@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from partdiscovery.data.augment import warp
 from partdiscovery.training.methods import Method, create_method, list_methods
 
 
@@ -62,3 +63,17 @@ def test_wrap_net_runs_f_through_the_wrapper_and_keeps_the_state_dict_keys(metho
         out = wrapped.run_net(torch.rand(1, 3, 48, 48))
     assert calls == [torch.Size([1, 3, 48, 48])] and out.logits.shape[0] == 1
     assert list(wrapped.state_dict()) == keys
+
+
+def test_random_warp_follows_the_loss_config(tiny_config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        still = "loss.tps_sigma=0 loss.rotation_deg=0 loss.zoom_range=[1,1] loss.translation=0".split()
+        plain = create_method(tiny_config(*still))
+        mirror = create_method(tiny_config(*still, "loss.warp_hflip=1"))
+    images = torch.rand(3, 3, 8, 8)
+    x = torch.rand(3, 2, 8, 8)
+    grid = plain.random_warp(images, torch.Generator().manual_seed(0), None)
+    torch.testing.assert_close(warp(x, grid), x, atol=1e-4, rtol=0)
+    grid = mirror.random_warp(images, torch.Generator().manual_seed(0), None)
+    torch.testing.assert_close(warp(x, grid), x.flip(-1), atol=1e-4, rtol=0)

@@ -198,7 +198,7 @@ class FrozenFeaturesMethod(nn.Module):
         self, images: torch.Tensor, generator: torch.Generator, shard: Shard | None
     ) -> torch.Tensor:
         """A random equivariance warp T of the images' size (``cfg.loss``: TPS, rotation, zoom,
-        translation) as a sampling grid ``[B, H, W, 2]`` for :func:`~partdiscovery.data.augment.warp`."""
+        translation, mirror) as a sampling grid ``[B, H, W, 2]`` for :func:`~partdiscovery.data.augment.warp`."""
         b, _, h, w = images.shape
         loss = self.cfg.loss
         return random_warp_grid(
@@ -211,6 +211,7 @@ class FrozenFeaturesMethod(nn.Module):
             loss.zoom_range,
             loss.translation,
             shard=shard,
+            hflip=loss.warp_hflip,
         ).to(images)
 
     @staticmethod
