@@ -48,3 +48,30 @@ def test_feature_layers_choose_and_weight_phi_layers():
     for bad in [(1.0, 1.0), (0, 0, 0, 0), (-1, 1, 1, 1)]:
         with pytest.raises(ConfigError, match="feature_layers"):
             create_feature_extractor("efficientnet_lite0", layer_weights=bad)
+
+
+@pytest.mark.parametrize("name", list_feature_extractors())
+def test_layer_bookkeeping_adds_up(name):
+    phi = create_feature_extractor(name, pretrained=False)
+    assert len(phi.computed_layers) == len(phi.layer_weights) == len(phi.layer_channels)
+    assert sum(phi.layer_channels) == phi.channels
+    assert set(phi.computed_layers) <= set(phi.selectable_layers)
+    selectable = phi.selectable_weights()
+    assert len(selectable) == len(phi.selectable_layers)
+    assert tuple(w for w in selectable if w > 0) == phi.layer_weights
+
+
+def test_reweighting_gives_another_weighting_of_the_same_layers():
+    """φ with the union of two layer choices, re-weighted, equals φ built with either choice."""
+    union = create_feature_extractor("efficientnet_lite0", pretrained=False, layer_weights=(0, 0.33, 1, 0.5))
+    images = torch.rand(2, 3, 64, 64)
+    out = union(images, (8, 8))
+    for choice in [(0, 0.33, 1, 0), (0, 0, 1, 1), (0, 0.33, 1, 0.5)]:
+        alone = create_feature_extractor("efficientnet_lite0", pretrained=False, layer_weights=choice)
+        alone.model.load_state_dict(union.model.state_dict(), strict=False)  # the same trunk
+        index, factor = union.reweighting(choice)
+        torch.testing.assert_close(out[:, index] * factor.view(1, -1, 1, 1), alone(images, (8, 8)))
+    with pytest.raises(ConfigError, match="does not compute"):
+        union.reweighting((1, 0, 1, 0))  # stride 4 was not computed
+    with pytest.raises(ConfigError, match="needs 4 layer weights"):
+        union.reweighting((1, 1))

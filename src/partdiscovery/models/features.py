@@ -48,15 +48,24 @@ class DenseFeatures(nn.Module):
     """Base class: subclasses implement :meth:`layers` returning the chosen layer outputs.
 
     Attributes:
-        layer_weights: one weight per layer.
+        layer_weights: one weight per computed layer.
+        selectable_layers: the names of the layers a config may weight (``model.feature_layers``).
+        computed_layers: the names of the layers :meth:`layers` returns, in order (default: all
+            selectable layers).
+        layer_channels: the channels of each computed layer.
         channels: total output channels ``C``.
         stride: the stride of the finest layer (features are computed at ``H / stride`` natively).
     """
 
     layer_weights: tuple[float, ...]
     selectable_layers: tuple[str, ...] = ()
+    layer_channels: tuple[int, ...]
     channels: int
     stride: int
+
+    @property
+    def computed_layers(self) -> tuple[str, ...]:
+        return self.selectable_layers
 
     def __init__(self, normalize: bool = True) -> None:
         super().__init__()
@@ -76,6 +85,35 @@ class DenseFeatures(nn.Module):
                 f"weights ({', '.join(self.selectable_layers)}); got {weights}"
             )
         self.layer_weights = weights
+
+    def selectable_weights(self) -> tuple[float, ...]:
+        """This φ's layer weights as one weight per selectable layer (0: not computed)."""
+        own = dict(zip(self.computed_layers, self.layer_weights))
+        return tuple(own.get(name, 0.0) for name in self.selectable_layers)
+
+    def reweighting(self, layer_weights: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """How to turn this φ's output into the output of the same φ weighted by ``layer_weights`` (one
+        weight per selectable layer, 0 drops a layer): ``(index, factor)``, the channels to keep and
+        their factors, so that ``features[:, index] * factor[:, None, None]`` is that output.
+
+        Why: two weightings of one φ (the feature and the contrastive terms' layers) from one forward pass.
+        """
+        if len(layer_weights) != len(self.selectable_layers):
+            raise ConfigError(
+                f"{type(self).__name__} needs {len(self.selectable_layers)} layer weights "
+                f"({', '.join(self.selectable_layers)}); got {tuple(layer_weights)}"
+            )
+        wanted = dict(zip(self.selectable_layers, (float(w) for w in layer_weights)))
+        missing = [n for n in self.selectable_layers if wanted[n] > 0 and n not in self.computed_layers]
+        if missing:
+            raise ConfigError(f"{type(self).__name__} does not compute layer(s) {missing} of {layer_weights}")
+        index, factor, start = [], [], 0
+        for name, own, width in zip(self.computed_layers, self.layer_weights, self.layer_channels):
+            if wanted[name] > 0:
+                index.append(torch.arange(start, start + width))
+                factor.append(torch.full((width,), wanted[name] / own))
+            start += width
+        return torch.cat(index), torch.cat(factor)
 
     def freeze(self) -> DenseFeatures:
         for p in self.parameters():
@@ -137,16 +175,22 @@ class EfficientNetLiteFeatures(DenseFeatures):
             )
         indices = tuple(i + 1 for i, w in enumerate(chosen) if w > 0)
         self.layer_weights = tuple(w for w in chosen if w > 0)
+        self._computed = tuple(n for n, w in zip(self.selectable_layers, chosen) if w > 0)
         self.model = timm.create_model(
             f"tf_efficientnet_lite{variant}", pretrained=False, features_only=True, out_indices=indices
         )
         self.model.blocks = self.model.blocks[: self._last_block[max(indices)]]
-        self.channels = sum(self.model.feature_info.channels())
+        self.layer_channels = tuple(self.model.feature_info.channels())
+        self.channels = sum(self.layer_channels)
         self.stride = min(self.model.feature_info.reduction())
         if pretrained or weights:
             load_lite_weights(self.model, variant, weights)
         self.norm = Normalize(HALF, HALF)
         self.freeze()
+
+    @property
+    def computed_layers(self) -> tuple[str, ...]:
+        return self._computed
 
     def layers(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self.model(self.norm(images))

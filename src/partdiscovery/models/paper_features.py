@@ -38,6 +38,7 @@ class VGG19Features(DenseFeatures):
 
     layer_weights = (0.33, 1.0)
     selectable_layers = ("relu3_2", "relu5_4")
+    layer_channels = (256, 512)
     channels = 256 + 512
     stride = 4
     taps = (VGG19_RELU3_2, VGG19_RELU5_4)
@@ -112,6 +113,7 @@ class DinoViTS8Features(DenseFeatures):
 
     layer_weights = (1.0,)
     selectable_layers = ("last",)
+    layer_channels = (384,)
     channels = 384
     stride = 8
 

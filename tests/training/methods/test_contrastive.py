@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from partdiscovery.training.methods.base import build_phi
 from partdiscovery.training.methods.contrastive import ContrastiveReconstruction
 
 
@@ -41,24 +42,47 @@ def test_training_step_losses(tiny_config, learned_background):
 
 
 def test_contrastive_layers_change_only_the_contrastive_prototypes(tiny_config):
-    """With ``loss.contrastive_layers`` the contrastive term sees a second φ's part means; the other
-    terms, the state dict and f are those of the plain method."""
+    """With ``loss.contrastive_layers`` the contrastive term sees another weighting of φ's layers; the
+    other terms, the state dict and f are those of the plain method, and φ runs once per step."""
     g = torch.Generator().manual_seed(0)
     mask = torch.zeros(2, 1, 48, 48)
     mask[..., 8:40, 12:36] = 1
     batch = {"image": torch.rand(2, 3, 48, 48, generator=g), "fg_mask": mask}
-    losses, methods = {}, {}
+    losses, methods, calls = {}, {}, {}
     for name, overrides in {"plain": (), "semantic": ("loss.contrastive_layers=[0,0,1,1]",)}.items():
         torch.manual_seed(0)
         with pytest.warns(UserWarning, match="random weights"):
             methods[name] = ContrastiveReconstruction(tiny_config(*overrides))
+        if name == "semantic":  # random weights: give both φ the same trunk
+            methods[name].phi.model.load_state_dict(methods["plain"].phi.model.state_dict(), strict=False)
+        trunk = methods[name].phi.layers
+        calls[name] = []
+        methods[name].phi.layers = lambda images, seen=calls[name], trunk=trunk: (
+            seen.append(1) or trunk(images)
+        )
         losses[name] = methods[name].training_step(batch, torch.Generator().manual_seed(1))
     plain, semantic = losses["plain"], losses["semantic"]
     for term in ("feature", "visual", "equivariance"):
-        assert torch.equal(plain[term], semantic[term]), term
+        torch.testing.assert_close(plain[term], semantic[term], rtol=1e-5, atol=1e-7, msg=term)
     assert not torch.isclose(plain["contrastive"], semantic["contrastive"])
+    assert calls["plain"] == calls["semantic"] == [1]
     assert methods["plain"].state_dict().keys() == methods["semantic"].state_dict().keys()
-    phi_c = methods["semantic"]._unregistered["phi_contrastive"]
-    assert phi_c.layer_weights == (1.0, 1.0) and phi_c.channels != methods["semantic"].phi.channels
+    phi = methods["semantic"].phi
+    assert phi.computed_layers == ("stride8", "stride16", "stride32")
     methods["semantic"].double()
-    assert next(phi_c.parameters()).dtype == torch.float64
+    assert next(phi.parameters()).dtype == torch.float64
+
+
+def test_contrastive_layers_are_a_phi_with_those_layers(tiny_config):
+    """Each term's features equal φ built with that term's layers alone (same trunk weights)."""
+    with pytest.warns(UserWarning, match="random weights"):
+        method = ContrastiveReconstruction(tiny_config("loss.contrastive_layers=[0,0,1,0.5]"))
+        alone = {
+            "feature": build_phi(method.cfg, normalize=True),
+            "contrastive": build_phi(method.cfg, normalize=True, layers=(0, 0, 1, 0.5)),
+        }
+    images = torch.rand(2, 3, 48, 48)
+    features = method.features(images, (12, 12))
+    for term, phi in alone.items():
+        phi.model.load_state_dict(method.phi.model.state_dict(), strict=False)
+        torch.testing.assert_close(method._term_features(features, term), phi(images, (12, 12)), msg=term)

@@ -113,7 +113,7 @@ def net_param_groups(net: PartSegmentationNet, optim: OptimConfig, *extra: dict)
     ]
 
 
-FROZEN_NETWORKS = ("phi", "phi_contrastive")
+FROZEN_NETWORKS = ("phi",)
 """The frozen networks a method may hold outside its state dict (``.to()`` / ``.double()`` reach them)."""
 
 

@@ -37,19 +37,32 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
     3. ``R = softmax(f(x1)) * M`` at the loss resolution, the four losses, their weighted sum
        (``cfg.loss``), plus the background loss with ``model.learned_background``.
 
-    With ``loss.contrastive_layers`` the contrastive prototypes are part means of a second set of φ
-    layers (computed on the clean images, also when the feature cache is on) instead of the feature
-    loss's prototypes.
+    With ``loss.contrastive_layers`` the contrastive prototypes are part means of another weighting of
+    φ's layers instead of the feature loss's prototypes: φ is built with the layers of both and each term
+    picks its channels from the one output (cached or not, at ``loss.feature_input_scale``).
     """
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.net = PartSegmentationNet(cfg.model).to(memory_format=torch.channels_last)
-        self._set_phi(build_phi(cfg, normalize=cfg.loss.normalize_features))
-        if cfg.loss.contrastive_layers is not None:
-            self._unregistered["phi_contrastive"] = build_phi(
-                cfg, normalize=cfg.loss.normalize_features, layers=cfg.loss.contrastive_layers
-            )
+        phi = build_phi(cfg, normalize=cfg.loss.normalize_features)
+        self.split_features = cfg.loss.contrastive_layers is not None
+        if self.split_features:
+            # One φ computes the layers of both terms; each term picks and re-weights its channels.
+            own = phi.selectable_weights()
+            union = tuple(f if f > 0 else c for f, c in zip(own, cfg.loss.contrastive_layers))
+            if union != own:
+                phi = build_phi(cfg, normalize=cfg.loss.normalize_features, layers=union)
+            for term, layers in (("feature", own), ("contrastive", cfg.loss.contrastive_layers)):
+                index, factor = phi.reweighting(tuple(layers))
+                self.register_buffer(f"_{term}_channels", index, persistent=False)
+                self.register_buffer(f"_{term}_factors", factor, persistent=False)
+        self._set_phi(phi)
+
+    def _term_features(self, features: torch.Tensor, term: str) -> torch.Tensor:
+        """φ's output ``[B, C, h, w]`` as the ``term``'s layers weight it (``loss.contrastive_layers``)."""
+        index, factor = getattr(self, f"_{term}_channels"), getattr(self, f"_{term}_factors")
+        return features.index_select(1, index) * factor.to(features.dtype).view(1, -1, 1, 1)
 
     def param_groups(self, optim: OptimConfig) -> list[dict]:
         return net_param_groups(self.net, optim)
@@ -75,13 +88,15 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
 
         mask = downsample(fg_mask, stride)
         features = self.target_features(batch, (h // stride, w // stride))
+        if self.split_features:
+            semantic = self._term_features(features, "contrastive")
+            features = self._term_features(features, "feature")
         probs1 = logits1.softmax(dim=1)
         assign = probs1 * mask
 
         losses: dict[str, torch.Tensor] = {}
         losses["feature"], prototypes = feature_loss(assign, features, mask)
-        if "phi_contrastive" in self._unregistered:
-            semantic = self._unregistered["phi_contrastive"](images, (h // stride, w // stride))
+        if self.split_features:
             prototypes, _ = part_means(assign, semantic)
         if shard is None or shard.is_whole:
             losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g)
