@@ -146,3 +146,15 @@ def test_speed_markdown_labels_extrapolated_rows_and_a_busy_machine(speed):
     table = [line for line in text.splitlines() if line.startswith("| ") and " | " in line]
     # header, train, step, infer (eager, onnx), eval (3 streaming, 3 concatenating, 3 extrapolated), profile (2)
     assert len(table) == 1 + 5 + 5 + 4 + 9 + 2
+
+
+def test_masks_cam_maps_are_at_stride_32_for_any_aspect():
+    import timm
+    from PIL import Image
+
+    cam = load_script("masks_cam")
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    image = Image.new("RGB", (100, 60), (120, 80, 40))
+    maps = cam.activation_maps(model, image, size=128)
+    assert set(maps) == {"cam5", "cam1", "norm", "meanact"}
+    assert all(m.shape == (2, 4) for m in maps.values())  # 128 x 77 -> 128 x 64 -> 4 x 2 cells
