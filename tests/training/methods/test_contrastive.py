@@ -86,3 +86,12 @@ def test_contrastive_layers_are_a_phi_with_those_layers(tiny_config):
     for term, phi in alone.items():
         phi.model.load_state_dict(method.phi.model.state_dict(), strict=False)
         torch.testing.assert_close(method._term_features(features, term), phi(images, (12, 12)), msg=term)
+
+
+def test_feature_term_is_not_reweighted_when_phi_has_no_extra_layers(tiny_config):
+    with pytest.warns(UserWarning, match="random weights"):
+        subset = ContrastiveReconstruction(tiny_config("loss.contrastive_layers=[0,0,1,0]"))
+        extra = ContrastiveReconstruction(tiny_config("loss.contrastive_layers=[0,0,1,1]"))
+    assert subset.reweighted_terms == ("contrastive",)
+    assert subset.phi.computed_layers == ("stride8", "stride16")
+    assert extra.reweighted_terms == ("contrastive", "feature")

@@ -113,10 +113,6 @@ def net_param_groups(net: PartSegmentationNet, optim: OptimConfig, *extra: dict)
     ]
 
 
-FROZEN_NETWORKS = ("phi",)
-"""The frozen networks a method may hold outside its state dict (``.to()`` / ``.double()`` reach them)."""
-
-
 class FrozenFeaturesMethod(nn.Module):
     """Base of the methods that train f against a frozen φ.
 
@@ -143,10 +139,9 @@ class FrozenFeaturesMethod(nn.Module):
         self._unregistered["phi"] = phi
 
     def _apply(self, fn, *args, **kwargs):
-        for name in FROZEN_NETWORKS:
-            phi = self._unregistered.get(name)
-            if isinstance(phi, nn.Module):
-                phi._apply(fn, *args, **kwargs)
+        phi = self._unregistered.get("phi")
+        if isinstance(phi, nn.Module):
+            phi._apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
     def wrap_net(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:

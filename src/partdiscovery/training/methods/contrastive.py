@@ -46,17 +46,22 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         super().__init__(cfg)
         self.net = PartSegmentationNet(cfg.model).to(memory_format=torch.channels_last)
         phi = build_phi(cfg, normalize=cfg.loss.normalize_features)
-        self.split_features = cfg.loss.contrastive_layers is not None
-        if self.split_features:
-            # One φ computes the layers of both terms; each term picks and re-weights its channels.
+        # The terms whose features are a re-weighting of φ's output (``loss.contrastive_layers``): one φ
+        # computes the layers of both terms and each picks and re-weights its channels. The feature
+        # term needs it only when φ gained layers for the contrastive term.
+        self.reweighted_terms: tuple[str, ...] = ()
+        if cfg.loss.contrastive_layers is not None:
             own = phi.selectable_weights()
             union = tuple(f if f > 0 else c for f, c in zip(own, cfg.loss.contrastive_layers))
+            terms = {"contrastive": tuple(cfg.loss.contrastive_layers)}
             if union != own:
                 phi = build_phi(cfg, normalize=cfg.loss.normalize_features, layers=union)
-            for term, layers in (("feature", own), ("contrastive", cfg.loss.contrastive_layers)):
-                index, factor = phi.reweighting(tuple(layers))
+                terms["feature"] = own
+            for term, layers in terms.items():
+                index, factor = phi.reweighting(layers)
                 self.register_buffer(f"_{term}_channels", index, persistent=False)
                 self.register_buffer(f"_{term}_factors", factor, persistent=False)
+            self.reweighted_terms = tuple(terms)
         self._set_phi(phi)
 
     def _term_features(self, features: torch.Tensor, term: str) -> torch.Tensor:
@@ -88,15 +93,16 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
 
         mask = downsample(fg_mask, stride)
         features = self.target_features(batch, (h // stride, w // stride))
-        if self.split_features:
+        if "contrastive" in self.reweighted_terms:
             semantic = self._term_features(features, "contrastive")
+        if "feature" in self.reweighted_terms:
             features = self._term_features(features, "feature")
         probs1 = logits1.softmax(dim=1)
         assign = probs1 * mask
 
         losses: dict[str, torch.Tensor] = {}
         losses["feature"], prototypes = feature_loss(assign, features, mask)
-        if self.split_features:
+        if "contrastive" in self.reweighted_terms:
             prototypes, _ = part_means(assign, semantic)
         if shard is None or shard.is_whole:
             losses["contrastive"] = contrastive_loss(prototypes, cfg.temperature, generator=g)
