@@ -182,6 +182,7 @@ def test_variable_length_tuples():
         ("train.batch_size=1", "at least 2 images"),
         ("train.checkpoint_every=0", "train.checkpoint_every"),
         ("train.log_every=-3", "train.log_every"),
+        ("train.restarts=0", "train.restarts=0: .*1: a single run"),
         ("data.input_size=0", "data.input_size"),
         ("data.input_size=100000", "data.input_size"),
         ("data.crop_scale=[0.9,0.1]", "data.crop_scale"),
@@ -210,6 +211,11 @@ def test_every_preset_and_the_defaults_pass_validation():
     validate_config(Config())
     for name in ("cpu", "photos", "paper"):
         load_config(name)
+
+
+def test_the_photos_preset_keeps_the_best_of_three_runs_and_the_others_train_once():
+    assert load_config("photos").train.restarts == 3
+    assert load_config("cpu").train.restarts == 1 and load_config("paper").train.restarts == 1
 
 
 def test_a_config_that_is_not_a_mapping_is_refused():

@@ -124,6 +124,9 @@ def run_training(
     """Train ``cfg`` on a dataset (``data``) or a plain folder of images (``images``) into ``out``;
     foreground masks are computed first where there are none (:func:`training_dataset`).
 
+    With ``train.restarts`` > 1, trains that many runs from consecutive seeds and keeps the one whose parts
+    are most consistent across the training images (:mod:`partdiscovery.training.restarts`).
+
     Returns the run's training summary (``train_summary.json``)."""
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
@@ -137,6 +140,12 @@ def run_training(
     dataset, cfg, info = training_dataset(
         cfg, data, out, images, masks, device, resume, overwrite, quiet, keep_background_setting, split
     )
+    if cfg.train.restarts > 1:
+        from partdiscovery.training.restarts import train_with_restarts
+
+        return train_with_restarts(
+            cfg, dataset, out, resolve_device(device), resume, overwrite, progress=not quiet, info=info
+        )
     seed_everything(cfg.train.seed)
     method = create_method(cfg)
     trainer = Trainer(

@@ -1,0 +1,72 @@
+"""training/restarts.py: several seeds, the most consistent run kept, resumable."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from partdiscovery.errors import PartDiscoveryError
+from partdiscovery.runs.checkpoint import list_checkpoints
+from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.training.restarts import candidate_configs, candidate_dir
+from partdiscovery.workflows.train import run_training
+
+
+def _train(cfg, dataset, out, **kwargs) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        return run_training(cfg, str(dataset), out, "cpu", quiet=True, **kwargs)
+
+
+def test_candidates_are_single_runs_of_consecutive_seeds(tiny_config):
+    cfg = tiny_config("train.seed=5", "train.restarts=3")
+    candidates = candidate_configs(cfg)
+    assert [c.train.seed for c in candidates] == [5, 6, 7]
+    assert all(c.train.restarts == 1 for c in candidates)
+    assert candidates[0].model == cfg.model and candidates[0].loss == cfg.loss
+
+
+def test_restarts_keep_the_highest_scoring_candidate(tmp_path, tiny_config, tiny_dataset, train_tiny):
+    out = tmp_path / "run"
+    cfg = tiny_config("train.steps=2", "train.restarts=2")
+    summary = _train(cfg, tiny_dataset, out)
+    selection = summary["restarts"]
+    scores = {int(s): v for s, v in selection["scores"].items()}
+    assert sorted(scores) == [0, 1]
+    chosen = selection["chosen_seed"]
+    assert scores[chosen] == max(scores.values())
+    # OUT is the chosen candidate: its checkpoints, config (with its seed) and a record of the choice.
+    top = [p.name for p in list_checkpoints(out)]
+    assert top == [p.name for p in list_checkpoints(candidate_dir(out, chosen))]
+    for name in top:
+        a = torch.load(out / "checkpoints" / name, weights_only=False)["model"]
+        b = torch.load(candidate_dir(out, chosen) / "checkpoints" / name, weights_only=False)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert PartSegmenter.load(out, device="cpu").cfg.train.seed == chosen
+    assert json.loads((out / "run_info.json").read_text())["restarts"] == selection
+    assert json.loads((out / "train_summary.json").read_text())["restarts"] == selection
+    # A candidate is exactly the single run of its seed.
+    single = tmp_path / "single"
+    train_tiny(tiny_dataset, single, tiny_config("train.steps=2", f"train.seed={chosen}"))
+    a = torch.load(list_checkpoints(single)[-1], weights_only=False)["model"]
+    b = torch.load(list_checkpoints(out)[-1], weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_reuses_finished_candidates_and_refuses_without_a_flag(tmp_path, tiny_config, tiny_dataset):
+    out = tmp_path / "run"
+    cfg = tiny_config("train.steps=2", "train.restarts=2")
+    first = _train(cfg, tiny_dataset, out)
+    log = candidate_dir(out, 1) / "metrics.csv"
+    before = log.stat().st_mtime_ns
+    # An interrupted second candidate: resume trains it again from its checkpoint, not the first one.
+    (candidate_dir(out, 1) / "train_summary.json").unlink()
+    again = _train(cfg, tiny_dataset, out, resume=True)
+    assert again["restarts"] == first["restarts"]
+    assert (candidate_dir(out, 0) / "train_summary.json").is_file()
+    assert log.stat().st_mtime_ns != before  # candidate 1 was resumed (its log rewritten)
+    with pytest.raises(PartDiscoveryError, match="--overwrite|--resume"):
+        _train(cfg, tiny_dataset, out)
