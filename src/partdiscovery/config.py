@@ -163,7 +163,7 @@ class TrainConfig:
     """torch intra-op threads (0: leave PyTorch's default)."""
     restarts: int = 1
     """Train this many runs, from seeds ``seed``, ``seed + 1``, ..., and keep the one whose parts are most
-    consistent across the training images (no labels: :mod:`partdiscovery.training.restarts`). Why: which
+    consistent across the training images (no labels: :mod:`partdiscovery.workflows.restarts`). Why: which
     partition a run settles on depends on its seed by more than any setting tried (validation FG-NMI of one
     preset ranged 20.5-25.1 over seven seeds on PASCAL-Person), and the training losses do not tell the
     better runs apart. Costs ``restarts`` times the training time."""

@@ -10,10 +10,11 @@ prototype per part, shared by all images:
     R² = 1 - Σ_k Σ_{x in part k} |x - μ_k|² / Σ_x |x - μ|²
 
 (the k-means objective of the collection's features, evaluated at f's partition instead of k-means').
-`partdiscovery train` uses it to keep the best of ``train.restarts`` runs (:mod:`partdiscovery.training
-.restarts`). Measured (BENCHMARKS.md, "Restarts"): over 4-8 validation runs of the `photos` preset per
-dataset, keeping the run of highest R² among three seeds scored +1.5 / +1.0 / +2.6 FG-NMI over the mean
-of the three (ccp / pascal_person / ade_chairs), close to always picking the best (+1.5 / +1.3 / +2.7).
+`partdiscovery train` uses it to keep the best of ``train.restarts`` runs
+(:mod:`partdiscovery.workflows.restarts`). Measured (BENCHMARKS.md, "Restarts"): over 4-8 validation runs
+of the `photos` preset per dataset, keeping the run of highest R² among three seeds scored +1.5 / +1.0 /
++2.6 FG-NMI over the mean of the three (ccp / pascal_person / ade_chairs), close to always picking the
+best (+1.5 / +1.3 / +2.7).
 """
 
 from __future__ import annotations

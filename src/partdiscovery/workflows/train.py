@@ -125,7 +125,7 @@ def run_training(
     foreground masks are computed first where there are none (:func:`training_dataset`).
 
     With ``train.restarts`` > 1, trains that many runs from consecutive seeds and keeps the one whose parts
-    are most consistent across the training images (:mod:`partdiscovery.training.restarts`).
+    are most consistent across the training images (:mod:`partdiscovery.workflows.restarts`).
 
     Returns the run's training summary (``train_summary.json``)."""
     from partdiscovery.runs import RunFolder
@@ -141,7 +141,7 @@ def run_training(
         cfg, data, out, images, masks, device, resume, overwrite, quiet, keep_background_setting, split
     )
     if cfg.train.restarts > 1:
-        from partdiscovery.training.restarts import train_with_restarts
+        from partdiscovery.workflows.restarts import train_with_restarts
 
         return train_with_restarts(
             cfg, dataset, out, resolve_device(device), resume, overwrite, progress=not quiet, info=info

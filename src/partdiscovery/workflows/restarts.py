@@ -30,6 +30,7 @@ from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_va
 from partdiscovery.runs import RunFolder
 from partdiscovery.runs.checkpoint import list_checkpoints
 from partdiscovery.runs.folder import CONFIG_FILE, METRICS_FILE
+from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.training.methods import create_method
 from partdiscovery.training.trainer import Trainer
 from partdiscovery.utils.distributed import env_info
@@ -93,8 +94,6 @@ def train_with_restarts(
     images) and make the best the run in ``out``. ``resume`` skips finished candidates and resumes an
     interrupted one. Returns the run's summary (with ``"restarts"``: seeds, scores, chosen seed).
     """
-    from partdiscovery.segmenter import PartSegmenter
-
     run = RunFolder(Path(out))
     main = env_info().is_main
     lock = run.lock() if main else None  # held throughout: one writer of OUT and its candidates

@@ -1,4 +1,4 @@
-"""training/restarts.py: several seeds, the most consistent run kept, resumable."""
+"""workflows/restarts.py: several seeds, the most consistent run kept, resumable."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.runs.checkpoint import list_checkpoints
 from partdiscovery.segmenter import PartSegmenter
-from partdiscovery.training.restarts import candidate_configs, candidate_dir
+from partdiscovery.workflows.restarts import candidate_configs, candidate_dir
 from partdiscovery.workflows.train import run_training
 
 
