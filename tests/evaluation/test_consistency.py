@@ -12,6 +12,7 @@ from partdiscovery.data import open_dataset
 from partdiscovery.evaluation.consistency import (
     deepest_layer_phi,
     explained_variance,
+    explained_variances,
     partition_r2,
     sample_indices,
 )
@@ -83,3 +84,15 @@ def test_explained_variance_of_a_collapsed_and_of_a_split_model(tiny_dataset):
     split = explained_variance(_SplitNet(32), phi, dataset, input_size=64, max_images=6)
     assert collapsed == pytest.approx(0.0, abs=1e-9)
     assert 0.0 < split < 1.0
+
+
+def test_several_models_are_scored_as_each_alone(tiny_dataset):
+    dataset = open_dataset(tiny_dataset, "train")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        phi = deepest_layer_phi("efficientnet_lite0", pretrained=False)
+    nets = [_SplitNet(None), _SplitNet(16), _SplitNet(32)]
+    together = explained_variances(nets, phi, dataset, input_size=64, max_images=6)
+    alone = [explained_variance(n, phi, dataset, input_size=64, max_images=6) for n in nets]
+    assert together == pytest.approx(alone, abs=1e-12)
+    assert together[1] != pytest.approx(together[2])

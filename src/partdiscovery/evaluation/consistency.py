@@ -19,6 +19,8 @@ best (+1.5 / +1.3 / +2.7).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,7 +54,6 @@ def sample_indices(n: int, max_images: int, seed: int = 0) -> list[int]:
     return sorted(np.random.default_rng(seed).permutation(n)[:max_images].tolist())
 
 
-@torch.inference_mode()
 def explained_variance(
     net: torch.nn.Module,
     phi: DenseFeatures,
@@ -75,19 +76,37 @@ def explained_variance(
     Returns:
         R² in [0, 1]; 0 when f gives every foreground cell the same part (the collapse of a run).
     """
+    return explained_variances([net], phi, dataset, input_size, max_images, batch_size, seed, device)[0]
+
+
+@torch.inference_mode()
+def explained_variances(
+    nets: Sequence[torch.nn.Module],
+    phi: DenseFeatures,
+    dataset: PartDataset,
+    input_size: int,
+    max_images: int = 120,
+    batch_size: int = 8,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> list[float]:
+    """:func:`explained_variance` of several models on the same images: each image is read and φ computed
+    once for all of them (the restarts score their candidates this way)."""
     grid = max(1, input_size // GRID_STRIDE)
     evalset = EvalSet(dataset, input_size)
     chosen = Subset(evalset, sample_indices(len(evalset), max_images, seed))
     loader = DataLoader(chosen, batch_size=batch_size, collate_fn=collate_eval)
-    features, parts = [], []
+    features, parts = [], [[] for _ in nets]
     for batch in loader:
         images = batch["image"].to(device)
-        feats = phi(images, (grid, grid)).float()  # [B, C, g, g]
-        probs = F.adaptive_avg_pool2d(net(images).logits.float().softmax(1), (grid, grid))  # [B, K, g, g]
         fg = F.interpolate(batch["fg_mask"].to(device).float(), size=(grid, grid), mode="area")[:, 0] > 0.5
+        feats = phi(images, (grid, grid)).float()  # [B, C, g, g]
         features.append(feats.permute(0, 2, 3, 1)[fg].cpu())  # [cells, C]
-        parts.append(probs.argmax(1)[fg].cpu())  # [cells]
-    return partition_r2(torch.cat(features), torch.cat(parts))
+        for net, own in zip(nets, parts):
+            probs = F.adaptive_avg_pool2d(net(images).logits.float().softmax(1), (grid, grid))  # [B, K, g, g]
+            own.append(probs.argmax(1)[fg].cpu())  # [cells]
+    cells = torch.cat(features)
+    return [partition_r2(cells, torch.cat(own)) for own in parts]
 
 
 def partition_r2(features: torch.Tensor, parts: torch.Tensor) -> float:

@@ -26,7 +26,7 @@ import torch
 
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
-from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_variance
+from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_variances
 from partdiscovery.runs import RunFolder
 from partdiscovery.runs.checkpoint import list_checkpoints
 from partdiscovery.runs.folder import CONFIG_FILE, METRICS_FILE
@@ -90,9 +90,10 @@ def train_with_restarts(
     max_images: int = 120,
 ) -> dict:
     """Train ``cfg.train.restarts`` candidates, score each on ``dataset`` without labels
-    (:func:`~partdiscovery.evaluation.consistency.explained_variance` on up to ``max_images`` training
-    images) and make the best the run in ``out``. ``resume`` skips finished candidates and resumes an
-    interrupted one. Returns the run's summary (with ``"restarts"``: seeds, scores, chosen seed).
+    (:func:`~partdiscovery.evaluation.consistency.explained_variances` on up to ``max_images`` training
+    images, read once for all candidates) and make the best the run in ``out``. ``resume`` skips finished
+    candidates and resumes an interrupted one. Returns the run's summary (with ``"restarts"``: seeds, scores,
+    chosen seed).
     """
     run = RunFolder(Path(out))
     main = env_info().is_main
@@ -128,12 +129,11 @@ def train_with_restarts(
             return summaries[cfg.train.seed]
         phi = deepest_layer_phi(cfg.model.feature_extractor, cfg.model.pretrained, cfg.model.feature_weights)
         phi = phi.to(device)
-        scores = {}
-        for seed in summaries:
-            model = PartSegmenter.load(candidate_dir(out, seed), device=device)
-            scores[seed] = explained_variance(
-                model.net, phi, dataset, model.input_size, max_images=max_images, device=model.device
-            )
+        models = [PartSegmenter.load(candidate_dir(out, seed), device=device) for seed in summaries]
+        values = explained_variances(
+            [m.net for m in models], phi, dataset, cfg.data.input_size, max_images, device=models[0].device
+        )
+        scores = dict(zip(summaries, values))
         chosen = max(scores, key=lambda s: (scores[s], -s))  # ties: the lowest seed
         selection = {
             "criterion": CRITERION,
