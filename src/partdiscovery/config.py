@@ -123,6 +123,11 @@ class LossConfig:
     then follow a mirror as they follow a rotation, so f cannot tell parts apart by their side of the
     image (the "left / middle / right bands" failure) and a part is the same on both sides of a
     symmetric object; parts that differ only by handedness (a left and a right wing) become one."""
+    separate_view_passes: bool = False
+    """Run f on the two views (x1 and T(x2)) in two forward passes, as the reference, instead of one
+    pass over both: BatchNorm then normalises each view with its own batch statistics. One pass (the
+    default) is one larger batch for the convolutions and lets DistributedDataParallel see one forward
+    per step; two passes are not supported with it."""
 
 
 @dataclass

@@ -77,3 +77,35 @@ def test_random_warp_follows_the_loss_config(tiny_config):
     torch.testing.assert_close(warp(x, grid), x, atol=1e-4, rtol=0)
     grid = mirror.random_warp(images, torch.Generator().manual_seed(0), None)
     torch.testing.assert_close(warp(x, grid), x.flip(-1), atol=1e-4, rtol=0)
+
+
+def test_run_views_in_two_passes_normalises_each_view_with_its_own_batch_statistics(tiny_config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        one = create_method(tiny_config("model.learned_background=true"))
+        two = create_method(tiny_config("model.learned_background=true", "loss.separate_view_passes=true"))
+    two.load_state_dict(one.state_dict())
+    view1, view2 = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48) * 0.5
+    one.eval(), two.eval()
+    with torch.no_grad():  # with running statistics the passes agree
+        torch.testing.assert_close(two.run_views(view1, view2).logits, one.run_views(view1, view2).logits)
+    one.train(), two.train()
+    with torch.no_grad():
+        joint, split = one.run_views(view1, view2), two.run_views(view1, view2)
+        first, second = copy.deepcopy(one).run_net(view1), copy.deepcopy(one).run_net(view2)
+    assert split.logits.shape == joint.logits.shape == (4, one.cfg.model.num_parts, 48, 48)
+    torch.testing.assert_close(split.logits, torch.cat([first.logits, second.logits]))
+    torch.testing.assert_close(
+        split.background_logits, torch.cat([first.background_logits, second.background_logits])
+    )
+    assert not torch.allclose(split.logits, joint.logits, atol=1e-3)  # BatchNorm saw different batches
+
+
+def test_two_view_passes_refuse_a_distributed_wrapper(tiny_config):
+    from partdiscovery.errors import ConfigError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        method = create_method(tiny_config("loss.separate_view_passes=true"))
+    with pytest.raises(ConfigError, match="separate_view_passes"):
+        method.wrap_net(lambda net: net)

@@ -147,12 +147,29 @@ class FrozenFeaturesMethod(nn.Module):
     def wrap_net(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
         """Run f through ``wrapper(net)`` in training (e.g. DistributedDataParallel), without
         registering the wrapper, so ``state_dict`` keys stay ``net.*``."""
+        if self.cfg.loss.separate_view_passes:
+            # DistributedDataParallel expects one forward per backward.
+            raise ConfigError(
+                "loss.separate_view_passes=true runs f twice a step; it cannot be combined with "
+                "distributed training (use the default one pass)"
+            )
         self._unregistered["net_runner"] = wrapper(self.net)
 
     def run_net(self, images: torch.Tensor) -> PartOutput:
         # channels-last: the convolutions of f run ~18% faster on CPU (benchmarks/speed.py), same results.
         images = images.contiguous(memory_format=torch.channels_last)
         return self._unregistered.get("net_runner", self.net)(images)
+
+    def run_views(self, view1: torch.Tensor, view2: torch.Tensor) -> PartOutput:
+        """f on two ``[B, 3, H, W]`` views of one batch, outputs concatenated (view1 first): one forward
+        pass over both, or two with ``loss.separate_view_passes`` (each view its own BatchNorm batch)."""
+        if not self.cfg.loss.separate_view_passes:
+            return self.run_net(torch.cat([view1, view2]))
+        out1, out2 = self.run_net(view1), self.run_net(view2)
+        background = None
+        if out1.background_logits is not None:
+            background = torch.cat([out1.background_logits, out2.background_logits])
+        return PartOutput(torch.cat([out1.logits, out2.logits]), background)
 
     def features(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """φ features of ``images`` at ``size``; φ sees the images resized by

@@ -85,10 +85,10 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         view1 = self.jitter(images, g, shard)
         view2 = self.jitter(images, g, shard)
         grid = self.random_warp(images, g, shard)
-        # One forward pass of f over both views (x1 and T(x2)) keeps BatchNorm statistics consistent
-        # (the reference runs two passes). The warped view is padded with the mean colour, as the
-        # reference's zero padding of mean-subtracted images.
-        out = self.run_net(torch.cat([view1, warp(view2, grid, fill=REFERENCE_FILL)]))
+        # The warped view is padded with the mean colour, as the reference's zero padding of
+        # mean-subtracted images. One forward pass of f over both views by default (one BatchNorm batch);
+        # ``loss.separate_view_passes``: two, as the reference.
+        out = self.run_views(view1, warp(view2, grid, fill=REFERENCE_FILL))
         logits1, logits2 = downsample(out.logits, stride).split(b)
 
         mask = downsample(fg_mask, stride)

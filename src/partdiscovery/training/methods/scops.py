@@ -193,7 +193,7 @@ class SCOPS(FrozenFeaturesMethod):
 
         view2 = self.jitter(images, g, shard)
         grid = self.random_warp(images, g, shard)
-        out = self.run_net(torch.cat([images, warp(view2, grid)]))
+        out = self.run_views(images, warp(view2, grid))
         log_probs = scops_log_probs(
             PartOutput(downsample(out.logits, stride), downsample(out.background_logits, stride))
         )
