@@ -251,12 +251,12 @@ def main() -> None:
     fit_split, eval_split = SPLITS[args.split]
     for name, data in dataset_paths(args.datasets, out, args.quick).items():
         preset = args.preset or ("cpu" if name.startswith("synth") else "photos")
-        steps = steps_set or load_config(preset, overrides=common).train.steps
+        # The baselines use the trained methods' φ (network and layers) and input size.
+        cfg = load_config(preset, overrides=common)
+        steps = steps_set or cfg.train.steps
         # A learning curve needs a checkpoint at each of its steps.
         every = math.gcd(steps, *args.curve) if args.curve else steps
         base = [f"train.steps={steps}", f"train.checkpoint_every={every}", *common]
-        # The baselines use the trained methods' φ (network and layers) and input size.
-        cfg = load_config(preset, overrides=base)
         input_size = cfg.data.input_size
         for k in parts_list:
             where = out / name / f"K{k}"

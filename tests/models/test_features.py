@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from partdiscovery.errors import ConfigError
-from partdiscovery.models import create_feature_extractor, list_feature_extractors
+from partdiscovery.models import (
+    create_feature_extractor,
+    feature_extractor_layers,
+    list_feature_extractors,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
 
@@ -56,6 +60,7 @@ def test_layer_bookkeeping_adds_up(name):
     assert len(phi.computed_layers) == len(phi.layer_weights) == len(phi.layer_channels)
     assert sum(phi.layer_channels) == phi.channels
     assert set(phi.computed_layers) <= set(phi.selectable_layers)
+    assert feature_extractor_layers(name) == phi.selectable_layers  # known without building φ
     selectable = phi.selectable_weights()
     assert len(selectable) == len(phi.selectable_layers)
     assert tuple(w for w in selectable if w > 0) == phi.layer_weights

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Subset
 
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import EvalSet, collate_eval
-from partdiscovery.models import DenseFeatures, create_feature_extractor
+from partdiscovery.models import DenseFeatures, create_feature_extractor, feature_extractor_layers
 
 GRID_STRIDE = 8
 """φ's deepest layer is resized (bilinearly) and f's part probabilities area-pooled to ``input / 8``."""
@@ -42,7 +42,7 @@ def deepest_layer_phi(name: str, pretrained: bool = True, weights: str | None = 
     k-means on the shared datasets most, BENCHMARKS.md "Validation sweep"), while the shallower layers
     mostly describe colour and texture, which vary from image to image within one part.
     """
-    layers = create_feature_extractor(name, pretrained=pretrained, weights=weights).selectable_layers
+    layers = feature_extractor_layers(name)
     only_last = tuple(0.0 for _ in layers[:-1]) + (1.0,)
     return create_feature_extractor(name, pretrained=pretrained, weights=weights, layer_weights=only_last)
 

