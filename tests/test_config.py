@@ -183,6 +183,7 @@ def test_variable_length_tuples():
         ("train.checkpoint_every=0", "train.checkpoint_every"),
         ("train.log_every=-3", "train.log_every"),
         ("train.restarts=0", "train.restarts=0: .*1: a single run"),
+        ("train.restarts_choice_step=-1", "train.restarts_choice_step=-1: .*0: choose after the last step"),
         ("data.input_size=0", "data.input_size"),
         ("data.input_size=100000", "data.input_size"),
         ("data.crop_scale=[0.9,0.1]", "data.crop_scale"),

@@ -173,6 +173,11 @@ class TrainConfig:
     partition a run settles on depends on its seed by more than any setting tried (validation FG-NMI of one
     preset ranged 20.5-25.1 over seven seeds on PASCAL-Person), and the training losses do not tell the
     better runs apart. Costs ``restarts`` times the training time."""
+    restarts_choice_step: int = 0
+    """With ``restarts`` > 1: train every candidate to this step only, choose there, and train just the
+    chosen one on to ``steps`` (its schedule is the full run's, so it ends as the single run of its seed).
+    0: choose after the last step. Costs ``restarts * restarts_choice_step + steps -
+    restarts_choice_step`` steps instead of ``restarts * steps``."""
 
 
 @dataclass
@@ -403,6 +408,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "train.max_bad_steps": (1, 10**9, "steps"),
     "train.threads": (0, 4096, "0: PyTorch's default"),
     "train.restarts": (1, 1000, "1: a single run"),
+    "train.restarts_choice_step": (0, 10**9, "0: choose after the last step"),
     "scops.concentration": (0, _ANY, "a loss weight"),
     "scops.equivariance": (0, _ANY, "a loss weight"),
     "scops.centre_equivariance": (0, _ANY, "a loss weight"),

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from partdiscovery.config import config_from_dict
+from partdiscovery.data import open_dataset
 from partdiscovery.errors import CheckpointError, ConfigError, PartDiscoveryError
 from partdiscovery.runs.checkpoint import (
     checkpoint_path,
@@ -19,7 +20,7 @@ from partdiscovery.runs.checkpoint import (
     load_checkpoint,
 )
 from partdiscovery.training import ContrastiveReconstruction, create_method
-from partdiscovery.training.trainer import TrainingDivergedError
+from partdiscovery.training.trainer import Trainer, TrainingDivergedError
 
 LOSSES = {"feature", "contrastive", "visual", "equivariance", "total"}
 
@@ -115,6 +116,42 @@ def test_resume_reproduces_an_uninterrupted_run(tiny_dataset, tmp_path, tiny_con
     assert [r.split(",")[0] for r in rows_after] == ["step", "1", "2", "3", "4", "5", "6"]
     # Same learning rates and losses (all but the wall-clock column) as the uninterrupted run.
     assert [r.split(",")[1:-1] for r in rows_after] == [r.split(",")[1:-1] for r in rows_before]
+
+
+def test_stop_at_pauses_with_a_checkpoint_and_resume_finishes_the_same_run(
+    four_step_run, tiny_dataset, tmp_path
+):
+    """``fit(stop_at=k)`` is a pause: a checkpoint at step k, no summary, and ``resume`` ends exactly as
+    the uninterrupted run (the restarts' early choice relies on it)."""
+    straight_run, _, cfg = four_step_run
+    run = tmp_path / "run"
+    torch.manual_seed(cfg.train.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        method = create_method(cfg)
+    paused = Trainer(method, cfg, open_dataset(tiny_dataset, "train"), run, progress=False).fit(stop_at=2)
+    assert paused["stopped_at"] == 2 and paused["steps_this_session"] == 2
+    assert sorted(p.name for p in list_checkpoints(run)) == ["step_00000001.pt", "step_00000002.pt"]
+    assert not (run / "train_summary.json").exists()
+    # A pause at or before the newest checkpoint trains nothing.
+    assert train_tiny_fit(cfg, tiny_dataset, run, stop_at=2)["steps_this_session"] == 0
+    summary = train_tiny_fit(cfg, tiny_dataset, run)
+    assert summary["steps_this_session"] == 2 and "stopped_at" not in summary
+    assert (run / "train_summary.json").is_file()
+    a = load_checkpoint(checkpoint_path(straight_run, 4))["model"]
+    b = load_checkpoint(checkpoint_path(run, 4))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def train_tiny_fit(cfg, dataset, run, stop_at=None) -> dict:
+    """Resume ``run`` with a fresh method; seeded as the run, since the tiny config's φ is random and not
+    in the checkpoint (a pretrained φ is the same whatever the seed)."""
+    torch.manual_seed(cfg.train.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        method = create_method(cfg)
+    trainer = Trainer(method, cfg, open_dataset(dataset, "train"), run, resume=True, progress=False)
+    return trainer.fit(stop_at=stop_at)
 
 
 def test_resume_from_a_corrupt_newest_checkpoint(

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from partdiscovery.errors import PartDiscoveryError
-from partdiscovery.runs.checkpoint import list_checkpoints
+from partdiscovery.runs.checkpoint import checkpoint_path, list_checkpoints
 from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.workflows import restarts
 from partdiscovery.workflows.restarts import candidate_configs, candidate_dir
 from partdiscovery.workflows.train import run_training
 
@@ -62,11 +63,51 @@ def test_resume_reuses_finished_candidates_and_refuses_without_a_flag(tmp_path, 
     first = _train(cfg, tiny_dataset, out)
     log = candidate_dir(out, 1) / "metrics.csv"
     before = log.stat().st_mtime_ns
-    # An interrupted second candidate: resume trains it again from its checkpoint, not the first one.
+    # An interrupted second candidate (before the choice): resume trains it again from its checkpoint,
+    # not the first one.
     (candidate_dir(out, 1) / "train_summary.json").unlink()
+    (out / "restarts" / "selection.json").unlink()
     again = _train(cfg, tiny_dataset, out, resume=True)
     assert again["restarts"] == first["restarts"]
     assert (candidate_dir(out, 0) / "train_summary.json").is_file()
     assert log.stat().st_mtime_ns != before  # candidate 1 was resumed (its log rewritten)
     with pytest.raises(PartDiscoveryError, match="--overwrite|--resume"):
         _train(cfg, tiny_dataset, out)
+
+
+def test_an_early_choice_trains_only_the_chosen_candidate_on(
+    tmp_path, tiny_config, tiny_dataset, train_tiny, monkeypatch
+):
+    scored = []
+
+    def fake_scores(nets, *args, **kwargs):  # seed 1 scores higher; remember what was scored
+        scored.append([{k: v.clone() for k, v in net.state_dict().items()} for net in nets])
+        return [0.1, 0.2]
+
+    monkeypatch.setattr(restarts, "explained_variances", fake_scores)
+    out = tmp_path / "run"
+    cfg = tiny_config("train.steps=4", "train.restarts=2", "train.restarts_choice_step=2")
+    summary = _train(cfg, tiny_dataset, out)
+    assert summary["restarts"]["step"] == 2 and summary["restarts"]["chosen_seed"] == 1
+    assert summary["steps"] == 4
+    # The candidates were scored at step 2; the other one stopped there, unfinished.
+    for seed, state in zip((0, 1), scored[0]):
+        at_2 = torch.load(checkpoint_path(candidate_dir(out, seed), 2), weights_only=False)["model"]
+        assert all(torch.equal(at_2[f"net.{k}"], v) for k, v in state.items())
+    assert [p.name for p in list_checkpoints(candidate_dir(out, 0))] == ["step_00000002.pt"]
+    assert not (candidate_dir(out, 0) / "train_summary.json").exists()
+    # The kept run is exactly the single 4-step run of seed 1.
+    single = tmp_path / "single"
+    train_tiny(tiny_dataset, single, tiny_config("train.steps=4", "train.seed=1"))
+    a = torch.load(checkpoint_path(single, 4), weights_only=False)["model"]
+    b = torch.load(checkpoint_path(out, 4), weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # Interrupted after the choice: resume keeps the choice and trains only the chosen one on.
+    (candidate_dir(out, 1) / "train_summary.json").unlink()
+    checkpoint_path(candidate_dir(out, 1), 4).unlink()
+    untouched = (candidate_dir(out, 0) / "metrics.csv").stat().st_mtime_ns
+    again = _train(cfg, tiny_dataset, out, resume=True)
+    assert again["restarts"] == summary["restarts"] and len(scored) == 1
+    assert (candidate_dir(out, 0) / "metrics.csv").stat().st_mtime_ns == untouched
+    b = torch.load(checkpoint_path(out, 4), weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

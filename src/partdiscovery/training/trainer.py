@@ -167,9 +167,14 @@ class Trainer:
         self.device = torch.device(device)
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
 
-    def fit(self) -> dict:
+    def fit(self, stop_at: int | None = None) -> dict:
         """Train to ``cfg.train.steps`` (from the newest checkpoint with ``resume``) and return the
-        summary, also written to ``train_summary.json``."""
+        summary, also written to ``train_summary.json``.
+
+        ``stop_at``: pause after that many steps instead, with a checkpoint there and no summary file (the
+        run is unfinished; ``resume`` continues it exactly: the schedule and batches are those of the
+        whole run). The returned summary then has ``"stopped_at"``.
+        """
         cfg = self.cfg
         dist_info = self._start_processes()
         main = dist_info.is_main  # only the main process writes files
@@ -190,7 +195,8 @@ class Trainer:
             if main:
                 self._write_run_files(dist_info, start_step)
             shard = dist_info.shard(cfg.train.batch_size)
-            loader = self._loader(method, shard, start_step)
+            end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
+            loader = self._loader(method, shard, start_step, end)
             last, bad_steps = {}, 0
             with TrainingLog(self.run, cfg, start_step, main, self.progress) as log:
                 started = time.perf_counter()
@@ -213,9 +219,11 @@ class Trainer:
                     last = mean_across({k: float(v.detach()) for k, v in losses.items()}, self.device)
                     done = step + 1
                     log.step(done, optimizer.param_groups[-1]["lr"], last, time.perf_counter() - started)
-                    if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
+                    if done % cfg.train.checkpoint_every == 0 or done in (end, cfg.train.steps):
                         self._checkpoint(done, optimizer, schedule, main)
-            summary = self._summary(dist_info, start_step, time.perf_counter() - started, last)
+            summary = self._summary(dist_info, start_step, end, time.perf_counter() - started, last)
+            if end < cfg.train.steps:
+                return {**summary, "stopped_at": end}
             if main:
                 atomic_write_json(self.run.summary, summary)
             return summary
@@ -288,13 +296,13 @@ class Trainer:
         )
         self.run.trim_metrics(start_step)
 
-    def _loader(self, method: Method, shard, start_step: int) -> DataLoader:
-        """Batches of steps ``start_step..steps-1`` (this process's shard), a pure function of the seed."""
+    def _loader(self, method: Method, shard, start_step: int, end: int) -> DataLoader:
+        """Batches of steps ``start_step..end-1`` (this process's shard), a pure function of the seed."""
         cfg = self.cfg
         sampler = StepBatchSampler(
             len(self.dataset),
             cfg.train.batch_size,
-            cfg.train.steps,
+            end,
             cfg.train.seed,
             start_step,
             shard=(shard.offset, shard.size),
@@ -339,9 +347,11 @@ class Trainer:
                 prune_checkpoints(self.run.path, keep=self.cfg.train.keep_checkpoints)
         barrier()
 
-    def _summary(self, dist_info: DistInfo, start_step: int, wall: float, last: dict[str, float]) -> dict:
+    def _summary(
+        self, dist_info: DistInfo, start_step: int, end: int, wall: float, last: dict[str, float]
+    ) -> dict:
         cfg = self.cfg
-        trained = max(0, cfg.train.steps - start_step)
+        trained = max(0, end - start_step)
         return {
             "steps": cfg.train.steps,
             "steps_this_session": trained,

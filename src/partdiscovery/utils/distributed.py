@@ -89,3 +89,13 @@ def mean_across(values: dict[str, float], device: torch.device) -> dict[str, flo
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def broadcast_object(obj):
+    """The main process's ``obj`` on every process (``obj`` itself when not distributed): e.g. a choice
+    only the main process computed."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -28,16 +28,17 @@ from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
 from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_variances
 from partdiscovery.runs import RunFolder
-from partdiscovery.runs.checkpoint import list_checkpoints
+from partdiscovery.runs.checkpoint import checkpoint_path, list_checkpoints
 from partdiscovery.runs.folder import CONFIG_FILE, METRICS_FILE
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.training.methods import create_method
 from partdiscovery.training.trainer import Trainer
-from partdiscovery.utils.distributed import env_info
+from partdiscovery.utils.distributed import broadcast_object, env_info
 from partdiscovery.utils.io import atomic_write, atomic_write_json
 from partdiscovery.utils.seed import seed_everything
 
 RESTARTS_DIR = "restarts"
+SELECTION_FILE = "selection.json"
 CRITERION = "R² of φ's deepest layer over the training foreground, explained by the parts"
 
 
@@ -52,6 +53,49 @@ def candidate_configs(cfg: Config) -> list[Config]:
         dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + i, restarts=1))
         for i in range(cfg.train.restarts)
     ]
+
+
+def choice_step_of(cfg: Config) -> int:
+    """The step at which the candidates are compared: ``train.restarts_choice_step``, or the last step
+    when that is 0 or beyond the run."""
+    step = cfg.train.restarts_choice_step
+    return cfg.train.steps if step <= 0 or step >= cfg.train.steps else step
+
+
+def _has_step(folder: RunFolder, step: int) -> bool:
+    return checkpoint_path(folder.path, step).is_file()
+
+
+def _choose(
+    cfg: Config,
+    dataset: PartDataset,
+    out: str | Path,
+    seeds: list[int],
+    step: int,
+    device: torch.device,
+    max_images: int,
+) -> dict:
+    """Score each candidate's checkpoint at ``step`` on ``dataset`` (one pass over the images for all):
+    the record of the choice, with the chosen seed (the highest score; ties: the lowest seed)."""
+    phi = deepest_layer_phi(cfg.model.feature_extractor, cfg.model.pretrained, cfg.model.feature_weights)
+    models = [PartSegmenter.load(checkpoint_path(candidate_dir(out, s), step), device=device) for s in seeds]
+    values = explained_variances(
+        [m.net for m in models],
+        phi.to(device),
+        dataset,
+        cfg.data.input_size,
+        max_images,
+        device=models[0].device,
+    )
+    scores = dict(zip(seeds, values))
+    chosen = max(scores, key=lambda s: (scores[s], -s))
+    return {
+        "criterion": CRITERION,
+        "images": min(len(dataset), max_images),
+        "step": step,
+        "scores": {str(s): round(v, 6) for s, v in scores.items()},
+        "chosen_seed": chosen,
+    }
 
 
 def _copy_file(src: Path, dst: Path) -> None:
@@ -101,50 +145,60 @@ def train_with_restarts(
     try:
         if main:
             run.prepare(resume, overwrite)
-        summaries = {}
-        for candidate in candidate_configs(cfg):
-            seed = candidate.train.seed
-            folder = RunFolder(candidate_dir(out, seed))
-            if resume and folder.summary.is_file():
-                summaries[seed] = json.loads(folder.summary.read_text(encoding="utf-8"))
-                continue
-            if progress and main:
-                print(
-                    f"restart {seed - cfg.train.seed + 1} of {cfg.train.restarts} (seed {seed})",
-                    file=sys.stderr,
-                )
+        choice_step = choice_step_of(cfg)
+        candidates = {c.train.seed: c for c in candidate_configs(cfg)}
+        last: dict = {}  # what this process's last training returned (the other processes' result)
+
+        def train(seed: int, stop_at: int | None, resume_candidate: bool) -> dict:
             seed_everything(seed)
-            summaries[seed] = Trainer(
-                create_method(candidate),
-                candidate,
+            return Trainer(
+                create_method(candidates[seed]),
+                candidates[seed],
                 dataset,
-                folder.path,
+                candidate_dir(out, seed),
                 device=device,
-                resume=resume,
+                resume=resume_candidate,
                 overwrite=overwrite,
                 progress=progress,
                 info=info,
-            ).fit()
+            ).fit(stop_at=stop_at)
+
+        record = Path(out) / RESTARTS_DIR / SELECTION_FILE
+        if not resume:
+            record.unlink(missing_ok=True)
+        selection = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+        early = choice_step < cfg.train.steps
+        for seed in candidates:
+            if selection is not None and seed != selection["chosen_seed"]:
+                continue  # chosen before an interruption: only the chosen one may have steps left
+            folder = RunFolder(candidate_dir(out, seed))
+            if resume and (folder.summary.is_file() or (early and _has_step(folder, choice_step))):
+                continue
+            if progress and main:
+                print(
+                    f"restart {seed - cfg.train.seed + 1} of {cfg.train.restarts} (seed {seed})"
+                    + (f", to step {choice_step}" if early else ""),
+                    file=sys.stderr,
+                )
+            last = train(seed, choice_step if early else None, resume)
+        if main and selection is None:
+            selection = _choose(cfg, dataset, out, list(candidates), choice_step, device, max_images)
+            atomic_write_json(record, selection)  # the choice is made once: a resume reuses it
+            if progress:
+                listed = ", ".join(f"seed {s}: {v}" for s, v in selection["scores"].items())
+                print(
+                    f"restarts scored ({CRITERION}): {listed}; keeping seed {selection['chosen_seed']}",
+                    file=sys.stderr,
+                )
+        chosen = broadcast_object(selection["chosen_seed"] if main else None)
+        folder = RunFolder(candidate_dir(out, chosen))
+        if not folder.summary.is_file():  # chosen early (or interrupted at its end): train it on
+            if progress and main:
+                print(f"seed {chosen}: on to step {cfg.train.steps}", file=sys.stderr)
+            last = train(chosen, None, True)
         if not main:
-            return summaries[cfg.train.seed]
-        phi = deepest_layer_phi(cfg.model.feature_extractor, cfg.model.pretrained, cfg.model.feature_weights)
-        phi = phi.to(device)
-        models = [PartSegmenter.load(candidate_dir(out, seed), device=device) for seed in summaries]
-        values = explained_variances(
-            [m.net for m in models], phi, dataset, cfg.data.input_size, max_images, device=models[0].device
-        )
-        scores = dict(zip(summaries, values))
-        chosen = max(scores, key=lambda s: (scores[s], -s))  # ties: the lowest seed
-        selection = {
-            "criterion": CRITERION,
-            "images": min(len(dataset), max_images),
-            "scores": {str(s): round(v, 6) for s, v in scores.items()},
-            "chosen_seed": chosen,
-        }
-        if progress:
-            listed = ", ".join(f"seed {s}: {v:.4f}" for s, v in scores.items())
-            print(f"restarts scored ({CRITERION}): {listed}; keeping seed {chosen}", file=sys.stderr)
-        return _adopt(RunFolder(candidate_dir(out, chosen)), run, selection)
+            return last
+        return _adopt(folder, run, selection)
     finally:
         if lock is not None:
             lock.release()
