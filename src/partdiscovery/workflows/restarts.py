@@ -164,9 +164,17 @@ def train_with_restarts(
             ).fit(stop_at=stop_at)
 
         record = Path(out) / RESTARTS_DIR / SELECTION_FILE
-        if not resume:
-            record.unlink(missing_ok=True)
-        selection = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+        selection = None
+        if main:
+            if resume and record.is_file():
+                selection = json.loads(record.read_text(encoding="utf-8"))
+                if selection.get("step") != choice_step or set(selection["scores"]) != set(
+                    map(str, candidates)
+                ):
+                    selection = None  # made for other candidates or another step: choose again
+            else:
+                record.unlink(missing_ok=True)
+        selection = broadcast_object(selection)
         early = choice_step < cfg.train.steps
         for seed in candidates:
             if selection is not None and seed != selection["chosen_seed"]:
