@@ -8,10 +8,15 @@ semantic layer *across* the collection, with one prototype per part for all imag
 (:func:`~partdiscovery.evaluation.consistency.explained_variance`): it needs no labels, only the training
 images and their foreground masks.
 
+With ``train.restarts_choice_step`` the candidates are compared at that step and only the chosen one trains
+on (:meth:`Trainer.fit(stop_at=...) <partdiscovery.training.Trainer.fit>` pauses a run exactly where a resume
+picks it up), so the kept run is still the single run of its seed.
+
 Layout: the candidates train into ``OUT/restarts/seed_<S>/`` (ordinary run folders, resumable one by
-one); the chosen one's files (config, log, run info, checkpoints, summary last) are then copied to ``OUT``,
-so ``OUT`` loads, predicts and exports like any run. ``run_info.json`` and ``train_summary.json`` record
-every candidate's score and the choice under ``"restarts"``.
+one); the choice is written to ``OUT/restarts/selection.json`` once made (a resume reuses it); the chosen
+one's files (config, log, run info, checkpoints, summary last) are then copied to ``OUT``, so ``OUT`` loads,
+predicts and exports like any run. ``run_info.json`` and ``train_summary.json`` record every candidate's
+score and the choice under ``"restarts"``.
 """
 
 from __future__ import annotations
