@@ -172,7 +172,7 @@ class TrainConfig:
     consistent across the training images (no labels: :mod:`partdiscovery.workflows.restarts`). Why: which
     partition a run settles on depends on its seed by more than any setting tried (validation FG-NMI of one
     preset ranged 20.5-25.1 over seven seeds on PASCAL-Person), and the training losses do not tell the
-    better runs apart. Costs ``restarts`` times the training time."""
+    better runs apart. Costs ``restarts`` times the training time (less with ``restarts_choice_step``)."""
     restarts_choice_step: int = 0
     """With ``restarts`` > 1: train every candidate to this step only, choose there, and train just the
     chosen one on to ``steps`` (its schedule is the full run's, so it ends as the single run of its seed).
