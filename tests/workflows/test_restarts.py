@@ -111,3 +111,6 @@ def test_an_early_choice_trains_only_the_chosen_candidate_on(
     assert (candidate_dir(out, 0) / "metrics.csv").stat().st_mtime_ns == untouched
     b = torch.load(checkpoint_path(out, 4), weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # Started again over the finished run (--overwrite): the same choice and run.
+    assert _train(cfg, tiny_dataset, out, overwrite=True)["restarts"] == summary["restarts"]
+    assert len(scored) == 2

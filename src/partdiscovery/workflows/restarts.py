@@ -163,7 +163,7 @@ def train_with_restarts(
                 candidate_dir(out, seed),
                 device=device,
                 resume=resume_candidate,
-                overwrite=overwrite,
+                overwrite=overwrite and not resume_candidate,  # the chosen one, trained on, is resumed
                 progress=progress,
                 info=info,
             ).fit(stop_at=stop_at)
