@@ -67,6 +67,17 @@ def choice_step_of(cfg: Config) -> int:
     return cfg.train.steps if step <= 0 or step >= cfg.train.steps else step
 
 
+def _earlier_choice(record: Path, step: int, seeds: list[int], resume: bool) -> dict | None:
+    """The choice recorded in ``record`` by an interrupted run, when resuming and it was made among these
+    ``seeds`` at this ``step``; else None (and a stale record is removed)."""
+    if resume and record.is_file():
+        selection = json.loads(record.read_text(encoding="utf-8"))
+        if selection.get("step") == step and set(selection["scores"]) == {str(s) for s in seeds}:
+            return selection
+    record.unlink(missing_ok=True)
+    return None
+
+
 def _has_step(folder: RunFolder, step: int) -> bool:
     return checkpoint_path(folder.path, step).is_file()
 
@@ -138,11 +149,11 @@ def train_with_restarts(
     info: dict | None = None,
     max_images: int = 120,
 ) -> dict:
-    """Train ``cfg.train.restarts`` candidates, score each on ``dataset`` without labels
-    (:func:`~partdiscovery.evaluation.consistency.explained_variances` on up to ``max_images`` training
-    images, read once for all candidates) and make the best the run in ``out``. ``resume`` skips finished
-    candidates and resumes an interrupted one. Returns the run's summary (with ``"restarts"``: seeds, scores,
-    chosen seed).
+    """Train ``cfg.train.restarts`` candidates (to ``train.restarts_choice_step`` when set), score each on
+    ``dataset`` without labels (:func:`~partdiscovery.evaluation.consistency.explained_variances` on up to
+    ``max_images`` training images, read once for all candidates), train the best on to the last step and
+    make it the run in ``out``. ``resume`` skips finished candidates, resumes an interrupted one and keeps a
+    choice already made. Returns the run's summary (with ``"restarts"``: step, seeds, scores, chosen seed).
     """
     run = RunFolder(Path(out))
     main = env_info().is_main
@@ -169,16 +180,7 @@ def train_with_restarts(
             ).fit(stop_at=stop_at)
 
         record = Path(out) / RESTARTS_DIR / SELECTION_FILE
-        selection = None
-        if main:
-            if resume and record.is_file():
-                selection = json.loads(record.read_text(encoding="utf-8"))
-                if selection.get("step") != choice_step or set(selection["scores"]) != set(
-                    map(str, candidates)
-                ):
-                    selection = None  # made for other candidates or another step: choose again
-            else:
-                record.unlink(missing_ok=True)
+        selection = _earlier_choice(record, choice_step, list(candidates), resume) if main else None
         selection = broadcast_object(selection)
         early = choice_step < cfg.train.steps
         for seed in candidates:
