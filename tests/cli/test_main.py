@@ -55,6 +55,19 @@ def flow(tmp_path_factory):
     return {"root": root, "data": data, "run": run}
 
 
+def test_train_says_what_it_trained_and_which_restart_it_kept(flow, tmp_path, capsys):
+    data = flow["data"]
+    base = f"--data {data} --parts 3 --no-pretrained --device cpu --quiet"
+    capsys.readouterr()
+    assert cli(f"train {base} --out {tmp_path / 'one'} --steps 2", *TINY) == 0
+    assert capsys.readouterr().out.startswith("trained 2 steps in ")
+    restarts = ("train.restarts=2", "train.restarts_choice_step=1")
+    assert cli(f"train {base} --out {tmp_path / 'two'} --steps 2", *TINY, *restarts) == 0
+    line = capsys.readouterr().out
+    chosen = json.loads((tmp_path / "two" / "train_summary.json").read_text())["restarts"]["chosen_seed"]
+    assert line.startswith(f"kept seed {chosen} of 2 runs (compared at step 1); ") and " s in all" in line
+
+
 def test_synth_and_train_outputs(flow, capsys):
     data, run = flow["data"], flow["run"]
     assert len(list((data / "images").glob("*.jpg"))) == 12

@@ -133,10 +133,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         masks=args.masks,
         keep_background_setting=explicitly_set(args.overrides, "model.learned_background"),
     )
-    print(
-        f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "
-        f"({summary['images_per_s']:.2f} images/s, peak RSS {summary['peak_rss_mb']:.0f} MiB); run: {args.out}"
-    )
+    restarts = summary.get("restarts")
+    if restarts:
+        print(
+            f"kept seed {restarts['chosen_seed']} of {len(restarts['scores'])} runs (compared at step "
+            f"{restarts['step']}); {restarts['wall_s']:.1f} s in all, peak RSS {summary['peak_rss_mb']:.0f} MiB; "
+            f"run: {args.out}"
+        )
+    else:
+        print(
+            f"trained {summary['steps_this_session']} steps in {summary['wall_s']:.1f} s "
+            f"({summary['images_per_s']:.2f} images/s, peak RSS {summary['peak_rss_mb']:.0f} MiB); run: {args.out}"
+        )
     return 0
 
 

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -153,8 +154,10 @@ def train_with_restarts(
     ``dataset`` without labels (:func:`~partdiscovery.evaluation.consistency.explained_variances` on up to
     ``max_images`` training images, read once for all candidates), train the best on to the last step and
     make it the run in ``out``. ``resume`` skips finished candidates, resumes an interrupted one and keeps a
-    choice already made. Returns the run's summary (with ``"restarts"``: step, seeds, scores, chosen seed).
+    choice already made. Returns the run's summary (with ``"restarts"``: step, seeds, scores, chosen seed,
+    and ``wall_s``, the seconds of this call).
     """
+    started = time.perf_counter()
     run = RunFolder(Path(out))
     main = env_info().is_main
     lock = run.lock() if main else None  # held throughout: one writer of OUT and its candidates
@@ -213,7 +216,8 @@ def train_with_restarts(
             last = train(chosen, None, True)
         if not main:
             return last
-        return _adopt(folder, run, selection)
+        # The kept run's own summary times its last session only; this is the whole call's.
+        return _adopt(folder, run, {**selection, "wall_s": round(time.perf_counter() - started, 3)})
     finally:
         if lock is not None:
             lock.release()
