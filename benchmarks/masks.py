@@ -14,6 +14,10 @@ clustering assignment and refinement, on the threads given by ``--threads``.
 
     python benchmarks/masks.py --split val
     python benchmarks/masks.py --split test --approaches kmeans_border+grabcut --update BENCHMARKS.md
+    python benchmarks/masks.py --split val --approaches border_contrast+grabcut --sweep certain_fraction=0,0.05
+
+``--sweep KEY=V1,V2,...`` scores every approach at every value of one foreground setting, on the same φ
+features (a row per approach and value).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from partdiscovery.config import ForegroundConfig, load_config
+from partdiscovery.config import Config, ForegroundConfig, load_config, with_overrides
 from partdiscovery.data import PartFolderDataset
 from partdiscovery.foreground import COARSE, ForegroundModel, create_phi, image_features
 from partdiscovery.foreground.cosegment import NEEDS_FIT, NEEDS_TEACHER
@@ -64,8 +68,25 @@ def iou(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.logical_and(pred, gt).sum() / union) if union else 1.0
 
 
+def sweep_configs(cfg: ForegroundConfig, sweep: str | None) -> dict[str, ForegroundConfig]:
+    """``{label: config}``: ``cfg`` alone (label ``""``), or one copy per value of ``KEY=V1,V2,...``."""
+    if not sweep:
+        return {"": cfg}
+    key, values = sweep.split("=", 1)
+    field = key.removeprefix("foreground.")
+    return {
+        f"{field}={value}": with_overrides(Config(foreground=cfg), [f"foreground.{field}={value}"]).foreground
+        for value in values.split(",")
+    }
+
+
 def evaluate_dataset(
-    root: Path, split: str, approaches: list[str], cfg: ForegroundConfig, limit: int
+    root: Path,
+    split: str,
+    approaches: list[str],
+    cfg: ForegroundConfig,
+    limit: int,
+    sweep: str | None = None,
 ) -> list[dict]:
     train = PartFolderDataset(root, "train", validate=False)
     if split == "val":
@@ -87,14 +108,16 @@ def evaluate_dataset(
     features_fit_s = time.perf_counter() - started
     models = {}
     for approach in approaches:
-        coarse_name, refine = approach.split("+")
-        acfg = ForegroundConfig(**{**cfg.__dict__, "coarse": coarse_name, "refine": refine})
-        t = time.perf_counter()
-        coarse = COARSE.build(coarse_name, cells, border, acfg, teacher)
-        models[approach] = (ForegroundModel(acfg, coarse, phi), time.perf_counter() - t)
+        for label, scfg in sweep_configs(cfg, sweep).items():
+            coarse_name, refine = approach.split("+")
+            acfg = ForegroundConfig(**{**scfg.__dict__, "coarse": coarse_name, "refine": refine})
+            t = time.perf_counter()
+            coarse = COARSE.build(coarse_name, cells, border, acfg, teacher)
+            name = f"{approach} {label}".strip()
+            models[name] = (ForegroundModel(acfg, coarse, phi), time.perf_counter() - t)
 
-    scores = {a: [] for a in approaches}
-    times = {a: 0.0 for a in approaches}
+    scores = {a: [] for a in models}
+    times = {a: 0.0 for a in models}
     feature_s = 0.0
     for i in indices:
         sample = evaluation.load(i)
@@ -111,6 +134,7 @@ def evaluate_dataset(
     for approach, (model, fit_s) in models.items():
         values = np.array(scores[approach])
         needs_fit = approach.split("+")[0] in NEEDS_FIT
+        refined = model.cfg.refine != "none"
         rows.append(
             {
                 "dataset": root.name,
@@ -119,6 +143,7 @@ def evaluate_dataset(
                 "n_images": n,
                 "iou": 100 * float(values.mean()),
                 "iou_median": 100 * float(np.median(values)),
+                "certain_fraction": model.cfg.certain_fraction if refined else None,
                 "below_50": int((values < 0.5).sum()),
                 "ms_per_image": 1000 * (feature_s + times[approach]) / n,
                 "fit_s": features_fit_s + fit_s if needs_fit else 0.0,
@@ -176,6 +201,9 @@ def main() -> None:
     parser.add_argument(
         "--set", dest="overrides", nargs="*", default=[], help="foreground.key=value overrides"
     )
+    parser.add_argument(
+        "--sweep", default=None, help="KEY=V1,V2,...: score each approach at each value of one foreground key"
+    )
     parser.add_argument("--limit", type=int, default=0, help="at most this many evaluation images (0: all)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "masks"))
@@ -191,7 +219,7 @@ def main() -> None:
         if not root.is_dir():
             print(f"skipping {name}: {root} not found", file=sys.stderr)
             continue
-        rows += evaluate_dataset(root, args.split, args.approaches, cfg, args.limit)
+        rows += evaluate_dataset(root, args.split, args.approaches, cfg, args.limit, args.sweep)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1], *sys.argv[1:]])
     lines = table(rows, command, time.perf_counter() - started, args.threads, cfg)
     out = Path(args.out)

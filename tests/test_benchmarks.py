@@ -158,3 +158,17 @@ def test_masks_cam_maps_are_at_stride_32_for_any_aspect():
     maps = cam.activation_maps(model, image, size=128)
     assert set(maps) == {"cam5", "cam1", "norm", "meanact"}
     assert all(m.shape == (2, 4) for m in maps.values())  # 128 x 77 -> 128 x 64 -> 4 x 2 cells
+
+
+def test_masks_sweep_makes_one_config_per_value():
+    from partdiscovery.config import ConfigError, ForegroundConfig
+
+    masks = load_script("masks")
+    base = ForegroundConfig(input_size=128)
+    assert masks.sweep_configs(base, None) == {"": base}
+    swept = masks.sweep_configs(base, "foreground.certain_fraction=0,0.05")
+    assert list(swept) == ["certain_fraction=0", "certain_fraction=0.05"]
+    assert [c.certain_fraction for c in swept.values()] == [0.0, 0.05]
+    assert all(c.input_size == 128 for c in swept.values())
+    with pytest.raises(ConfigError, match="certain_fraction"):
+        masks.sweep_configs(base, "certain_fraction=2")

@@ -229,6 +229,12 @@ class ForegroundConfig:
     """At most this many images (an evenly spaced subset) are used to fit the clustering."""
     fit_pixels: int = 60000
     """At most this many φ feature cells (randomly drawn) are clustered."""
+    certain_fraction: float = 0.05
+    """The most object-like fraction of the coarse object's cells (by the coarse approach's score) is fixed
+    as object for the refiner, so GrabCut cannot cut the object's core away where it shares the
+    background's colours (0: nothing fixed; approaches without a graded score, ``cluster2``,
+    ``kmeans_border`` and ``box``, fix nothing). Chosen on the validation images (BENCHMARKS.md,
+    "Foreground masks without labels")."""
     grabcut_iterations: int = 5
     refine_size: int = 320
     """GrabCut runs on the image resized so its longer side is at most this many pixels."""
@@ -409,6 +415,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "train.threads": (0, 4096, "0: PyTorch's default"),
     "train.restarts": (1, 1000, "1: a single run"),
     "train.restarts_choice_step": (0, 10**9, "0: choose after the last step"),
+    "foreground.certain_fraction": (0, 1, "a fraction of the coarse object's cells"),
     "scops.concentration": (0, _ANY, "a loss weight"),
     "scops.equivariance": (0, _ANY, "a loss weight"),
     "scops.centre_equivariance": (0, _ANY, "a loss weight"),

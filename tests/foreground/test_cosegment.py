@@ -7,7 +7,7 @@ import pytest
 
 from partdiscovery.config import ForegroundConfig
 from partdiscovery.foreground import COARSE
-from partdiscovery.foreground.cosegment import NEEDS_FIT, BorderContrast, Box
+from partdiscovery.foreground.cosegment import NEEDS_FIT, BorderContrast, Box, certain_core
 
 
 def two_tone_features(
@@ -55,3 +55,37 @@ def test_border_contrast_is_per_image():
 def test_box_is_everything():
     coarse = COARSE.build("box", None, None, ForegroundConfig())
     assert isinstance(coarse, Box) and coarse.probability(np.zeros((3, 4, 2))).all()
+
+
+def test_border_contrast_score_is_what_probability_thresholds():
+    features, obj = two_tone_features()
+    coarse = BorderContrast()
+    score = coarse.score(features)
+    assert score.shape == obj.shape and score[obj].min() > score[~obj].max()
+
+
+def test_certain_core_is_the_top_fraction_of_the_object_by_score():
+    probability = np.zeros((4, 5), np.float32)
+    probability[1:3, 1:4] = 1.0  # 6 object cells
+    score = np.arange(20, dtype=np.float32).reshape(4, 5)  # rises to the bottom right
+    score[3, 4] = 99.0  # a background cell's score never makes it certain
+    core = certain_core(probability, score, 1 / 3)
+    expected = np.zeros((4, 5), bool)
+    expected[2, 2:4] = True  # the two highest-scoring object cells
+    np.testing.assert_array_equal(core, expected)
+    assert certain_core(probability, score, 1.0).sum() == 6
+
+
+@pytest.mark.parametrize("name", ["cluster2", "kmeans_border", "box"])
+def test_approaches_without_a_graded_score_fix_nothing(name):
+    features, _ = two_tone_features()
+    cells, on_border = cells_of([features])
+    coarse = COARSE.build(name, cells, on_border, ForegroundConfig(clusters=3))
+    assert coarse.score(features) is None
+    assert certain_core(coarse.probability(features), coarse.score(features), 0.05) is None
+
+
+def test_certain_core_is_none_when_off_or_empty():
+    score = np.ones((3, 3), np.float32)
+    assert certain_core(np.ones((3, 3), np.float32), score, 0.0) is None
+    assert certain_core(np.zeros((3, 3), np.float32), score, 0.05) is None

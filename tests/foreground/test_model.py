@@ -60,3 +60,16 @@ def test_collect_fit_cells(collection, phi):
     _, _, none = collect_fit_cells(images, ForegroundConfig(coarse="cluster2", input_size=64), phi)
     assert none is None
     assert upsample(np.eye(2, dtype=np.float32), 8, 8).shape == (8, 8)
+
+
+def test_coarse_maps_give_the_refiner_a_certain_core_inside_the_coarse_mask(collection, phi):
+    image, gt = collection[0]
+    fixed = ForegroundModel.fit([image], ForegroundConfig(input_size=128, certain_fraction=0.2), phi=phi)
+    probability, certain = fixed.coarse_maps(image)
+    assert probability.shape == certain.shape == gt.shape and certain.dtype == bool
+    assert certain.any() and not (certain & (probability < 0.5)).any()
+    assert 0.05 < certain.sum() / (probability >= 0.5).sum() < 0.4
+    assert gt[certain].mean() > gt[probability >= 0.5].mean()  # the core is more object than the blob
+    off = ForegroundModel.fit([image], ForegroundConfig(input_size=128, certain_fraction=0.0), phi=phi)
+    assert off.coarse_maps(image)[1] is None
+    np.testing.assert_array_equal(off.coarse_probability(image), probability)

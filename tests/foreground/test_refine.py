@@ -32,3 +32,23 @@ def test_grabcut_downscales_large_images_and_keeps_the_size(collection, iou):
 def test_grabcut_without_an_object_seed_returns_the_coarse_mask():
     rgb = np.zeros((20, 20, 3), np.uint8)
     assert not REFINERS.build("grabcut", rgb, np.zeros((20, 20), np.float32), ForegroundConfig()).any()
+
+
+def test_grabcut_keeps_the_certain_core_where_it_shares_the_background_colour():
+    """An object half blue, half the background's red: GrabCut alone gives the red half to the
+    background; with the red half's core certain, that core stays object."""
+    rng = np.random.default_rng(0)
+    rgb = np.zeros((80, 80, 3)) + [200, 40, 40]
+    obj, blue = np.zeros((80, 80), bool), np.zeros((80, 80), bool)
+    obj[20:60, 20:60], blue[20:60, 20:40] = True, True
+    rgb[blue] = [40, 40, 200]
+    rgb = np.clip(rgb + rng.normal(0, 10, rgb.shape), 0, 255).astype(np.uint8)
+    probability = np.zeros((80, 80), np.float32)
+    probability[16:64, 16:64] = 1.0
+    certain = np.zeros((80, 80), bool)
+    certain[30:50, 44:56] = True
+    alone = REFINERS.build("grabcut", rgb, probability, ForegroundConfig())
+    fixed = REFINERS.build("grabcut", rgb, probability, ForegroundConfig(refine_size=40), certain)
+    assert alone[blue].all() and not alone[obj & ~blue].any()
+    assert fixed[certain].all() and fixed[blue].all() and not fixed[~obj].any()
+    assert REFINERS.build("none", rgb, probability, ForegroundConfig(), certain).sum() == probability.sum()

@@ -23,6 +23,7 @@ from partdiscovery.foreground.cosegment import (
     NEEDS_TEACHER,
     BorderContrast,
     CoarseForeground,
+    certain_core,
 )
 from partdiscovery.foreground.features import border_cells, image_features
 from partdiscovery.foreground.refine import REFINERS, refine_grabcut
@@ -83,21 +84,44 @@ class ForegroundModel:
 
     def coarse_probability(self, image: Image.Image, features: np.ndarray | None = None) -> np.ndarray:
         """``float32 [H, W]`` coarse foreground probability of ``image`` (``features`` if already computed)."""
+        return self.coarse_maps(image, features)[0]
+
+    def coarse_maps(
+        self, image: Image.Image, features: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The refiner's inputs at the image's size: ``float32 [H, W]`` coarse probability and ``bool [H, W]``
+        certain object core (None where the approach has no graded score or ``cfg.certain_fraction`` is 0)."""
         if features is None:
             features = image_features(self.phi, image, self.cfg.input_size, self.device)
-        return upsample(self.coarse.probability(features), image.height, image.width)
+        return coarse_maps(self.coarse, features, image.height, image.width, self.cfg.certain_fraction)
 
     def predict(self, image: Image.Image, features: np.ndarray | None = None) -> np.ndarray:
         """``bool [H, W]`` foreground mask of ``image`` (any image, not only the fitting ones)."""
         rgb = np.asarray(image.convert("RGB"))
-        return self._refine(rgb, self.coarse_probability(image, features), self.cfg)
+        probability, certain = self.coarse_maps(image, features)
+        return self._refine(rgb, probability, self.cfg, certain)
+
+
+def coarse_maps(
+    coarse, features: np.ndarray, height: int, width: int, certain_fraction: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A coarse approach's probability and certain core (:func:`certain_core`) on φ's grid
+    (``features``: ``float32 [h, w, C]``), upsampled to ``height x width``."""
+    probability = coarse.probability(features)
+    core = certain_core(probability, coarse.score(features), certain_fraction)
+    probability = upsample(probability, height, width)
+    if core is None:
+        return probability, None
+    return probability, upsample(core.astype(np.float32), height, width) >= 0.5
 
 
 def teacher_labels(image: Image.Image, features: np.ndarray, cfg: ForegroundConfig) -> np.ndarray:
     """First-pass masks of the self-trained approach, per φ cell: ``float32 [h, w]`` object fraction of
     each cell in the ``border_contrast`` + GrabCut mask of ``image``."""
-    coarse = BorderContrast().probability(features)
-    mask = refine_grabcut(np.asarray(image.convert("RGB")), upsample(coarse, image.height, image.width), cfg)
+    probability, certain = coarse_maps(
+        BorderContrast(), features, image.height, image.width, cfg.certain_fraction
+    )
+    mask = refine_grabcut(np.asarray(image.convert("RGB")), probability, cfg, certain)
     h, w = features.shape[:2]
     return cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
 
