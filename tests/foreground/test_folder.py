@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -37,6 +38,20 @@ def test_writes_masks_and_manifest_then_reuses_them(photos, tmp_path, collection
     before = (out / "img0.png").stat().st_mtime_ns
     assert write_mask_folder(list_images(photos), out, FAST, progress=False)["reused"]
     assert (out / "img0.png").stat().st_mtime_ns == before
+
+
+def test_keep_existing_reuses_masks_made_with_another_config(photos, tmp_path):
+    """A resumed run keeps its masks when a default changed since (the manifest's config differs)."""
+    out = tmp_path / "masks"
+    write_mask_folder(list_images(photos), out, FAST, progress=False)
+    before = (out / "img0.png").stat().st_mtime_ns
+    other = dataclasses.replace(FAST, certain_fraction=0.3)
+    kept = write_mask_folder(list_images(photos), out, other, progress=False, keep_existing=True)
+    assert kept["reused"] and kept["config_differs"] and kept["config"] == dataclasses.asdict(FAST)
+    assert (out / "img0.png").stat().st_mtime_ns == before
+    remade = write_mask_folder(list_images(photos), out, other, progress=False)
+    assert not remade["reused"] and not remade["config_differs"]
+    assert json.loads((out / MANIFEST).read_text())["config"]["certain_fraction"] == 0.3
 
 
 def test_never_writes_into_a_foreign_folder(photos, tmp_path):

@@ -66,7 +66,11 @@ def check_collection(paths: Sequence[Path], folder: Path) -> None:
         )
 
 
-def _manifest_matches(out: Path, cfg: ForegroundConfig, stems: list[str]) -> dict | None:
+def _manifest_matches(
+    out: Path, cfg: ForegroundConfig, stems: list[str], any_config: bool = False
+) -> dict | None:
+    """The manifest of a complete mask folder in ``out`` for ``stems`` made with ``cfg`` (with any config
+    when ``any_config``), else None."""
     import json
 
     path = out / MANIFEST
@@ -76,7 +80,7 @@ def _manifest_matches(out: Path, cfg: ForegroundConfig, stems: list[str]) -> dic
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if manifest.get("config") != asdict(cfg) or manifest.get("ids") != stems:
+    if manifest.get("ids") != stems or not (any_config or manifest.get("config") == asdict(cfg)):
         return None
     if not all((out / f"{s}.png").is_file() for s in stems):
         return None
@@ -90,21 +94,28 @@ def write_mask_folder(
     device: str | torch.device = "cpu",
     progress: bool = True,
     fit_paths: Sequence[Path] | None = None,
+    keep_existing: bool = False,
 ) -> dict:
     """Fit the foreground model on ``fit_paths`` (default ``paths``) and write ``OUT/<stem>.png`` masks
     (0/255, the size of each image) for every image of ``paths``.
 
+    Args:
+        keep_existing: reuse a complete folder of masks of the same images even if it was made with
+            another config (a resumed run must go on training on the masks it started with, e.g. after
+            an upgrade changed a default; ``config_differs`` in the result says so).
+
     Returns:
         The manifest (also written to ``OUT/foreground.json``); ``reused`` is True when a complete
-        folder of masks made with the same config and images was found and nothing was recomputed.
+        folder of masks made with the same config (or, with ``keep_existing``, any config) and images was
+        found and nothing was recomputed.
     """
     out = Path(out)
     paths = [Path(p) for p in paths]
     folder = paths[0].parent if paths else out
     stems = [p.stem for p in paths]
-    manifest = _manifest_matches(out, cfg, stems)
+    manifest = _manifest_matches(out, cfg, stems, any_config=keep_existing)
     if manifest is not None:
-        return manifest | {"reused": True}
+        return manifest | {"reused": True, "config_differs": manifest.get("config") != asdict(cfg)}
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise DatasetError(
             f"{out}: exists and holds files not written by partdiscovery masks; choose another output folder"
@@ -145,4 +156,4 @@ def write_mask_folder(
         "ms_per_image": round(1000 * predict_s / max(1, len(paths)), 1),
     }
     atomic_write_json(out / MANIFEST, manifest)
-    return manifest | {"reused": False}
+    return manifest | {"reused": False, "config_differs": False}

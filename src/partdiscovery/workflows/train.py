@@ -86,9 +86,16 @@ def training_dataset(
             file=sys.stderr,
             flush=True,
         )
-    manifest = write_mask_folder(paths, mask_dir, fg, resolve_device(device), progress=not quiet)
+    manifest = write_mask_folder(
+        paths, mask_dir, fg, resolve_device(device), progress=not quiet, keep_existing=resume
+    )
     if not quiet and manifest["reused"]:
-        print(f"reusing the masks in {mask_dir} (same images and foreground config)", file=sys.stderr)
+        why = (
+            "the run started on them; they were made with another foreground config"
+            if manifest["config_differs"]
+            else "same images and foreground config"
+        )
+        print(f"reusing the masks in {mask_dir} ({why})", file=sys.stderr)
     if not keep_background_setting and not cfg.model.learned_background:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
     if root is not None:
