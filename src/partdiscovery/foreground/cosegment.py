@@ -23,6 +23,7 @@ accidental background thing (a car behind one person) is not taken for the objec
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import numpy as np
 from skimage.filters import threshold_otsu
@@ -31,6 +32,25 @@ from sklearn.cluster import KMeans
 from partdiscovery.config import ForegroundConfig
 from partdiscovery.foreground.features import border_cells
 from partdiscovery.utils.registry import Registry
+
+
+class CoarseApproach(Protocol):
+    """What every registered coarse approach builds: φ features of one image -> object probability and,
+    where it has one, a graded score (:func:`certain_core` takes the object's most certain cells from it)."""
+
+    fitted: bool
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """``float32 [h, w, C]`` -> ``float32 [h, w]`` in [0, 1]."""
+        ...
+
+    def score(self, features: np.ndarray) -> np.ndarray | None:
+        """``float32 [h, w, C]`` -> ``float32 [h, w]`` (higher: more object), or None."""
+        ...
+
+    def summary(self) -> dict:
+        """JSON-able description (recorded beside the masks)."""
+        ...
 
 
 @dataclass
@@ -70,7 +90,7 @@ class CoarseForeground:
         } | {"clusters": int(len(self.centroids))}
 
 
-COARSE: Registry[CoarseForeground] = Registry("coarse foreground approach")
+COARSE: Registry[CoarseApproach] = Registry("coarse foreground approach")
 
 
 def list_coarse() -> list[str]:

@@ -22,7 +22,7 @@ from partdiscovery.foreground.cosegment import (
     NEEDS_FIT,
     NEEDS_TEACHER,
     BorderContrast,
-    CoarseForeground,
+    CoarseApproach,
     certain_core,
 )
 from partdiscovery.foreground.features import border_cells, image_features
@@ -48,7 +48,7 @@ class ForegroundModel:
 
     Args:
         cfg: the foreground config (approach and sizes).
-        coarse: a fitted :class:`CoarseForeground`.
+        coarse: a built coarse approach (:data:`~partdiscovery.foreground.cosegment.COARSE`).
         phi: the frozen feature extractor it was fitted with.
         device: where φ runs.
     """
@@ -56,7 +56,7 @@ class ForegroundModel:
     def __init__(
         self,
         cfg: ForegroundConfig,
-        coarse: CoarseForeground,
+        coarse: CoarseApproach,
         phi: nn.Module,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -103,7 +103,7 @@ class ForegroundModel:
 
 
 def coarse_maps(
-    coarse, features: np.ndarray, height: int, width: int, certain_fraction: float
+    coarse: CoarseApproach, features: np.ndarray, height: int, width: int, certain_fraction: float
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A coarse approach's probability and certain core (:func:`certain_core`) on φ's grid
     (``features``: ``float32 [h, w, C]``), upsampled to ``height x width``."""
