@@ -17,7 +17,9 @@ clustering assignment and refinement, on the threads given by ``--threads``.
     python benchmarks/masks.py --split val --approaches border_contrast+grabcut --sweep certain_fraction=0,0.05
 
 ``--sweep KEY=V1,V2,...`` scores every approach at every value of one foreground setting, on the same φ
-features (a row per approach and value).
+features (a row per approach and value): for settings of the coarse step and the refiner
+(``certain_fraction``, ``grabcut_iterations``, ``refine_size``, ...); φ and the fitting cells are computed
+once with the base config, so ``input_size``, ``feature_extractor`` and ``fit_*`` are not swept this way.
 """
 
 from __future__ import annotations
