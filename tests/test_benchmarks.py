@@ -172,3 +172,24 @@ def test_masks_sweep_makes_one_config_per_value():
     assert all(c.input_size == 128 for c in swept.values())
     with pytest.raises(ConfigError, match="certain_fraction"):
         masks.sweep_configs(base, "certain_fraction=2")
+
+
+def test_reference_partitions_bands_span_the_foreground_rows():
+    import numpy as np
+
+    ref = load_script("reference_partitions")
+    fg = np.zeros((10, 3), bool)
+    fg[2:10, 1] = True  # rows 2-9: 8 rows, two bands of 4
+    b = ref.bands(fg, 2)
+    assert b[2:6, 1].tolist() == [1] * 4 and b[6:10, 1].tolist() == [2] * 4
+    assert (b[~fg] == 0).all()
+    assert (ref.bands(np.zeros((4, 4), bool), 3) == 0).all()
+
+
+def test_reference_partitions_groups_labels_by_name():
+    ref = load_script("reference_partitions")
+    names = {1: "hair", 2: "skin", 3: "jeans", 4: "bag"}
+    lookup = ref.group_lookup(names, {"head": ["hair", "skin"], "lower": ["jeans"]})
+    assert lookup.tolist() == [0, 1, 1, 2, 3]  # bag: in no group -> the rest
+    with pytest.raises(SystemExit, match="wings"):
+        ref.group_lookup(names, {"x": ["wings"]})

@@ -117,6 +117,10 @@ def test_an_early_choice_trains_only_the_chosen_candidate_on(
     assert (candidate_dir(out, 0) / "metrics.csv").stat().st_mtime_ns == untouched
     b = torch.load(checkpoint_path(out, 4), weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # A record of the choice that cannot be read is chosen again, to the same choice.
+    (candidate_dir(out, 1) / "train_summary.json").unlink()
+    (out / "restarts" / "selection.json").write_text('{"step": 2, "scores": ', encoding="utf-8")
+    assert choice(_train(cfg, tiny_dataset, out, resume=True)) == choice(summary) and len(scored) == 2
     # Started again over the finished run (--overwrite): the same choice and run.
     assert choice(_train(cfg, tiny_dataset, out, overwrite=True)) == choice(summary)
-    assert len(scored) == 2
+    assert len(scored) == 3

@@ -70,11 +70,16 @@ def choice_step_of(cfg: Config) -> int:
 
 def _earlier_choice(record: Path, step: int, seeds: list[int], resume: bool) -> dict | None:
     """The choice recorded in ``record`` by an interrupted run, when resuming and it was made among these
-    ``seeds`` at this ``step``; else None (and a stale record is removed)."""
+    ``seeds`` at this ``step``; else None (and a stale record is removed). An unreadable record (it is
+    written atomically, so only an edit by hand makes one) is stale too: the candidates' checkpoints are
+    there, so choosing again costs one scoring pass and gives the same choice."""
     if resume and record.is_file():
-        selection = json.loads(record.read_text(encoding="utf-8"))
-        if selection.get("step") == step and set(selection["scores"]) == {str(s) for s in seeds}:
-            return selection
+        try:
+            selection = json.loads(record.read_text(encoding="utf-8"))
+            if selection.get("step") == step and set(selection["scores"]) == {str(s) for s in seeds}:
+                return selection
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
     record.unlink(missing_ok=True)
     return None
 
