@@ -8,7 +8,10 @@ scored against the dataset's given masks:
 - ``--split val``: a hashed 20% of the train ids (md5 of the id, mod 5 == 0); used to choose the approach.
 - ``--split test``: the test split; reported once, for the approaches chosen on val.
 
-IoU is the mean over images of |pred ∩ gt| / |pred ∪ gt| at the image's resolution. Time per image is
+IoU is the mean over images of |pred ∩ gt| / |pred ∪ gt| at the image's resolution; precision and recall
+(means over images of |pred ∩ gt| / |pred| and / |gt|) say which way a mask errs, which matters for training:
+masks that spill into the background cost the parts more than masks that miss some of the object
+(BENCHMARKS.md, "Which mask errors cost the parts"). Time per image is
 the wall time of φ features (once per image, shared by the approaches) plus each approach's
 clustering assignment and refinement, on the threads given by ``--threads``.
 
@@ -70,6 +73,13 @@ def iou(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.logical_and(pred, gt).sum() / union) if union else 1.0
 
 
+def precision_recall(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """|pred ∩ gt| / |pred| and |pred ∩ gt| / |gt| (1 where the denominator is empty)."""
+    both = np.logical_and(pred, gt).sum()
+    n_pred, n_gt = pred.sum(), gt.sum()
+    return float(both / n_pred) if n_pred else 1.0, float(both / n_gt) if n_gt else 1.0
+
+
 def sweep_configs(cfg: ForegroundConfig, sweep: str | None) -> dict[str, ForegroundConfig]:
     """``{label: config}``: ``cfg`` alone (label ``""``), or one copy per value of ``KEY=V1,V2,...``."""
     if not sweep:
@@ -119,6 +129,7 @@ def evaluate_dataset(
             models[name] = (ForegroundModel(acfg, coarse, phi), time.perf_counter() - t)
 
     scores = {a: [] for a in models}
+    errs = {a: [] for a in models}  # (precision, recall) per image
     times = {a: 0.0 for a in models}
     feature_s = 0.0
     for i in indices:
@@ -131,6 +142,7 @@ def evaluate_dataset(
             pred = model.predict(sample.image, features)
             times[approach] += time.perf_counter() - t
             scores[approach].append(iou(pred, sample.fg_mask))
+            errs[approach].append(precision_recall(pred, sample.fg_mask))
     n = len(indices)
     rows = []
     for approach, (model, fit_s) in models.items():
@@ -145,6 +157,8 @@ def evaluate_dataset(
                 "n_images": n,
                 "iou": 100 * float(values.mean()),
                 "iou_median": 100 * float(np.median(values)),
+                "precision": 100 * float(np.mean([e[0] for e in errs[approach]])),
+                "recall": 100 * float(np.mean([e[1] for e in errs[approach]])),
                 "certain_fraction": model.cfg.certain_fraction if refined else None,
                 "below_50": int((values < 0.5).sum()),
                 "ms_per_image": 1000 * (feature_s + times[approach]) / n,
@@ -169,14 +183,15 @@ def table(rows: list[dict], command: str, wall_s: float, threads: int, cfg: Fore
         f"Foreground config: input {cfg.input_size} px, k = {cfg.clusters} (kmeans_border), border ratio "
         f"{cfg.border_ratio}, fitted on <= {cfg.fit_images} train images (no masks), {cfg.fit_pixels} φ cells",
         "",
-        "| dataset | split | approach | images | mean IoU | median IoU | images < 50% | ms / image | fit s "
-        "| object clusters |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| dataset | split | approach | images | mean IoU | median IoU | precision | recall | images < 50% "
+        "| ms / image | fit s | object clusters |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['split']} | {r['approach']} | {r['n_images']} | {r['iou']:.1f} | "
-            f"{r['iou_median']:.1f} | {r['below_50']} | {r['ms_per_image']:.0f} | {r['fit_s']:.0f} | "
+            f"{r['iou_median']:.1f} | {r['precision']:.1f} | {r['recall']:.1f} | {r['below_50']} | "
+            f"{r['ms_per_image']:.0f} | {r['fit_s']:.0f} | "
             f"{r['object_clusters']} |"
         )
     return lines

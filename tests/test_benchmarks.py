@@ -193,3 +193,15 @@ def test_reference_partitions_groups_labels_by_name():
     assert lookup.tolist() == [0, 1, 1, 2, 3]  # bag: in no group -> the rest
     with pytest.raises(SystemExit, match="wings"):
         ref.group_lookup(names, {"x": ["wings"]})
+
+
+def test_masks_precision_and_recall_say_which_way_a_mask_errs():
+    import numpy as np
+
+    masks = load_script("masks")
+    gt = np.zeros((4, 4), bool)
+    gt[:2] = True  # 8 pixels
+    spill = np.ones((4, 4), bool)  # all of the object and as much background
+    assert masks.precision_recall(spill, gt) == (0.5, 1.0)
+    assert masks.precision_recall(gt[:, :], gt) == (1.0, 1.0)
+    assert masks.precision_recall(np.zeros((4, 4), bool), gt) == (1.0, 0.0)

@@ -214,9 +214,9 @@ def test_every_preset_and_the_defaults_pass_validation():
         load_config(name)
 
 
-def test_the_photos_preset_keeps_the_best_of_five_runs_chosen_at_step_30_and_the_others_train_once():
+def test_the_photos_preset_keeps_the_best_of_five_finished_runs_and_the_others_train_once():
     photos = load_config("photos").train
-    assert (photos.restarts, photos.restarts_choice_step, photos.steps) == (5, 30, 120)
+    assert (photos.restarts, photos.restarts_choice_step, photos.steps) == (5, 0, 120)
     assert load_config("cpu").train.restarts == 1 and load_config("paper").train.restarts == 1
 
 
