@@ -140,6 +140,7 @@ def test_all_problems_are_reported_at_once(folder):
 
 def test_folder_level_errors(tmp_path, folder):
     assert "does not exist" in problems_of(tmp_path / "nowhere")
+    assert "is a file, not a dataset folder" in problems_of(folder / "train.txt")
     (folder / "test.txt").write_text("# only a comment\n\n")
     assert str(folder / "test.txt") in problems_of(folder, "test")
     (folder / "test.txt").write_text("a\nb\na\n")
