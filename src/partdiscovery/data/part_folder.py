@@ -144,7 +144,9 @@ class PartFolderDataset(PartDataset):
         self.split = split
         self.masks_dir = Path(masks) if masks is not None else self.root / "masks"
         if not self.root.is_dir():
-            problem = "is a file, not a dataset folder" if self.root.exists() else "dataset folder does not exist"
+            problem = (
+                "is a file, not a dataset folder" if self.root.exists() else "dataset folder does not exist"
+            )
             raise DatasetError(f"{self.root}: {problem}")
         if not (self.root / "images").is_dir():
             raise DatasetError(
