@@ -10,7 +10,7 @@ scored against the dataset's given masks:
 
 IoU is the mean over images of |pred ∩ gt| / |pred ∪ gt| at the image's resolution; precision and recall
 (means over images of |pred ∩ gt| / |pred| and / |gt|) say which way a mask errs, which matters for training:
-masks that spill into the background cost the parts more than masks that miss some of the object
+at the object's rim, masks that spill into the background cost the parts more than masks that miss it
 (BENCHMARKS.md, "Which mask errors cost the parts"). Time per image is
 the wall time of φ features (once per image, shared by the approaches) plus each approach's
 clustering assignment and refinement, on the threads given by ``--threads``.
