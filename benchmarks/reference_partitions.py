@@ -28,6 +28,7 @@ import numpy as np
 
 from partdiscovery.data import PartFolderDataset
 from partdiscovery.evaluation.metrics import PartMetrics
+from partdiscovery.utils.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -57,6 +58,7 @@ def group_lookup(part_names: dict[int, str], groups: dict[str, list[str]]) -> np
 
 
 def score(dataset: PartFolderDataset, ks: list[int], groups: dict[str, list[str]] | None) -> dict[str, dict]:
+    """``{partition name: PartMetrics.summary()}`` for K bands per ``ks`` (and the label groups) over ``dataset``."""
     metrics = {f"bands {k}": PartMetrics() for k in ks}
     lookup = group_lookup(dataset.part_names, groups) if groups else None
     if lookup is not None:
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"dataset": root.name, "split": args.split, "partition": partition, **s})
             print(f"| {root.name} | {args.split} | {partition} | {s['fg_nmi']:.1f} | {s['fg_ari']:.1f} |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        atomic_write_json(args.json, rows)
     return 0
 
 
