@@ -80,6 +80,11 @@ def precision_recall(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     return float(both / n_pred) if n_pred else 1.0, float(both / n_gt) if n_gt else 1.0
 
 
+def mask_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, float]:
+    """IoU, precision and recall of one predicted mask."""
+    return (iou(pred, gt), *precision_recall(pred, gt))
+
+
 def sweep_configs(cfg: ForegroundConfig, sweep: str | None) -> dict[str, ForegroundConfig]:
     """``{label: config}``: ``cfg`` alone (label ``""``), or one copy per value of ``KEY=V1,V2,...``."""
     if not sweep:
@@ -128,8 +133,7 @@ def evaluate_dataset(
             name = f"{approach} {label}".strip()
             models[name] = (ForegroundModel(acfg, coarse, phi), time.perf_counter() - t)
 
-    scores = {a: [] for a in models}
-    errs = {a: [] for a in models}  # (precision, recall) per image
+    scores = {a: [] for a in models}  # (IoU, precision, recall) per image
     times = {a: 0.0 for a in models}
     feature_s = 0.0
     for i in indices:
@@ -141,12 +145,11 @@ def evaluate_dataset(
             t = time.perf_counter()
             pred = model.predict(sample.image, features)
             times[approach] += time.perf_counter() - t
-            scores[approach].append(iou(pred, sample.fg_mask))
-            errs[approach].append(precision_recall(pred, sample.fg_mask))
+            scores[approach].append(mask_scores(pred, sample.fg_mask))
     n = len(indices)
     rows = []
     for approach, (model, fit_s) in models.items():
-        values = np.array(scores[approach])
+        values, precision, recall = np.array(scores[approach]).reshape(-1, 3).T
         needs_fit = approach.split("+")[0] in NEEDS_FIT
         refined = model.cfg.refine != "none"
         rows.append(
@@ -157,8 +160,8 @@ def evaluate_dataset(
                 "n_images": n,
                 "iou": 100 * float(values.mean()),
                 "iou_median": 100 * float(np.median(values)),
-                "precision": 100 * float(np.mean([e[0] for e in errs[approach]])),
-                "recall": 100 * float(np.mean([e[1] for e in errs[approach]])),
+                "precision": 100 * float(precision.mean()),
+                "recall": 100 * float(recall.mean()),
                 "certain_fraction": model.cfg.certain_fraction if refined else None,
                 "below_50": int((values < 0.5).sum()),
                 "ms_per_image": 1000 * (feature_s + times[approach]) / n,

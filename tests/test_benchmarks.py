@@ -205,3 +205,4 @@ def test_masks_precision_and_recall_say_which_way_a_mask_errs():
     assert masks.precision_recall(spill, gt) == (0.5, 1.0)
     assert masks.precision_recall(gt, gt) == (1.0, 1.0)
     assert masks.precision_recall(np.zeros((4, 4), bool), gt) == (1.0, 0.0)
+    assert masks.mask_scores(spill, gt) == (0.5, 0.5, 1.0)  # IoU, precision, recall
