@@ -89,3 +89,17 @@ def test_certain_core_is_none_when_off_or_empty():
     score = np.ones((3, 3), np.float32)
     assert certain_core(np.ones((3, 3), np.float32), score, 0.0) is None
     assert certain_core(np.zeros((3, 3), np.float32), score, 0.05) is None
+
+
+@pytest.mark.parametrize("name", ["cluster2", "kmeans_border", "box", "border_contrast", "selftrain"])
+def test_maps_is_probability_and_score_in_one_pass(name):
+    features, obj = two_tone_features()
+    cells, on_border = cells_of([features])
+    teacher = obj.reshape(-1).astype(np.float32)
+    coarse = COARSE.build(name, cells, on_border, ForegroundConfig(clusters=3), teacher)
+    probability, score = coarse.maps(features)
+    np.testing.assert_array_equal(probability, coarse.probability(features))
+    expected = coarse.score(features)
+    assert (score is None) == (expected is None)
+    if expected is not None:
+        np.testing.assert_array_equal(score, expected)

@@ -73,3 +73,13 @@ def test_coarse_maps_give_the_refiner_a_certain_core_inside_the_coarse_mask(coll
     off = ForegroundModel.fit([image], ForegroundConfig(input_size=128, certain_fraction=0.0), phi=phi)
     assert off.coarse_maps(image)[1] is None
     np.testing.assert_array_equal(off.coarse_probability(image), probability)
+
+
+def test_coarse_maps_scores_each_image_once(collection, phi, monkeypatch):
+    image, _ = collection[0]
+    model = ForegroundModel.fit([image], ForegroundConfig(input_size=128), phi=phi)
+    calls = []
+    score = type(model.coarse).score
+    monkeypatch.setattr(type(model.coarse), "score", lambda self, f: calls.append(1) or score(self, f))
+    model.coarse_maps(image)
+    assert len(calls) == 1

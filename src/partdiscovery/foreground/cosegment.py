@@ -36,7 +36,8 @@ from partdiscovery.utils.registry import Registry
 
 class CoarseApproach(Protocol):
     """What every registered coarse approach builds: φ features of one image -> object probability and,
-    where it has one, a graded score (:func:`certain_core` takes the object's most certain cells from it)."""
+    where it has one, a graded score (:func:`certain_core` takes the object's most certain cells from it).
+    The approaches below also expose ``score(features)`` alone, for tests and scratch work."""
 
     fitted: bool
 
@@ -44,8 +45,9 @@ class CoarseApproach(Protocol):
         """``float32 [h, w, C]`` -> ``float32 [h, w]`` in [0, 1]."""
         ...
 
-    def score(self, features: np.ndarray) -> np.ndarray | None:
-        """``float32 [h, w, C]`` -> ``float32 [h, w]`` (higher: more object), or None."""
+    def maps(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``float32 [h, w, C]`` -> the probability and the graded score (``float32 [h, w]``, higher: more
+        object; None without one), computed once for both (the score is the costly part)."""
         ...
 
     def summary(self) -> dict:
@@ -80,6 +82,9 @@ class CoarseForeground:
     def score(self, features: np.ndarray) -> None:
         """No graded score: a cell is in an object cluster or not (see :func:`certain_core`)."""
         return None
+
+    def maps(self, features: np.ndarray) -> tuple[np.ndarray, None]:
+        return self.probability(features), None
 
     def summary(self) -> dict:
         """JSON-able description (recorded beside the masks)."""
@@ -170,10 +175,13 @@ class BorderContrast:
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """``float32 [h, w, C]`` -> ``float32 [h, w]`` in {0, 1} (Otsu threshold of :meth:`score`)."""
+        return self.maps(features)[0]
+
+    def maps(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dissimilarity = self.score(features)
         if np.ptp(dissimilarity) < 1e-6:  # a uniform image: no evidence of an object
-            return np.zeros(dissimilarity.shape, np.float32)
-        return (dissimilarity > threshold_otsu(dissimilarity)).astype(np.float32)
+            return np.zeros(dissimilarity.shape, np.float32), dissimilarity
+        return (dissimilarity > threshold_otsu(dissimilarity)).astype(np.float32), dissimilarity
 
     def summary(self) -> dict:
         return {"neighbours": self.neighbours}
@@ -192,6 +200,9 @@ class Box:
     def score(self, features: np.ndarray) -> None:
         """No graded score (nothing is certain object)."""
         return None
+
+    def maps(self, features: np.ndarray) -> tuple[np.ndarray, None]:
+        return self.probability(features), None
 
     def summary(self) -> dict:
         return {}
@@ -240,6 +251,10 @@ class SelfTrained:
     def score(self, features: np.ndarray) -> np.ndarray:
         """The graded score is the probability itself."""
         return self.probability(features)
+
+    def maps(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probability = self.probability(features)
+        return probability, probability
 
     def summary(self) -> dict:
         return {"classifier": type(self.classifier).__name__}

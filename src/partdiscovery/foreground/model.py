@@ -107,8 +107,8 @@ def coarse_maps(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A coarse approach's probability and certain core (:func:`certain_core`) on φ's grid
     (``features``: ``float32 [h, w, C]``), upsampled to ``height x width``."""
-    probability = coarse.probability(features)
-    core = certain_core(probability, coarse.score(features), certain_fraction)
+    probability, score = coarse.maps(features)
+    core = certain_core(probability, score, certain_fraction)
     probability = upsample(probability, height, width)
     if core is None:
         return probability, None
