@@ -110,6 +110,10 @@ class LossConfig:
     (BENCHMARKS.md, "Steps, frozen BatchNorm, ...")."""
     loss_stride: int = 2
     """Losses are computed at input_size / loss_stride; 1 = full resolution as in the paper."""
+    mask_erosion: float = 0.0
+    """The four part losses see the foreground mask eroded by a disc of this radius, as a fraction of the
+    input side (0.01: 2 px at 192 px); the background loss sees it whole. Why: background inside a mask
+    costs the parts more than a missed rim (BENCHMARKS.md, "Which mask errors cost the parts")."""
     normalize_features: bool = True
     """L2-normalise each φ layer per pixel before weighting (False: raw activations, as the paper's VGG)."""
     tps_sigma: float = 0.01

@@ -109,3 +109,17 @@ def test_two_view_passes_refuse_a_distributed_wrapper(tiny_config):
         method = create_method(tiny_config("loss.separate_view_passes=true"))
     with pytest.raises(ConfigError, match="separate_view_passes"):
         method.wrap_net(lambda net: net)
+
+
+def test_erode_shrinks_the_mask_by_a_disc_but_not_from_the_image_edge():
+    from partdiscovery.training.methods.base import erode
+
+    mask = torch.zeros(1, 1, 40, 40)
+    mask[..., 10:30, 10:30] = 1  # a square inside
+    mask[..., 35:, :] = 1  # a band on the bottom edge
+    eroded = erode(mask, 0.05)  # 2 px
+    expected = torch.zeros(1, 1, 40, 40)
+    expected[..., 12:28, 12:28] = 1
+    expected[..., 37:, :] = 1  # shrinks from its inner side only
+    assert torch.equal(eroded, expected)
+    assert erode(mask, 0.0) is mask and erode(mask, 0.01) is mask  # under half a pixel: unchanged

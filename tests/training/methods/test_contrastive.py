@@ -95,3 +95,32 @@ def test_feature_term_is_not_reweighted_when_phi_has_no_extra_layers(tiny_config
     assert subset.reweighted_terms == ("contrastive",)
     assert subset.phi.computed_layers == ("stride8", "stride16")
     assert extra.reweighted_terms == ("contrastive", "feature")
+
+
+def test_mask_erosion_narrows_the_part_losses_mask_only(tiny_config):
+    """With ``loss.mask_erosion`` the part losses are those of the plain method on the eroded mask; the
+    background loss is the plain one on the whole mask."""
+    from partdiscovery.training.methods.base import erode
+
+    g = torch.Generator().manual_seed(0)
+    mask = torch.zeros(2, 1, 48, 48)
+    mask[..., 8:40, 12:36] = 1
+    images = torch.rand(2, 3, 48, 48, generator=g)
+    losses = {}
+    for name, erosion, fg in (
+        ("eroding", 0.05, mask),
+        ("pre-eroded", 0.0, erode(mask, 0.05)),
+        ("whole", 0.0, mask),
+    ):
+        torch.manual_seed(0)
+        with pytest.warns(UserWarning, match="random weights"):
+            method = ContrastiveReconstruction(
+                tiny_config("model.learned_background=true", f"loss.mask_erosion={erosion}")
+            )
+        losses[name] = method.training_step(
+            {"image": images, "fg_mask": fg}, torch.Generator().manual_seed(1)
+        )
+    for term in ("feature", "contrastive", "visual", "equivariance"):
+        assert torch.equal(losses["eroding"][term], losses["pre-eroded"][term]), term
+    assert not torch.equal(losses["eroding"]["feature"], losses["whole"]["feature"])
+    assert torch.equal(losses["eroding"]["background"], losses["whole"]["background"])

@@ -91,6 +91,20 @@ def downsample(x: torch.Tensor, stride: int) -> torch.Tensor:
     return x if stride == 1 else F.avg_pool2d(x, stride)
 
 
+def erode(mask: torch.Tensor, fraction: float) -> torch.Tensor:
+    """``[B, 1, H, W]`` foreground in [0, 1] eroded by a disc of radius ``fraction`` of the longer side
+    (rounded to whole pixels; 0 px: unchanged). The image's edge does not erode it (kornia's geodesic
+    border), as OpenCV's ``erode`` on a mask file."""
+    radius = round(fraction * max(mask.shape[-2:]))
+    if radius <= 0:
+        return mask
+    import cv2
+    import kornia
+
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return kornia.morphology.erosion(mask, torch.from_numpy(disc).to(mask))
+
+
 def build_phi(cfg: Config, normalize: bool, layers: tuple[float, ...] | None = None) -> nn.Module:
     """The frozen φ of ``cfg.model`` (``normalize``: L2-normalise each layer per pixel) with
     ``cfg.model.feature_layers``, or with ``layers`` when given."""

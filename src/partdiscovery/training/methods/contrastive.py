@@ -21,6 +21,7 @@ from partdiscovery.training.methods.base import (
     FrozenFeaturesMethod,
     build_phi,
     downsample,
+    erode,
     net_param_groups,
 )
 from partdiscovery.utils.distributed import Shard, all_gather_with_grad
@@ -34,8 +35,9 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
 
     1. two photometrically jittered views x1, x2 of each image, and a random warp T;
     2. part logits of x1 and of T(x2) from f; φ features of the clean image (no grad);
-    3. ``R = softmax(f(x1)) * M`` at the loss resolution, the four losses, their weighted sum
-       (``cfg.loss``), plus the background loss with ``model.learned_background``.
+    3. ``R = softmax(f(x1)) * M`` at the loss resolution (M eroded by ``loss.mask_erosion``), the four
+       losses, their weighted sum (``cfg.loss``), plus the background loss with ``model.learned_background``
+       (against the whole M).
 
     With ``loss.contrastive_layers`` the contrastive prototypes are part means of another weighting of
     φ's layers instead of the feature loss's prototypes: φ is built with the layers of both and each term
@@ -91,7 +93,8 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         out = self.run_views(view1, warp(view2, grid, fill=REFERENCE_FILL))
         logits1, logits2 = downsample(out.logits, stride).split(b)
 
-        mask = downsample(fg_mask, stride)
+        # ``loss.mask_erosion``: the parts learn from the mask's sure inside; the background loss sees it whole.
+        mask = downsample(erode(fg_mask, cfg.mask_erosion), stride)
         features = self.target_features(batch, (h // stride, w // stride))
         if "contrastive" in self.reweighted_terms:
             semantic = self._term_features(features, "contrastive")
