@@ -182,6 +182,14 @@ class TrainConfig:
     chosen one on to ``steps`` (its schedule is the full run's, so it ends as the single run of its seed).
     0: choose after the last step. Costs ``restarts * restarts_choice_step + steps -
     restarts_choice_step`` steps instead of ``restarts * steps``."""
+    restarts_mask_erosion: float = 0.01
+    """With ``restarts`` > 1 on masks that ``train`` made itself (none were given): every second candidate
+    learns its parts from the masks' inside only (``loss.mask_erosion`` = this), and the restarts' label-free
+    criterion keeps the better run whichever way it trained (0: all candidates alike; given masks: never).
+    Why: background inside a training mask costs the parts (BENCHMARKS.md, "Which mask errors cost the
+    parts"); whether cutting the automatic masks' rim helps depends on the collection (on validation it
+    helped CCP and not PASCAL-Person), and R² tells the better runs apart across both (BENCHMARKS.md,
+    "Restarts over the masks' rim")."""
 
 
 @dataclass

@@ -77,6 +77,19 @@ def test_train_on_a_plain_image_folder(part_folder_without_masks, tmp_path, caps
     assert info["masks"]["source"] == "automatic" and len(list((run / "masks").glob("*.png"))) == 8
 
 
+def test_restarts_on_automatic_masks_alternate_the_parts_mask_erosion(part_folder_without_masks, tmp_path):
+    run = tmp_path / "run"
+    train = f"train --images {part_folder_without_masks / 'images'} --out {run} --steps 1 --parts 3"
+    extra = ["train.restarts=2", "train.restarts_mask_erosion=0.02"]
+    assert cli(train, "--no-pretrained", "--device", "cpu", "--quiet", *TINY, *FAST_FG, *extra) == 0
+    selection = json.loads((run / "run_info.json").read_text())["restarts"]
+    assert selection["alternate"] == {"overrides": ["loss.mask_erosion=0.02"], "seeds": [1]}
+    assert "mask_erosion: 0.0\n" in (run / "restarts" / "seed_0" / "config.yaml").read_text()
+    assert "mask_erosion: 0.02\n" in (run / "restarts" / "seed_1" / "config.yaml").read_text()
+    kept = (run / "restarts" / f"seed_{selection['chosen_seed']}" / "config.yaml").read_text()
+    assert (run / "config.yaml").read_text() == kept  # the run records how the kept candidate trained
+
+
 def test_given_masks_take_precedence(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     train = (

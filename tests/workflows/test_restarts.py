@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -35,6 +36,15 @@ def test_candidates_are_single_runs_of_consecutive_seeds(tiny_config):
     assert candidates[0].model == cfg.model and candidates[0].loss == cfg.loss
 
 
+def test_every_second_candidate_takes_the_alternate_overrides(tiny_config):
+    cfg = tiny_config("train.restarts=5")
+    candidates = candidate_configs(cfg, ["loss.mask_erosion=0.01"])
+    assert [c.loss.mask_erosion for c in candidates] == [0.0, 0.01, 0.0, 0.01, 0.0]
+    assert [c.train.seed for c in candidates] == [0, 1, 2, 3, 4]
+    assert candidates[1].model == cfg.model
+    assert candidates[1].train == dataclasses.replace(candidates[0].train, seed=1)
+
+
 def test_restarts_keep_the_highest_scoring_candidate(tmp_path, tiny_config, tiny_dataset, train_tiny):
     out = tmp_path / "run"
     cfg = tiny_config("train.steps=2", "train.restarts=2")
@@ -53,6 +63,7 @@ def test_restarts_keep_the_highest_scoring_candidate(tmp_path, tiny_config, tiny
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert PartSegmenter.load(out, device="cpu").cfg.train.seed == chosen
     assert selection["step"] == 2 and selection["wall_s"] > 0  # chosen after the last step; the call's time
+    assert "alternate" not in selection  # given masks: every candidate trains alike
     assert json.loads((out / "run_info.json").read_text())["restarts"] == selection
     assert json.loads((out / "train_summary.json").read_text())["restarts"] == selection
     # A candidate is exactly the single run of its seed.

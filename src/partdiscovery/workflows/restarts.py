@@ -12,6 +12,11 @@ With ``train.restarts_choice_step`` the candidates are compared at that step and
 on (:meth:`Trainer.fit(stop_at=...) <partdiscovery.training.Trainer.fit>` pauses a run exactly where a resume
 picks it up), so the kept run is still the single run of its seed.
 
+The candidates may also differ in one setting: with ``alternate`` overrides every second candidate trains with
+them, and the same criterion chooses between the settings as between the seeds. ``train`` uses this on masks
+it made itself (``train.restarts_mask_erosion``), where whether the parts should learn from the masks' rim
+depends on how far the masks spill over it, which no label tells.
+
 Layout: the candidates train into ``OUT/restarts/seed_<S>/`` (ordinary run folders, resumable one by
 one); the choice is written to ``OUT/restarts/selection.json`` once made (a resume reuses it); the chosen
 one's files (config, log, run info, checkpoints, summary last) are then copied to ``OUT``, so ``OUT`` loads,
@@ -26,11 +31,12 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from partdiscovery.config import Config
+from partdiscovery.config import Config, with_overrides
 from partdiscovery.data.base import PartDataset
 from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_variances
 from partdiscovery.runs import RunFolder
@@ -53,12 +59,16 @@ def candidate_dir(out: str | Path, seed: int) -> Path:
     return Path(out) / RESTARTS_DIR / f"seed_{seed}"
 
 
-def candidate_configs(cfg: Config) -> list[Config]:
-    """One config per candidate: seeds ``train.seed`` .. ``train.seed + restarts - 1``, each a single run."""
-    return [
-        dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + i, restarts=1))
-        for i in range(cfg.train.restarts)
-    ]
+def candidate_configs(cfg: Config, alternate: Sequence[str] = ()) -> list[Config]:
+    """One config per candidate: seeds ``train.seed`` .. ``train.seed + restarts - 1``, each a single run;
+    every second one (the 2nd, 4th, ...) with the ``alternate`` overrides (``section.key=value``) on top."""
+    configs = []
+    for i in range(cfg.train.restarts):
+        single = dataclasses.replace(
+            cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + i, restarts=1)
+        )
+        configs.append(with_overrides(single, list(alternate)) if alternate and i % 2 else single)
+    return configs
 
 
 def choice_step_of(cfg: Config) -> int:
@@ -154,12 +164,15 @@ def train_with_restarts(
     progress: bool = True,
     info: dict | None = None,
     max_images: int = 120,
+    alternate: Sequence[str] = (),
 ) -> dict:
     """Train ``cfg.train.restarts`` candidates (to ``train.restarts_choice_step`` when set), score each on
     ``dataset`` without labels (:func:`~partdiscovery.evaluation.consistency.explained_variances` on up to
     ``max_images`` training images, read once for all candidates), train the best on to the last step and
     make it the run in ``out``. ``resume`` skips finished candidates, resumes an interrupted one and keeps a
-    choice already made. Returns the run's summary (with ``"restarts"``: step, seeds, scores, chosen seed,
+    choice already made. ``alternate``: config overrides that every second candidate trains with (see
+    :func:`candidate_configs`), so that the choice is also between two settings. Returns the run's summary
+    (with ``"restarts"``: step, seeds, scores, chosen seed, the alternated seeds and overrides where any,
     and ``wall_s``, the seconds of this call).
     """
     started = time.perf_counter()
@@ -170,7 +183,8 @@ def train_with_restarts(
         if main:
             run.prepare(resume, overwrite)
         choice_step = choice_step_of(cfg)
-        candidates = {c.train.seed: c for c in candidate_configs(cfg)}
+        candidates = {c.train.seed: c for c in candidate_configs(cfg, alternate)}
+        alternated = [seed for i, seed in enumerate(candidates) if alternate and i % 2]
         last: dict = {}  # what this process's last training returned (the other processes' result)
 
         def train(seed: int, stop_at: int | None, resume_candidate: bool) -> dict:
@@ -199,13 +213,17 @@ def train_with_restarts(
                 continue
             if progress and main:
                 print(
-                    f"restart {seed - cfg.train.seed + 1} of {cfg.train.restarts} (seed {seed})"
+                    f"restart {seed - cfg.train.seed + 1} of {cfg.train.restarts} (seed {seed}"
+                    + (f", {' '.join(alternate)}" if seed in alternated else "")
+                    + ")"
                     + (f", to step {choice_step}" if early else ""),
                     file=sys.stderr,
                 )
             last = train(seed, choice_step if early else None, resume)
         if main and selection is None:
             selection = _choose(cfg, dataset, out, list(candidates), choice_step, device, max_images)
+            if alternated:
+                selection["alternate"] = {"overrides": list(alternate), "seeds": alternated}
             atomic_write_json(record, selection)  # the choice is made once: a resume reuses it
             if progress:
                 listed = ", ".join(f"seed {s}: {v}" for s, v in selection["scores"].items())

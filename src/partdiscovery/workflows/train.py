@@ -132,7 +132,8 @@ def run_training(
     foreground masks are computed first where there are none (:func:`training_dataset`).
 
     With ``train.restarts`` > 1, trains that many runs from consecutive seeds and keeps the one whose parts
-    are most consistent across the training images (:mod:`partdiscovery.workflows.restarts`).
+    are most consistent across the training images (:mod:`partdiscovery.workflows.restarts`); on automatic
+    masks every second run learns its parts from the masks' inside only (``train.restarts_mask_erosion``).
 
     Returns the run's training summary (``train_summary.json``)."""
     from partdiscovery.runs import RunFolder
@@ -150,8 +151,18 @@ def run_training(
     if cfg.train.restarts > 1:
         from partdiscovery.workflows.restarts import train_with_restarts
 
+        erosion = cfg.train.restarts_mask_erosion
+        automatic = info["masks"]["source"] == "automatic"
         return train_with_restarts(
-            cfg, dataset, out, resolve_device(device), resume, overwrite, progress=not quiet, info=info
+            cfg,
+            dataset,
+            out,
+            resolve_device(device),
+            resume,
+            overwrite,
+            progress=not quiet,
+            info=info,
+            alternate=[f"loss.mask_erosion={erosion}"] if automatic and erosion > 0 else [],
         )
     seed_everything(cfg.train.seed)
     method = create_method(cfg)
