@@ -184,6 +184,8 @@ def test_variable_length_tuples():
         ("train.log_every=-3", "train.log_every"),
         ("train.restarts=0", "train.restarts=0: .*1: a single run"),
         ("train.restarts_choice_step=-1", "train.restarts_choice_step=-1: .*0: choose after the last step"),
+        ("train.restarts_mask_erosion=-0.01", "train.restarts_mask_erosion=-0.01: must be in 0..0.25"),
+        ("loss.mask_erosion=0.5", "loss.mask_erosion=0.5: must be in 0..0.25 .*input side"),
         ("data.input_size=0", "data.input_size"),
         ("data.input_size=100000", "data.input_size"),
         ("data.crop_scale=[0.9,0.1]", "data.crop_scale"),

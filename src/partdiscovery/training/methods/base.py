@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
+import cv2
+import kornia
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -98,9 +100,6 @@ def erode(mask: torch.Tensor, fraction: float) -> torch.Tensor:
     radius = round(fraction * max(mask.shape[-2:]))
     if radius <= 0:
         return mask
-    import cv2
-    import kornia
-
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return kornia.morphology.erosion(mask, torch.from_numpy(disc).to(mask))
 
