@@ -188,9 +188,9 @@ class TrainConfig:
     criterion keeps the better run whichever way it trained (0: all candidates alike; given masks: never).
     Why: background inside a training mask costs the parts (BENCHMARKS.md, "Which mask errors cost the
     parts"); whether cutting the automatic masks' rim helps depends on the collection (on validation it
-    helped CCP and not PASCAL-Person), and R² tells the better runs apart across both: simulated on validation
-    (eight seeds) +1.0 / -0.2 FG-NMI on CCP / PASCAL-Person; on the test splits no better (+0.4, -0.25, 0, 0, 0, -2.8 in six
-    paired runs; BENCHMARKS.md, "Restarts over the masks' rim")."""
+    helped CCP and not PASCAL-Person), and R² tells the better runs apart across both: simulated on
+    validation (eight seeds) +1.0 / -0.2 FG-NMI on CCP / PASCAL-Person; on the test splits no better (+0.4,
+    -0.25, 0, 0, 0, -2.8 in six paired runs; BENCHMARKS.md, "Restarts over the masks' rim")."""
 
 
 @dataclass
