@@ -206,3 +206,23 @@ def test_masks_precision_and_recall_say_which_way_a_mask_errs():
     assert masks.precision_recall(gt, gt) == (1.0, 1.0)
     assert masks.precision_recall(np.zeros((4, 4), bool), gt) == (1.0, 0.0)
     assert masks.mask_scores(spill, gt) == (0.5, 0.5, 1.0)  # IoU, precision, recall
+
+
+def test_masks_connectivity_keeps_an_object_that_touches_the_border():
+    import numpy as np
+
+    conn = load_script("masks_connectivity")
+    features = np.zeros((12, 12, 2), np.float32)
+    features[..., 0] = 1  # background
+    obj = np.zeros((12, 12), bool)
+    obj[3:8, 4:8] = True
+    obj[8:, 5:7] = True  # legs down to the bottom border, two cells wide
+    features[obj] = (0, 1)
+    # Flat regions put most geodesic distances at 0: sigma must reach past them (quantile 0.3 here).
+    probability = conn.connectivity_object(features, quantile=0.3, power=2)
+    assert probability[obj].min() > 0.9 > 0.2 > probability[~obj].max()
+    distances = conn.geodesic_distances(features, power=2)
+    assert np.allclose(distances, distances.T) and np.allclose(np.diag(distances), 0)
+    assert conn.refine(
+        "none", np.zeros((24, 24, 3), np.uint8), probability.astype(np.float32), None
+    ).shape == (24, 24)
