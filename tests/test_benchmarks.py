@@ -226,3 +226,33 @@ def test_masks_connectivity_keeps_an_object_that_touches_the_border():
     assert conn.refine(
         "none", np.zeros((24, 24, 3), np.uint8), probability.astype(np.float32), None
     ).shape == (24, 24)
+
+
+def test_restart_criteria_find_the_runs_and_keep_one_per_subset(tmp_path):
+    import json
+
+    import numpy as np
+
+    criteria = load_script("restart_criteria")
+    rows = [
+        {"dataset": "d", "K": 4, "method": f"method (seed {s})", "fg_nmi": 10.0 + s, "fg_ari": 5.0}
+        for s in (3, 4)
+    ]
+    rows.append({"dataset": "d", "K": 8, "method": "method (seed 3)", "fg_nmi": 0.0, "fg_ari": 0.0})
+    (tmp_path / "quality.json").write_text(
+        json.dumps({"command": "python benchmarks/quality.py --seeds 3 4 --split val", "rows": rows})
+    )
+    runs = criteria.validation_runs([tmp_path], parts=4)
+    assert runs == {
+        3: (tmp_path / "d" / "K4" / "method" / "run", 13.0, 5.0),
+        4: (tmp_path / "d" / "K4" / "method_seed4" / "run", 14.0, 5.0),
+    }
+    scores = np.array([[20.0, 1.0], [10.0, 2.0], [30.0, 3.0]])
+    agreement = np.array([[1, 0.9, 0.1], [0.9, 1, 0.2], [0.1, 0.2, 1]])
+    kept = criteria.simulate(np.array([0.3, 0.2, 0.1]), agreement, scores, choose=2)
+    # Subsets {0, 1}, {0, 2}, {1, 2}: R² keeps runs 0, 0, 1.
+    assert kept["R² (train)"] == [round((20 + 20 + 10) / 3, 2), 1.33]
+    assert kept["oracle"] == [round((20 + 30 + 30) / 3, 2), round((1 + 3 + 3) / 3, 2)]
+    assert kept["one run (mean)"][0] == round((15 + 25 + 20) / 3, 2)
+    medoid = np.array([[1, 0.2, 0.5], [0.2, 1, 0.6], [0.5, 0.6, 1]])  # run 2 agrees most with the others
+    assert criteria.simulate(np.array([0.3, 0.2, 0.1]), medoid, scores, choose=3)["consensus"] == [30.0, 3.0]

@@ -13,6 +13,7 @@ from partdiscovery.evaluation.consistency import (
     deepest_layer_phi,
     explained_variance,
     explained_variances,
+    foreground_partitions,
     partition_r2,
     sample_indices,
 )
@@ -96,3 +97,17 @@ def test_several_models_are_scored_as_each_alone(tiny_dataset):
     alone = [explained_variance(n, phi, dataset, input_size=64, max_images=6) for n in nets]
     assert together == pytest.approx(alone, abs=1e-12)
     assert together[1] != pytest.approx(together[2])
+
+
+def test_foreground_partitions_give_each_model_a_part_per_foreground_cell(tiny_dataset):
+    dataset = open_dataset(tiny_dataset, "train")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        phi = deepest_layer_phi("efficientnet_lite0", pretrained=False)
+    cells, parts = foreground_partitions([_SplitNet(None), _SplitNet(32)], phi, dataset, 64, max_images=6)
+    assert cells.ndim == 2 and 0 < len(cells) <= 6 * 8 * 8  # 64 px at stride 8: at most 64 cells an image
+    assert [p.shape for p in parts] == [cells.shape[:1]] * 2
+    assert parts[0].unique().tolist() == [0] and parts[1].unique().tolist() == [0, 1]
+    assert partition_r2(cells, parts[1]) == pytest.approx(
+        explained_variance(_SplitNet(32), phi, dataset, input_size=64, max_images=6), abs=1e-12
+    )

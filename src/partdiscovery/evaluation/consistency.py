@@ -79,7 +79,6 @@ def explained_variance(
     return explained_variances([net], phi, dataset, input_size, max_images, batch_size, seed, device)[0]
 
 
-@torch.inference_mode()
 def explained_variances(
     nets: Sequence[torch.nn.Module],
     phi: DenseFeatures,
@@ -92,6 +91,29 @@ def explained_variances(
 ) -> list[float]:
     """:func:`explained_variance` of several models on the same images: each image is read and φ computed
     once for all of them (the restarts score their candidates this way)."""
+    cells, parts = foreground_partitions(nets, phi, dataset, input_size, max_images, batch_size, seed, device)
+    return [partition_r2(cells, own) for own in parts]
+
+
+@torch.inference_mode()
+def foreground_partitions(
+    nets: Sequence[torch.nn.Module],
+    phi: DenseFeatures,
+    dataset: PartDataset,
+    input_size: int,
+    max_images: int = 120,
+    batch_size: int = 8,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """φ's features of the foreground cells of (up to ``max_images`` of) ``dataset``'s images, and each
+    model's part at each of those cells, on a grid of stride :data:`GRID_STRIDE` (arguments as
+    :func:`explained_variance`).
+
+    Returns:
+        ``float32 [N, C]`` cells and, per model, ``int64 [N]`` parts (f's probabilities area-pooled to the
+        grid, then the most likely part).
+    """
     grid = max(1, input_size // GRID_STRIDE)
     evalset = EvalSet(dataset, input_size)
     chosen = Subset(evalset, sample_indices(len(evalset), max_images, seed))
@@ -105,8 +127,7 @@ def explained_variances(
         for net, own in zip(nets, parts):
             probs = F.adaptive_avg_pool2d(net(images).logits.float().softmax(1), (grid, grid))  # [B, K, g, g]
             own.append(probs.argmax(1)[fg].cpu())  # [cells]
-    cells = torch.cat(features)
-    return [partition_r2(cells, torch.cat(own)) for own in parts]
+    return torch.cat(features), [torch.cat(own) for own in parts]
 
 
 def partition_r2(features: torch.Tensor, parts: torch.Tensor) -> float:
