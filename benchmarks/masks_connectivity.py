@@ -89,16 +89,15 @@ def connectivity_object(features: np.ndarray, quantile: float, power: float) -> 
 
 def coarse_score(name: str, features: np.ndarray) -> np.ndarray:
     """``float32 [h, w]`` graded object score of one of :data:`SCORES` (higher: more object)."""
-    contrast = BorderContrast().score(features)
     if name == "bc":
-        return contrast
+        return BorderContrast().score(features)
     kind, setting = name.split(":")
     quantile, power = map(float, setting.split("_"))
     obj = connectivity_object(features, quantile, power)
     if kind == "bnd":
         return obj.astype(np.float32)
     if kind == "bc*bnd":
-        return (contrast * obj).astype(np.float32)
+        return (BorderContrast().score(features) * obj).astype(np.float32)
     cells = unit_cells(features)
     background = (1 - obj).ravel()
     weighted = 1 - (cells @ cells.T * background[None]).sum(1) / background.sum()
