@@ -186,6 +186,8 @@ def test_variable_length_tuples():
         ("train.restarts_choice_step=-1", "train.restarts_choice_step=-1: .*0: choose after the last step"),
         ("train.restarts_mask_erosion=-0.01", "train.restarts_mask_erosion=-0.01: must be in 0..0.25"),
         ("loss.mask_erosion=0.5", "loss.mask_erosion=0.5: must be in 0..0.25 .*input side"),
+        ("predict.refine_radius=2", r"predict.refine_radius=2.0: must be in 0..1 .*shorter side"),
+        ("predict.refine_eps=0", r"predict.refine_eps=0.0: must be >= 1e-12"),
         ("data.input_size=0", "data.input_size"),
         ("data.input_size=100000", "data.input_size"),
         ("data.crop_scale=[0.9,0.1]", "data.crop_scale"),

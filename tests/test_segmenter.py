@@ -11,7 +11,7 @@ from PIL import Image
 
 from partdiscovery import PartSegmenter
 from partdiscovery.data import open_dataset
-from partdiscovery.errors import CheckpointError
+from partdiscovery.errors import CheckpointError, ConfigError
 from partdiscovery.runs.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 
 K = 3
@@ -103,6 +103,24 @@ def test_predict_dataset_matches_predict(segmenter, tiny_dataset):
         assert np.array_equal(pred.parts, segmenter.predict(raw.image, raw.fg_mask))
         assert pred.probs.shape == (K + 1, 48, 48)
         assert np.array_equal(pred.part_labels, raw.part_labels)
+
+
+def test_refine_overrides_the_configs_and_both_prediction_paths_apply_it(tiny_run, segmenter, tiny_dataset):
+    assert segmenter.cfg.predict.refine == "none"  # the cpu preset's default
+    guided = PartSegmenter.load(tiny_run, device="cpu", refine="guided")
+    assert guided.cfg.predict.refine == "guided" and segmenter.cfg.predict.refine == "none"
+    test = open_dataset(tiny_dataset, "test")
+    changed = 0
+    for pred, index in zip(guided.predict_dataset(test, progress=False), range(len(test)), strict=True):
+        raw = test.load(index)
+        assert np.array_equal(pred.parts, guided.predict(raw.image, raw.fg_mask))
+        assert (pred.parts[~raw.fg_mask] == 0).all()
+        changed += int((pred.parts != segmenter.predict(raw.image, raw.fg_mask)).sum())
+    assert changed > 0
+    probs = guided.predict_proba(torch.rand(2, 3, 40, 40), torch.ones(2, 1, 40, 40))
+    torch.testing.assert_close(probs.sum(1), torch.ones(2, 40, 40))
+    with pytest.raises(ConfigError, match="predict.refine"):
+        PartSegmenter.load(tiny_run, device="cpu", refine="crf")
 
 
 def test_checkpoint_of_another_num_parts_is_a_clear_error(tiny_run, tmp_path, segmenter):

@@ -11,6 +11,7 @@ The CLI's ``predict`` and ``evaluate`` are thin layers over this class.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from partdiscovery.data.prediction import Prediction
 from partdiscovery.data.transforms import EvalSet, collate_eval, crop_resize, letterbox_box, uncrop
 from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.models import PartSegmentationNet
+from partdiscovery.models.refine import part_refiner, refine_probs
 from partdiscovery.runs.model_file import build_net, read_model_file
 from partdiscovery.utils.progress import progress as progress_bar
 
@@ -80,13 +82,23 @@ class PartSegmenter:
     Args:
         net: the network; cfg: its config; device: ``auto``, ``cpu``, ``cuda``, ``mps``, ...
         amp: use bfloat16/float16 autocast on CUDA.
+        refine: how the part maps are snapped to the image's edges, a name of
+            :func:`~partdiscovery.models.refine.list_part_refiners`; None: the config's ``predict.refine``.
     """
 
     def __init__(
-        self, net: PartSegmentationNet, cfg: Config, device: str | torch.device = "auto", amp: bool = False
+        self,
+        net: PartSegmentationNet,
+        cfg: Config,
+        device: str | torch.device = "auto",
+        amp: bool = False,
+        refine: str | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
+        if refine is not None:
+            part_refiner(refine)  # an unknown name fails here, listing the names
+            cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, refine=refine))
         self.cfg = cfg
         self.amp = amp and self.device.type == "cuda"
 
@@ -99,15 +111,22 @@ class PartSegmenter:
 
     @classmethod
     def load(
-        cls, source: str | Path, device: str | torch.device = "auto", amp: bool = False
+        cls,
+        source: str | Path,
+        device: str | torch.device = "auto",
+        amp: bool = False,
+        refine: str | None = None,
     ) -> PartSegmenter:
         """Load from a run folder (newest good checkpoint), a checkpoint ``.pt``, an exported ``.safetensors``,
         or an exported ``.onnx`` (run by ONNX Runtime on the CPU: the fastest CPU path); see
-        :func:`~partdiscovery.runs.model_file.read_model_file`."""
+        :func:`~partdiscovery.runs.model_file.read_model_file`. ``refine`` overrides the model's
+        ``predict.refine``."""
         model = read_model_file(source)
         if model.runtime is not None:
-            return cls(model.runtime, model.cfg, device="cpu")
-        return cls.from_state(model.cfg, model.state, str(model.source), device=device, amp=amp)
+            return cls(model.runtime, model.cfg, device="cpu", refine=refine)
+        return cls.from_state(
+            model.cfg, model.state, str(model.source), device=device, amp=amp, refine=refine
+        )
 
     @property
     def num_parts(self) -> int:
@@ -151,7 +170,8 @@ class PartSegmenter:
             fg_mask: optional ``[B, 1, H, W]`` foreground masks; they take precedence over a learned background.
 
         Returns:
-            ``[B, K+1, H, W]`` on the CPU; channel 0 = background.
+            ``[B, K+1, H, W]`` on the CPU; channel 0 = background. The part channels are refined to the
+            image's edges by the config's ``predict.refine`` (:mod:`partdiscovery.models.refine`).
         """
         if images.dim() == 3:
             images = images[None]
@@ -160,7 +180,8 @@ class PartSegmenter:
         logits, bg = self._forward(crop_resize(images.float(), box, self.input_size))
         logits = uncrop(logits, box, h, w)
         bg = uncrop(bg, box, h, w) if bg is not None else None
-        return self._combine(logits, bg, fg_mask.to(logits.device) if fg_mask is not None else None).cpu()
+        probs = self._combine(logits, bg, fg_mask.to(logits.device) if fg_mask is not None else None)
+        return refine_probs(images.float().to(probs.device), probs, self.cfg.predict).cpu()
 
     def predict(
         self, image: Image.Image | np.ndarray | torch.Tensor, mask: np.ndarray | Image.Image | None = None
@@ -217,7 +238,8 @@ class PartSegmenter:
                 given = batch["mask_given"][i]
                 fg = batch["fg_mask_full"][i]
                 mask = torch.from_numpy(fg)[None, None].to(lg) if use_masks and given else None
-                probs = self._combine(lg, b, mask)[0].cpu()
+                guide = batch["image_full"][i][None].to(lg) / 255.0
+                probs = refine_probs(guide, self._combine(lg, b, mask), self.cfg.predict)[0].cpu()
                 yield Prediction(
                     id=image_id,
                     parts=self.labels_from_probs(probs),

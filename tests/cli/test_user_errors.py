@@ -148,6 +148,7 @@ def _cases() -> list[tuple[str, str]]:
         ("evaluate --predictions W/empty --data W/data", "no prediction"),
         ("evaluate --run W/run --data foo:bar --device cpu", "unknown dataset kind"),
         ("evaluate --run W/run --data W/data --device banana", "banana"),
+        (f"{ev} --refine crf", "--refine"),
         # baseline
         (f"{km} --out W/k --parts 0", "--parts"),
         (f"{km} --out W/k --parts 1", "at least 2"),
@@ -186,6 +187,7 @@ def _cases() -> list[tuple[str, str]]:
         ("predict --run W/run --images W/dup_images --out W/p --device cpu", "ambiguous"),
         ("predict --run W/nope --images W/data/images --out W/p --device cpu", "W/nope"),
         ("predict --run W/run --images W/nope --out W/p --device cpu", "W/nope"),
+        (f"{pr} --out W/p --refine crf", "--refine"),
         # export
         ("export W/run --format safetensors --out W/a_folder", "is a folder"),
         ("export W/run --format safetensors --out W/model.safetensors", "--overwrite"),

@@ -68,6 +68,8 @@ def test_schedules():
 def test_unknown_names_are_config_errors_that_list_the_registered_ones():
     with pytest.raises(ConfigError, match="unknown optim.optimizer 'adamw'; choose one of: adam, sgd"):
         check_names(load_config("cpu", overrides=["optim.optimizer=adamw"]))
+    with pytest.raises(ConfigError, match="unknown predict.refine 'crf'; choose one of: guided, none"):
+        check_names(load_config("cpu", overrides=["predict.refine=crf"]))
     with pytest.raises(ConfigError, match="unknown optim.schedule 'cosine'; choose one of: constant, poly"):
         check_names(load_config("cpu", overrides=["optim.schedule=cosine"]))
     check_names(load_config("paper"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 from partdiscovery.baselines import BASELINES
@@ -41,6 +42,7 @@ def test_fitted_baseline_uses_the_configs_phi_and_input_size(tmp_path, tiny_data
     assert info["feature_extractor"] == cfg.model.feature_extractor
     assert info["feature_layers"] == [1.0, 1.0]  # the selected layers (default: 0.33, 1)
     assert info["pretrained"] is False
+    assert info["refine"]["refine"] == cfg.predict.refine == "none"
     test = open_dataset(tiny_dataset, "test", require_parts=True)
     assert len(list(read_prediction_dir(out, test))) == len(test)
     # An explicit input size wins over the config's, and a second run needs overwrite.
@@ -48,6 +50,22 @@ def test_fitted_baseline_uses_the_configs_phi_and_input_size(tmp_path, tiny_data
         run_baseline("kmeans", str(tiny_dataset), out, 3, cfg, progress=False)
     run_baseline("kmeans", str(tiny_dataset), out, 3, cfg, input_size=40, overwrite=True, progress=False)
     assert json.loads((out / "baseline_info.json").read_text())["input_size"] == 40
+
+
+def test_fitted_baseline_is_refined_as_the_method_is(tmp_path, tiny_dataset, tiny_config):
+    """With the config's ``predict.refine`` the clustering's parts are snapped to the image's edges like f's,
+    so the lead of the method over it is not the post-processing's; the background stays the masks'."""
+    test = open_dataset(tiny_dataset, "test", require_parts=True)
+    raw = run_baseline("kmeans", str(tiny_dataset), tmp_path / "raw", 3, tiny_config(), progress=False)
+    out = run_baseline(
+        "kmeans", str(tiny_dataset), tmp_path / "g", 3, tiny_config("predict.refine=guided"), progress=False
+    )
+    assert json.loads((out / "baseline_info.json").read_text())["refine"]["refine"] == "guided"
+    changed = 0
+    for a, b in zip(read_prediction_dir(raw, test), read_prediction_dir(out, test), strict=True):
+        assert np.array_equal(a.parts == 0, b.parts == 0)
+        changed += int((a.parts != b.parts).sum())
+    assert changed > 0
 
 
 def test_scops_is_trained_into_out_run_without_changing_the_callers_config(

@@ -80,6 +80,18 @@ def _add_common_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
 
 
+def _add_refine_flag(p: argparse.ArgumentParser) -> None:
+    from partdiscovery.models.refine import list_part_refiners
+
+    p.add_argument(
+        "--refine",
+        default=None,
+        choices=list_part_refiners(),
+        help="snap the part maps to the image's edges (guided) or not (none); default: the model's "
+        "predict.refine",
+    )
+
+
 # ----------------------------------------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
     from partdiscovery.data.synth import generate_synthetic_dataset
@@ -200,6 +212,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         not args.quiet,
         args.protocol,
         use_masks=not args.no_masks,
+        refine=args.refine,
     )
     _print_metrics(result)
     if args.json:
@@ -254,6 +267,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         amp=args.amp,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        refine=args.refine,
     )
     print(
         f"segmented {done['count']} images into {done['num_parts']} parts: {done['labels']} (labels), "
@@ -383,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score the model's learned background instead of the dataset's masks (adds fg_iou)",
     )
+    _add_refine_flag(p)
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -450,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_int_in(1, 65536), default=8)
     p.add_argument("--overwrite", action="store_true", help="replace the predictions of an earlier predict")
     p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    _add_refine_flag(p)
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_predict)
 

@@ -232,7 +232,8 @@ class EvalSet(Dataset):
     """Evaluation/prediction samples: the network input plus what is needed to map back.
 
     Keys: ``image`` ``[3,S,S]`` float, ``fg_mask`` ``[1,S,S]``, ``box`` (the crop in source pixels),
-    ``size`` ``(H, W)``, ``id``, and the raw sample's ``fg_mask_full`` ``bool [H,W]``,
+    ``size`` ``(H, W)``, ``id``, and the raw sample's ``image_full`` ``uint8 [3,H,W]`` (the guide of the
+    part refiner), ``fg_mask_full`` ``bool [H,W]``,
     ``part_labels`` ``int64 [H,W] | None``, ``keypoints``, ``mask_given`` and ``extra``.
     """
 
@@ -247,7 +248,8 @@ class EvalSet(Dataset):
     def __getitem__(self, index: int) -> dict:
         raw = self.dataset.load(index)
         box = self.box_fn(raw)
-        image = crop_resize(pil_to_tensor(raw.image), box, self.input_size) / 255.0
+        full = pil_to_tensor(raw.image)
+        image = crop_resize(full, box, self.input_size) / 255.0
         mask = torch.from_numpy(raw.fg_mask)[None].float()
         mask_in = (crop_resize(mask, box, self.input_size) > 0.5).float()
         return {
@@ -256,6 +258,7 @@ class EvalSet(Dataset):
             "box": box,
             "size": (raw.image.height, raw.image.width),
             "id": raw.id,
+            "image_full": full,
             "fg_mask_full": raw.fg_mask,
             "part_labels": raw.part_labels,
             "keypoints": raw.keypoints,

@@ -454,12 +454,14 @@ def evaluate_protocol(
     progress: bool = True,
     batch_size: int = 8,
     use_masks: bool = True,
+    refine: str | None = None,
 ) -> dict:
     """Score a run (model) or a predictions folder on dataset spec ``data`` with ``protocol``.
 
     What ``partdiscovery evaluate --protocol NAME`` calls. ``cub-regression`` also reads the train split
     (a predictions folder must then hold both splits). ``use_masks=False`` scores a model's learned
-    background instead of the dataset's masks (``pixel`` protocol only).
+    background instead of the dataset's masks (``pixel`` protocol only). ``refine`` overrides the model's
+    ``predict.refine`` (how its part maps are snapped to the image's edges).
     """
     runner = PROTOCOLS.get(protocol)  # unknown names fail here, listing the valid ones
     if bool(run) == bool(predictions):
@@ -467,7 +469,7 @@ def evaluate_protocol(
     from partdiscovery.segmenter import PartSegmenter
 
     source = EvalSource(
-        model=PartSegmenter.load(run, device=device) if run else None,
+        model=PartSegmenter.load(run, device=device, refine=refine) if run else None,
         folder=predictions,
         batch_size=batch_size,
         progress=progress,

@@ -14,6 +14,7 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from partdiscovery.config import Config, OptimConfig
 from partdiscovery.errors import ConfigError
+from partdiscovery.models.refine import part_refiner
 from partdiscovery.utils.registry import Registry, UnknownNameError
 
 OPTIMIZERS: Registry[Optimizer] = Registry("optim.optimizer")
@@ -60,9 +61,11 @@ def _get(registry: Registry, name: str):
 
 
 def check_names(cfg: Config) -> None:
-    """Raise :class:`ConfigError` (listing the registered names) for an unknown optimiser or schedule."""
+    """Raise :class:`ConfigError` (listing the registered names) for an unknown optimiser, schedule or part
+    refiner (the run's config is saved with it, so a bad ``predict.refine`` fails before training)."""
     _get(OPTIMIZERS, cfg.optim.optimizer)
     _get(SCHEDULES, cfg.optim.schedule)
+    part_refiner(cfg.predict.refine)
 
 
 def build_optimizer(method, cfg: Config) -> Optimizer:

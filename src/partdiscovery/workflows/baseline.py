@@ -3,21 +3,26 @@
 Every baseline writes the same thing, a predictions folder of ``<id>.png`` label maps for ``split`` plus
 ``baseline_info.json``, so that ``evaluate --predictions`` scores them all like the method. They take
 φ and the input size from a config (a preset and its overrides), so that a baseline always uses the same
-features as the method it is compared with; SCOPS takes the whole config (``method=scops``) and trains
-into ``OUT/run`` like any run.
+features as the method it is compared with, and the same edge-aware refinement of its part maps
+(``predict.refine``), so that the comparison is of the parts, not of the post-processing; SCOPS takes the
+whole config (``method=scops``) and trains into ``OUT/run`` like any run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from partdiscovery.baselines import BASELINES
-from partdiscovery.config import MAX_PARTS, Config, load_config, with_overrides
+from partdiscovery.config import MAX_PARTS, Config, PredictConfig, load_config, with_overrides
+from partdiscovery.data.base import PartDataset
+from partdiscovery.data.prediction import Prediction
 from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.utils.io import atomic_write_json
 from partdiscovery.utils.registry import Registry
@@ -118,7 +123,12 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
     started = time.perf_counter()
     model = baseline.fit(phi, train_set, job.parts, input_size, seed=job.seed, progress=job.progress)
     folder.claim(files)
-    predictions = baseline.predict(phi, model, predict_set, input_size, progress=job.progress)
+    predictions = refined(
+        baseline.predict(phi, model, predict_set, input_size, progress=job.progress),
+        predict_set,
+        job.parts,
+        job.cfg.predict,
+    )
     for _ in write_predictions(predictions, job.out):
         pass
     atomic_write_json(
@@ -134,12 +144,28 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
             "fit_split": job.fit_split,
             "normalize_features": baseline.normalize_features,
             "pretrained": model_cfg.pretrained,
+            "refine": dataclasses.asdict(job.cfg.predict),
             "data": job.data,
             "wall_s": round(time.perf_counter() - started, 2),
         },
     )
     folder.finish(files)
     return job.out
+
+
+def refined(
+    predictions: Iterable[Prediction], dataset: PartDataset, parts: int, cfg: PredictConfig
+) -> Iterator[Prediction]:
+    """A clustering's hard part maps refined as f's part maps are (:func:`~partdiscovery.models.refine.
+    refine_labels`), each with its own image of ``dataset`` as the guide."""
+    from partdiscovery.models.refine import refine_labels
+
+    index = {image_id: i for i, image_id in enumerate(dataset.ids)}
+    for pred in predictions:
+        if cfg.refine != "none":
+            image = np.asarray(dataset.load(index[pred.id]).image.convert("RGB"))
+            pred = dataclasses.replace(pred, parts=refine_labels(image, pred.parts, parts, cfg))
+        yield pred
 
 
 def _train_scops(job: BaselineJob) -> Path:

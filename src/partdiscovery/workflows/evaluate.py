@@ -15,11 +15,13 @@ def evaluate(
     progress: bool = True,
     protocol: str | None = None,
     use_masks: bool = True,
+    refine: str | None = None,
 ) -> dict:
     """Score a run (or model file) or a predictions folder on ``split`` of ``data`` with ``protocol``
     (default: the dataset's own, :func:`~partdiscovery.evaluation.protocols.default_protocol`).
 
-    ``use_masks=False`` scores a learned background instead of the dataset's masks (adds ``fg_iou``)."""
+    ``use_masks=False`` scores a learned background instead of the dataset's masks (adds ``fg_iou``).
+    ``refine`` overrides the model's ``predict.refine`` (a run only)."""
     from partdiscovery.evaluation.protocols import default_protocol, evaluate_protocol
 
     return evaluate_protocol(
@@ -31,6 +33,7 @@ def evaluate(
         device=device,
         progress=progress,
         use_masks=use_masks,
+        refine=refine,
     )
 
 

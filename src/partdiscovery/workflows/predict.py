@@ -34,13 +34,15 @@ def predict_folder(
     amp: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    refine: str | None = None,
 ) -> dict:
     """Segment every image of ``images`` with the model ``run`` (run folder, checkpoint or exported file):
     ``OUT/labels/<id>.png`` (0 = background, k = part k) and ``OUT/overlays/<id>.png`` (each part in its
     palette colour with its outline, the background left as the photo, a legend).
 
     Foreground: ``masks`` (``<stem>.png``) if given, else the model's learned background, else the whole
-    image (with a warning). Returns ``{"count", "num_parts", "labels", "overlays"}``."""
+    image (with a warning). ``refine``: the part maps' edge refinement (default: the model's
+    ``predict.refine``). Returns ``{"count", "num_parts", "labels", "overlays"}``."""
     from partdiscovery.data import ImageFolderDataset
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.utils.io import atomic_save_image
@@ -51,7 +53,7 @@ def predict_folder(
     dataset = ImageFolderDataset(images, masks)
     files = [f"{sub}/{i}.png" for i in dataset.ids for sub in ("labels", "overlays")]
     folder = prediction_folder(out, files, overwrite, inputs)
-    segmenter = PartSegmenter.load(run, device=device, amp=amp)
+    segmenter = PartSegmenter.load(run, device=device, amp=amp, refine=refine)
     if masks is None and not segmenter.has_learned_background:
         warnings.warn(
             "no --masks given and the model has no learned background: the whole image is "
