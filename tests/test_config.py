@@ -224,6 +224,11 @@ def test_the_photos_preset_keeps_the_best_of_five_finished_runs_and_the_others_t
     assert load_config("cpu").train.restarts == 1 and load_config("paper").train.restarts == 1
 
 
+def test_only_the_photos_preset_refines_the_part_maps():
+    assert load_config("photos").predict.refine == "guided"
+    assert load_config("cpu").predict.refine == load_config("paper").predict.refine == "none"
+
+
 def test_a_config_that_is_not_a_mapping_is_refused():
     from partdiscovery.config import config_from_dict
     from partdiscovery.errors import ConfigError
