@@ -256,3 +256,20 @@ def test_restart_criteria_find_the_runs_and_keep_one_per_subset(tmp_path):
     assert kept["one run (mean)"][0] == round((15 + 25 + 20) / 3, 2)
     medoid = np.array([[1, 0.2, 0.5], [0.2, 1, 0.6], [0.5, 0.6, 1]])  # run 2 agrees most with the others
     assert criteria.simulate(np.array([0.3, 0.2, 0.1]), medoid, scores, choose=3)["consensus"] == [30.0, 3.0]
+
+
+def test_refine_parts_rows_and_the_plain_blur_control():
+    import torch
+
+    refine = load_script("refine_parts")
+    rows = refine.settings([0.08, 0.16], eps=1e-3)
+    assert list(rows) == ["none", "guided 0.08", "guided 0.16"]
+    assert rows["none"].refine == "none" and rows["guided 0.16"].refine_radius == 0.16
+    assert rows["guided 0.08"].refine_eps == 1e-3
+    probs = torch.zeros(1, 3, 20, 40)
+    probs[:, 0, :5] = 1  # background rows
+    probs[:, 1, 5:, :20] = 1
+    probs[:, 2, 5:, 20:] = 1
+    blurred = refine.plain_blur(probs, 0.16)
+    assert torch.equal(blurred[:, 0], probs[:, 0])
+    assert 0 < float(blurred[0, 1, 10, 20]) < 1  # smoothed across the boundary, no edge to keep it
