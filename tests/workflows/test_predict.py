@@ -28,6 +28,27 @@ def test_labels_and_overlays_for_every_image(tmp_path, tiny_run, tiny_dataset):
     assert (labels[~mask] == 0).all() and labels[mask].max() <= 3
 
 
+def test_refine_reaches_the_segmenter(tmp_path, tiny_run, tiny_dataset):
+    """``refine`` overrides the run's ``predict.refine``: the labels are those of a guided PartSegmenter."""
+    from partdiscovery import PartSegmenter
+    from partdiscovery.data import ImageFolderDataset
+
+    done = predict_folder(
+        tiny_run,
+        tiny_dataset / "images",
+        tmp_path / "out",
+        masks=tiny_dataset / "masks",
+        device="cpu",
+        progress=False,
+        refine="guided",
+    )
+    guided = PartSegmenter.load(tiny_run, device="cpu", refine="guided")
+    raw = ImageFolderDataset(tiny_dataset / "images", tiny_dataset / "masks").load(0)
+    assert np.array_equal(
+        read_labels(done["labels"] / f"{raw.id}.png"), guided.predict(raw.image, raw.fg_mask)
+    )
+
+
 def test_without_masks_or_learned_background_it_warns(tmp_path, tiny_run, tiny_dataset):
     with pytest.warns(UserWarning, match="whole image"):
         predict_folder(tiny_run, tiny_dataset / "images", tmp_path / "out", device="cpu", progress=False)
