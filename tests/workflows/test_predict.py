@@ -10,15 +10,21 @@ from partdiscovery.errors import OutputPathError
 from partdiscovery.workflows.predict import predict_folder, prediction_folder
 
 
-def test_labels_and_overlays_for_every_image(tmp_path, tiny_run, tiny_dataset):
-    done = predict_folder(
+def predict_with_masks(tmp_path, tiny_run, tiny_dataset, **kwargs) -> dict:
+    """``predict_folder`` on the tiny dataset's images with its masks, into ``tmp_path/out``."""
+    return predict_folder(
         tiny_run,
         tiny_dataset / "images",
         tmp_path / "out",
         masks=tiny_dataset / "masks",
         device="cpu",
         progress=False,
+        **kwargs,
     )
+
+
+def test_labels_and_overlays_for_every_image(tmp_path, tiny_run, tiny_dataset):
+    done = predict_with_masks(tmp_path, tiny_run, tiny_dataset)
     ids = sorted(p.stem for p in (tiny_dataset / "images").iterdir())
     assert done["count"] == len(ids) and done["num_parts"] == 3
     assert sorted(p.stem for p in done["labels"].glob("*.png")) == ids
@@ -33,15 +39,7 @@ def test_refine_reaches_the_segmenter(tmp_path, tiny_run, tiny_dataset):
     from partdiscovery import PartSegmenter
     from partdiscovery.data import ImageFolderDataset
 
-    done = predict_folder(
-        tiny_run,
-        tiny_dataset / "images",
-        tmp_path / "out",
-        masks=tiny_dataset / "masks",
-        device="cpu",
-        progress=False,
-        refine="guided",
-    )
+    done = predict_with_masks(tmp_path, tiny_run, tiny_dataset, refine="guided")
     guided = PartSegmenter.load(tiny_run, device="cpu", refine="guided")
     raw = ImageFolderDataset(tiny_dataset / "images", tiny_dataset / "masks").load(0)
     assert np.array_equal(
