@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="section.key=value",
         help="config overrides (k-means / DFF use model.feature_extractor, model.feature_layers, "
-        "data.input_size)",
+        "data.input_size and predict.refine)",
     )
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_baseline)
