@@ -31,7 +31,6 @@ from partdiscovery.config import PredictConfig, load_config
 from partdiscovery.data import open_dataset
 from partdiscovery.data.image_io import read_labels
 from partdiscovery.data.part_folder import HOLDOUT_SPLIT
-from partdiscovery.data.transforms import crop_resize, letterbox_box, uncrop
 from partdiscovery.evaluation.metrics import PartMetrics
 from partdiscovery.models.refine import refine_labels, refine_probs
 from partdiscovery.segmenter import PartSegmenter
@@ -68,22 +67,16 @@ def plain_blur(probs: torch.Tensor, radius: float) -> torch.Tensor:
 def score_run(
     run: Path, dataset, rows: dict[str, PredictConfig], radii: list[float]
 ) -> dict[str, list[float]]:
-    """FG-NMI / FG-ARI of one trained run under every row (and a plain blur per radius)."""
-    seg = PartSegmenter.load(run, device="cpu")
+    """FG-NMI / FG-ARI of one trained run under every row (and a plain blur per radius): f's maps combined with
+    the given masks by ``predict_dataset`` (unrefined), then refined here by each row."""
+    seg = PartSegmenter.load(run, device="cpu", refine="none")
     metrics = {name: PartMetrics() for name in [*rows, *(f"plain {r}" for r in radii)]}
-    for index in range(len(dataset)):
+    predictions = seg.predict_dataset(dataset, keep_probs=True, progress=False)
+    for index, pred in enumerate(predictions):
         raw = dataset.load(index)
-        image = (
-            torch.from_numpy(np.array(raw.image.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None]
-            / 255
-        )
-        h, w = image.shape[-2:]
-        box = letterbox_box(w, h)
-        logits, _ = seg._forward(crop_resize(image, box, seg.input_size))
-        probs = seg._combine(
-            uncrop(logits, box, h, w), None, torch.from_numpy(raw.fg_mask)[None, None].float()
-        )
-        variants = {name: refine_probs(image, probs, cfg) for name, cfg in rows.items()}
+        image = torch.from_numpy(np.array(raw.image.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None]
+        probs = torch.from_numpy(pred.probs)[None]
+        variants = {name: refine_probs(image / 255, probs, cfg) for name, cfg in rows.items()}
         variants.update({f"plain {r}": plain_blur(probs, r) for r in radii})
         for name, refined in variants.items():
             labels = seg.labels_from_probs(refined[0])
