@@ -224,6 +224,12 @@ def test_the_photos_preset_keeps_the_best_of_five_finished_runs_and_the_others_t
     assert load_config("cpu").train.restarts == 1 and load_config("paper").train.restarts == 1
 
 
+def test_the_photos_preset_trains_a_larger_f_on_the_same_phi_as_the_cpu_preset():
+    photos, cpu = load_config("photos").model, load_config("cpu").model
+    assert (photos.backbone, cpu.backbone) == ("efficientnet_lite2", "efficientnet_lite0")
+    assert photos.feature_extractor == cpu.feature_extractor  # the clustering baselines see the same φ
+
+
 def test_only_the_photos_preset_refines_the_part_maps():
     assert load_config("photos").predict.refine == "guided"
     assert load_config("cpu").predict.refine == load_config("paper").predict.refine == "none"
