@@ -273,3 +273,19 @@ def test_refine_parts_rows_and_the_plain_blur_control():
     blurred = refine.plain_blur(probs, 0.16)
     assert torch.equal(blurred[:, 0], probs[:, 0])
     assert 0 < float(blurred[0, 1, 10, 20]) < 1  # smoothed across the boundary, no edge to keep it
+
+
+def test_ensemble_restarts_matches_relabelled_parts_and_averages_them_back():
+    import numpy as np
+
+    ensemble = load_script("ensemble_restarts")
+    rng = np.random.default_rng(0)
+    parts = rng.dirichlet(np.ones(3), size=50).T  # [K=3, N=50] soft parts
+    perm, agreement = ensemble.align(parts, parts[[2, 0, 1]])
+    assert agreement == pytest.approx(ensemble.align(parts, parts)[1])
+    assert np.array_equal(
+        parts[[2, 0, 1]][perm], parts
+    )  # the relabelled run's parts in the reference's order
+    maps = np.concatenate([rng.random((1, 4, 4)), parts[:, :16].reshape(3, 4, 4)])
+    relabelled = np.concatenate([maps[:1], maps[1:][[2, 0, 1]]])
+    assert np.allclose(ensemble.average([maps, relabelled], [np.arange(3), perm]), maps)
