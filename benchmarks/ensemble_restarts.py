@@ -15,10 +15,8 @@ guided filter at 0.16), as the mean over all subsets.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import json
-import sys
 from functools import cache
 from pathlib import Path
 
@@ -33,18 +31,7 @@ from partdiscovery.evaluation.metrics import PartMetrics
 from partdiscovery.models.refine import refine_probs
 from partdiscovery.segmenter import PartSegmenter
 
-ROOT = Path(__file__).resolve().parents[1]
 TAUS = (0.0, 0.7, 0.8, 0.85, 0.9)
-
-
-def _validation_runs(folders: list[Path], parts: int) -> dict:
-    spec = importlib.util.spec_from_file_location(
-        "restart_criteria", ROOT / "benchmarks" / "restart_criteria.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("restart_criteria", module)
-    spec.loader.exec_module(module)
-    return module.validation_runs(folders, parts)
 
 
 def align(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, float]:
@@ -82,9 +69,11 @@ def main() -> None:
     parser.add_argument("--r2", type=Path, required=True, help="a record with runs.<seed>.r2.120 per dataset")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    from restart_criteria import validation_runs  # a sibling script: benchmarks/ is on the path when run
+
     torch.set_num_threads(1)
     name = Path(args.data).name
-    runs = _validation_runs(args.quality, args.parts)
+    runs = validation_runs(args.quality, args.parts)
     r2 = {s: json.loads(args.r2.read_text())[name]["runs"][str(s)]["r2"]["120"] for s in runs}
     val = open_dataset(args.data, "val", require_parts=True)
     train = _First(open_dataset(args.data, HOLDOUT_SPLIT, require_parts=False), 120)
