@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,3 +290,23 @@ def test_ensemble_restarts_matches_relabelled_parts_and_averages_them_back():
     maps = np.concatenate([rng.random((1, 4, 4)), parts[:, :16].reshape(3, 4, 4)])
     relabelled = np.concatenate([maps[:1], maps[1:][[2, 0, 1]]])
     assert np.allclose(ensemble.average([maps, relabelled], [np.arange(3), perm]), maps)
+
+
+def test_masks_from_run_candidates_are_masks_and_the_scores_say_which_way_they_err():
+    from partdiscovery.config import ForegroundConfig
+
+    script = load_script("masks_from_run")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    p = np.zeros((24, 24), np.float32)
+    p[6:18, 6:18] = 0.8
+    first = p > 0
+    rows = script.candidates(ForegroundConfig(refine_size=24))
+    assert "f + grabcut, fixed p >= 0.75" in rows and "first round (the run's masks)" in rows
+    for make in rows.values():
+        mask = make(image, p, first)
+        assert mask.shape == (24, 24) and mask.dtype == bool
+    assert rows["f >= 0.5"](image, p, first).sum() == 144
+    half = np.zeros((24, 24), bool)
+    half[6:18, 6:12] = True
+    assert script.precision_recall_iou(half, first) == (0.5, 1.0, 0.5)

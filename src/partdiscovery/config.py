@@ -248,6 +248,10 @@ class ForegroundConfig:
     background's colours (0: nothing fixed; approaches without a graded score, ``cluster2``,
     ``kmeans_border`` and ``box``, fix nothing). Chosen on the validation images (BENCHMARKS.md,
     "Foreground masks without labels")."""
+    run_certain: float = 0.75
+    """Masks from a trained run (``partdiscovery masks --from-run``): pixels whose object probability under the
+    run's learned background is at least this are fixed as object for the refiner. Chosen on the validation
+    images among 0.6 / 0.75 / 0.9 (BENCHMARKS.md, "Masks from a trained run")."""
     grabcut_iterations: int = 5
     refine_size: int = 320
     """GrabCut runs on the image resized so its longer side is at most this many pixels."""
@@ -452,6 +456,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "train.restarts_choice_step": (0, 10**9, "0: choose after the last step"),
     "train.restarts_mask_erosion": (0, 0.25, "a fraction of the input side; 0: off"),
     "foreground.certain_fraction": (0, 1, "a fraction of the coarse object's cells"),
+    "foreground.run_certain": (0, 1, "an object probability"),
     "predict.refine_radius": (0, 1, "a fraction of the image's shorter side"),
     "predict.refine_eps": (1e-12, _ANY, "the guided filter's regulariser"),
     "scops.concentration": (0, _ANY, "a loss weight"),

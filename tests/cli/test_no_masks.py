@@ -90,6 +90,57 @@ def test_restarts_on_automatic_masks_alternate_the_parts_mask_erosion(part_folde
     assert (run / "config.yaml").read_text() == kept  # the run records how the kept candidate trained
 
 
+def test_a_second_round_of_masks_from_a_run_trained_without_masks(
+    part_folder_without_masks, tmp_path, capsys
+):
+    data = part_folder_without_masks
+    run = tmp_path / "run"
+    train = f"train --data {data} --out {run} --steps 1 --parts 3 --no-pretrained --device cpu --quiet"
+    assert cli(train, *TINY, *FAST_FG) == 0
+    masks = tmp_path / "round2"
+    assert cli(f"masks --images {data / 'images'} --out {masks} --from-run {run} --device cpu --quiet") == 0
+    assert f"the learned background of {run}" in capsys.readouterr().out
+    manifest = json.loads((masks / "foreground.json").read_text())
+    assert manifest["from_run"] == str(run) and manifest["fitted_on"] == 0
+    assert sorted(p.stem for p in masks.glob("*.png")) == sorted(p.stem for p in (data / "images").iterdir())
+    for path in masks.glob("*.png"):
+        assert set(np.unique(np.asarray(Image.open(path)))) <= {0, 255}
+    # The same call again reuses them; masks fitted on the images (no run) are not these.
+    assert cli(f"masks --images {data / 'images'} --out {masks} --from-run {run} --device cpu --quiet") == 0
+    assert capsys.readouterr().out.startswith("reused the 8 foreground masks")
+
+    # Masks that partdiscovery made are automatic masks: trained with a learned background, recorded so.
+    second = tmp_path / "run2"
+    assert cli(train.replace(str(run), str(second)), "--masks", str(masks), *TINY) == 0
+    info = json.loads((second / "run_info.json").read_text())
+    assert info["masks"] == {
+        "source": "automatic",
+        "folder": str(masks),
+        "manifest": str(masks / "foreground.json"),
+    }
+    assert "learned_background: true" in (second / "config.yaml").read_text()
+
+
+def test_masks_from_a_run_without_a_learned_background_is_one_line(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert (
+        cli(
+            f"train --data {tiny_dataset} --out {run} --steps 1 --parts 3 --no-pretrained --device cpu --quiet",
+            *TINY,
+        )
+        == 0
+    )
+    capsys.readouterr()
+    out = tmp_path / "m"
+    assert (
+        cli(f"masks --images {tiny_dataset / 'images'} --out {out} --from-run {run} --device cpu --quiet")
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(run) in err[0] and "no learned background" in err[0]
+    assert not out.exists()
+
+
 def test_given_masks_take_precedence(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     train = (

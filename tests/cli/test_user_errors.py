@@ -80,6 +80,8 @@ def _cases() -> list[tuple[str, str]]:
         ("masks --images W/data/images --out W/m --threads -1 --quiet", "--threads"),
         ("masks --images W/data/images --out W/m --device banana --quiet", "banana"),
         ("masks --images W/data/images --out W/m --quiet model.num_parts=3", "foreground.key=value"),
+        ("masks --images W/data/images --out W/m --from-run W/run --quiet", "no learned background"),
+        ("masks --images W/data/images --out W/m --from-run W/nowhere --quiet", "nowhere"),
         # synth
         ("synth --out W/s --n 1", "--n"),
         ("synth --out W/s --n many", "--n"),

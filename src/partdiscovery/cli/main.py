@@ -169,11 +169,18 @@ def cmd_masks(args: argparse.Namespace) -> int:
     if wrong:
         raise PartDiscoveryError(f"masks takes foreground.key=value overrides only, got {wrong[0]!r}")
     cfg = load_config(None, overrides=args.overrides).foreground
-    manifest = make_masks(args.images, args.out, cfg, args.device, args.threads, progress=not args.quiet)
+    manifest = make_masks(
+        args.images, args.out, cfg, args.device, args.threads, progress=not args.quiet, from_run=args.from_run
+    )
     how = "reused the" if manifest["reused"] else "wrote"
+    made = (
+        f"the learned background of {args.from_run} + {cfg.refine}"
+        if args.from_run
+        else f"{cfg.coarse} + {cfg.refine}, fitted on {manifest['fitted_on']} images"
+    )
     print(
-        f"{how} {manifest['count']} foreground masks in {args.out} ({cfg.coarse} + {cfg.refine}, fitted on "
-        f"{manifest['fitted_on']} images, {manifest['ms_per_image']:.0f} ms per image)"
+        f"{how} {manifest['count']} foreground masks in {args.out} ({made}, "
+        f"{manifest['ms_per_image']:.0f} ms per image)"
     )
     return 0
 
@@ -450,6 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--images", required=True, help="folder of images (at least 2, of the same kind of object)"
     )
     p.add_argument("--out", required=True, help="output folder for the masks")
+    p.add_argument(
+        "--from-run",
+        default=None,
+        help="a run trained without masks (so with a learned background): a second round of masks from it",
+    )
     p.add_argument(
         "--threads", type=_int_in(0), default=0, help="torch intra-op threads (0: PyTorch's default)"
     )

@@ -3,7 +3,8 @@
 The output folder gets a manifest (``foreground.json``: config, approach, counts, timings) written
 last, so a folder with a manifest is complete; a later call with the same config and images reuses it
 (``train --resume`` does not recompute masks). A folder that holds files but no manifest belongs to
-someone else and is never written into.
+someone else and is never written into. With ``from_run`` the masks come from a trained run's learned
+background instead of a model fitted here (:mod:`~partdiscovery.foreground.distill`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from partdiscovery.data.base import raise_problems
 from partdiscovery.data.image_io import read_image
 from partdiscovery.data.part_folder import IMAGE_EXTENSIONS
 from partdiscovery.errors import DatasetError
+from partdiscovery.foreground.distill import mask_from_run
 from partdiscovery.foreground.model import ForegroundModel
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
 from partdiscovery.utils.progress import progress as progress_bar
@@ -67,10 +69,10 @@ def check_collection(paths: Sequence[Path], folder: Path) -> None:
 
 
 def _manifest_matches(
-    out: Path, cfg: ForegroundConfig, stems: list[str], any_config: bool = False
+    out: Path, cfg: ForegroundConfig, stems: list[str], any_config: bool = False, from_run: str | None = None
 ) -> dict | None:
     """The manifest of a complete mask folder in ``out`` for ``stems`` made with ``cfg`` (with any config
-    when ``any_config``), else None."""
+    when ``any_config``) from the same run (``from_run``, None: fitted on the images), else None."""
     import json
 
     path = out / MANIFEST
@@ -81,6 +83,8 @@ def _manifest_matches(
     except (OSError, ValueError):
         return None
     if manifest.get("ids") != stems or not (any_config or manifest.get("config") == asdict(cfg)):
+        return None
+    if manifest.get("from_run") != from_run:
         return None
     if not all((out / f"{s}.png").is_file() for s in stems):
         return None
@@ -95,6 +99,8 @@ def write_mask_folder(
     progress: bool = True,
     fit_paths: Sequence[Path] | None = None,
     keep_existing: bool = False,
+    from_run=None,
+    run_source: str | None = None,
 ) -> dict:
     """Fit the foreground model on ``fit_paths`` (default ``paths``) and write ``OUT/<stem>.png`` masks
     (0/255, the size of each image) for every image of ``paths``.
@@ -103,6 +109,10 @@ def write_mask_folder(
         keep_existing: reuse a complete folder of masks of the same images even if it was made with
             another config (a resumed run must go on training on the masks it started with, e.g. after
             an upgrade changed a default; ``config_differs`` in the result says so).
+        from_run: a :class:`~partdiscovery.segmenter.PartSegmenter` with a learned background: the masks
+            come from it (:func:`~partdiscovery.foreground.distill.mask_from_run`) and nothing is fitted.
+        run_source: where ``from_run`` was loaded from (recorded in the manifest; a folder made from
+            another run is not reused).
 
     Returns:
         The manifest (also written to ``OUT/foreground.json``); ``reused`` is True when a complete
@@ -113,7 +123,8 @@ def write_mask_folder(
     paths = [Path(p) for p in paths]
     folder = paths[0].parent if paths else out
     stems = [p.stem for p in paths]
-    manifest = _manifest_matches(out, cfg, stems, any_config=keep_existing)
+    run_source = None if from_run is None else str(run_source)
+    manifest = _manifest_matches(out, cfg, stems, any_config=keep_existing, from_run=run_source)
     if manifest is not None:
         return manifest | {"reused": True, "config_differs": manifest.get("config") != asdict(cfg)}
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
@@ -122,17 +133,24 @@ def write_mask_folder(
         )
     check_collection(paths, folder)
     started = time.perf_counter()
-    fit_on = list(fit_paths) if fit_paths is not None else paths
-    model = ForegroundModel.fit(
-        [lambda p=p: read_image(p) for p in fit_on], cfg, device=device, progress=progress
-    )
+    fit_on = [] if from_run is not None else list(fit_paths) if fit_paths is not None else paths
+    if from_run is None:
+        model = ForegroundModel.fit(
+            [lambda p=p: read_image(p) for p in fit_on], cfg, device=device, progress=progress
+        )
+        predict, coarse = model.predict, model.coarse.summary()
+    else:
+
+        def predict(image: Image.Image) -> np.ndarray:
+            return mask_from_run(from_run, np.array(image.convert("RGB")), cfg)
+
+        coarse = {"approach": "learned background of a trained run", "run": run_source}
     fit_s = time.perf_counter() - started
     (out / MANIFEST).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
     empty = []
     predict_started = time.perf_counter()
     for path in progress_bar(paths, "foreground: masks", enabled=progress, unit="img"):
-        image = read_image(path)
-        mask = model.predict(image)
+        mask = predict(read_image(path))
         if not mask.any():
             # Training refuses empty masks; the whole image is the honest "no idea" answer.
             empty.append(path.stem)
@@ -150,7 +168,8 @@ def write_mask_folder(
         "count": len(paths),
         "fitted_on": len(fit_on),
         "config": asdict(cfg),
-        "coarse": model.coarse.summary(),
+        "coarse": coarse,
+        "from_run": run_source,
         "empty_masks_replaced_by_whole_image": empty,
         "fit_s": round(fit_s, 2),
         "ms_per_image": round(1000 * predict_s / max(1, len(paths)), 1),

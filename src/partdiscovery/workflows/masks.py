@@ -14,16 +14,33 @@ def make_masks(
     device: str = "auto",
     threads: int = 0,
     progress: bool = True,
+    from_run: str | Path | None = None,
 ) -> dict:
     """Write ``OUT/<stem>.png`` masks (0/255) and ``OUT/foreground.json`` for every image of ``images``
     (:func:`partdiscovery.foreground.folder.write_mask_folder`); ``threads > 0`` sets PyTorch's intra-op
-    threads first. Returns the manifest (``count``, ``reused``, ``fitted_on``, ``ms_per_image``, ...)."""
+    threads first. Returns the manifest (``count``, ``reused``, ``fitted_on``, ``ms_per_image``, ...).
+
+    ``from_run``: a run folder (or model file) trained with a learned background, e.g. by ``train`` on
+    automatic masks: the masks come from its background (:mod:`partdiscovery.foreground.distill`), a second
+    round of masks that is better than the first on the validation images (BENCHMARKS.md)."""
+    from partdiscovery.errors import PartDiscoveryError
     from partdiscovery.foreground.folder import list_images, write_mask_folder
-    from partdiscovery.segmenter import resolve_device
+    from partdiscovery.segmenter import PartSegmenter, resolve_device
 
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
     cfg = cfg or ForegroundConfig()
-    return write_mask_folder(list_images(images), out, cfg, resolve_device(device), progress=progress)
+    paths = list_images(images)
+    run = None
+    if from_run is not None:
+        run = PartSegmenter.load(from_run, device=resolve_device(device), refine="none")
+        if not run.has_learned_background:
+            raise PartDiscoveryError(
+                f"{from_run}: has no learned background (it was trained on given masks); use a run trained "
+                "without masks, or with model.learned_background=true"
+            )
+    return write_mask_folder(
+        paths, out, cfg, resolve_device(device), progress=progress, from_run=run, run_source=from_run
+    )

@@ -38,7 +38,8 @@ def training_dataset(
     """The training split (``split``) to train on, the config to train with, and what ``run_info.json`` should
     record about the masks.
 
-    Masks, in order of precedence: ``masks`` (a folder of ``<id>.png``), the part folder's own
+    Masks, in order of precedence: ``masks`` (a folder of ``<id>.png``; automatic if ``partdiscovery masks``
+    made it, :func:`_passed_masks`), the part folder's own
     ``masks/``, else automatic masks computed from the images alone (:mod:`partdiscovery.foreground`)
     into ``OUT/masks``, reused on ``--resume``. With automatic masks the model also learns a background
     channel (``model.learned_background``, unless ``keep_background_setting``), so that ``predict``
@@ -56,12 +57,12 @@ def training_dataset(
     if (data is None) == (images is None):
         raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
     if images is not None and masks is not None:
-        return ImageFolderDataset(images, masks), cfg, {"masks": {"source": "given", "folder": str(masks)}}
+        return ImageFolderDataset(images, masks), *_passed_masks(cfg, masks, keep_background_setting)
     root = Path(data) if data is not None else None
     if root is not None:
         if masks is not None:
             dataset = PartFolderDataset(root, split, masks=masks)
-            return dataset, cfg, {"masks": {"source": "given", "folder": str(masks)}}
+            return dataset, *_passed_masks(cfg, masks, keep_background_setting)
         if not (root.is_dir() and (root / "images").is_dir() and not (root / "masks").is_dir()):
             dataset = open_dataset(data, split)
             given = dataset.masks_dir
@@ -113,6 +114,20 @@ def training_dataset(
         }
     }
     return dataset, cfg, info
+
+
+def _passed_masks(cfg: Config, masks: str | Path, keep_background_setting: bool) -> tuple[Config, dict]:
+    """The config and ``run_info`` record for a ``--masks`` folder. A folder that ``partdiscovery masks`` made
+    (it holds its manifest) is automatic masks, trained like the masks ``train`` makes itself: a learned
+    background (unless ``keep_background_setting``) and the restarts' eroded candidates."""
+    from partdiscovery.foreground.folder import MANIFEST
+
+    manifest = Path(masks) / MANIFEST
+    if not manifest.is_file():
+        return cfg, {"masks": {"source": "given", "folder": str(masks)}}
+    if not keep_background_setting and not cfg.model.learned_background:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
+    return cfg, {"masks": {"source": "automatic", "folder": str(masks), "manifest": str(manifest)}}
 
 
 def run_training(
