@@ -176,8 +176,6 @@ def test_masks_sweep_makes_one_config_per_value():
 
 
 def test_reference_partitions_bands_span_the_foreground_rows():
-    import numpy as np
-
     ref = load_script("reference_partitions")
     fg = np.zeros((10, 3), bool)
     fg[2:10, 1] = True  # rows 2-9: 8 rows, two bands of 4
@@ -197,8 +195,6 @@ def test_reference_partitions_groups_labels_by_name():
 
 
 def test_masks_precision_and_recall_say_which_way_a_mask_errs():
-    import numpy as np
-
     masks = load_script("masks")
     gt = np.zeros((4, 4), bool)
     gt[:2] = True  # 8 pixels
@@ -210,8 +206,6 @@ def test_masks_precision_and_recall_say_which_way_a_mask_errs():
 
 
 def test_masks_connectivity_keeps_an_object_that_touches_the_border():
-    import numpy as np
-
     conn = load_script("masks_connectivity")
     features = np.zeros((12, 12, 2), np.float32)
     features[..., 0] = 1  # background
@@ -231,8 +225,6 @@ def test_masks_connectivity_keeps_an_object_that_touches_the_border():
 
 def test_restart_criteria_find_the_runs_and_keep_one_per_subset(tmp_path):
     import json
-
-    import numpy as np
 
     criteria = load_script("restart_criteria")
     rows = [
@@ -277,8 +269,6 @@ def test_refine_parts_rows_and_the_plain_blur_control():
 
 
 def test_ensemble_restarts_matches_relabelled_parts_and_averages_them_back():
-    import numpy as np
-
     ensemble = load_script("ensemble_restarts")
     rng = np.random.default_rng(0)
     parts = rng.dirichlet(np.ones(3), size=50).T  # [K=3, N=50] soft parts

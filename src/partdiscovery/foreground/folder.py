@@ -133,7 +133,7 @@ def write_mask_folder(
         )
     check_collection(paths, folder)
     started = time.perf_counter()
-    fit_on = [] if from_run is not None else list(fit_paths) if fit_paths is not None else paths
+    fit_on = list(fit_paths) if fit_paths is not None else paths
     if from_run is None:
         model = ForegroundModel.fit(
             [lambda p=p: read_image(p) for p in fit_on], cfg, device=device, progress=progress
@@ -144,7 +144,7 @@ def write_mask_folder(
         def predict(image: Image.Image) -> np.ndarray:
             return mask_from_run(from_run, np.array(image.convert("RGB")), cfg)
 
-        coarse = {"approach": "learned background of a trained run", "run": run_source}
+        fit_on, coarse = [], {"approach": "learned background of a trained run", "run": run_source}
     fit_s = time.perf_counter() - started
     (out / MANIFEST).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
     empty = []
