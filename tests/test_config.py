@@ -188,6 +188,7 @@ def test_variable_length_tuples():
         ("loss.mask_erosion=0.5", "loss.mask_erosion=0.5: must be in 0..0.25 .*input side"),
         ("predict.refine_radius=2", r"predict.refine_radius=2.0: must be in 0..1 .*shorter side"),
         ("predict.refine_eps=0", r"predict.refine_eps=0.0: must be >= 1e-12"),
+        ("foreground.rounds=3", "foreground.rounds=3: must be in 1..2 .*rounds of masks"),
         ("data.input_size=0", "data.input_size"),
         ("data.input_size=100000", "data.input_size"),
         ("data.crop_scale=[0.9,0.1]", "data.crop_scale"),

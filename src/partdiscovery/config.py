@@ -252,6 +252,11 @@ class ForegroundConfig:
     """Masks from a trained run (``partdiscovery masks --from-run``): pixels whose object probability under the
     run's learned background is at least this are fixed as object for the refiner. Chosen on the validation
     images among 0.6 / 0.75 / 0.9 (BENCHMARKS.md, "Masks from a trained run")."""
+    rounds: int = 1
+    """How many rounds of masks ``train`` makes when it has none. 2: a first run is trained on the first masks
+    (``OUT/round_1``, the same config), the masks are made again from its learned background as ``masks
+    --from-run`` makes them (``OUT/masks_round_2``), and the run in ``OUT`` trains on those: twice the training
+    for the better masks of BENCHMARKS.md, "Masks from a trained run"."""
     grabcut_iterations: int = 5
     refine_size: int = 320
     """GrabCut runs on the image resized so its longer side is at most this many pixels."""
@@ -457,6 +462,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "train.restarts_mask_erosion": (0, 0.25, "a fraction of the input side; 0: off"),
     "foreground.certain_fraction": (0, 1, "a fraction of the coarse object's cells"),
     "foreground.run_certain": (0, 1, "an object probability"),
+    "foreground.rounds": (1, 2, "rounds of masks"),
     "predict.refine_radius": (0, 1, "a fraction of the image's shorter side"),
     "predict.refine_eps": (1e-12, _ANY, "the guided filter's regulariser"),
     "scops.concentration": (0, _ANY, "a loss weight"),

@@ -121,6 +121,38 @@ def test_a_second_round_of_masks_from_a_run_trained_without_masks(
     assert "learned_background: true" in (second / "config.yaml").read_text()
 
 
+def test_two_rounds_of_masks_in_one_train_call(part_folder_without_masks, tmp_path, capsys):
+    data = part_folder_without_masks
+    run = tmp_path / "run"
+    train = f"train --images {data / 'images'} --out {run} --steps 1 --parts 3 --no-pretrained --device cpu"
+    assert cli(train, "foreground.rounds=2", *TINY, *FAST_FG) == 0
+    err = capsys.readouterr().err
+    assert f"round 1 of 2: training on the first masks into {run / 'round_1'}" in err
+    assert f"round 2 of 2: masks from {run / 'round_1'}" in err
+    # The first run trained on the first masks as on automatic masks; the second masks come from its background.
+    first = json.loads((run / "round_1" / "run_info.json").read_text())
+    assert first["masks"]["folder"] == str(run / "masks") and first["masks"]["source"] == "automatic"
+    assert "learned_background: true" in (run / "round_1" / "config.yaml").read_text()
+    second = json.loads((run / "masks_round_2" / "foreground.json").read_text())
+    assert second["from_run"] == str(run / "round_1") and second["count"] == 8
+    info = json.loads((run / "run_info.json").read_text())["masks"]
+    assert info["source"] == "automatic" and info["folder"] == str(run / "masks_round_2")
+    assert info["first_round"] == str(run / "masks") and info["first_round_run"] == str(run / "round_1")
+    assert "rounds: 2" in (run / "config.yaml").read_text()
+
+    # --resume reuses the finished first run and both rounds of masks.
+    stamps = [
+        (run / p).stat().st_mtime_ns for p in ("round_1/train_summary.json", "masks_round_2/foreground.json")
+    ]
+    assert (
+        cli(train.replace("--steps 1", "--steps 2"), "--resume", "foreground.rounds=2", *TINY, *FAST_FG) == 0
+    )
+    assert [
+        (run / p).stat().st_mtime_ns for p in ("round_1/train_summary.json", "masks_round_2/foreground.json")
+    ] == stamps
+    assert json.loads((run / "train_summary.json").read_text())["steps"] == 2
+
+
 def test_masks_from_a_run_without_a_learned_background_is_one_line(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     assert (

@@ -97,12 +97,6 @@ def training_dataset(
             else "same images and foreground config"
         )
         print(f"reusing the masks in {mask_dir} ({why})", file=sys.stderr)
-    if not keep_background_setting and not cfg.model.learned_background:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
-    if root is not None:
-        dataset = PartFolderDataset(root, split, masks=mask_dir)
-    else:
-        dataset = ImageFolderDataset(images, mask_dir)
     info = {
         "masks": {
             "source": "automatic",
@@ -113,7 +107,77 @@ def training_dataset(
             "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
         }
     }
+    if fg.rounds > 1:
+        mask_dir, manifest = _second_round(
+            cfg, data, out, images, mask_dir, paths, device, resume, overwrite, quiet, split
+        )
+        info["masks"] |= {
+            "first_round": info["masks"]["folder"],
+            "first_round_run": str(Path(out) / FIRST_ROUND),
+            "folder": str(mask_dir),
+            "approach": f"learned background of the first round's run + {fg.refine}",
+            "manifest": str(mask_dir / MANIFEST),
+            "reused": manifest["reused"],
+        }
+    if not keep_background_setting and not cfg.model.learned_background:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
+    if root is not None:
+        dataset = PartFolderDataset(root, split, masks=mask_dir)
+    else:
+        dataset = ImageFolderDataset(images, mask_dir)
     return dataset, cfg, info
+
+
+FIRST_ROUND = "round_1"
+"""The first round's run, inside the run folder (``foreground.rounds`` = 2)."""
+SECOND_ROUND_MASKS = "masks_round_2"
+
+
+def _second_round(
+    cfg: Config,
+    data: str | None,
+    out: str | Path,
+    images: str | None,
+    first_masks: Path,
+    paths: list,
+    device: str,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+    split: str,
+) -> tuple[Path, dict]:
+    """``foreground.rounds`` = 2: train ``OUT/round_1`` on the first masks (as ``train --masks`` would, with the
+    same config), then make the masks of ``paths`` again from its learned background into ``OUT/masks_round_2``
+    (as ``masks --from-run``). A finished first run and complete second masks are reused on ``--resume``.
+    Returns the second masks' folder and manifest."""
+    from partdiscovery.foreground.folder import write_mask_folder
+    from partdiscovery.runs import RunFolder
+    from partdiscovery.segmenter import PartSegmenter, resolve_device
+
+    first = Path(out) / FIRST_ROUND
+    if not (resume and RunFolder(first).summary.is_file()):
+        if not quiet:
+            print(f"round 1 of 2: training on the first masks into {first}", file=sys.stderr, flush=True)
+        run_training(cfg, data, first, device, resume, overwrite, quiet, split, images, str(first_masks))
+    second = Path(out) / SECOND_ROUND_MASKS
+    if not quiet:
+        print(
+            f"round 2 of 2: masks from {first}'s learned background into {second}",
+            file=sys.stderr,
+            flush=True,
+        )
+    run = PartSegmenter.load(first, device=resolve_device(device), refine="none")
+    manifest = write_mask_folder(
+        paths,
+        second,
+        cfg.foreground,
+        resolve_device(device),
+        progress=not quiet,
+        keep_existing=resume,
+        from_run=run,
+        run_source=str(first),
+    )
+    return second, manifest
 
 
 def _passed_masks(cfg: Config, masks: str | Path, keep_background_setting: bool) -> tuple[Config, dict]:
