@@ -128,29 +128,44 @@ def test_two_rounds_of_masks_in_one_train_call(part_folder_without_masks, tmp_pa
     assert cli(train, "foreground.rounds=2", *TINY, *FAST_FG) == 0
     err = capsys.readouterr().err
     assert f"round 1 of 2: training on the first masks into {run / 'round_1'}" in err
-    assert f"round 2 of 2: masks from {run / 'round_1'}" in err
+    assert f"round 2 of 2: training on the second masks into {run / 'round_2'}" in err
     # The first run trained on the first masks as on automatic masks; the second masks come from its background.
     first = json.loads((run / "round_1" / "run_info.json").read_text())
     assert first["masks"]["folder"] == str(run / "masks") and first["masks"]["source"] == "automatic"
     assert "learned_background: true" in (run / "round_1" / "config.yaml").read_text()
-    second = json.loads((run / "masks_round_2" / "foreground.json").read_text())
-    assert second["from_run"] == str(run / "round_1") and second["count"] == 8
-    info = json.loads((run / "run_info.json").read_text())["masks"]
-    assert info["source"] == "automatic" and info["folder"] == str(run / "masks_round_2")
-    assert info["first_round"] == str(run / "masks") and info["first_round_run"] == str(run / "round_1")
-    assert "rounds: 2" in (run / "config.yaml").read_text()
+    manifest = json.loads((run / "masks_round_2" / "foreground.json").read_text())
+    assert manifest["from_run"] == str(run / "round_1") and manifest["count"] == 8
+    second = json.loads((run / "round_2" / "run_info.json").read_text())["masks"]
+    assert second["folder"] == str(run / "masks_round_2") and second["first_round"] == str(run / "masks")
+    # The kept round is the run: its files at the top, the choice recorded.
+    record = json.loads((run / "rounds.json").read_text())
+    kept = run / f"round_{record['kept']}"
+    assert f"keeping round {record['kept']}" in err and set(record["scores"]) == {"1", "2"}
+    info = json.loads((run / "run_info.json").read_text())
+    assert (
+        info["rounds"] == record
+        and info["masks"] == json.loads((kept / "run_info.json").read_text())["masks"]
+    )
+    assert (run / "checkpoints").is_dir() and (run / "config.yaml").read_text() == (
+        kept / "config.yaml"
+    ).read_text()
 
-    # --resume reuses the finished first run and both rounds of masks.
+    # --resume after an interrupted second round: round 1 and the second masks are reused, round 2 trains again.
     stamps = [
         (run / p).stat().st_mtime_ns for p in ("round_1/train_summary.json", "masks_round_2/foreground.json")
     ]
-    assert (
-        cli(train.replace("--steps 1", "--steps 2"), "--resume", "foreground.rounds=2", *TINY, *FAST_FG) == 0
-    )
+    shutil.rmtree(run / "round_2")
+    assert cli(train, "--resume", "foreground.rounds=2", *TINY, *FAST_FG) == 0
+    err = capsys.readouterr().err
+    assert "round 1 of 2: training" not in err and "round 2 of 2: training on the second masks" in err
     assert [
         (run / p).stat().st_mtime_ns for p in ("round_1/train_summary.json", "masks_round_2/foreground.json")
     ] == stamps
-    assert json.loads((run / "train_summary.json").read_text())["steps"] == 2
+    assert (run / "round_2" / "train_summary.json").is_file()
+
+    seg = tmp_path / "seg"
+    assert cli(f"predict --run {run} --images {data / 'images'} --out {seg} --device cpu --quiet") == 0
+    assert len(list((seg / "labels").glob("*.png"))) == 8
 
 
 def test_masks_from_a_run_without_a_learned_background_is_one_line(tiny_dataset, tmp_path, capsys):

@@ -135,21 +135,22 @@ def _copy_file(src: Path, dst: Path) -> None:
         atomic_write(dst, lambda out: shutil.copyfileobj(fh, out))
 
 
-def _adopt(chosen: RunFolder, run: RunFolder, selection: dict) -> dict:
-    """Copy the chosen candidate's files to the top of the run (each atomically, the summary last) and
-    record ``selection`` in its run info and summary; the summary."""
+def adopt(chosen: RunFolder, run: RunFolder, selection: dict, key: str = "restarts") -> dict:
+    """Copy the chosen run's files (a candidate's, or a round's: :mod:`~partdiscovery.workflows.rounds`) to
+    the top of ``run`` (each atomically, the summary last) and record ``selection`` under ``key`` in its run
+    info and summary; the summary."""
     for name in (CONFIG_FILE, METRICS_FILE):
         if (chosen.path / name).is_file():
             _copy_file(chosen.path / name, run.path / name)
     info = json.loads(chosen.run_info.read_text(encoding="utf-8")) if chosen.run_info.is_file() else {}
-    atomic_write_json(run.run_info, {**info, "restarts": selection})
+    atomic_write_json(run.run_info, {**info, key: selection})
     keep = {p.name for p in list_checkpoints(chosen.path)}
     for old in list_checkpoints(run.path):  # an earlier choice's checkpoints (a resumed selection)
         if old.name not in keep:
             old.unlink()
     for ckpt in list_checkpoints(chosen.path):
         _copy_file(ckpt, run.checkpoints / ckpt.name)
-    summary = {**json.loads(chosen.summary.read_text(encoding="utf-8")), "restarts": selection}
+    summary = {**json.loads(chosen.summary.read_text(encoding="utf-8")), key: selection}
     atomic_write_json(run.summary, summary)
     return summary
 
@@ -240,7 +241,7 @@ def train_with_restarts(
         if not main:
             return last
         # The kept run's own summary times its last session only; this is the whole call's.
-        return _adopt(folder, run, {**selection, "wall_s": round(time.perf_counter() - started, 3)})
+        return adopt(folder, run, {**selection, "wall_s": round(time.perf_counter() - started, 3)})
     finally:
         if lock is not None:
             lock.release()

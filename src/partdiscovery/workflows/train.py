@@ -97,6 +97,12 @@ def training_dataset(
             else "same images and foreground config"
         )
         print(f"reusing the masks in {mask_dir} ({why})", file=sys.stderr)
+    if not keep_background_setting and not cfg.model.learned_background:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
+    if root is not None:
+        dataset = PartFolderDataset(root, split, masks=mask_dir)
+    else:
+        dataset = ImageFolderDataset(images, mask_dir)
     info = {
         "masks": {
             "source": "automatic",
@@ -105,79 +111,10 @@ def training_dataset(
             "manifest": str(mask_dir / MANIFEST),
             "reused": manifest["reused"],
             "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
+            "rounds": fg.rounds,
         }
     }
-    if fg.rounds > 1:
-        mask_dir, manifest = _second_round(
-            cfg, data, out, images, mask_dir, paths, device, resume, overwrite, quiet, split
-        )
-        info["masks"] |= {
-            "first_round": info["masks"]["folder"],
-            "first_round_run": str(Path(out) / FIRST_ROUND),
-            "folder": str(mask_dir),
-            "approach": f"learned background of the first round's run + {fg.refine}",
-            "manifest": str(mask_dir / MANIFEST),
-            "reused": manifest["reused"],
-        }
-    if not keep_background_setting and not cfg.model.learned_background:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
-    if root is not None:
-        dataset = PartFolderDataset(root, split, masks=mask_dir)
-    else:
-        dataset = ImageFolderDataset(images, mask_dir)
     return dataset, cfg, info
-
-
-FIRST_ROUND = "round_1"
-"""The first round's run, inside the run folder (``foreground.rounds`` = 2)."""
-SECOND_ROUND_MASKS = "masks_round_2"
-
-
-def _second_round(
-    cfg: Config,
-    data: str | None,
-    out: str | Path,
-    images: str | None,
-    first_masks: Path,
-    paths: list,
-    device: str,
-    resume: bool,
-    overwrite: bool,
-    quiet: bool,
-    split: str,
-) -> tuple[Path, dict]:
-    """``foreground.rounds`` = 2: train ``OUT/round_1`` on the first masks (as ``train --masks`` would, with the
-    same config), then make the masks of ``paths`` again from its learned background into ``OUT/masks_round_2``
-    (as ``masks --from-run``). A finished first run and complete second masks are reused on ``--resume``.
-    Returns the second masks' folder and manifest."""
-    from partdiscovery.foreground.folder import write_mask_folder
-    from partdiscovery.runs import RunFolder
-    from partdiscovery.segmenter import PartSegmenter, resolve_device
-
-    first = Path(out) / FIRST_ROUND
-    if not (resume and RunFolder(first).summary.is_file()):
-        if not quiet:
-            print(f"round 1 of 2: training on the first masks into {first}", file=sys.stderr, flush=True)
-        run_training(cfg, data, first, device, resume, overwrite, quiet, split, images, str(first_masks))
-    second = Path(out) / SECOND_ROUND_MASKS
-    if not quiet:
-        print(
-            f"round 2 of 2: masks from {first}'s learned background into {second}",
-            file=sys.stderr,
-            flush=True,
-        )
-    run = PartSegmenter.load(first, device=resolve_device(device), refine="none")
-    manifest = write_mask_folder(
-        paths,
-        second,
-        cfg.foreground,
-        resolve_device(device),
-        progress=not quiet,
-        keep_existing=resume,
-        from_run=run,
-        run_source=str(first),
-    )
-    return second, manifest
 
 
 def _passed_masks(cfg: Config, masks: str | Path, keep_background_setting: bool) -> tuple[Config, dict]:
@@ -214,12 +151,13 @@ def run_training(
     are most consistent across the training images (:mod:`partdiscovery.workflows.restarts`); on automatic
     masks every second run learns its parts from the masks' inside only (``train.restarts_mask_erosion``).
 
+    With ``foreground.rounds`` = 2 and masks made here, trains twice, the second time on masks from the first
+    run's learned background, and keeps the better run (:mod:`partdiscovery.workflows.rounds`).
+
     Returns the run's training summary (``train_summary.json``)."""
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
-    from partdiscovery.training import Trainer, create_method
     from partdiscovery.training.optim import check_names
-    from partdiscovery.utils.seed import seed_everything
 
     check_names(cfg)  # registered names, before any work
     inputs = dataset_inputs(data) + ([(Path(images), "image folder")] if images else [])
@@ -227,6 +165,51 @@ def run_training(
     dataset, cfg, info = training_dataset(
         cfg, data, out, images, masks, device, resume, overwrite, quiet, keep_background_setting, split
     )
+    if info["masks"].get("rounds", 1) > 1:
+        from partdiscovery.workflows.rounds import train_two_rounds
+
+        return train_two_rounds(
+            cfg,
+            dataset,
+            info,
+            out,
+            _image_paths(data, images),
+            lambda masks: _with_masks(data, images, split, masks),
+            lambda cfg, dataset, run, info: _train_one(
+                cfg, dataset, run, device, resume, overwrite, quiet, info
+            ),
+            resolve_device(device),
+            resume,
+            progress=not quiet,
+        )
+    return _train_one(cfg, dataset, out, device, resume, overwrite, quiet, info)
+
+
+def _image_paths(data: str | None, images: str | None) -> list[Path]:
+    """The images that automatic masks are made for: a part folder's training split, or a plain folder's."""
+    from partdiscovery.data.part_folder import split_image_paths
+    from partdiscovery.foreground.folder import list_images
+
+    return split_image_paths(Path(data), "train") if data is not None else list_images(images)
+
+
+def _with_masks(data: str | None, images: str | None, split: str, masks: Path):
+    """The training dataset of ``data`` (a part folder, at ``split``) or ``images`` with the masks of ``masks``."""
+    from partdiscovery.data import ImageFolderDataset, PartFolderDataset
+
+    return (
+        PartFolderDataset(data, split, masks=masks) if data is not None else ImageFolderDataset(images, masks)
+    )
+
+
+def _train_one(
+    cfg: Config, dataset, out: str | Path, device: str, resume: bool, overwrite: bool, quiet: bool, info: dict
+) -> dict:
+    """One training into ``out``: the best of ``train.restarts`` candidates, or a single run."""
+    from partdiscovery.segmenter import resolve_device
+    from partdiscovery.training import Trainer, create_method
+    from partdiscovery.utils.seed import seed_everything
+
     if cfg.train.restarts > 1:
         from partdiscovery.workflows.restarts import train_with_restarts
 
