@@ -200,7 +200,7 @@ def test_given_masks_take_precedence(tiny_dataset, tmp_path):
     assert "learned_background: false" in (run / "config.yaml").read_text()
 
 
-@pytest.mark.parametrize("case", ["empty", "unreadable", "single", "both"])
+@pytest.mark.parametrize("case", ["empty", "unreadable", "single", "both", "rounds without a background"])
 def test_bad_input_is_one_line(case, tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -210,6 +210,10 @@ def test_bad_input_is_one_line(case, tmp_path, capsys):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "one.png")
     if case == "both":
         code = cli(f"train --data {folder} --images {folder} --out {tmp_path / 'run'}")
+    elif case == "rounds without a background":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "one.png")
+        train = f"train --images {folder} --out {tmp_path / 'run'} foreground.rounds=2 model.learned_background=false"
+        code = cli(train)
     else:
         code = cli(f"masks --images {folder} --out {tmp_path / 'out'} --quiet")
     err = capsys.readouterr().err.strip()
@@ -219,5 +223,6 @@ def test_bad_input_is_one_line(case, tmp_path, capsys):
         "unreadable": str(folder / "a.jpg"),
         "single": "only image",
         "both": "exactly one",
+        "rounds without a background": "foreground.rounds=2 makes the second masks from the first run's learned",
     }
     assert expected[case] in err

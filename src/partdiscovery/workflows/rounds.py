@@ -30,6 +30,7 @@ from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_va
 from partdiscovery.runs import RunFolder
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.utils.io import atomic_write_json
+from partdiscovery.workflows.restarts import adopt
 
 ROUND_DIRS = ("round_1", "round_2")
 SECOND_MASKS = "masks_round_2"
@@ -102,7 +103,6 @@ def train_two_rounds(
         The kept run's summary, with ``"rounds"``: the record of the choice.
     """
     from partdiscovery.foreground.folder import MANIFEST, write_mask_folder
-    from partdiscovery.workflows.restarts import adopt
 
     out = Path(out)
     runs = [out / name for name in ROUND_DIRS]

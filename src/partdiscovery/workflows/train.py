@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from partdiscovery.config import Config
-from partdiscovery.errors import PartDiscoveryError
+from partdiscovery.errors import ConfigError, PartDiscoveryError
 
 
 def dataset_inputs(data: str | None) -> list:
@@ -72,6 +72,11 @@ def training_dataset(
         paths = list_images(images)
 
     # No masks anywhere: make them from the images (fitted on this very collection), then train.
+    if cfg.foreground.rounds > 1 and keep_background_setting and not cfg.model.learned_background:
+        raise ConfigError(
+            "foreground.rounds=2 makes the second masks from the first run's learned background: "
+            "it needs model.learned_background=true"
+        )
     RunFolder(Path(out)).prepare(resume, overwrite)  # refuse to clobber a run before the slow part
     if cfg.train.threads > 0:  # φ runs here, before the trainer would set the threads
         import torch
