@@ -4,8 +4,8 @@ A run trained on automatic masks learns the collection's background, and masks m
 --from-run``, :mod:`partdiscovery.foreground.distill`) are better than the first ones on the validation
 images (IoU 74.9 -> 80.6 on CCP, 61.6 -> 68.1 on PASCAL-Person, 52.8 -> 52.8 on ADE20K chairs). Parts trained
 on them were better on CCP and PASCAL-Person and worse on ADE20K chairs, whose second masks are no better and
-differ from the first in where they err (validation, four seeds each; BENCHMARKS.md "Two rounds of masks").
-So ``train`` trains both rounds and keeps one, chosen as the restarts choose
+differ from the first in where they err (validation, four seeds each; BENCHMARKS.md "Two rounds in one ``train``
+call"). So with ``foreground.rounds`` = 2 ``train`` trains both rounds and keeps one, chosen as the restarts choose
 (:mod:`partdiscovery.workflows.restarts`): the run whose parts explain more of φ's deepest layer, here over the
 foreground both rounds' masks agree on, so that neither run is scored on its own masks' errors.
 
@@ -140,8 +140,11 @@ def train_two_rounds(
             "first_round": info["masks"]["folder"],
         }
     }
-    fresh = fresh or not manifest["reused"] or not (resume and RunFolder(runs[1]).summary.is_file())
-    if fresh:
+    if fresh or not manifest["reused"]:
+        shutil.rmtree(runs[1], ignore_errors=True)  # trained on other masks: resuming it would mix the two
+        fresh = True
+    if fresh or not (resume and RunFolder(runs[1]).summary.is_file()):
+        fresh = True
         say(f"round 2 of 2: training on the second masks into {runs[1]}")
         train(cfg, datasets[1], runs[1], second_info)
 
