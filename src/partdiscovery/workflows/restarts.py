@@ -98,6 +98,24 @@ def _has_step(folder: RunFolder, step: int) -> bool:
     return checkpoint_path(folder.path, step).is_file()
 
 
+def score_runs(
+    cfg: Config, runs: Sequence[Path], dataset: PartDataset, device: torch.device, max_images: int = 120
+) -> list[float]:
+    """R² of φ's deepest layer (``cfg``'s φ) over ``dataset``'s foreground, explained by the parts of each run
+    (run folders or checkpoints; one pass over up to ``max_images`` images for all):
+    :func:`~partdiscovery.evaluation.consistency.explained_variances`."""
+    phi = deepest_layer_phi(cfg.model.feature_extractor, cfg.model.pretrained, cfg.model.feature_weights)
+    models = [PartSegmenter.load(run, device=device) for run in runs]
+    return explained_variances(
+        [m.net for m in models],
+        phi.to(device),
+        dataset,
+        cfg.data.input_size,
+        max_images,
+        device=models[0].device,
+    )
+
+
 def _choose(
     cfg: Config,
     dataset: PartDataset,
@@ -109,15 +127,8 @@ def _choose(
 ) -> dict:
     """Score each candidate's checkpoint at ``step`` on ``dataset`` (one pass over the images for all):
     the record of the choice, with the chosen seed (the highest score; ties: the lowest seed)."""
-    phi = deepest_layer_phi(cfg.model.feature_extractor, cfg.model.pretrained, cfg.model.feature_weights)
-    models = [PartSegmenter.load(checkpoint_path(candidate_dir(out, s), step), device=device) for s in seeds]
-    values = explained_variances(
-        [m.net for m in models],
-        phi.to(device),
-        dataset,
-        cfg.data.input_size,
-        max_images,
-        device=models[0].device,
+    values = score_runs(
+        cfg, [checkpoint_path(candidate_dir(out, s), step) for s in seeds], dataset, device, max_images
     )
     scores = dict(zip(seeds, values))
     chosen = max(scores, key=lambda s: (scores[s], -s))

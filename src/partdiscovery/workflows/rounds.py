@@ -26,11 +26,10 @@ import torch
 
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset, RawSample
-from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_variances
 from partdiscovery.runs import RunFolder
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.utils.io import atomic_write_json
-from partdiscovery.workflows.restarts import adopt
+from partdiscovery.workflows.restarts import adopt, score_runs
 
 ROUND_DIRS = ("round_1", "round_2")
 SECOND_MASKS = "masks_round_2"
@@ -58,17 +57,8 @@ def choose_round(
 ) -> dict:
     """Score the two rounds' runs on the foreground both rounds' masks agree on (up to ``max_images``
     training images, as the restarts sample them): the record of the choice (``kept``: 1 or 2; ties keep 1)."""
-    phi = deepest_layer_phi(cfg.model.feature_extractor, cfg.model.pretrained, cfg.model.feature_weights)
-    models = [PartSegmenter.load(run, device=device) for run in runs]
     common = MaskIntersection(*datasets)
-    values = explained_variances(
-        [m.net for m in models],
-        phi.to(device),
-        common,
-        cfg.data.input_size,
-        max_images,
-        device=models[0].device,
-    )
+    values = score_runs(cfg, runs, common, device, max_images)
     return {
         "criterion": CRITERION,
         "images": min(len(common), max_images),
@@ -102,7 +92,8 @@ def train_two_rounds(
     Returns:
         The kept run's summary, with ``"rounds"``: the record of the choice.
     """
-    from partdiscovery.foreground.folder import MANIFEST, write_mask_folder
+    from partdiscovery.foreground.folder import write_mask_folder
+    from partdiscovery.workflows.train import automatic_masks_record
 
     out = Path(out)
     runs = [out / name for name in ROUND_DIRS]
@@ -130,15 +121,9 @@ def train_two_rounds(
         run_source=str(runs[0]),
     )
     datasets = [first_dataset, second_dataset(masks)]
+    approach = f"learned background of {runs[0]} + {cfg.foreground.refine}"
     second_info = {
-        "masks": {
-            "source": "automatic",
-            "folder": str(masks),
-            "approach": f"learned background of {runs[0]} + {cfg.foreground.refine}",
-            "manifest": str(masks / MANIFEST),
-            "reused": manifest["reused"],
-            "first_round": info["masks"]["folder"],
-        }
+        "masks": automatic_masks_record(masks, approach, manifest, first_round=info["masks"]["folder"])
     }
     if fresh or not manifest["reused"]:
         shutil.rmtree(runs[1], ignore_errors=True)  # trained on other masks: resuming it would mix the two

@@ -50,7 +50,7 @@ def training_dataset(
     """
     from partdiscovery.data import ImageFolderDataset, PartFolderDataset, open_dataset
     from partdiscovery.data.part_folder import split_image_paths
-    from partdiscovery.foreground.folder import MANIFEST, list_images, write_mask_folder
+    from partdiscovery.foreground.folder import list_images, write_mask_folder
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
 
@@ -108,18 +108,26 @@ def training_dataset(
         dataset = PartFolderDataset(root, split, masks=mask_dir)
     else:
         dataset = ImageFolderDataset(images, mask_dir)
-    info = {
-        "masks": {
-            "source": "automatic",
-            "folder": str(mask_dir),
-            "approach": f"{fg.coarse}+{fg.refine}",
-            "manifest": str(mask_dir / MANIFEST),
-            "reused": manifest["reused"],
-            "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
-            "rounds": fg.rounds,
-        }
+    return (
+        dataset,
+        cfg,
+        {"masks": automatic_masks_record(mask_dir, f"{fg.coarse}+{fg.refine}", manifest, rounds=fg.rounds)},
+    )
+
+
+def automatic_masks_record(folder: Path, approach: str, manifest: dict, **more) -> dict:
+    """What ``run_info.json`` records (``"masks"``) of the automatic masks in ``folder`` that ``train`` made."""
+    from partdiscovery.foreground.folder import MANIFEST
+
+    return {
+        "source": "automatic",
+        "folder": str(folder),
+        "approach": approach,
+        "manifest": str(folder / MANIFEST),
+        "reused": manifest["reused"],
+        "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
+        **more,
     }
-    return dataset, cfg, info
 
 
 def _passed_masks(cfg: Config, masks: str | Path, keep_background_setting: bool) -> tuple[Config, dict]:
