@@ -176,3 +176,17 @@ def write_mask_folder(
     }
     atomic_write_json(out / MANIFEST, manifest)
     return manifest | {"reused": False, "config_differs": False}
+
+
+def masks_record(folder: Path, approach: str, manifest: dict, **more) -> dict:
+    """What a run records of the automatic masks it trained on (``run_info.json``, ``"masks"``): the folder that
+    :func:`write_mask_folder` filled, its ``manifest`` (as returned), how they were made, and ``more``."""
+    return {
+        "source": "automatic",
+        "folder": str(folder),
+        "approach": approach,
+        "manifest": str(folder / MANIFEST),
+        "reused": manifest["reused"],
+        "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
+        **more,
+    }

@@ -92,8 +92,7 @@ def train_two_rounds(
     Returns:
         The kept run's summary, with ``"rounds"``: the record of the choice.
     """
-    from partdiscovery.foreground.folder import write_mask_folder
-    from partdiscovery.workflows.train import automatic_masks_record
+    from partdiscovery.foreground.folder import masks_record, write_mask_folder
 
     out = Path(out)
     runs = [out / name for name in ROUND_DIRS]
@@ -122,9 +121,7 @@ def train_two_rounds(
     )
     datasets = [first_dataset, second_dataset(masks)]
     approach = f"learned background of {runs[0]} + {cfg.foreground.refine}"
-    second_info = {
-        "masks": automatic_masks_record(masks, approach, manifest, first_round=info["masks"]["folder"])
-    }
+    second_info = {"masks": masks_record(masks, approach, manifest, first_round=info["masks"]["folder"])}
     if fresh or not manifest["reused"]:
         shutil.rmtree(runs[1], ignore_errors=True)  # trained on other masks: resuming it would mix the two
         fresh = True

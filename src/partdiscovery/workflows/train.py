@@ -50,7 +50,7 @@ def training_dataset(
     """
     from partdiscovery.data import ImageFolderDataset, PartFolderDataset, open_dataset
     from partdiscovery.data.part_folder import split_image_paths
-    from partdiscovery.foreground.folder import list_images, write_mask_folder
+    from partdiscovery.foreground.folder import list_images, masks_record, write_mask_folder
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
 
@@ -111,23 +111,8 @@ def training_dataset(
     return (
         dataset,
         cfg,
-        {"masks": automatic_masks_record(mask_dir, f"{fg.coarse}+{fg.refine}", manifest, rounds=fg.rounds)},
+        {"masks": masks_record(mask_dir, f"{fg.coarse}+{fg.refine}", manifest, rounds=fg.rounds)},
     )
-
-
-def automatic_masks_record(folder: Path, approach: str, manifest: dict, **more) -> dict:
-    """What ``run_info.json`` records (``"masks"``) of the automatic masks in ``folder`` that ``train`` made."""
-    from partdiscovery.foreground.folder import MANIFEST
-
-    return {
-        "source": "automatic",
-        "folder": str(folder),
-        "approach": approach,
-        "manifest": str(folder / MANIFEST),
-        "reused": manifest["reused"],
-        "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
-        **more,
-    }
 
 
 def _passed_masks(cfg: Config, masks: str | Path, keep_background_setting: bool) -> tuple[Config, dict]:
