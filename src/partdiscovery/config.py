@@ -256,8 +256,10 @@ class ForegroundConfig:
     """How many rounds of masks ``train`` makes when it has none. 2: a second run is trained on masks made from the
     first run's learned background (as ``masks --from-run``), and the run whose parts explain more of φ over the
     foreground both rounds' masks agree on is kept (:mod:`partdiscovery.workflows.rounds`). On the validation
-    splits +2.1 / +1.8 / -0.3 FG-NMI on CCP / PASCAL-Person / ADE20K chairs (four seeds, single runs); twice the
-    training, so 1 by default (BENCHMARKS.md, "Two rounds in one ``train`` call")."""
+    splits +2.1 / +1.8 / -0.3 FG-NMI on CCP / PASCAL-Person / ADE20K chairs (four seeds, single runs); on the test
+    splits +2.8 and +1.8 on CCP, +0.5 on PASCAL-Person, -6.8 and -5.2 on ADE20K chairs (54 images), where the choice
+    kept the worse round. Twice the training, and not for small folders: 1 by default (BENCHMARKS.md, "Two rounds
+    in one ``train`` call")."""
     grabcut_iterations: int = 5
     refine_size: int = 320
     """GrabCut runs on the image resized so its longer side is at most this many pixels."""
