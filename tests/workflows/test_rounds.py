@@ -14,6 +14,8 @@ from partdiscovery.data import PartFolderDataset
 from partdiscovery.workflows.rounds import MaskIntersection, choose_round
 from partdiscovery.workflows.train import run_training
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
+
 
 def top_half_masks(dataset: PartFolderDataset, out):
     """A mask folder with ``dataset``'s masks cut to their upper half (never empty)."""
