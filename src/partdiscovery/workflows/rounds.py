@@ -19,6 +19,7 @@ are copied to the top of ``OUT``. ``--resume`` reuses finished rounds, the secon
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -51,8 +52,7 @@ class MaskIntersection(PartDataset):
 
     def load(self, index: int) -> RawSample:
         sample = self.first.load(index)
-        sample.fg_mask = sample.fg_mask & self.second.load(index).fg_mask
-        return sample
+        return dataclasses.replace(sample, fg_mask=sample.fg_mask & self.second.load(index).fg_mask)
 
 
 def choose_round(
@@ -128,8 +128,8 @@ def train_two_rounds(
     if fresh or not manifest["reused"]:
         shutil.rmtree(runs[1], ignore_errors=True)  # trained on other masks: resuming it would mix the two
         fresh = True
-    if fresh or not (resume and RunFolder(runs[1]).summary.is_file()):
-        fresh = True
+    fresh = fresh or not (resume and RunFolder(runs[1]).summary.is_file())
+    if fresh:
         say(f"round 2 of 2: training on the second masks into {runs[1]}")
         train(cfg, datasets[1], runs[1], second_info)
 
