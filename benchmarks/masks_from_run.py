@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,13 +31,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from partdiscovery.config import ForegroundConfig
-from partdiscovery.data.image_io import read_image
-from partdiscovery.data.part_folder import find_image, read_split_file, validation_ids
-from partdiscovery.foreground.cosegment import certain_core
-from partdiscovery.foreground.distill import object_probability
-from partdiscovery.foreground.refine import refine_grabcut
-from partdiscovery.segmenter import PartSegmenter
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from masks import mask_scores  # noqa: E402
+
+from partdiscovery.config import ForegroundConfig  # noqa: E402
+from partdiscovery.data.image_io import read_image  # noqa: E402
+from partdiscovery.data.part_folder import find_image, read_split_file, validation_ids  # noqa: E402
+from partdiscovery.foreground.cosegment import certain_core  # noqa: E402
+from partdiscovery.foreground.distill import object_probability  # noqa: E402
+from partdiscovery.foreground.refine import refine_grabcut  # noqa: E402
+from partdiscovery.segmenter import PartSegmenter  # noqa: E402
 
 
 def candidates(
@@ -61,11 +65,6 @@ def candidates(
         image, np.where(first, p, 0).astype(np.float32), certain_core(np.where(first, p, 0), p, 0.05)
     )
     return rows
-
-
-def precision_recall_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, float]:
-    inter = float((pred & gt).sum())
-    return inter / max((pred | gt).sum(), 1), inter / max(pred.sum(), 1), inter / max(gt.sum(), 1)
 
 
 def main() -> None:
@@ -93,7 +92,7 @@ def main() -> None:
         first = np.asarray(Image.open(first_dir / f"{image_id}.png")) > 0
         p = object_probability(run, image)
         for name, make in rows.items():
-            scores[name].append(precision_recall_iou(make(image, p, first), gt))
+            scores[name].append(mask_scores(make(image, p, first), gt))
     result = {
         "command": "python benchmarks/masks_from_run.py "
         + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None and k != "json"),

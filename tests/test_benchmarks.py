@@ -299,4 +299,4 @@ def test_masks_from_run_candidates_are_masks_and_the_scores_say_which_way_they_e
     assert rows["f >= 0.5"](image, p, first).sum() == 144
     half = np.zeros((24, 24), bool)
     half[6:18, 6:12] = True
-    assert script.precision_recall_iou(half, first) == (0.5, 1.0, 0.5)
+    assert script.mask_scores(half, first) == (0.5, 1.0, 0.5)

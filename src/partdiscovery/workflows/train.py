@@ -48,28 +48,22 @@ def training_dataset(
     Returns:
         ``(dataset, cfg, info)``.
     """
-    from partdiscovery.data import ImageFolderDataset, PartFolderDataset, open_dataset
-    from partdiscovery.data.part_folder import split_image_paths
-    from partdiscovery.foreground.folder import list_images, masks_record, write_mask_folder
+    from partdiscovery.data import open_dataset
+    from partdiscovery.foreground.folder import masks_record, write_mask_folder
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
 
     if (data is None) == (images is None):
         raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
-    if images is not None and masks is not None:
-        return ImageFolderDataset(images, masks), *_passed_masks(cfg, masks, keep_background_setting)
+    if masks is not None:
+        return _with_masks(data, images, split, masks), *_passed_masks(cfg, masks, keep_background_setting)
     root = Path(data) if data is not None else None
     if root is not None:
-        if masks is not None:
-            dataset = PartFolderDataset(root, split, masks=masks)
-            return dataset, *_passed_masks(cfg, masks, keep_background_setting)
         if not (root.is_dir() and (root / "images").is_dir() and not (root / "masks").is_dir()):
             dataset = open_dataset(data, split)
             given = dataset.masks_dir
             return dataset, cfg, {"masks": {"source": "given", "folder": str(given) if given else str(data)}}
-        paths = split_image_paths(root, "train")
-    else:
-        paths = list_images(images)
+    paths = _image_paths(data, images)
 
     # No masks anywhere: make them from the images (fitted on this very collection), then train.
     if cfg.foreground.rounds > 1 and keep_background_setting and not cfg.model.learned_background:
@@ -102,17 +96,19 @@ def training_dataset(
             else "same images and foreground config"
         )
         print(f"reusing the masks in {mask_dir} ({why})", file=sys.stderr)
-    if not keep_background_setting and not cfg.model.learned_background:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
-    if root is not None:
-        dataset = PartFolderDataset(root, split, masks=mask_dir)
-    else:
-        dataset = ImageFolderDataset(images, mask_dir)
     return (
-        dataset,
-        cfg,
+        _with_masks(data, images, split, mask_dir),
+        _with_learned_background(cfg, keep_background_setting),
         {"masks": masks_record(mask_dir, f"{fg.coarse}+{fg.refine}", manifest, rounds=fg.rounds)},
     )
+
+
+def _with_learned_background(cfg: Config, keep_background_setting: bool) -> Config:
+    """``cfg`` with ``model.learned_background`` on, for automatic masks (unless the user set it), so that
+    ``predict`` finds the object on photos without masks."""
+    if keep_background_setting or cfg.model.learned_background:
+        return cfg
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
 
 
 def _passed_masks(cfg: Config, masks: str | Path, keep_background_setting: bool) -> tuple[Config, dict]:
@@ -124,8 +120,7 @@ def _passed_masks(cfg: Config, masks: str | Path, keep_background_setting: bool)
     manifest = Path(masks) / MANIFEST
     if not manifest.is_file():
         return cfg, {"masks": {"source": "given", "folder": str(masks)}}
-    if not keep_background_setting and not cfg.model.learned_background:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
+    cfg = _with_learned_background(cfg, keep_background_setting)
     return cfg, {"masks": {"source": "automatic", "folder": str(masks), "manifest": str(manifest)}}
 
 
