@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import warnings
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from partdiscovery.config import load_config
 from partdiscovery.data import open_dataset
 from partdiscovery.runs.checkpoint import load_latest
 from partdiscovery.training import Trainer, create_method
 from partdiscovery.utils.seed import seed_everything
+from tests.ddp import spawn
 
 OVERRIDES = [
     "data.input_size=48",
@@ -42,34 +40,15 @@ def _train(data: str, out: str) -> None:
     Trainer(create_method(cfg), cfg, open_dataset(data, "train"), out, progress=False).fit()
 
 
-def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    try:
-        _train(data, out)
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _worker(rank: int, data: str, out: str) -> None:
+    _train(data, out)
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 def test_two_processes_equal_one(tiny_dataset, tmp_path):
     single, double = tmp_path / "single", tmp_path / "ddp"
     _train(str(tiny_dataset), str(single))
-    mp.spawn(_worker, args=(2, _free_port(), str(tiny_dataset), str(double)), nprocs=2, join=True)
+    spawn(_worker, 2, str(tiny_dataset), str(double))
 
     _, a = load_latest(single)
     _, b = load_latest(double)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,8 @@ from PIL import Image
 from partdiscovery.data import PartFolderDataset
 from partdiscovery.workflows.rounds import MaskIntersection, choose_round
 from partdiscovery.workflows.train import run_training
+from tests.conftest import make_tiny_config
+from tests.ddp import spawn
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*uses random weights:UserWarning")
 
@@ -70,3 +75,45 @@ def test_the_choice_follows_the_scores_not_the_order(tiny_config, tiny_dataset, 
     assert forward["images"] == len(datasets[0])
     # A tie keeps the first round: the second costs the same again and must earn its place.
     assert choose([runs[0], runs[0]])["kept"] == 1
+
+
+def _two_rounds_in_two_processes(rank: int, data: str, out: str) -> None:
+    """One of two torchrun-like processes training two rounds without masks; counts the mask work it did."""
+    import partdiscovery.foreground.folder as folder
+
+    calls = {"fitted": 0, "from_run": 0}
+    fit, from_run = folder.ForegroundModel.fit, folder.mask_from_run
+
+    def counted_fit(*args, **kwargs):
+        calls["fitted"] += 1
+        return fit(*args, **kwargs)
+
+    def counted_from_run(*args, **kwargs):
+        calls["from_run"] += 1
+        return from_run(*args, **kwargs)
+
+    folder.ForegroundModel.fit, folder.mask_from_run = counted_fit, counted_from_run
+    torch.set_num_threads(1)
+    cfg = make_tiny_config(
+        "train.steps=1", "train.batch_size=2", "foreground.rounds=2", "foreground.input_size=96",
+        "foreground.fit_pixels=2000",
+    )  # fmt: skip
+    run_training(cfg, data, out, "cpu", quiet=True)
+    Path(out, f"calls_{rank}.json").write_text(json.dumps(calls))
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_under_torchrun_only_the_main_process_makes_the_masks_and_the_choice(tiny_dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    shutil.rmtree(data / "masks")
+    out = tmp_path / "run"
+    spawn(_two_rounds_in_two_processes, 2, str(data), str(out))
+
+    trained = len((data / "train.txt").read_text().split())
+    assert json.loads((out / "calls_0.json").read_text()) == {"fitted": 1, "from_run": trained}
+    assert json.loads((out / "calls_1.json").read_text()) == {"fitted": 0, "from_run": 0}  # reused the main's
+    record = json.loads((out / "rounds.json").read_text())
+    assert json.loads((out / "run_info.json").read_text())["rounds"] == record
+    assert (out / "train_summary.json").is_file()
+    assert len(list((out / "masks_round_2").glob("*.png"))) == trained

@@ -126,6 +126,7 @@ def explicitly_set(overrides: list[str], key: str) -> bool:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from partdiscovery.data.part_folder import HOLDOUT_SPLIT
+    from partdiscovery.utils.distributed import env_info
     from partdiscovery.workflows import run_training
 
     if args.holdout_val and args.data is None:
@@ -145,6 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         masks=args.masks,
         keep_background_setting=explicitly_set(args.overrides, "model.learned_background"),
     )
+    if not env_info().is_main:
+        return 0  # under torchrun the main process reports
     restarts = summary.get("restarts")
     if restarts:
         print(

@@ -39,7 +39,7 @@ from partdiscovery.runs.folder import RunFolder
 from partdiscovery.training.methods.base import Method
 from partdiscovery.training.optim import build_optimizer, build_schedule, check_names
 from partdiscovery.training.step import step_generator, train_step
-from partdiscovery.utils.distributed import DistInfo, barrier, mean_across, setup
+from partdiscovery.utils.distributed import DistInfo, barrier, mean_across, process_device, setup
 from partdiscovery.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -235,8 +235,7 @@ class Trainer:
     def _start_processes(self) -> DistInfo:
         """Join the distributed run, if launched as one (``torchrun``); one GPU per process."""
         dist_info = setup(self.device)
-        if dist_info.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", dist_info.local_rank)
+        self.device = process_device(self.device)
         if self.cfg.train.batch_size % dist_info.world_size:
             raise PartDiscoveryError(
                 f"train.batch_size={self.cfg.train.batch_size} is not divisible by the "

@@ -11,7 +11,10 @@ all processes (with gradients), so positives and negatives come from the global 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -58,12 +61,46 @@ def env_info() -> DistInfo:
     )
 
 
+T = TypeVar("T")
+
+# The other processes wait at a barrier while the main one makes the automatic foreground masks
+# (:func:`main_first`): minutes per thousand images, longer than the default 10-30 min collective timeout.
+TIMEOUT = timedelta(hours=6)
+
+
 def setup(device: torch.device) -> DistInfo:
+    """Join the process group of a ``torchrun`` launch (no-op otherwise, or when already joined); on CUDA each
+    process takes GPU ``LOCAL_RANK`` as its current device, which NCCL's collectives use."""
     info = env_info()
     if info.enabled and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend)
+        if device.type == "cuda":
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend, timeout=TIMEOUT)
     return info
+
+
+def process_device(device: torch.device) -> torch.device:
+    """This process's device: GPU ``LOCAL_RANK`` on CUDA under ``torchrun``, else ``device``."""
+    info = env_info()
+    return torch.device("cuda", info.local_rank) if info.enabled and device.type == "cuda" else device
+
+
+def main_first(make: Callable[[], T]) -> T:
+    """``make()`` on the main process, then on the others once it has finished; every process gets the main
+    process's result.
+
+    For files that every process needs and one should compute, e.g. the automatic masks: the others run
+    ``make`` after the main one, so they find its files and reuse them (on a shared file system), or make their
+    own (on a node that does not see the main one's disk). Not distributed: ``make()``."""
+    info = env_info()
+    if not (info.enabled and dist.is_available() and dist.is_initialized()):
+        return make()
+    result = make() if info.is_main else None
+    barrier()
+    if not info.is_main:
+        make()
+    return broadcast_object(result)
 
 
 def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset, RawSample
 from partdiscovery.runs import RunFolder
 from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.utils.distributed import broadcast_object, env_info, main_first
 from partdiscovery.utils.io import atomic_write_json
 from partdiscovery.workflows.restarts import adopt, score_runs
 
@@ -92,6 +93,9 @@ def train_two_rounds(
             its summary, as ``train`` does for one round.
         resume: reuse a round whose run has finished, complete second masks and a choice already made.
 
+    Under ``torchrun`` the main process makes the second masks (the others wait, then read them), scores the
+    rounds and adopts the kept one; the others return their last training's summary.
+
     Returns:
         The kept run's summary, with ``"rounds"``: the record of the choice.
     """
@@ -100,38 +104,48 @@ def train_two_rounds(
     out = Path(out)
     runs = [out / name for name in ROUND_DIRS]
     masks = out / SECOND_MASKS
+    main = env_info().is_main  # under torchrun only the main process writes, scores and says what it does
 
     def say(text: str) -> None:
-        if progress:
+        if progress and main:
             print(text, file=sys.stderr, flush=True)
 
+    def clear(folder: Path) -> None:
+        if main:
+            shutil.rmtree(folder, ignore_errors=True)  # ours: inside OUT
+
     # Whatever is trained in this call makes what follows it stale: the second masks, the second run, the choice.
-    fresh = not (resume and RunFolder(runs[0]).summary.is_file())
+    fresh = broadcast_object(not (resume and RunFolder(runs[0]).summary.is_file()))
     if fresh:
         say(f"round 1 of 2: training on the first masks into {runs[0]}")
         train(cfg, first_dataset, runs[0], info)
-        shutil.rmtree(masks, ignore_errors=True)  # made from an earlier round 1 (ours: inside OUT)
+        clear(masks)  # made from an earlier round 1
     say(f"round 2 of 2: masks from the learned background of {runs[0]} into {masks}")
-    manifest = write_mask_folder(
-        image_paths,
-        masks,
-        cfg.foreground,
-        device,
-        progress=progress,
-        keep_existing=resume,
-        from_run=PartSegmenter.load(runs[0], device=device, refine="none"),
-        run_source=str(runs[0]),
+    manifest = main_first(
+        lambda: write_mask_folder(
+            image_paths,
+            masks,
+            cfg.foreground,
+            device,
+            progress=progress and main,
+            keep_existing=resume,
+            from_run=PartSegmenter.load(runs[0], device=device, refine="none"),
+            run_source=str(runs[0]),
+        )
     )
     datasets = [first_dataset, second_dataset(masks)]
     approach = f"learned background of {runs[0]} + {cfg.foreground.refine}"
     second_info = {"masks": masks_record(masks, approach, manifest, first_round=info["masks"]["folder"])}
     if fresh or not manifest["reused"]:
-        shutil.rmtree(runs[1], ignore_errors=True)  # trained on other masks: resuming it would mix the two
+        clear(runs[1])  # trained on other masks: resuming it would mix the two
         fresh = True
-    fresh = fresh or not (resume and RunFolder(runs[1]).summary.is_file())
+    fresh = broadcast_object(fresh or not (resume and RunFolder(runs[1]).summary.is_file()))
+    last: dict = {}
     if fresh:
         say(f"round 2 of 2: training on the second masks into {runs[1]}")
-        train(cfg, datasets[1], runs[1], second_info)
+        last = train(cfg, datasets[1], runs[1], second_info)
+    if not main:
+        return last  # the other processes' result, as for the restarts
 
     record_path = out / RECORD
     record = (

@@ -52,6 +52,7 @@ def training_dataset(
     from partdiscovery.foreground.folder import masks_record, write_mask_folder
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
+    from partdiscovery.utils.distributed import main_first, process_device, setup
 
     if (data is None) == (images is None):
         raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
@@ -71,7 +72,11 @@ def training_dataset(
             "foreground.rounds=2 makes the second masks from the first run's learned background: "
             "it needs model.learned_background=true"
         )
-    RunFolder(Path(out)).prepare(resume, overwrite)  # refuse to clobber a run before the slow part
+    # Under torchrun the main process makes the masks and the others wait for them (one writer, no repeated work).
+    dev = process_device(resolve_device(device))
+    main = setup(dev).is_main
+    if main:
+        RunFolder(Path(out)).prepare(resume, overwrite)  # refuse to clobber a run before the slow part
     if cfg.train.threads > 0:  # φ runs here, before the trainer would set the threads
         import torch
 
@@ -79,6 +84,7 @@ def training_dataset(
     mask_dir = Path(out) / "masks"
     fg = cfg.foreground
     source = root / "images" if root is not None else Path(images)
+    quiet = quiet or not main
     if not quiet:
         print(
             f"no foreground masks for {source}: computing them from the images ({fg.coarse} + {fg.refine}, "
@@ -86,8 +92,8 @@ def training_dataset(
             file=sys.stderr,
             flush=True,
         )
-    manifest = write_mask_folder(
-        paths, mask_dir, fg, resolve_device(device), progress=not quiet, keep_existing=resume
+    manifest = main_first(
+        lambda: write_mask_folder(paths, mask_dir, fg, dev, progress=not quiet, keep_existing=resume)
     )
     if not quiet and manifest["reused"]:
         why = (
@@ -151,6 +157,7 @@ def run_training(
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.training.optim import check_names
+    from partdiscovery.utils.distributed import process_device
 
     check_names(cfg)  # registered names, before any work
     inputs = dataset_inputs(data) + ([(Path(images), "image folder")] if images else [])
@@ -171,7 +178,7 @@ def run_training(
             lambda cfg, dataset, run, info: _train_one(
                 cfg, dataset, run, device, resume, overwrite, quiet, info
             ),
-            resolve_device(device),
+            process_device(resolve_device(device)),
             resume,
             progress=not quiet,
         )
