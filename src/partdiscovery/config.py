@@ -93,6 +93,10 @@ class LossConfig:
     equivariance: float = 0.2
     background: float = 1.0
     """Weight of the foreground/background cross-entropy (only with ``model.learned_background``)."""
+    usage: float = 0.0
+    """Weight of the part-usage hinge (:mod:`partdiscovery.losses.usage`; not in the paper): charges a part whose
+    share of the batch's foreground falls below ``usage_floor / K``, so that no part is left empty."""
+    usage_floor: float = 0.25
     temperature: float = 0.19
     feature_input_scale: float = 1.0
     """φ sees the training images resized by this factor: 2 gives φ feature maps twice as fine at the
@@ -438,6 +442,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "loss.visual": (0, _ANY, "a loss weight"),
     "loss.equivariance": (0, _ANY, "a loss weight"),
     "loss.background": (0, _ANY, "a loss weight"),
+    "loss.usage": (0, _ANY, "a loss weight"),
+    "loss.usage_floor": (1e-3, 1, "a fraction of an even share 1 / K"),
     "loss.temperature": (1e-6, _ANY, ""),
     "loss.feature_input_scale": (0.1, 8, "a resize factor"),
     "loss.loss_stride": (1, 16, "a divisor of the input size"),

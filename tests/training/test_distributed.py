@@ -29,6 +29,8 @@ OVERRIDES = [
     "optim.momentum=0.0",
     "optim.grad_clip=0",
     "optim.schedule=constant",
+    "loss.usage=1",
+    "loss.usage_floor=1",  # tau = an even share: active on a random net, so its gather across processes is tested
 ]
 
 
@@ -65,5 +67,6 @@ def test_two_processes_equal_one(tiny_dataset, tmp_path):
     header = rows_a[0].split(",")
     for ra, rb in zip(rows_a[1:], rows_b[1:]):
         va, vb = dict(zip(header, ra.split(","))), dict(zip(header, rb.split(",")))
-        for name in ("feature", "contrastive", "visual", "equivariance", "total"):
+        for name in ("feature", "contrastive", "visual", "equivariance", "usage", "total"):
             assert abs(float(va[name]) - float(vb[name])) < 1e-5, name
+        assert float(va["usage"]) > 0

@@ -1,10 +1,12 @@
-"""The four losses of the paper, one concept per file, as pure functions on tensors."""
+"""The four losses of the paper, one concept per file, as pure functions on tensors (and two that are not in it:
+the learned background's and the part-usage hinge)."""
 
 from partdiscovery.losses.background import background_loss
 from partdiscovery.losses.contrastive import contrastive_loss, draw_positive_images
 from partdiscovery.losses.equivariance import equivariance_loss
 from partdiscovery.losses.feature import feature_loss
 from partdiscovery.losses.prototypes import part_means, soft_part_variance
+from partdiscovery.losses.usage import usage_loss
 from partdiscovery.losses.visual import rgb_to_lab, visual_consistency_loss
 
 __all__ = [
@@ -16,5 +18,6 @@ __all__ = [
     "part_means",
     "rgb_to_lab",
     "soft_part_variance",
+    "usage_loss",
     "visual_consistency_loss",
 ]

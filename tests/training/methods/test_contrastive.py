@@ -41,6 +41,22 @@ def test_training_step_losses(tiny_config, learned_background):
     assert float(again["total"]) == float(losses["total"])
 
 
+def test_the_usage_term_joins_the_total_only_when_weighted(tiny_config):
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="random weights"):
+        method = ContrastiveReconstruction(tiny_config("loss.usage=2", "loss.usage_floor=1"))
+    mask = torch.zeros(2, 1, 48, 48)
+    mask[..., 8:40, 12:36] = 1
+    batch = {"image": torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(0)), "fg_mask": mask}
+    losses = method.training_step(batch, torch.Generator().manual_seed(1))
+    # With floor 1 (tau = an even share) some part of a random net is short of it.
+    assert float(losses["usage"]) > 0
+    weights = method.cfg.loss
+    parts = ("feature", "contrastive", "visual", "equivariance")
+    expected = sum(getattr(weights, name) * losses[name] for name in parts) + 2 * losses["usage"]
+    torch.testing.assert_close(losses["total"], expected)
+
+
 def test_contrastive_layers_change_only_the_contrastive_prototypes(tiny_config):
     """With ``loss.contrastive_layers`` the contrastive term sees another weighting of φ's layers; the
     other terms, the state dict and f are those of the plain method, and φ runs once per step."""

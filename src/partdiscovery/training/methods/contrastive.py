@@ -12,6 +12,7 @@ from partdiscovery.losses import (
     equivariance_loss,
     feature_loss,
     rgb_to_lab,
+    usage_loss,
     visual_consistency_loss,
 )
 from partdiscovery.losses.prototypes import part_means
@@ -129,6 +130,13 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
             + cfg.visual * losses["visual"]
             + cfg.equivariance * losses["equivariance"]
         )
+        if cfg.usage > 0:  # shares of the global batch's foreground (summed across processes under DDP)
+            mass, area = assign.sum(dim=(0, 2, 3)), mask.sum()
+            if shard is not None and not shard.is_whole:
+                mass = all_gather_with_grad(mass.unsqueeze(0)).sum(0)
+                area = all_gather_with_grad(area.view(1)).sum()
+            losses["usage"] = usage_loss(mass, area, cfg.usage_floor)
+            total = total + cfg.usage * losses["usage"]
         if out.background_logits is not None:
             losses["background"] = self.two_view_background_loss(out.background_logits, fg_mask, grid)
             total = total + cfg.background * losses["background"]
