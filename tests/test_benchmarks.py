@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -300,3 +301,18 @@ def test_masks_from_run_candidates_are_masks_and_the_scores_say_which_way_they_e
     half = np.zeros((24, 24), bool)
     half[6:18, 6:12] = True
     assert script.mask_scores(half, first) == (0.5, 1.0, 0.5)
+
+
+def test_part_usage_counts_each_parts_pixels_and_finds_the_empty_ones(tmp_path):
+    usage = load_script("part_usage")
+    labels = np.zeros((10, 10), dtype=np.uint8)
+    labels[:5] = 1  # part 1: 49 pixels (one is background), part 2: 49, part 3: 1 (1.01 %), part 4: none
+    labels[5:] = 2
+    labels[9, 9] = 3
+    labels[0, 0] = 0
+    Image.fromarray(labels).save(tmp_path / "a.png")
+    counts, n = usage.count_folder(tmp_path, parts=4)
+    assert n == 1 and counts.tolist() == [49, 49, 1, 0]
+    row = usage.shares(counts)
+    assert row["share_pct"] == [49.49, 49.49, 1.01, 0.0]
+    assert row["empty"] == 1 and row["below_1pct"] == 1
