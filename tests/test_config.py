@@ -231,6 +231,13 @@ def test_the_photos_preset_trains_a_larger_f_on_the_same_phi_as_the_cpu_preset()
     assert photos.feature_extractor == cpu.feature_extractor  # the clustering baselines see the same φ
 
 
+def test_only_the_photos_preset_keeps_every_part_in_use():
+    assert load_config("photos").loss.usage == 1.0
+    assert (
+        load_config("cpu").loss.usage == load_config("paper").loss.usage == 0.0
+    )  # the paper has no such term
+
+
 def test_only_the_photos_preset_refines_the_part_maps():
     assert load_config("photos").predict.refine == "guided"
     assert load_config("cpu").predict.refine == load_config("paper").predict.refine == "none"
