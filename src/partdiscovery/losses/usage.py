@@ -2,7 +2,7 @@
 
 With K = 8 the method leaves parts empty: single 120-step runs of the `photos` preset (seeds 0 and 1, CCP and
 PASCAL-Person) each ended with one part (one run: two) that holds under 0.01 % of the validation foreground
-(12-122 pixels of 1.5-8.3 million), so K = 8 trained K = 6 or 7; with f = EfficientNet-Lite0, two runs of four.
+(11-122 pixels of 1.5 or 7.1 million), so K = 8 trained K = 6 or 7; with f = EfficientNet-Lite0, two runs of four.
 At K = 4 none of 95 validation runs had a part under 1 %.
 Nothing in the paper's four terms stops it: an empty part costs the feature and visual terms nothing, and once
 its softmax share is near zero its gradient vanishes. The term charges a part whose share of the batch's
