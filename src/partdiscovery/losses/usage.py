@@ -14,9 +14,9 @@ size is never pushed, only a shrinking one is held:
 A part with no pixels costs 1, one at tau or above nothing.
 
 Measured (validation, K = 8, single 120-step runs of the `photos` preset, seeds 0 and 1; BENCHMARKS.md, "Empty parts
-at K = 8"): with weight 1 no part is empty (the smallest holds 1.9-10.4 % of the foreground); FG-NMI / FG-ARI -0.37 / +0.78
-on CCP, +0.44 / +1.19 on PASCAL-Person. The hinge is non-zero at steps 10 or 20 of the log, where parts die,
-and zero at every logged step after.
+at K = 8"): with weight 1 no part is empty (the smallest holds 1.9-10.4 % of the foreground); FG-NMI / FG-ARI
+-0.37 / +0.78 on CCP, +0.44 / +1.19 on PASCAL-Person. The hinge is non-zero at steps 10 or 20 of the log, where parts
+die, and zero at every logged step after.
 At K = 4 it fired in one run of six (CCP seed 0, +0.10 / +0.35); the other five are unchanged to every digit.
 """
 
