@@ -100,6 +100,7 @@ class LossConfig:
     validation run left one empty), FG-ARI +0.8 / +1.2 on CCP / PASCAL-Person (BENCHMARKS.md, "Empty parts at
     K = 8")."""
     usage_floor: float = 0.25
+    """The share under which the hinge charges a part, as a fraction of an even share ``1 / K``."""
     temperature: float = 0.19
     feature_input_scale: float = 1.0
     """φ sees the training images resized by this factor: 2 gives φ feature maps twice as fine at the

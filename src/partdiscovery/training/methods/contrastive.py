@@ -38,7 +38,7 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
     2. part logits of x1 and of T(x2) from f; φ features of the clean image (no grad);
     3. ``R = softmax(f(x1)) * M`` at the loss resolution (M eroded by ``loss.mask_erosion``), the four
        losses, their weighted sum (``cfg.loss``), plus the background loss with ``model.learned_background``
-       (against the whole M).
+       (against the whole M) and the part-usage hinge with ``loss.usage`` (not in the paper).
 
     With ``loss.contrastive_layers`` the contrastive prototypes are part means of another weighting of
     φ's layers instead of the feature loss's prototypes: φ is built with the layers of both and each term

@@ -83,6 +83,8 @@ IGNORED_LOSS_KEYS = (
     "temperature",
     "normalize_features",
     "contrastive_layers",
+    "usage",
+    "usage_floor",
 )
 """``cfg.loss`` entries of the other methods, which SCOPS does not use (its weights are ``cfg.scops``)."""
 NONNEGATIVE_FEATURES = "split"
