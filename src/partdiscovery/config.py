@@ -96,8 +96,8 @@ class LossConfig:
     usage: float = 0.0
     """Weight of the part-usage hinge (:mod:`partdiscovery.losses.usage`; not in the paper): charges a part whose
     share of the batch's foreground falls below ``usage_floor / K``, so that no part is left empty. Off here (the
-    paper has no such term); the `photos` preset sets 1: at K = 8 it keeps all eight parts (without it every
-    validation run left one empty), FG-ARI +0.8 / +1.2 on CCP / PASCAL-Person (BENCHMARKS.md, "Empty parts at
+    paper has no such term); the `photos` preset sets 1: at K = 8 it keeps all eight parts (without it five of six
+    validation runs left one empty), FG-ARI +0.8 / +1.2 on CCP / PASCAL-Person (BENCHMARKS.md, "Empty parts at
     K = 8")."""
     usage_floor: float = 0.25
     """The share under which the hinge charges a part, as a fraction of an even share ``1 / K``."""
