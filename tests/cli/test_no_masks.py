@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 
@@ -67,6 +68,54 @@ def test_masks_train_predict_end_to_end(part_folder_without_masks, tmp_path, cap
     overlay = Image.open(seg / "overlays" / "00000.png")
     assert labels.shape == (64, 64) and labels.max() <= 3
     assert overlay.width == 64 and overlay.height > 64  # the photo, then the legend below it
+
+
+class Killed(BaseException):
+    """Stands for the process being killed (not an error the CLI would turn into a message)."""
+
+
+@contextlib.contextmanager
+def killed_after(monkeypatch, masks: int):
+    """Within it the process dies as it is about to write mask number ``masks + 1``."""
+    from partdiscovery.foreground import folder
+
+    save, saved = folder.atomic_save_image, []
+
+    def save_then_die(path, image):
+        if len(saved) == masks:
+            raise Killed
+        saved.append(save(path, image))
+
+    with monkeypatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(folder, "atomic_save_image", save_then_die)
+        yield
+
+
+def test_killed_while_making_masks_goes_on_where_it_stopped(
+    part_folder_without_masks, tmp_path, capsys, monkeypatch
+):
+    """A call killed while it made masks left them without a manifest; the next ``masks`` call and ``train
+    --resume`` keep them and make the rest (they used to refuse the folder as "not written by partdiscovery")."""
+    images = part_folder_without_masks / "images"
+    masks = tmp_path / "masks"
+    with killed_after(monkeypatch, 3):
+        cli(f"masks --images {images} --out {masks} --device cpu --quiet", *FAST_FG)
+    assert cli(f"masks --images {images} --out {masks} --device cpu --quiet", *FAST_FG) == 0
+    out = capsys.readouterr().out
+    assert "wrote 8 foreground masks" in out and "3 of them kept from an interrupted call" in out
+    assert json.loads((masks / "foreground.json").read_text())["kept_from_interrupted_call"] == 3
+
+    run = tmp_path / "run"
+    train = f"train --images {images} --out {run} --steps 1 --parts 3 --no-pretrained --device cpu"
+    with killed_after(monkeypatch, 3):
+        cli(train, *TINY, *FAST_FG)
+    assert len(list((run / "masks").glob("*.png"))) == 3 and not (run / "masks" / "foreground.json").exists()
+    capsys.readouterr()
+    assert cli(train, "--resume", *TINY, *FAST_FG) == 0
+    assert "kept the 3 masks an interrupted call wrote" in capsys.readouterr().err
+    manifest = json.loads((run / "masks" / "foreground.json").read_text())
+    assert manifest["kept_from_interrupted_call"] == 3 and len(list((run / "masks").glob("*.png"))) == 8
+    assert (run / "train_summary.json").is_file()
 
 
 def test_train_on_a_plain_image_folder(part_folder_without_masks, tmp_path, capsys):

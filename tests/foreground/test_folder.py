@@ -12,7 +12,8 @@ from PIL import Image
 from partdiscovery.config import ForegroundConfig
 from partdiscovery.data.image_io import read_mask
 from partdiscovery.errors import DatasetError
-from partdiscovery.foreground.folder import MANIFEST, list_images, write_mask_folder
+from partdiscovery.foreground import folder as folder_module
+from partdiscovery.foreground.folder import MANIFEST, PARTIAL, list_images, write_mask_folder
 
 FAST = ForegroundConfig(input_size=96, fit_pixels=2000)
 
@@ -52,6 +53,69 @@ def test_keep_existing_reuses_masks_made_with_another_config(photos, tmp_path):
     remade = write_mask_folder(list_images(photos), out, other, progress=False)
     assert not remade["reused"] and not remade["config_differs"]
     assert json.loads((out / MANIFEST).read_text())["config"]["certain_fraction"] == 0.3
+
+
+class Killed(Exception):
+    """Stands for the process being killed while it writes masks."""
+
+
+def write_then_kill(monkeypatch, after: int, *args, **kwargs) -> None:
+    """Call write_mask_folder and stop it when it is about to write mask number ``after + 1``."""
+    save = folder_module.atomic_save_image
+    calls = []
+
+    def save_until(path, image):
+        if len(calls) == after:
+            raise Killed
+        calls.append(path)
+        return save(path, image)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(folder_module, "atomic_save_image", save_until)
+        with pytest.raises(Killed):
+            write_mask_folder(*args, **kwargs)
+
+
+def test_an_interrupted_call_is_continued_not_refused(photos, tmp_path, monkeypatch):
+    """A killed ``masks`` / ``train`` left masks and no manifest; the next call keeps them and makes the rest,
+    and the folder is the one an uninterrupted call writes (before, it was refused as "not written by us")."""
+    paths = list_images(photos)
+    whole = tmp_path / "whole"
+    write_mask_folder(paths, whole, FAST, progress=False)
+    out = tmp_path / "masks"
+    write_then_kill(monkeypatch, 2, paths, out, FAST, progress=False)
+    assert (out / PARTIAL).is_file() and not (out / MANIFEST).exists()
+    assert sorted(p.name for p in out.glob("*.png")) == ["img0.png", "img1.png"]
+    kept = (out / "img0.png").stat().st_mtime_ns
+    manifest = write_mask_folder(paths, out, FAST, progress=False)
+    assert not manifest["reused"] and manifest["kept_from_interrupted_call"] == 2
+    assert (out / "img0.png").stat().st_mtime_ns == kept
+    assert not (out / PARTIAL).exists() and (out / MANIFEST).is_file()
+    for i in range(4):
+        assert (out / f"img{i}.png").read_bytes() == (whole / f"img{i}.png").read_bytes()
+    assert write_mask_folder(paths, out, FAST, progress=False)["reused"]
+
+
+def test_an_interrupted_call_with_another_config_starts_over(photos, tmp_path, monkeypatch):
+    """Masks of an earlier config never pass for the new one's: neither those a killed call left, nor those of
+    a complete folder that a killed call with a new config was rewriting."""
+    paths = list_images(photos)
+    other = dataclasses.replace(FAST, certain_fraction=0.3)
+    expected = tmp_path / "expected"
+    write_mask_folder(paths, expected, other, progress=False)
+
+    out = tmp_path / "masks"
+    write_then_kill(monkeypatch, 2, paths, out, FAST, progress=False)
+    assert write_mask_folder(paths, out, other, progress=False)["kept_from_interrupted_call"] == 0
+
+    complete = tmp_path / "complete"
+    write_mask_folder(paths, complete, FAST, progress=False)
+    write_then_kill(monkeypatch, 1, paths, complete, other, progress=False)
+    assert sorted(p.name for p in complete.glob("*.png")) == ["img0.png"]  # the others were FAST's: gone
+    assert write_mask_folder(paths, complete, other, progress=False)["kept_from_interrupted_call"] == 1
+    for folder in (out, complete):
+        for i in range(4):
+            assert (folder / f"img{i}.png").read_bytes() == (expected / f"img{i}.png").read_bytes()
 
 
 def test_never_writes_into_a_foreign_folder(photos, tmp_path):

@@ -176,6 +176,8 @@ def cmd_masks(args: argparse.Namespace) -> int:
         args.images, args.out, cfg, args.device, args.threads, progress=not args.quiet, from_run=args.from_run
     )
     how = "reused the" if manifest["reused"] else "wrote"
+    kept = manifest.get("kept_from_interrupted_call", 0)  # absent from the manifests of older versions
+    kept_note = f"; {kept} of them kept from an interrupted call" if kept and not manifest["reused"] else ""
     made = (
         f"the learned background of {args.from_run} + {cfg.refine}"
         if args.from_run
@@ -183,7 +185,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
     )
     print(
         f"{how} {manifest['count']} foreground masks in {args.out} ({made}, "
-        f"{manifest['ms_per_image']:.0f} ms per image)"
+        f"{manifest['ms_per_image']:.0f} ms per image{kept_note})"
     )
     return 0
 

@@ -2,13 +2,18 @@
 
 The output folder gets a manifest (``foreground.json``: config, approach, counts, timings) written
 last, so a folder with a manifest is complete; a later call with the same config and images reuses it
-(``train --resume`` does not recompute masks). A folder that holds files but no manifest belongs to
-someone else and is never written into. With ``from_run`` the masks come from a trained run's learned
-background instead of a model fitted here (:mod:`~partdiscovery.foreground.distill`).
+(``train --resume`` does not recompute masks). While masks are being written the folder holds a marker
+(``foreground.partial.json``: images, config, source) instead, so a folder left by a killed call is known
+as ours: the next call with the same images, config and source keeps the masks already written and makes
+the rest (each mask is written atomically and the model is fitted deterministically, so the result is the
+folder an uninterrupted call writes); with anything else it starts over. A folder that holds files but
+neither file belongs to someone else and is never written into. With ``from_run`` the masks come from a
+trained run's learned background instead of a model fitted here (:mod:`~partdiscovery.foreground.distill`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -30,6 +35,7 @@ from partdiscovery.utils.io import atomic_save_image, atomic_write_json
 from partdiscovery.utils.progress import progress as progress_bar
 
 MANIFEST = "foreground.json"
+PARTIAL = "foreground.partial.json"  # present while masks are being written; see the module docstring
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -68,19 +74,22 @@ def check_collection(paths: Sequence[Path], folder: Path) -> None:
         )
 
 
+def _read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _manifest_matches(
     out: Path, cfg: ForegroundConfig, stems: list[str], any_config: bool = False, from_run: str | None = None
 ) -> dict | None:
     """The manifest of a complete mask folder in ``out`` for ``stems`` made with ``cfg`` (with any config
     when ``any_config``) from the same run (``from_run``, None: fitted on the images), else None."""
-    import json
-
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
+    manifest = _read_json(out / MANIFEST)
+    if manifest is None:
         return None
     if manifest.get("ids") != stems or not (any_config or manifest.get("config") == asdict(cfg)):
         return None
@@ -117,7 +126,8 @@ def write_mask_folder(
     Returns:
         The manifest (also written to ``OUT/foreground.json``); ``reused`` is True when a complete
         folder of masks made with the same config (or, with ``keep_existing``, any config) and images was
-        found and nothing was recomputed.
+        found and nothing was recomputed; ``kept_from_interrupted_call`` counts the masks an interrupted call
+        with the same images, config and source had written (kept, not recomputed).
     """
     out = Path(out)
     paths = [Path(p) for p in paths]
@@ -127,11 +137,20 @@ def write_mask_folder(
     manifest = _manifest_matches(out, cfg, stems, any_config=keep_existing, from_run=run_source)
     if manifest is not None:
         return manifest | {"reused": True, "config_differs": manifest.get("config") != asdict(cfg)}
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+    ours = (out / MANIFEST).is_file() or (out / PARTIAL).is_file()
+    if out.is_dir() and any(out.iterdir()) and not ours:
         raise DatasetError(
             f"{out}: exists and holds files not written by partdiscovery masks; choose another output folder"
         )
     check_collection(paths, folder)
+    # The same images, config and source as an interrupted call: keep what it wrote (a different config
+    # makes other masks, so with one the folder is written anew).
+    marker = {"ids": stems, "config": asdict(cfg), "from_run": run_source}
+    interrupted = _read_json(out / PARTIAL)
+    done = set()
+    if interrupted is not None and {k: interrupted.get(k) for k in marker} == marker:
+        done = {s for s in stems if (out / f"{s}.png").is_file()}
+    empty = [s for s in (interrupted or {}).get("empty", []) if s in done]
     started = time.perf_counter()
     fit_on = list(fit_paths) if fit_paths is not None else paths
     if from_run is None:
@@ -146,14 +165,21 @@ def write_mask_folder(
 
         fit_on, coarse = [], {"approach": "learned background of a trained run", "run": run_source}
     fit_s = time.perf_counter() - started
+    if not done:  # masks of another config or source must not pass for this call's after an interruption
+        for stem in stems:
+            (out / f"{stem}.png").unlink(missing_ok=True)
+    atomic_write_json(
+        out / PARTIAL, marker | {"empty": empty}
+    )  # before the manifest goes: the folder stays ours
     (out / MANIFEST).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
-    empty = []
+    todo = [p for p in paths if p.stem not in done]
     predict_started = time.perf_counter()
-    for path in progress_bar(paths, "foreground: masks", enabled=progress, unit="img"):
+    for path in progress_bar(todo, "foreground: masks", enabled=progress, unit="img"):
         mask = predict(read_image(path))
         if not mask.any():
             # Training refuses empty masks; the whole image is the honest "no idea" answer.
             empty.append(path.stem)
+            atomic_write_json(out / PARTIAL, marker | {"empty": empty})  # a resumed call must still report it
             mask = np.ones_like(mask)
         atomic_save_image(out / f"{path.stem}.png", Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
     if empty:
@@ -170,11 +196,13 @@ def write_mask_folder(
         "config": asdict(cfg),
         "coarse": coarse,
         "from_run": run_source,
-        "empty_masks_replaced_by_whole_image": empty,
+        "empty_masks_replaced_by_whole_image": [s for s in stems if s in set(empty)],
         "fit_s": round(fit_s, 2),
-        "ms_per_image": round(1000 * predict_s / max(1, len(paths)), 1),
+        "ms_per_image": round(1000 * predict_s / max(1, len(todo)), 1),
+        "kept_from_interrupted_call": len(done),
     }
     atomic_write_json(out / MANIFEST, manifest)
+    (out / PARTIAL).unlink(missing_ok=True)
     return manifest | {"reused": False, "config_differs": False}
 
 

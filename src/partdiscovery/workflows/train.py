@@ -102,6 +102,11 @@ def training_dataset(
             else "same images and foreground config"
         )
         print(f"reusing the masks in {mask_dir} ({why})", file=sys.stderr)
+    elif not quiet and manifest["kept_from_interrupted_call"]:
+        print(
+            f"kept the {manifest['kept_from_interrupted_call']} masks an interrupted call wrote",
+            file=sys.stderr,
+        )
     return (
         _with_masks(data, images, split, mask_dir),
         _with_learned_background(cfg, keep_background_setting),
