@@ -63,20 +63,27 @@ def env_info() -> DistInfo:
 
 T = TypeVar("T")
 
-# The other processes wait at a barrier while the main one makes the automatic foreground masks
-# (:func:`main_first`): minutes per thousand images, longer than the default 10-30 min collective timeout.
-TIMEOUT = timedelta(hours=6)
+# Training's collectives (gradients, logged means, checkpoint barriers) take seconds: a process that has not
+# joined one within COLLECTIVE_TIMEOUT has hung or died, and the others stop with an error instead of waiting.
+COLLECTIVE_TIMEOUT = timedelta(minutes=30)
+# Waits for work only the main process does (the automatic masks: minutes per thousand images; the restarts'
+# choice) go through a gloo group of their own with a longer timeout (:func:`main_first`, ``slow=True``).
+WAIT_TIMEOUT = timedelta(hours=6)
+_wait_group: dist.ProcessGroup | None = None
 
 
 def setup(device: torch.device) -> DistInfo:
     """Join the process group of a ``torchrun`` launch (no-op otherwise, or when already joined); on CUDA each
-    process takes GPU ``LOCAL_RANK`` as its current device, which NCCL's collectives use."""
+    process takes GPU ``LOCAL_RANK`` as its current device, which NCCL's collectives use. Also makes the group
+    in which the others wait for the main process's own work (``WAIT_TIMEOUT``)."""
+    global _wait_group
     info = env_info()
     if info.enabled and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(info.local_rank)
-        dist.init_process_group(backend, timeout=TIMEOUT)
+        dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
+        _wait_group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
     return info
 
 
@@ -96,11 +103,11 @@ def main_first(make: Callable[[], T]) -> T:
     info = env_info()
     if not (info.enabled and dist.is_available() and dist.is_initialized()):
         return make()
-    result = make() if info.is_main else None
-    barrier()
+    result = broadcast_object(make() if info.is_main else None, slow=True)  # the others wait here
     if not info.is_main:
         make()
-    return broadcast_object(result)
+    barrier(slow=True)  # the main process waits for the others' turn (long where they cannot reuse its files)
+    return result
 
 
 def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
@@ -123,16 +130,18 @@ def mean_across(values: dict[str, float], device: torch.device) -> dict[str, flo
     return dict(zip(keys, t.tolist()))
 
 
-def barrier() -> None:
+def barrier(slow: bool = False) -> None:
+    """Wait for every process; ``slow``: some may be busy with work of their own for up to ``WAIT_TIMEOUT``."""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        dist.barrier(group=_wait_group if slow else None)
 
 
-def broadcast_object(obj):
+def broadcast_object(obj, slow: bool = False):
     """The main process's ``obj`` on every process (``obj`` itself when not distributed): e.g. a choice
-    only the main process computed."""
+    only the main process computed. ``slow``: the main process may still be computing it (the restarts' choice,
+    the masks) for up to ``WAIT_TIMEOUT``, longer than training's collectives may take."""
     if not (dist.is_available() and dist.is_initialized()):
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=_wait_group if slow else None)
     return box[0]

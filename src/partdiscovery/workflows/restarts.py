@@ -243,7 +243,7 @@ def train_with_restarts(
                     f"restarts scored ({CRITERION}): {listed}; keeping seed {selection['chosen_seed']}",
                     file=sys.stderr,
                 )
-        chosen = broadcast_object(selection["chosen_seed"] if main else None)
+        chosen = broadcast_object(selection["chosen_seed"] if main else None, slow=True)  # main scored them
         folder = RunFolder(candidate_dir(out, chosen))
         if not folder.summary.is_file():  # chosen early (or interrupted at its end): train it on
             if progress and main:
