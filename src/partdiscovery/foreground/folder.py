@@ -168,9 +168,8 @@ def write_mask_folder(
     if not done:  # masks of another config or source must not pass for this call's after an interruption
         for stem in stems:
             (out / f"{stem}.png").unlink(missing_ok=True)
-    atomic_write_json(
-        out / PARTIAL, marker | {"empty": empty}
-    )  # before the manifest goes: the folder stays ours
+    # The marker goes in before the manifest goes out, so that the folder is known as ours throughout.
+    atomic_write_json(out / PARTIAL, marker | {"empty": empty})
     (out / MANIFEST).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
     todo = [p for p in paths if p.stem not in done]
     predict_started = time.perf_counter()
