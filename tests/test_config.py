@@ -238,6 +238,11 @@ def test_only_the_photos_preset_keeps_every_part_in_use():
     )  # the paper has no such term
 
 
+def test_only_the_photos_preset_softens_the_contrastive_temperature():
+    assert load_config("photos").loss.temperature == 0.5
+    assert load_config("cpu").loss.temperature == load_config("paper").loss.temperature == 0.19  # the paper's
+
+
 def test_only_the_photos_preset_refines_the_part_maps():
     assert load_config("photos").predict.refine == "guided"
     assert load_config("cpu").predict.refine == load_config("paper").predict.refine == "none"
