@@ -102,9 +102,9 @@ class LossConfig:
     usage_floor: float = 0.25
     """The share under which the hinge charges a part, as a fraction of an even share ``1 / K``."""
     temperature: float = 0.19
-    """τ of the contrastive InfoNCE (the paper's 0.19). The `photos` preset sets 0.5: on the validation splits at
-    K = 4 +5.0 / +9.2 FG-NMI / FG-ARI on PASCAL-Person, +2.0 / +4.2 on ade_chairs, -2.0 / -0.2 on CCP (BENCHMARKS.md,
-    "The contrastive temperature")."""
+    """τ of the contrastive InfoNCE (the paper's 0.19, every preset's). 0.5 lifted PASCAL-Person on the validation
+    splits (K = 4, five seeds: +3.3 / +7.0 FG-NMI / FG-ARI) but lowered CCP (-1.1 / -0.1) and ade_chairs (-0.7 / -1.0),
+    and lost 3.6 FG-NMI on PASCAL-Person's test split (BENCHMARKS.md, "The contrastive temperature")."""
     feature_input_scale: float = 1.0
     """φ sees the training images resized by this factor: 2 gives φ feature maps twice as fine at the
     cost of φ's forward pass only; f's input is unchanged. (On CCP, 2 scored below 1: BENCHMARKS.md.)"""
