@@ -202,6 +202,12 @@ class TrainConfig:
     helped CCP and not PASCAL-Person), and R² tells the better runs apart across both: simulated on
     validation (eight seeds) +1.0 / -0.2 FG-NMI on CCP / PASCAL-Person; on the test splits no better (+0.4,
     -0.25, 0, 0, 0, -2.8 in six paired runs; BENCHMARKS.md, "Restarts over the masks' rim")."""
+    restarts_temperature: float = 0.0
+    """With ``restarts`` > 1: some candidates train with this contrastive temperature (``loss.temperature``;
+    every second one, or every third beside the mask erosion's), and the label-free criterion keeps the
+    better run whichever temperature it trained at (0: all candidates alike). Why: a softer temperature than
+    the paper's lifted PASCAL-Person by 3-5 FG-NMI on validation and lowered CCP and ade_chairs; R² of the
+    parts tells the runs apart across temperatures (BENCHMARKS.md, "The contrastive temperature")."""
 
 
 @dataclass
@@ -476,6 +482,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "train.restarts": (1, 1000, "1: a single run"),
     "train.restarts_choice_step": (0, 10**9, "0: choose after the last step"),
     "train.restarts_mask_erosion": (0, 0.25, "a fraction of the input side; 0: off"),
+    "train.restarts_temperature": (0, _ANY, "a contrastive temperature; 0: off"),
     "foreground.certain_fraction": (0, 1, "a fraction of the coarse object's cells"),
     "foreground.run_certain": (0, 1, "an object probability"),
     "foreground.rounds": (1, 2, "rounds of masks"),

@@ -132,7 +132,7 @@ def test_restarts_on_automatic_masks_alternate_the_parts_mask_erosion(part_folde
     extra = ["train.restarts=2", "train.restarts_mask_erosion=0.02"]
     assert cli(train, "--no-pretrained", "--device", "cpu", "--quiet", *TINY, *FAST_FG, *extra) == 0
     selection = json.loads((run / "run_info.json").read_text())["restarts"]
-    assert selection["alternate"] == {"overrides": ["loss.mask_erosion=0.02"], "seeds": [1]}
+    assert selection["variants"] == {"1": ["loss.mask_erosion=0.02"]}
     assert "mask_erosion: 0.0\n" in (run / "restarts" / "seed_0" / "config.yaml").read_text()
     assert "mask_erosion: 0.02\n" in (run / "restarts" / "seed_1" / "config.yaml").read_text()
     kept = (run / "restarts" / f"seed_{selection['chosen_seed']}" / "config.yaml").read_text()

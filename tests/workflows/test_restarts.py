@@ -13,7 +13,7 @@ from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.runs.checkpoint import checkpoint_path, list_checkpoints
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.workflows import restarts
-from partdiscovery.workflows.restarts import candidate_configs, candidate_dir
+from partdiscovery.workflows.restarts import candidate_configs, candidate_dir, candidate_variants
 from partdiscovery.workflows.train import run_training
 
 
@@ -36,13 +36,32 @@ def test_candidates_are_single_runs_of_consecutive_seeds(tiny_config):
     assert candidates[0].model == cfg.model and candidates[0].loss == cfg.loss
 
 
-def test_every_second_candidate_takes_the_alternate_overrides(tiny_config):
+def test_every_second_candidate_takes_a_single_variant(tiny_config):
     cfg = tiny_config("train.restarts=5")
-    candidates = candidate_configs(cfg, ["loss.mask_erosion=0.01"])
+    candidates = candidate_configs(cfg, [["loss.mask_erosion=0.01"]])
     assert [c.loss.mask_erosion for c in candidates] == [0.0, 0.01, 0.0, 0.01, 0.0]
     assert [c.train.seed for c in candidates] == [0, 1, 2, 3, 4]
     assert candidates[1].model == cfg.model
     assert candidates[1].train == dataclasses.replace(candidates[0].train, seed=1)
+    assert candidate_variants(cfg, [["loss.mask_erosion=0.01"]]) == {
+        1: ["loss.mask_erosion=0.01"],
+        3: ["loss.mask_erosion=0.01"],
+    }
+
+
+def test_candidates_cycle_through_two_variants_after_the_plain_config(tiny_config):
+    cfg = tiny_config("train.seed=3", "train.restarts=5", "loss.temperature=0.19")
+    variants = [["loss.mask_erosion=0.01"], ["loss.temperature=0.5", "loss.usage=1"]]
+    candidates = candidate_configs(cfg, variants)
+    assert [(c.loss.mask_erosion, c.loss.temperature, c.loss.usage) for c in candidates] == [
+        (0.0, 0.19, 0.0),
+        (0.01, 0.19, 0.0),
+        (0.0, 0.5, 1.0),
+        (0.0, 0.19, 0.0),
+        (0.01, 0.19, 0.0),
+    ]
+    assert list(candidate_variants(cfg, variants)) == [4, 5, 7]
+    assert candidate_configs(tiny_config("train.restarts=1"), variants)[0].loss.mask_erosion == 0.0
 
 
 def test_restarts_keep_the_highest_scoring_candidate(tmp_path, tiny_config, tiny_dataset, train_tiny):
@@ -63,7 +82,7 @@ def test_restarts_keep_the_highest_scoring_candidate(tmp_path, tiny_config, tiny
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert PartSegmenter.load(out, device="cpu").cfg.train.seed == chosen
     assert selection["step"] == 2 and selection["wall_s"] > 0  # chosen after the last step; the call's time
-    assert "alternate" not in selection  # given masks: every candidate trains alike
+    assert "variants" not in selection  # given masks: every candidate trains alike
     assert json.loads((out / "run_info.json").read_text())["restarts"] == selection
     assert json.loads((out / "train_summary.json").read_text())["restarts"] == selection
     # A candidate is exactly the single run of its seed.
@@ -72,6 +91,17 @@ def test_restarts_keep_the_highest_scoring_candidate(tmp_path, tiny_config, tiny
     a = torch.load(list_checkpoints(single)[-1], weights_only=False)["model"]
     b = torch.load(list_checkpoints(out)[-1], weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_restarts_temperature_trains_every_second_candidate_at_it(tmp_path, tiny_config, tiny_dataset):
+    out = tmp_path / "run"
+    cfg = tiny_config("train.steps=1", "train.restarts=2", "train.restarts_temperature=0.5")
+    selection = _train(cfg, tiny_dataset, out)["restarts"]
+    assert selection["variants"] == {"1": ["loss.temperature=0.5"]}
+    seeds = [PartSegmenter.load(candidate_dir(out, s), device="cpu").cfg for s in (0, 1)]
+    assert [c.loss.temperature for c in seeds] == [cfg.loss.temperature, 0.5]
+    kept = PartSegmenter.load(out, device="cpu").cfg  # the run records how the kept candidate trained
+    assert kept.loss.temperature == seeds[selection["chosen_seed"]].loss.temperature
 
 
 def test_resume_reuses_finished_candidates_and_refuses_without_a_flag(tmp_path, tiny_config, tiny_dataset):

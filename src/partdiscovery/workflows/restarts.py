@@ -12,10 +12,11 @@ With ``train.restarts_choice_step`` the candidates are compared at that step and
 on (:meth:`Trainer.fit(stop_at=...) <partdiscovery.training.Trainer.fit>` pauses a run exactly where a resume
 picks it up), so the kept run is still the single run of its seed.
 
-The candidates may also differ in one setting: with ``alternate`` overrides every second candidate trains with
-them, and the same criterion chooses between the settings as between the seeds. ``train`` uses this on masks
-it made itself (``train.restarts_mask_erosion``), where whether the parts should learn from the masks' rim
-depends on how far the masks spill over it, which no label tells.
+The candidates may also differ in a setting: with ``variants`` (lists of overrides) the candidates cycle
+through the plain config and each variant, and the same criterion chooses between the settings as between the
+seeds. ``train`` uses this for settings whose worth depends on the collection, which no label tells: on masks
+it made itself whether the parts should learn from the masks' rim (``train.restarts_mask_erosion``), and the
+contrastive temperature (``train.restarts_temperature``).
 
 Layout: the candidates train into ``OUT/restarts/seed_<S>/`` (ordinary run folders, resumable one by
 one); the choice is written to ``OUT/restarts/selection.json`` once made (a resume reuses it); the chosen
@@ -59,16 +60,28 @@ def candidate_dir(out: str | Path, seed: int) -> Path:
     return Path(out) / RESTARTS_DIR / f"seed_{seed}"
 
 
-def candidate_configs(cfg: Config, alternate: Sequence[str] = ()) -> list[Config]:
-    """One config per candidate: seeds ``train.seed`` .. ``train.seed + restarts - 1``, each a single run;
-    every second one (the 2nd, 4th, ...) with the ``alternate`` overrides (``section.key=value``) on top."""
+def candidate_configs(cfg: Config, variants: Sequence[Sequence[str]] = ()) -> list[Config]:
+    """One config per candidate: seeds ``train.seed`` .. ``train.seed + restarts - 1``, each a single run.
+    With ``variants`` (lists of overrides ``section.key=value``) candidate ``i`` takes the overrides of
+    ``[none, *variants][i % (len(variants) + 1)]``: one variant goes to every second candidate (the 2nd,
+    4th, ...), two to the 2nd, 5th, ... and the 3rd, 6th, ... . The first candidate is always the plain
+    config, so a restart of one is the single run of the preset."""
+    cycle = [[], *map(list, variants)]
     configs = []
     for i in range(cfg.train.restarts):
         single = dataclasses.replace(
             cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + i, restarts=1)
         )
-        configs.append(with_overrides(single, list(alternate)) if alternate and i % 2 else single)
+        overrides = cycle[i % len(cycle)]
+        configs.append(with_overrides(single, overrides) if overrides else single)
     return configs
+
+
+def candidate_variants(cfg: Config, variants: Sequence[Sequence[str]] = ()) -> dict[int, list[str]]:
+    """``{seed: overrides}`` of the candidates that take a variant (see :func:`candidate_configs`)."""
+    cycle = [[], *map(list, variants)]
+    seeds = range(cfg.train.seed, cfg.train.seed + cfg.train.restarts)
+    return {seed: cycle[i % len(cycle)] for i, seed in enumerate(seeds) if cycle[i % len(cycle)]}
 
 
 def choice_step_of(cfg: Config) -> int:
@@ -176,16 +189,16 @@ def train_with_restarts(
     progress: bool = True,
     info: dict | None = None,
     max_images: int = 120,
-    alternate: Sequence[str] = (),
+    variants: Sequence[Sequence[str]] = (),
 ) -> dict:
     """Train ``cfg.train.restarts`` candidates (to ``train.restarts_choice_step`` when set), score each on
     ``dataset`` without labels (:func:`~partdiscovery.evaluation.consistency.explained_variances` on up to
     ``max_images`` training images, read once for all candidates), train the best on to the last step and
     make it the run in ``out``. ``resume`` skips finished candidates, resumes an interrupted one and keeps a
-    choice already made. ``alternate``: config overrides that every second candidate trains with (see
-    :func:`candidate_configs`), so that the choice is also between two settings. Returns the run's summary
-    (with ``"restarts"``: step, seeds, scores, chosen seed, the alternated seeds and overrides where any,
-    and ``wall_s``, the seconds of this call).
+    choice already made. ``variants``: lists of config overrides that the candidates cycle through (see
+    :func:`candidate_configs`), so that the choice is also between settings. Returns the run's summary
+    (with ``"restarts"``: step, seeds, scores, chosen seed, ``"variants"`` (``{seed: overrides}``) where
+    any, and ``wall_s``, the seconds of this call).
     """
     started = time.perf_counter()
     run = RunFolder(Path(out))
@@ -195,8 +208,8 @@ def train_with_restarts(
         if main:
             run.prepare(resume, overwrite)
         choice_step = choice_step_of(cfg)
-        candidates = {c.train.seed: c for c in candidate_configs(cfg, alternate)}
-        alternated = [seed for i, seed in enumerate(candidates) if alternate and i % 2]
+        candidates = {c.train.seed: c for c in candidate_configs(cfg, variants)}
+        varied = candidate_variants(cfg, variants)
         last: dict = {}  # what this process's last training returned (the other processes' result)
 
         def train(seed: int, stop_at: int | None, resume_candidate: bool) -> dict:
@@ -226,7 +239,7 @@ def train_with_restarts(
             if progress and main:
                 print(
                     f"restart {seed - cfg.train.seed + 1} of {cfg.train.restarts} (seed {seed}"
-                    + (f", {' '.join(alternate)}" if seed in alternated else "")
+                    + (f", {' '.join(varied[seed])}" if seed in varied else "")
                     + ")"
                     + (f", to step {choice_step}" if early else ""),
                     file=sys.stderr,
@@ -234,8 +247,8 @@ def train_with_restarts(
             last = train(seed, choice_step if early else None, resume)
         if main and selection is None:
             selection = _choose(cfg, dataset, out, list(candidates), choice_step, device, max_images)
-            if alternated:
-                selection["alternate"] = {"overrides": list(alternate), "seeds": alternated}
+            if varied:
+                selection["variants"] = {str(seed): overrides for seed, overrides in varied.items()}
             atomic_write_json(record, selection)  # the choice is made once: a resume reuses it
             if progress:
                 listed = ", ".join(f"seed {s}: {v}" for s, v in selection["scores"].items())

@@ -153,7 +153,8 @@ def run_training(
 
     With ``train.restarts`` > 1, trains that many runs from consecutive seeds and keeps the one whose parts
     are most consistent across the training images (:mod:`partdiscovery.workflows.restarts`); on automatic
-    masks every second run learns its parts from the masks' inside only (``train.restarts_mask_erosion``).
+    masks some runs learn their parts from the masks' inside only (``train.restarts_mask_erosion``), and with
+    ``train.restarts_temperature`` some train with that contrastive temperature.
 
     With ``foreground.rounds`` = 2 and masks made here, trains twice, the second time on masks from the first
     run's learned background, and keeps the better run (:mod:`partdiscovery.workflows.rounds`).
@@ -219,7 +220,11 @@ def _train_one(
         from partdiscovery.workflows.restarts import train_with_restarts
 
         erosion = cfg.train.restarts_mask_erosion
-        automatic = info["masks"]["source"] == "automatic"
+        variants = []
+        if info["masks"]["source"] == "automatic" and erosion > 0:
+            variants.append([f"loss.mask_erosion={erosion}"])
+        if cfg.train.restarts_temperature > 0:
+            variants.append([f"loss.temperature={cfg.train.restarts_temperature}"])
         return train_with_restarts(
             cfg,
             dataset,
@@ -229,7 +234,7 @@ def _train_one(
             overwrite,
             progress=not quiet,
             info=info,
-            alternate=[f"loss.mask_erosion={erosion}"] if automatic and erosion > 0 else [],
+            variants=variants,
         )
     seed_everything(cfg.train.seed)
     method = create_method(cfg)
