@@ -66,14 +66,11 @@ def candidate_configs(cfg: Config, variants: Sequence[Sequence[str]] = ()) -> li
     ``[none, *variants][i % (len(variants) + 1)]``: one variant goes to every second candidate (the 2nd,
     4th, ...), two to the 2nd, 5th, ... and the 3rd, 6th, ... . The first candidate is always the plain
     config, so a restart of one is the single run of the preset."""
-    cycle = [[], *map(list, variants)]
+    varied = candidate_variants(cfg, variants)
     configs = []
-    for i in range(cfg.train.restarts):
-        single = dataclasses.replace(
-            cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + i, restarts=1)
-        )
-        overrides = cycle[i % len(cycle)]
-        configs.append(with_overrides(single, overrides) if overrides else single)
+    for seed in range(cfg.train.seed, cfg.train.seed + cfg.train.restarts):
+        single = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed, restarts=1))
+        configs.append(with_overrides(single, varied[seed]) if seed in varied else single)
     return configs
 
 
