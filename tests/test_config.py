@@ -185,6 +185,10 @@ def test_variable_length_tuples():
         ("train.restarts=0", "train.restarts=0: .*1: a single run"),
         ("train.restarts_choice_step=-1", "train.restarts_choice_step=-1: .*0: choose after the last step"),
         ("train.restarts_mask_erosion=-0.01", "train.restarts_mask_erosion=-0.01: must be in 0..0.25"),
+        (
+            "train.restarts_temperature=1e-7",
+            r"train.restarts_temperature=1.0e-07: must be 0 \(off\) or >= 1e-06",
+        ),
         ("loss.mask_erosion=0.5", "loss.mask_erosion=0.5: must be in 0..0.25 .*input side"),
         ("predict.refine_radius=2", r"predict.refine_radius=2.0: must be in 0..1 .*shorter side"),
         ("predict.refine_eps=0", r"predict.refine_eps=0.0: must be >= 1e-12"),

@@ -205,7 +205,8 @@ class TrainConfig:
     restarts_temperature: float = 0.0
     """With ``restarts`` > 1: some candidates train with this contrastive temperature (``loss.temperature``;
     every second one, or every third beside the mask erosion's), and the label-free criterion keeps the
-    better run whichever temperature it trained at (0: all candidates alike). Why: which temperature suits
+    better run whichever temperature it trained at (0, or a value equal to ``loss.temperature``: all
+    candidates alike). Why: which temperature suits
     a collection is not known before training; at 0.5 PASCAL-Person's validation runs scored higher and CCP's
     lower than at the paper's 0.19, and R² tells the better runs apart across both. The `photos` preset sets
     0.5: simulated on validation (K = 4, seeds 0-6 of each) -0.08 / +0.02 FG-NMI / FG-ARI on CCP, +1.09 /
@@ -521,6 +522,12 @@ def validate_config(cfg: Config) -> Config:
         low, high = _lookup(cfg, key)
         if low > high:
             raise ConfigError(f"{key}={_plain((low, high))}: the first value must not exceed the second")
+    smallest = _RANGES["loss.temperature"][0]
+    if 0 < cfg.train.restarts_temperature < smallest:
+        raise ConfigError(
+            f"train.restarts_temperature={_plain(cfg.train.restarts_temperature)}: must be 0 (off) or >= "
+            f"{_num(smallest)} (a contrastive temperature, like loss.temperature)"
+        )
     return cfg
 
 

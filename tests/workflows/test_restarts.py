@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 
+from partdiscovery.config import with_overrides
 from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.runs.checkpoint import checkpoint_path, list_checkpoints
 from partdiscovery.segmenter import PartSegmenter
@@ -102,6 +103,14 @@ def test_restarts_temperature_trains_every_second_candidate_at_it(tmp_path, tiny
     assert [c.loss.temperature for c in seeds] == [cfg.loss.temperature, 0.5]
     kept = PartSegmenter.load(out, device="cpu").cfg  # the run records how the kept candidate trained
     assert kept.loss.temperature == seeds[selection["chosen_seed"]].loss.temperature
+
+
+def test_restarts_temperature_equal_to_the_loss_temperature_trains_every_candidate_alike(
+    tmp_path, tiny_config, tiny_dataset
+):
+    cfg = tiny_config("train.steps=1", "train.restarts=2")
+    cfg = with_overrides(cfg, [f"train.restarts_temperature={cfg.loss.temperature}"])
+    assert "variants" not in _train(cfg, tiny_dataset, tmp_path / "run")["restarts"]
 
 
 def test_resume_reuses_finished_candidates_and_refuses_without_a_flag(tmp_path, tiny_config, tiny_dataset):

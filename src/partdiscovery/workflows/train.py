@@ -223,7 +223,8 @@ def _train_one(
         variants = []
         if info["masks"]["source"] == "automatic" and erosion > 0:
             variants.append([f"loss.mask_erosion={erosion}"])
-        if cfg.train.restarts_temperature > 0:
+        # Equal to loss.temperature, the candidates would not differ.
+        if cfg.train.restarts_temperature not in (0, cfg.loss.temperature):
             variants.append([f"loss.temperature={cfg.train.restarts_temperature}"])
         return train_with_restarts(
             cfg,
