@@ -252,6 +252,24 @@ def test_restart_criteria_find_the_runs_and_keep_one_per_subset(tmp_path):
     assert criteria.simulate(np.array([0.3, 0.2, 0.1]), medoid, scores, choose=3)["consensus"] == [30.0, 3.0]
 
 
+def test_restart_mix_keeps_the_run_of_highest_r2_across_kinds():
+    mix = load_script("restart_mix")
+    assert mix.parse_make_up("D=3,T=1") == {"D": 3, "T": 1}
+    runs = {
+        "D": {"seeds": [0, 1], "r2": [0.1, 0.3], "fg_nmi_fg_ari": [[10.0, 1.0], [20.0, 2.0]]},
+        "T": {"seeds": [0, 1], "r2": [0.2, 0.05], "fg_nmi_fg_ari": [[30.0, 3.0], [40.0, 4.0]]},
+    }
+    # One of each kind: (D0, T0) keeps T0, (D0, T1) D0, (D1, T0) D1, (D1, T1) D1.
+    both = mix.simulate(runs, {"D": 1, "T": 1})
+    assert both["choices"] == 4 and both["kept"] == [(30 + 10 + 20 + 20) / 4, (3 + 1 + 2 + 2) / 4]
+    assert both["kinds_kept"] == {"D": 3, "T": 1}
+    # Distinct seeds: only (D0, T1) and (D1, T0).
+    distinct = mix.simulate(runs, {"D": 1, "T": 1}, distinct_seeds=True)
+    assert distinct["choices"] == 2 and distinct["kept"] == [15.0, 1.5]
+    with pytest.raises(SystemExit, match="no choice"):
+        mix.simulate(runs, {"D": 2, "T": 1}, distinct_seeds=True)
+
+
 def test_refine_parts_rows_and_the_plain_blur_control():
     import torch
 
