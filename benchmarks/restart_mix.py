@@ -51,7 +51,9 @@ def simulate(runs: dict[str, dict], make_up: dict[str, int], distinct_seeds: boo
         kept.append(runs[kind]["fg_nmi_fg_ari"][i])
         kinds_kept[kind] += 1
     if not kept:
-        raise SystemExit(f"restart_mix.py: no choice of distinct seeds has the make-up {make_up}")
+        raise SystemExit(
+            f"restart_mix.py: no choice of runs has the make-up {make_up} (too few runs, or seeds)"
+        )
     return {
         "make_up": make_up,
         "choices": len(kept),
