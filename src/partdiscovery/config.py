@@ -203,14 +203,18 @@ class TrainConfig:
     validation (eight seeds) +1.0 / -0.2 FG-NMI on CCP / PASCAL-Person; on the test splits no better (+0.4,
     -0.25, 0, 0, 0, -2.8 in six paired runs; BENCHMARKS.md, "Restarts over the masks' rim")."""
     restarts_temperature: float = 0.0
-    """With ``restarts`` > 1: some candidates train with this contrastive temperature (``loss.temperature``;
-    every second one, or every third beside the mask erosion's), and the label-free criterion keeps the
-    better run whichever temperature it trained at (0, or a value equal to ``loss.temperature``: all
-    candidates alike). Why: which temperature suits
-    a collection is not known before training; at 0.5 PASCAL-Person's validation runs scored higher and CCP's
+    """With ``restarts`` > 1 and given masks: every second candidate trains with this contrastive temperature
+    (``loss.temperature``), and the label-free criterion keeps the better run whichever temperature it trained
+    at (0, or a value equal to ``loss.temperature``: all candidates alike). Why: which temperature suits a
+    collection is not known before training; at 0.5 PASCAL-Person's validation runs scored higher and CCP's
     lower than at the paper's 0.19, and R² tells the better runs apart across both. The `photos` preset sets
     0.5: simulated on validation (K = 4, seeds 0-6 of each) -0.08 / +0.02 FG-NMI / FG-ARI on CCP, +1.09 /
-    +3.23 on PASCAL-Person, +0.76 / -0.34 on ade_chairs (BENCHMARKS.md, "The contrastive temperature")."""
+    +3.23 on PASCAL-Person, +0.76 / -0.34 on ade_chairs (BENCHMARKS.md, "The contrastive temperature").
+    Not on automatic masks (``train`` made them, or ``partdiscovery masks`` did): there single runs at 0.5
+    scored lower on all three validation splits (-0.97, -1.17, -3.36 FG-NMI on CCP, PASCAL-Person, ade_chairs;
+    four seeds) and R² preferred them (kept in half the choices on CCP and PASCAL-Person): the cycle with them
+    scored -1.05 / -1.44 FG-NMI / FG-ARI in the mean of the three against plain / eroded alone (BENCHMARKS.md,
+    "The temperature restarts on automatic masks")."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from partdiscovery.cli.main import main
@@ -129,12 +130,15 @@ def test_train_on_a_plain_image_folder(part_folder_without_masks, tmp_path, caps
 def test_restarts_on_automatic_masks_alternate_the_parts_mask_erosion(part_folder_without_masks, tmp_path):
     run = tmp_path / "run"
     train = f"train --images {part_folder_without_masks / 'images'} --out {run} --steps 1 --parts 3"
-    extra = ["train.restarts=2", "train.restarts_mask_erosion=0.02"]
+    # The temperature's variant is for given masks only: every candidate trains at loss.temperature here.
+    extra = ["train.restarts=3", "train.restarts_mask_erosion=0.02", "train.restarts_temperature=0.5"]
     assert cli(train, "--no-pretrained", "--device", "cpu", "--quiet", *TINY, *FAST_FG, *extra) == 0
     selection = json.loads((run / "run_info.json").read_text())["restarts"]
     assert selection["variants"] == {"1": ["loss.mask_erosion=0.02"]}
     assert "mask_erosion: 0.0\n" in (run / "restarts" / "seed_0" / "config.yaml").read_text()
     assert "mask_erosion: 0.02\n" in (run / "restarts" / "seed_1" / "config.yaml").read_text()
+    trained = yaml.safe_load((run / "restarts" / "seed_2" / "config.yaml").read_text())
+    assert trained["loss"]["temperature"] == 0.19 and trained["train"]["restarts_temperature"] == 0.5
     kept = (run / "restarts" / f"seed_{selection['chosen_seed']}" / "config.yaml").read_text()
     assert (run / "config.yaml").read_text() == kept  # the run records how the kept candidate trained
 
