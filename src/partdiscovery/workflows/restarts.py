@@ -15,8 +15,8 @@ picks it up), so the kept run is still the single run of its seed.
 The candidates may also differ in a setting: with ``variants`` (lists of overrides) the candidates cycle
 through the plain config and each variant, and the same criterion chooses between the settings as between the
 seeds. ``train`` uses this for settings whose worth depends on the collection, which no label tells: on masks
-it made itself whether the parts should learn from the masks' rim (``train.restarts_mask_erosion``), and the
-contrastive temperature (``train.restarts_temperature``).
+it made itself whether the parts should learn from the masks' rim (``train.restarts_mask_erosion``), on given
+masks the contrastive temperature (``train.restarts_temperature``).
 
 Layout: the candidates train into ``OUT/restarts/seed_<S>/`` (ordinary run folders, resumable one by
 one); the choice is written to ``OUT/restarts/selection.json`` once made (a resume reuses it); the chosen
