@@ -1,11 +1,12 @@
 """Simulated restarts whose candidates train in different ways: what ``train`` keeps from a cycle of variants.
 
-``train.restarts`` with variants (``workflows/restarts.py``: on automatic masks every third candidate erodes
-the masks, with ``train.restarts_temperature`` another trains at that temperature) keeps the candidate of
-highest R² whichever way it trained. Given single validation runs of each kind, scored by
-``benchmarks/restart_criteria.py`` (one ``--out`` JSON per kind, all on the same ``--data``, so their R² are
-comparable), every choice of runs with a given make-up (e.g. three plain runs and two eroded ones) is one
-simulated restart; this prints the mean validation FG-NMI / FG-ARI of the run R² keeps over all of them.
+``train.restarts`` with variants (``workflows/restarts.py``: on automatic masks every second candidate
+erodes the masks; on given masks, with ``train.restarts_temperature``, every second one trains at that
+temperature) keeps the candidate of highest R² whichever way it trained. Given single validation runs of
+each kind, scored by ``benchmarks/restart_criteria.py`` (one ``--out`` JSON per kind, all on the same
+``--data``, so their R² are comparable), every choice of runs with a given make-up (e.g. three plain runs and
+two eroded ones) is one simulated restart; this prints the mean validation FG-NMI / FG-ARI of the run R²
+keeps over all of them.
 Runs of different kinds from the same seed are different runs and may be drawn together (as in the earlier
 sections of BENCHMARKS.md: three of five plain and two of five eroded runs are 100 choices); with
 ``--distinct-seeds`` they are not, as in ``train``, where each seed trains once.
