@@ -81,11 +81,6 @@ class ModelConfig:
     and what makes a multi-process CPU run equal a single-process one (SyncBatchNorm needs a GPU)."""
     learned_background: bool = False
     """Add a (K+1)-th background channel trained from the masks, so ``predict`` works without masks."""
-    background_gradient: bool = True
-    """With ``learned_background``: let the background loss train f's backbone and decoder too. False: only
-    the background channel's own row of the 1x1 classifier learns from it (it reads f's features detached),
-    so wrong masks cannot pull the parts' features; the outputs are computed alike, so exported models and
-    ``predict`` do not change. Needs f's FPN decoder (not a backbone with its own classifier, e.g. DeepLab)."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from partdiscovery.config import ModelConfig
-from partdiscovery.errors import ConfigError, WeightsUnavailableError
+from partdiscovery.errors import WeightsUnavailableError
 from partdiscovery.models.backbones import create_backbone
 from partdiscovery.models.deeplab import ASPPClassifier, DeepLabV2ResNet50
 from partdiscovery.models.part_net import PartSegmentationNet
@@ -132,13 +132,3 @@ def test_offline_deeplab_raises_one_clear_error(offline):
     assert ResNet50_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1] in msg
     assert ResNet50_Weights.IMAGENET1K_V1.url in msg
     assert "model.backbone_weights=" in msg
-
-
-def test_deeplab_refuses_a_background_without_gradient():
-    cfg = ModelConfig(
-        backbone="deeplab_resnet50", pretrained=False, learned_background=True, background_gradient=False
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "uses random weights"
-        with pytest.raises(ConfigError, match="model.background_gradient=false: needs f's FPN decoder"):
-            PartSegmentationNet(cfg)

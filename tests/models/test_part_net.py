@@ -36,31 +36,3 @@ def test_learned_background_adds_a_channel():
     with torch.no_grad():
         out = net(torch.rand(2, 3, 32, 32))
     assert out.logits.shape == (2, 4, 32, 32) and out.background_logits.shape == (2, 1, 32, 32)
-
-
-def test_background_without_gradient_trains_only_its_classifier_row_and_computes_the_same_logits():
-    torch.manual_seed(0)
-    cfg = ModelConfig(pretrained=False, num_parts=3, decoder_channels=8, learned_background=True)
-    shared = PartSegmentationNet(cfg)
-    detached = PartSegmentationNet(ModelConfig(**{**vars(cfg), "background_gradient": False}))
-    detached.load_state_dict(shared.state_dict())
-    images = torch.rand(2, 3, 32, 32)
-    for net in (shared, detached):
-        net.train()
-        out = net(images)
-        out.background_logits.sum().backward()
-    assert not any(p.grad is not None and p.grad.abs().sum() > 0 for p in detached.backbone_parameters())
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in detached.decoder.parameters())
-    assert (
-        detached.classifier.weight.grad[:1].abs().sum() > 0
-        and detached.classifier.weight.grad[1:].eq(0).all()
-    )
-    torch.testing.assert_close(detached.classifier.weight.grad, shared.classifier.weight.grad)
-    assert any(
-        p.grad.abs().sum() > 0 for p in shared.decoder.parameters()
-    )  # the default trains the trunk too
-    shared.eval(), detached.eval()
-    with torch.no_grad():
-        a, b = shared(images), detached(images)
-    torch.testing.assert_close(a.logits, b.logits)
-    torch.testing.assert_close(a.background_logits, b.background_logits)

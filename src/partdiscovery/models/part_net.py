@@ -9,7 +9,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from partdiscovery.config import ModelConfig
-from partdiscovery.errors import ConfigError
 from partdiscovery.models.backbones import create_backbone
 
 
@@ -69,11 +68,6 @@ class PartSegmentationNet(nn.Module):
         out_channels = cfg.num_parts + (1 if cfg.learned_background else 0)
         self.backbone = create_backbone(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.backbone_weights)
         if self.backbone.head_included:
-            if cfg.learned_background and not cfg.background_gradient:
-                raise ConfigError(
-                    f"model.background_gradient=false: needs f's FPN decoder, but {cfg.backbone} ends in its own "
-                    "classifier; leave it true for this backbone"
-                )
             self.backbone.set_num_classes(out_channels)
             self.decoder, self.classifier = None, None
         else:
@@ -102,12 +96,7 @@ class PartSegmentationNet(nn.Module):
         if self.decoder is None:
             logits = self.backbone(images)
         else:
-            features = self.decoder(self.backbone(images))
-            logits = self.classifier(features)
-            if self.cfg.learned_background and not self.cfg.background_gradient and torch.is_grad_enabled():
-                # The same background logit, from features the background loss cannot train.
-                w, b = self.classifier.weight[:1], self.classifier.bias[:1]
-                logits = torch.cat([F.conv2d(features.detach(), w, b), logits[:, 1:]], dim=1)
+            logits = self.classifier(self.decoder(self.backbone(images)))
         logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
         if self.cfg.learned_background:
             return PartOutput(logits[:, 1:], logits[:, :1])

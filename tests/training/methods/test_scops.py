@@ -12,7 +12,6 @@ import torch
 
 from partdiscovery.config import ScopsConfig
 from partdiscovery.data import open_dataset
-from partdiscovery.errors import ConfigError
 from partdiscovery.models import PartOutput
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.training.methods.scops import SCOPS, scops_log_probs, scops_loss_weights
@@ -123,8 +122,3 @@ def test_loss_settings_of_the_other_methods_are_warned_about(tiny_config):
     assert message.startswith("method=scops ignores loss.feature=1.0, loss.temperature=0.5: ")
     assert "scops.semantic" in message
     assert not _ignored_warnings(tiny_config("method=scops", "loss.background=2.0", "loss.loss_stride=1"))
-
-
-def test_scops_refuses_a_background_without_gradient(tiny_config):
-    with pytest.raises(ConfigError, match="SCOPS trains its background channel with its own losses"):
-        SCOPS(tiny_config("method=scops", "model.background_gradient=false"))

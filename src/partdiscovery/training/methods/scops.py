@@ -50,7 +50,6 @@ import torch.nn.functional as F
 
 from partdiscovery.config import Config, LossConfig, OptimConfig, ScopsConfig
 from partdiscovery.data.augment import warp
-from partdiscovery.errors import ConfigError
 from partdiscovery.losses import equivariance_loss
 from partdiscovery.losses.scops import (
     centre_equivariance_loss,
@@ -159,11 +158,6 @@ class SCOPS(FrozenFeaturesMethod):
 
     def __init__(self, cfg: Config) -> None:
         warn_ignored_loss_settings(cfg)
-        if not cfg.model.background_gradient:
-            raise ConfigError(
-                "model.background_gradient=false: SCOPS trains its background channel with its own losses, "
-                "through f's features; leave it true for method=scops"
-            )
         if not cfg.model.learned_background:
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, learned_background=True))
         super().__init__(cfg)
