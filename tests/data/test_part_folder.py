@@ -14,6 +14,7 @@ from partdiscovery.data import PartFolderDataset, open_dataset
 from partdiscovery.data.image_io import read_labels
 from partdiscovery.data.part_folder import HOLDOUT_SPLIT, ImageFolderDataset, validation_ids
 from partdiscovery.errors import DatasetError
+from partdiscovery.foreground.folder import list_images
 from tests.data.dataset_builders import FAST, exif_rotated, file_bytes, make_folder, mask_array, rgb_image
 from tests.data.dataset_builders import FOLDER_HEIGHT as H
 from tests.data.dataset_builders import FOLDER_WIDTH as W
@@ -296,3 +297,11 @@ def test_part_folder_gives_samples_or_a_dataset_error(image, mask):
             assert str(root) in str(e)
             return
         assert sample.image.size == sample.fg_mask.shape[::-1] and sample.fg_mask.any()
+
+
+def test_hidden_files_are_not_images(tmp_path, folder):
+    """macOS's ``._a.jpg`` companions (not images) are skipped by every listing of a folder's images."""
+    (folder / "images" / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    assert ImageFolderDataset(folder / "images").ids == ["a", "b", "c"]
+    assert PartFolderDataset(folder, "all").ids == ["a", "b", "c"]
+    assert [p.name for p in list_images(folder / "images")] == ["a.png", "b.png", "c.png"]

@@ -26,3 +26,10 @@ def test_image_features_shape_and_padding(phi):
 def test_border_cells():
     border = border_cells(4, 5)
     assert border.sum() == 4 * 5 - 2 * 3 and not border[1:-1, 1:-1].any()
+
+
+def test_image_features_of_a_panorama(phi):
+    """A 20:1 photo's short side rounds to 16 pixels, less than the reflect padding: padded all the same."""
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 2000, 3), dtype=np.uint8))
+    features = image_features(phi, image, 256)
+    assert features.shape == (16 // 8, 256 // 8, phi.channels) and np.isfinite(features).all()

@@ -29,6 +29,18 @@ from partdiscovery.errors import DatasetError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted: by extension (any case), hidden files skipped.
+
+    Why skip names that start with a dot: macOS writes ``._<name>.jpg`` companions (resource forks,
+    not images) beside every photo on a FAT or network drive, and they would stop a run as unreadable.
+    """
+    found = (
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    )
+    return sorted(p for p in found if p.is_file())
+
+
 VAL_FRACTION = 0.2
 """Share of the training ids that form the validation split when a folder has no ``val.txt``."""
 HOLDOUT_SPLIT = "train_minus_val"
@@ -160,9 +172,7 @@ class PartFolderDataset(PartDataset):
                 else f"{self.masks_dir}: mask folder does not exist"
             )
         if split == "all":
-            self.ids = sorted(
-                {p.stem for p in (self.root / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
-            )
+            self.ids = sorted({p.stem for p in image_files(self.root / "images")})
             if not self.ids:
                 raise DatasetError(f"{self.root / 'images'}: no images found")
         elif split in ("val", HOLDOUT_SPLIT) and not (self.root / f"{split}.txt").is_file():
@@ -303,9 +313,7 @@ class ImageFolderDataset(PartDataset):
         self.split = "all"
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: image folder does not exist")
-        self.paths = sorted(
-            p for p in self.root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        )
+        self.paths = image_files(self.root)
         if not self.paths:
             raise DatasetError(f"{self.root}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
         self.ids = [p.stem for p in self.paths]

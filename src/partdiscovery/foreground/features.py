@@ -32,6 +32,8 @@ def image_features(
     The image is reflect-padded by ``pad`` pixels (a multiple of 16) before φ and the padding's cells
     are cropped off again. Why: with φ's zero padding, cells on the image border get features that say
     "border" whatever they show, and the clustering would learn that instead of what the border shows.
+    NumPy pads, not torch: its reflection repeats where ``pad`` exceeds a side, so a panorama whose
+    short side rounds to 16 pixels is padded like any other image (torch's reflect mode refuses it).
 
     Args:
         phi: a :class:`~partdiscovery.models.DenseFeatures` (frozen; per-layer L2-normalised features).
@@ -40,9 +42,9 @@ def image_features(
     """
     size = feature_input_size(image.width, image.height, input_size)
     rgb = np.asarray(image.convert("RGB").resize(size, Image.BILINEAR), dtype=np.float32) / 255.0
-    batch = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
     if pad:
-        batch = torch.nn.functional.pad(batch, (pad, pad, pad, pad), mode="reflect")
+        rgb = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    batch = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device)
     features = phi(batch)[0]
     if pad:
         cells = pad * features.shape[-1] // batch.shape[-1]

@@ -27,7 +27,7 @@ from PIL import Image
 from partdiscovery.config import ForegroundConfig
 from partdiscovery.data.base import raise_problems
 from partdiscovery.data.image_io import read_image
-from partdiscovery.data.part_folder import IMAGE_EXTENSIONS
+from partdiscovery.data.part_folder import IMAGE_EXTENSIONS, image_files
 from partdiscovery.errors import DatasetError
 from partdiscovery.foreground.distill import mask_from_run
 from partdiscovery.foreground.model import ForegroundModel
@@ -43,7 +43,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: image folder does not exist")
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    paths = image_files(folder)
     if not paths:
         raise DatasetError(f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
     return paths
