@@ -64,6 +64,15 @@ def test_guided_moves_a_part_boundary_towards_the_colour_edge_at_any_size(size):
     assert boundary_column(flat) == pytest.approx(edge - off, abs=size / 80)
 
 
+@pytest.mark.parametrize("height, width", [(500, 1), (1, 300), (2, 2), (3, 700)])
+def test_guided_takes_strips_and_tiny_images(height, width):
+    """A window must fit the image: a 1-pixel strip is returned as it is, anything larger is filtered."""
+    probs = split_parts(height, width, width // 2)
+    refined = refine_probs(torch.rand(1, 3, height, width), probs, GUIDED)
+    assert refined.shape == probs.shape and torch.isfinite(refined).all()
+    torch.testing.assert_close(refined.sum(dim=1), torch.ones(1, height, width))
+
+
 def test_guided_keeps_the_background_and_a_distribution():
     g = torch.Generator().manual_seed(0)
     background = (torch.rand(1, 1, 30, 50, generator=g) > 0.7).float()

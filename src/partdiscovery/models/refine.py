@@ -59,11 +59,15 @@ def refine_guided(images: torch.Tensor, probs: torch.Tensor, cfg: PredictConfig)
 
     Returns:
         ``[B, K+1, H, W]``: the same background; the part channels filtered, clipped at 0 and rescaled to
-        sum to 1 - background (pixels where the filtered parts vanish keep their input).
+        sum to 1 - background (pixels where the filtered parts vanish keep their input). An image whose
+        shorter side is no longer than the window's radius (a 1-pixel strip) has no window to filter in and
+        is returned as it is.
     """
     h, w = probs.shape[-2:]
     short = min(h, w)
     radius = max(1, round(cfg.refine_radius * short))
+    if radius >= short:
+        return probs
     subsample = max(1, short // GUIDE_SIZE)
     parts = probs[:, 1:]
     filtered = kornia.filters.guided_blur(
