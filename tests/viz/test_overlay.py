@@ -97,6 +97,15 @@ def test_legend_shows_the_names_on_one_row_when_wide_enough():
     assert (np.asarray(key) == np.array(part_colour(2))).all(-1).any()
 
 
+def test_the_legend_grows_with_the_photo():
+    """On a 4000-pixel photo the key is five times a small photo's, so it stays readable at a glance."""
+    small = parts_figure(Image.new("RGB", (400, 300), (128, 128, 128)), np.ones((300, 400), np.int64), 4)
+    large = parts_figure(Image.new("RGB", (4000, 3000), (128, 128, 128)), np.ones((3000, 4000), np.int64), 4)
+    assert small.height - 300 == 16 + 4  # one row of four entries
+    assert large.height - 3000 == 5 * (16 + 4)
+    assert legend(4, 4000, scale=5).size == (4000, 5 * (16 + 4))
+
+
 def test_grid_tiles_shrinks_and_centres_each_image():
     wide = Image.new("RGB", (256, 128), (255, 0, 0))
     small = Image.new("RGB", (10, 10), (0, 0, 255))

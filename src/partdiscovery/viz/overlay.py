@@ -88,15 +88,21 @@ def draw_parts(
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
-def legend(num_parts: int, width: int, names: dict[int, str] | None = None) -> Image.Image:
-    """A strip ``width`` pixels wide with one swatch per part: colour -> "part k" (or its name)."""
-    font = ImageFont.load_default()
+LEGEND_SCALE_SIDE = 800
+"""A figure's legend grows by one step per this many pixels of the photo's longer side (see :func:`parts_figure`)."""
+
+
+def legend(num_parts: int, width: int, names: dict[int, str] | None = None, scale: int = 1) -> Image.Image:
+    """A strip ``width`` pixels wide with one swatch per part: colour -> "part k" (or its name).
+
+    ``scale`` multiplies the rows, swatches and the font (the default font is 10 px at 1), so that the key is
+    as readable on a phone's 4000-pixel photo as on a 200-pixel crop.
+    """
+    font = ImageFont.load_default() if scale == 1 else ImageFont.load_default(size=10 * scale)
     labels = [(names or {}).get(k, f"part {k}") for k in range(1, num_parts + 1)]
-    row_h, swatch, pad = 16, 12, 4
-    widths = [
-        swatch + pad + round(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(t, font=font)) + 3 * pad
-        for t in labels
-    ]
+    row_h, swatch, pad = 16 * scale, 12 * scale, 4 * scale
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    widths = [swatch + pad + round(measure.textlength(t, font=font)) + 3 * pad for t in labels]
     rows, x = [[]], pad
     for k, w in enumerate(widths, start=1):
         if rows[-1] and x + w > width:
@@ -109,7 +115,9 @@ def legend(num_parts: int, width: int, names: dict[int, str] | None = None) -> I
     for r, row in enumerate(rows):
         y = pad + r * row_h
         for k, x in row:
-            draw.rectangle([x, y, x + swatch, y + swatch], fill=part_colour(k), outline=(0, 0, 0))
+            draw.rectangle(
+                [x, y, x + swatch, y + swatch], fill=part_colour(k), outline=(0, 0, 0), width=scale
+            )
             draw.text((x + swatch + pad, y), labels[k - 1], fill=(0, 0, 0), font=font)
     return strip
 
@@ -118,9 +126,11 @@ def parts_figure(
     image: Image.Image, parts: np.ndarray, num_parts: int, names: dict[int, str] | None = None
 ) -> Image.Image:
     """:func:`draw_parts` of ``image`` with a :func:`legend` of all ``num_parts`` parts below it
-    (``predict``'s overlays)."""
+    (``predict``'s overlays); the legend scales with the photo (one step per :data:`LEGEND_SCALE_SIDE` pixels of
+    its longer side), as the outlines do."""
     drawn = draw_parts(image, parts)
-    key = legend(num_parts, drawn.width, names)
+    scale = max(1, round(max(drawn.size) / LEGEND_SCALE_SIDE))
+    key = legend(num_parts, drawn.width, names, scale=scale)
     figure = Image.new("RGB", (drawn.width, drawn.height + key.height), (255, 255, 255))
     figure.paste(drawn, (0, 0))
     figure.paste(key, (0, drawn.height))
