@@ -334,3 +334,8 @@ def test_part_usage_counts_each_parts_pixels_and_finds_the_empty_ones(tmp_path):
     row = usage.shares(counts)
     assert row["share_pct"] == [49.49, 49.49, 1.01, 0.0]
     assert row["empty"] == 1 and row["below_1pct"] == 1
+
+
+def test_predict_large_measures_one_photo_at_a_max_side():
+    cell = load_script("predict_large").one_cell(300, 200, 100, "cpu", "guided")
+    assert set(cell) == {"seconds", "peak_rss_mib"} and cell["seconds"] > 0 and cell["peak_rss_mib"] > 100

@@ -105,6 +105,52 @@ def test_predict_dataset_matches_predict(segmenter, tiny_dataset):
         assert np.array_equal(pred.part_labels, raw.part_labels)
 
 
+@pytest.mark.parametrize("refine", ["none", "guided"])
+def test_photos_above_max_side_are_segmented_smaller_and_labelled_at_full_size(
+    tiny_run, tiny_dataset, refine
+):
+    full = PartSegmenter.load(tiny_run, device="cpu", refine=refine)
+    small = PartSegmenter.load(tiny_run, device="cpu", refine=refine)
+    small.cfg = dataclasses.replace(small.cfg, predict=dataclasses.replace(small.cfg.predict, max_side=24))
+    test = open_dataset(tiny_dataset, "test")
+    kw = dict(batch_size=2, progress=False, keep_probs=True)
+    agree = []
+    pairs = zip(full.predict_dataset(test, **kw), small.predict_dataset(test, **kw), strict=True)
+    for (a, b), index in zip(pairs, range(len(test)), strict=True):
+        raw = test.load(index)
+        assert b.parts.shape == a.parts.shape == (48, 48) and b.probs.shape == (K + 1, 24, 24)
+        assert np.array_equal(b.parts == 0, ~raw.fg_mask)  # the given mask, to the pixel
+        agree.append((a.parts == b.parts)[raw.fg_mask].mean())
+        one = small.predict(raw.image, raw.fg_mask)  # the single-image API shrinks alike
+        # Equal without a refiner; the guided filter's guide is shrunk from uint8 here, from float there.
+        assert (one == b.parts).mean() >= (1.0 if refine == "none" else 0.98)
+    assert np.mean(agree) > 0.8  # the same parts, their outlines a pixel or two apart
+
+
+def test_full_size_labels_enlarge_the_parts_and_the_learned_background():
+    from partdiscovery.segmenter import enlarge, full_size_labels, prediction_size
+
+    small = np.arange(6).reshape(2, 3)
+    big = torch.nn.functional.interpolate(
+        torch.from_numpy(small)[None, None].float(), (5, 7), mode="nearest-exact"
+    )
+    np.testing.assert_array_equal(
+        enlarge(small, 5, 7), big[0, 0].long().numpy()
+    )  # as PyTorch's nearest-exact
+
+    assert prediction_size(3000, 4000, 2048) == (1536, 2048)
+    assert prediction_size(300, 400, 2048) == prediction_size(300, 400, 0) == (300, 400)
+    probs = torch.zeros(3, 2, 2)  # background, part 1, part 2
+    probs[0, 0, 0] = 0.9  # top left: background
+    probs[1, 0, 1] = probs[2, 1, :] = 1.0  # top right: part 1; bottom row: part 2
+    expected = np.kron(np.array([[0, 1], [2, 2]]), np.ones((3, 3), np.int64))
+    np.testing.assert_array_equal(full_size_labels(probs, 6, 6, None), expected)
+    mask = np.ones((6, 6), bool)
+    mask[0, 0] = False
+    given = full_size_labels(probs, 6, 6, mask)
+    assert given[0, 0] == 0 and (given[1:3, 0] == 1).all() and given[0, 5] == 1
+
+
 def test_refine_overrides_the_configs_and_both_prediction_paths_apply_it(tiny_run, segmenter, tiny_dataset):
     assert segmenter.cfg.predict.refine == "none"  # the cpu preset's default
     guided = PartSegmenter.load(tiny_run, device="cpu", refine="guided")

@@ -308,6 +308,12 @@ class PredictConfig:
     refine_eps: float = 1e-4
     """The guided filter's regulariser (colours in [0, 1]): an edge whose colour variance is well above it is
     kept, smaller variations are smoothed over."""
+    max_side: int = 2048
+    """Photographs larger than this (longer side, pixels) are segmented at this size and their labels enlarged to
+    the photograph's (nearest neighbour; a given mask is applied at full size); 0: always at the photograph's own
+    size. Why: f sees 192-256 pixels and the guided filter works at about 256, so a 48-megapixel phone photo's
+    part maps hold no more detail at 8000 pixels than at 2048, while `predict` took 97 s and 8.1 GiB on one CPU
+    thread at full size, 15 s and 2.4 GiB at 2048 (BENCHMARKS.md, "Predicting on large photographs")."""
 
 
 @dataclass
@@ -495,6 +501,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "foreground.rounds": (1, 2, "rounds of masks"),
     "predict.refine_radius": (0, 1, "a fraction of the image's shorter side"),
     "predict.refine_eps": (1e-12, _ANY, "the guided filter's regulariser"),
+    "predict.max_side": (0, _ANY, "pixels; 0: the photograph's own size"),
     "scops.concentration": (0, _ANY, "a loss weight"),
     "scops.equivariance": (0, _ANY, "a loss weight"),
     "scops.centre_equivariance": (0, _ANY, "a loss weight"),

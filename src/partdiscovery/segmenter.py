@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
+from torchvision.transforms.v2.functional import resize
 
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset
@@ -84,6 +85,8 @@ class PartSegmenter:
         amp: use bfloat16/float16 autocast on CUDA.
         refine: how the part maps are snapped to the image's edges, a name of
             :func:`~partdiscovery.models.refine.list_part_refiners`; None: the config's ``predict.refine``.
+        max_side: photos larger than this are segmented at this size, labels enlarged (0: never); None: the
+            config's ``predict.max_side``.
     """
 
     def __init__(
@@ -93,12 +96,19 @@ class PartSegmenter:
         device: str | torch.device = "auto",
         amp: bool = False,
         refine: str | None = None,
+        max_side: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         if refine is not None:
             part_refiner(refine)  # an unknown name fails here, listing the names
             cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, refine=refine))
+        if max_side is not None:
+            if max_side < 0:
+                raise InvalidArgumentError(
+                    f"max_side={max_side}: must be 0 (the photo's own size) or a side in pixels"
+                )
+            cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, max_side=max_side))
         self.cfg = cfg
         self.amp = amp and self.device.type == "cuda"
 
@@ -116,16 +126,23 @@ class PartSegmenter:
         device: str | torch.device = "auto",
         amp: bool = False,
         refine: str | None = None,
+        max_side: int | None = None,
     ) -> PartSegmenter:
         """Load from a run folder (newest good checkpoint), a checkpoint ``.pt``, an exported ``.safetensors``,
         or an exported ``.onnx`` (run by ONNX Runtime on the CPU: the fastest CPU path); see
-        :func:`~partdiscovery.runs.model_file.read_model_file`. ``refine`` overrides the model's
-        ``predict.refine``."""
+        :func:`~partdiscovery.runs.model_file.read_model_file`. ``refine`` and ``max_side`` override the model's
+        ``predict.refine`` and ``predict.max_side``."""
         model = read_model_file(source)
         if model.runtime is not None:
-            return cls(model.runtime, model.cfg, device="cpu", refine=refine)
+            return cls(model.runtime, model.cfg, device="cpu", refine=refine, max_side=max_side)
         return cls.from_state(
-            model.cfg, model.state, str(model.source), device=device, amp=amp, refine=refine
+            model.cfg,
+            model.state,
+            str(model.source),
+            device=device,
+            amp=amp,
+            refine=refine,
+            max_side=max_side,
         )
 
     @property
@@ -162,31 +179,41 @@ class PartSegmenter:
             background = torch.zeros_like(logits[:, :1])
         return torch.cat([background, logits.softmax(dim=1) * (1 - background)], dim=1)
 
-    def predict_proba(self, images: torch.Tensor, fg_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def predict_proba(
+        self, images: torch.Tensor, fg_mask: torch.Tensor | None = None, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         """Part probabilities of a batch.
 
         Args:
             images: ``[B, 3, H, W]`` float RGB in [0, 1] (any size; letterboxed to the input size).
             fg_mask: optional ``[B, 1, H, W]`` foreground masks; they take precedence over a learned background.
+            size: ``(height, width)`` of the returned maps (default: the images'); f sees the full images
+                either way, the maps, the masks and the refiner's guide are at this size.
 
         Returns:
-            ``[B, K+1, H, W]`` on the CPU; channel 0 = background. The part channels are refined to the
+            ``[B, K+1, height, width]`` on the CPU; channel 0 = background. The part channels are refined to the
             image's edges by the config's ``predict.refine`` (:mod:`partdiscovery.models.refine`).
         """
         if images.dim() == 3:
             images = images[None]
         _, _, h, w = images.shape
+        ph, pw = size or (h, w)
         box = letterbox_box(w, h)
         logits, bg = self._forward(crop_resize(images.float(), box, self.input_size))
-        logits = uncrop(logits, box, h, w)
-        bg = uncrop(bg, box, h, w) if bg is not None else None
+        logits = uncrop(logits, scale_box(box, pw / w, ph / h), ph, pw)
+        bg = uncrop(bg, scale_box(box, pw / w, ph / h), ph, pw) if bg is not None else None
+        if (ph, pw) != (h, w):
+            images = resize(images.float(), [ph, pw], antialias=True)
+            if fg_mask is not None:
+                fg_mask = torch.from_numpy(enlarge(fg_mask[:, 0].numpy() > 0.5, ph, pw))[:, None].float()
         probs = self._combine(logits, bg, fg_mask.to(logits.device) if fg_mask is not None else None)
         return refine_probs(images.float().to(probs.device), probs, self.cfg.predict).cpu()
 
     def predict(
         self, image: Image.Image | np.ndarray | torch.Tensor, mask: np.ndarray | Image.Image | None = None
     ) -> np.ndarray:
-        """Part labels of one image: ``int64 [H, W]``, 0 = background, 1..K parts.
+        """Part labels of one image: ``int64 [H, W]``, 0 = background, 1..K parts (above ``predict.max_side``
+        computed at that size and enlarged, as :meth:`predict_dataset` does).
 
         ``image``: PIL image, ``uint8 [H, W, 3]`` array or ``float [3, H, W]`` tensor in [0, 1].
         ``mask``: optional foreground mask (bool/0-255 array or PIL image).
@@ -195,10 +222,13 @@ class PartSegmenter:
             image = np.array(image.convert("RGB"))
         if isinstance(image, np.ndarray):
             image = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
-        fg = None
-        if mask is not None:
-            fg = torch.from_numpy(np.asarray(mask) > 0)[None, None].float()
-        probs = self.predict_proba(image, fg)[0]
+        full_mask = np.asarray(mask) > 0 if mask is not None else None
+        fg = torch.from_numpy(full_mask)[None, None].float() if full_mask is not None else None
+        h, w = image.shape[-2:]
+        size = prediction_size(h, w, self.cfg.predict.max_side)
+        probs = self.predict_proba(image, fg, size)[0]
+        if size != (h, w):
+            return full_size_labels(probs, h, w, full_mask)
         return self.labels_from_probs(probs)
 
     @staticmethod
@@ -217,7 +247,9 @@ class PartSegmenter:
         progress: bool = True,
         box_fn=None,
     ) -> Iterator[Prediction]:
-        """Predict every image of ``dataset`` at its original resolution (a generator).
+        """Predict every image of ``dataset`` at its original resolution (a generator). Above
+        ``predict.max_side`` the part maps are computed at that size and the labels enlarged (``probs``, with
+        ``keep_probs``, stay at the smaller size).
 
         ``use_masks``: mask the parts with the dataset's foreground masks (the paper's protocol).
         ``box_fn``: the crop of each raw sample fed to the network (default: letterbox the whole image).
@@ -232,19 +264,65 @@ class PartSegmenter:
             logits, bg = self._forward(batch["image"])
             for i, image_id in enumerate(batch["id"]):
                 h, w = batch["size"][i]
-                box = batch["box"][i]
-                lg = uncrop(logits[i : i + 1], box, h, w)
-                b = uncrop(bg[i : i + 1], box, h, w) if bg is not None else None
+                ph, pw = prediction_size(h, w, self.cfg.predict.max_side)
+                box = scale_box(batch["box"][i], pw / w, ph / h)
+                lg = uncrop(logits[i : i + 1], box, ph, pw)
+                b = uncrop(bg[i : i + 1], box, ph, pw) if bg is not None else None
                 given = batch["mask_given"][i]
                 fg = batch["fg_mask_full"][i]
-                mask = torch.from_numpy(fg)[None, None].to(lg) if use_masks and given else None
-                guide = batch["image_full"][i][None].to(lg) / 255.0
-                probs = refine_probs(guide, self._combine(lg, b, mask), self.cfg.predict)[0].cpu()
+                full_mask = fg if use_masks and given else None
+                mask = (
+                    torch.from_numpy(enlarge(fg, ph, pw))[None, None].to(lg)
+                    if full_mask is not None
+                    else None
+                )
+                guide = batch["image_full"][i][None]
+                if (ph, pw) != (h, w):  # shrunk as uint8: a float copy of a 48-megapixel photo is 0.6 GiB
+                    guide = resize(guide, [ph, pw], antialias=True)
+                probs = refine_probs(guide.to(lg) / 255.0, self._combine(lg, b, mask), self.cfg.predict)[
+                    0
+                ].cpu()
+                parts = self.labels_from_probs(probs)
+                if (ph, pw) != (h, w):
+                    parts = full_size_labels(probs, h, w, full_mask)
                 yield Prediction(
                     id=image_id,
-                    parts=self.labels_from_probs(probs),
+                    parts=parts,
                     probs=probs.numpy() if keep_probs else None,
                     fg_mask=fg,
                     part_labels=batch["part_labels"][i],
                     keypoints=batch["keypoints"][i],
                 )
+
+
+def prediction_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """``(height, width)`` scaled so the longer side is at most ``max_side`` (0: unchanged)."""
+    if not max_side or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def scale_box(box, sx: float, sy: float):
+    """A box ``(x0, y0, x1, y1)`` in an image resized by ``sx`` horizontally and ``sy`` vertically."""
+    x0, y0, x1, y1 = box
+    return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+
+
+def enlarge(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[..., h, w]`` -> ``[..., height, width]`` by nearest neighbour (each output pixel takes the input pixel its
+    centre falls in, as ``nearest-exact``), by indexing: no float copy of the full-size map."""
+    rows = ((np.arange(height) + 0.5) * labels.shape[-2] / height).astype(np.intp)
+    cols = ((np.arange(width) + 0.5) * labels.shape[-1] / width).astype(np.intp)
+    return labels[..., rows[:, None], cols[None, :]]
+
+
+def full_size_labels(probs: torch.Tensor, height: int, width: int, mask: np.ndarray | None) -> np.ndarray:
+    """Labels ``int64 [height, width]`` from part probabilities ``[K+1, h, w]`` computed at a smaller size: the part
+    of largest probability enlarged (nearest neighbour), the background from the full-size ``mask`` ``bool [H, W]``
+    if given (so a given mask's outline is kept to the pixel), else from the enlarged background channel."""
+    parts = (probs[1:].argmax(dim=0) + 1).numpy().astype(np.uint8)
+    if mask is None:
+        parts[probs[0].numpy() > 0.5] = 0
+        return enlarge(parts, height, width).astype(np.int64)
+    return np.where(mask, enlarge(parts, height, width), 0).astype(np.int64)

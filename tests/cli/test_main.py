@@ -121,7 +121,7 @@ def test_baseline_then_evaluate_predictions(flow, capsys):
     assert f"fg_nmi={result['fg_nmi']:.2f}" in printed
 
 
-def test_predict_with_and_without_masks(flow, evaluated_run):
+def test_predict_with_and_without_masks(flow, evaluated_run, capsys):
     data, run = flow["data"], flow["run"]
     with_masks, without = flow["root"] / "pred_masks", flow["root"] / "pred_nomasks"
     predict = f"predict --run {run} --images {data / 'images'} --device cpu --quiet"
@@ -143,6 +143,17 @@ def test_predict_with_and_without_masks(flow, evaluated_run):
         with Image.open(with_masks / "overlays" / f"{image_id}.png") as im:
             # The photo with its parts drawn, then the legend (part -> colour) below it.
             assert im.mode == "RGB" and im.width == mask.shape[1] and im.height > mask.shape[0]
+    # --max-side: labels at the photo's size, overlays at the smaller size.
+    small = flow["root"] / "pred_small"
+    assert cli(predict, "--masks", str(data / "masks"), "--out", str(small), "--max-side", "16") == 0
+    mask = np.asarray(Image.open(data / "masks" / f"{ids[0]}.png")) > 0
+    labels = np.asarray(Image.open(small / "labels" / f"{ids[0]}.png"))
+    assert labels.shape == mask.shape and np.array_equal(labels > 0, mask)
+    with Image.open(small / "overlays" / f"{ids[0]}.png") as im:
+        assert im.width == 16 < im.height  # the (square) photo at 16 px, the legend below it
+    with pytest.raises(SystemExit):
+        cli(predict, "--out", str(small), "--max-side", "-1")
+    assert "--max-side: must be in 0..1000000, got -1" in capsys.readouterr().err
     # The saved labels score exactly as evaluating the run directly.
     out = flow["root"] / "eval_pred.json"
     assert cli(f"evaluate --predictions {with_masks / 'labels'} --data {data} --json {out} --quiet") == 0

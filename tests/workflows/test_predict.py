@@ -47,6 +47,18 @@ def test_refine_reaches_the_segmenter(tmp_path, tiny_run, tiny_dataset):
     )
 
 
+def test_overlays_of_large_photos_are_drawn_at_max_side():
+    from PIL import Image
+
+    from partdiscovery.workflows.predict import overlay_size
+
+    image, parts = Image.new("RGB", (400, 300)), np.kron(np.array([[1, 2]]), np.ones((300, 200), np.int64))
+    small_image, small_parts = overlay_size(image, parts, 100)
+    assert small_image.size == (100, 75) and small_parts.shape == (75, 100)
+    assert (small_parts[:, :50] == 1).all() and (small_parts[:, 50:] == 2).all()
+    assert overlay_size(image, parts, 0) == (image, parts) and overlay_size(image, parts, 400)[0] is image
+
+
 def test_without_masks_or_learned_background_it_warns(tmp_path, tiny_run, tiny_dataset):
     with pytest.warns(UserWarning, match="whole image"):
         predict_folder(tiny_run, tiny_dataset / "images", tmp_path / "out", device="cpu", progress=False)

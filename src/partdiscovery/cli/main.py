@@ -280,6 +280,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         refine=args.refine,
+        max_side=args.max_side,
     )
     print(
         f"segmented {done['count']} images into {done['num_parts']} parts: {done['labels']} (labels), "
@@ -482,6 +483,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_int_in(1, 65536), default=8)
     p.add_argument("--overwrite", action="store_true", help="replace the predictions of an earlier predict")
     p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    p.add_argument(
+        "--max-side",
+        type=_int_in(0, 10**6),
+        default=None,
+        help="photos larger than this (pixels, longer side) are segmented at this size and their labels enlarged; "
+        "0: at the photo's own size; default: the model's predict.max_side (2048)",
+    )
     _add_refine_flag(p)
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_predict)

@@ -35,14 +35,17 @@ def predict_folder(
     overwrite: bool = False,
     progress: bool = True,
     refine: str | None = None,
+    max_side: int | None = None,
 ) -> dict:
     """Segment every image of ``images`` with the model ``run`` (run folder, checkpoint or exported file):
     ``OUT/labels/<id>.png`` (0 = background, k = part k) and ``OUT/overlays/<id>.png`` (each part in its
-    palette colour with its outline, the background left as the photo, a legend).
+    palette colour with its outline, the background left as the photo, a legend; at most ``predict.max_side``
+    pixels on the longer side, as the part maps were computed).
 
     Foreground: ``masks`` (``<stem>.png``) if given, else the model's learned background, else the whole
     image (with a warning). ``refine``: the part maps' edge refinement (default: the model's
-    ``predict.refine``). Returns ``{"count", "num_parts", "labels", "overlays"}``."""
+    ``predict.refine``); ``max_side``: the size above which photos are segmented smaller (default: the model's
+    ``predict.max_side``). Returns ``{"count", "num_parts", "labels", "overlays"}``."""
     from partdiscovery.data import ImageFolderDataset
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.utils.io import atomic_save_image
@@ -53,7 +56,7 @@ def predict_folder(
     dataset = ImageFolderDataset(images, masks)
     files = [f"{sub}/{i}.png" for i in dataset.ids for sub in ("labels", "overlays")]
     folder = prediction_folder(out, files, overwrite, inputs)
-    segmenter = PartSegmenter.load(run, device=device, amp=amp, refine=refine)
+    segmenter = PartSegmenter.load(run, device=device, amp=amp, refine=refine, max_side=max_side)
     if masks is None and not segmenter.has_learned_background:
         warnings.warn(
             "no --masks given and the model has no learned background: the whole image is "
@@ -67,7 +70,8 @@ def predict_folder(
         segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress)
     ):
         atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
-        figure = parts_figure(dataset.load(index).image, pred.parts, segmenter.num_parts)
+        image, parts = overlay_size(dataset.load(index).image, pred.parts, segmenter.cfg.predict.max_side)
+        figure = parts_figure(image, parts, segmenter.num_parts)
         atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
         count += 1
     folder.finish(files)
@@ -77,3 +81,18 @@ def predict_folder(
         "labels": out / "labels",
         "overlays": out / "overlays",
     }
+
+
+def overlay_size(image, parts, max_side: int):
+    """``image`` (PIL) and ``parts`` (``int [H, W]``) shrunk so the longer side is at most ``max_side`` (0: as they
+    are): the overlay of a 48-megapixel photo is looked at, not measured, and drawing it at full size took 13 s."""
+    import numpy as np
+    from PIL import Image
+
+    from partdiscovery.segmenter import prediction_size
+
+    height, width = prediction_size(image.height, image.width, max_side)
+    if (height, width) == (image.height, image.width):
+        return image, parts
+    small = Image.fromarray(parts.astype(np.uint8)).resize((width, height), Image.NEAREST)
+    return image.resize((width, height), Image.BILINEAR, reducing_gap=2.0), np.asarray(small, dtype=np.int64)
