@@ -80,6 +80,10 @@ def test_predict_proba_is_a_distribution_with_background_first(segmenter):
     torch.testing.assert_close(
         probs[:, 1:].permute(1, 0, 2, 3)[:, fg], no_mask[:, 1:].permute(1, 0, 2, 3)[:, fg]
     )
+    soft = segmenter.predict_proba(images, torch.full((2, 1, 40, 40), 0.25))  # a soft mask is used as it is
+    torch.testing.assert_close(soft[:, 0], torch.full((2, 40, 40), 0.75))
+    small = segmenter.predict_proba(images, masks, size=(20, 20))  # maps, mask and guide at a smaller size
+    assert small.shape == (2, K + 1, 20, 20) and torch.equal(small[:, 0], 1 - masks[:, 0, 1::2, 1::2])
 
 
 @pytest.mark.parametrize("width, height", [(70, 30), (25, 61)])

@@ -197,17 +197,36 @@ class PartSegmenter:
         if images.dim() == 3:
             images = images[None]
         _, _, h, w = images.shape
-        ph, pw = size or (h, w)
         box = letterbox_box(w, h)
         logits, bg = self._forward(crop_resize(images.float(), box, self.input_size))
-        logits = uncrop(logits, scale_box(box, pw / w, ph / h), ph, pw)
-        bg = uncrop(bg, scale_box(box, pw / w, ph / h), ph, pw) if bg is not None else None
+        mask = fg_mask[:, 0].float().cpu().numpy() if fg_mask is not None else None
+        return self._part_maps(logits, bg, box, (h, w), size or (h, w), images.float(), mask)
+
+    def _part_maps(
+        self,
+        logits: torch.Tensor,
+        bg: torch.Tensor | None,
+        box,
+        image_size: tuple[int, int],
+        size: tuple[int, int],
+        guide: torch.Tensor,
+        mask: np.ndarray | None,
+    ) -> torch.Tensor:
+        """f's outputs on ``box`` of images of ``image_size`` -> refined probabilities ``[B, K+1, *size]`` (CPU).
+
+        ``logits`` ``[B, K, S, S]``, ``bg`` ``[B, 1, S, S]`` or None; ``guide`` the images ``[B, 3, H, W]``,
+        ``uint8`` or float in [0, 1] (shrunk to ``size`` as they come: a float copy of a 48-megapixel photo is
+        0.6 GiB); ``mask`` the foreground ``[B, H, W]`` (bool, or float in [0, 1]) or None (then the learned
+        background, if any)."""
+        (h, w), (ph, pw) = image_size, size
+        box = scale_box(box, pw / w, ph / h)
+        logits = uncrop(logits, box, ph, pw)
+        bg = uncrop(bg, box, ph, pw) if bg is not None else None
         if (ph, pw) != (h, w):
-            images = resize(images.float(), [ph, pw], antialias=True)
-            if fg_mask is not None:
-                fg_mask = torch.from_numpy(enlarge(fg_mask[:, 0].numpy() > 0.5, ph, pw))[:, None].float()
-        probs = self._combine(logits, bg, fg_mask.to(logits.device) if fg_mask is not None else None)
-        return refine_probs(images.float().to(probs.device), probs, self.cfg.predict).cpu()
+            guide = resize(guide, [ph, pw], antialias=True)
+        guide = guide.to(logits) / 255.0 if guide.dtype == torch.uint8 else guide.to(logits)
+        fg = torch.from_numpy(enlarge(mask, ph, pw))[:, None].to(logits) if mask is not None else None
+        return refine_probs(guide, self._combine(logits, bg, fg), self.cfg.predict).cpu()
 
     def predict(
         self, image: Image.Image | np.ndarray | torch.Tensor, mask: np.ndarray | Image.Image | None = None
@@ -264,27 +283,22 @@ class PartSegmenter:
             logits, bg = self._forward(batch["image"])
             for i, image_id in enumerate(batch["id"]):
                 h, w = batch["size"][i]
-                ph, pw = prediction_size(h, w, self.cfg.predict.max_side)
-                box = scale_box(batch["box"][i], pw / w, ph / h)
-                lg = uncrop(logits[i : i + 1], box, ph, pw)
-                b = uncrop(bg[i : i + 1], box, ph, pw) if bg is not None else None
-                given = batch["mask_given"][i]
+                size = prediction_size(h, w, self.cfg.predict.max_side)
                 fg = batch["fg_mask_full"][i]
-                full_mask = fg if use_masks and given else None
-                mask = (
-                    torch.from_numpy(enlarge(fg, ph, pw))[None, None].to(lg)
-                    if full_mask is not None
-                    else None
-                )
-                guide = batch["image_full"][i][None]
-                if (ph, pw) != (h, w):  # shrunk as uint8: a float copy of a 48-megapixel photo is 0.6 GiB
-                    guide = resize(guide, [ph, pw], antialias=True)
-                probs = refine_probs(guide.to(lg) / 255.0, self._combine(lg, b, mask), self.cfg.predict)[
-                    0
-                ].cpu()
-                parts = self.labels_from_probs(probs)
-                if (ph, pw) != (h, w):
-                    parts = full_size_labels(probs, h, w, full_mask)
+                mask = fg if use_masks and batch["mask_given"][i] else None
+                probs = self._part_maps(
+                    logits[i : i + 1],
+                    bg[i : i + 1] if bg is not None else None,
+                    batch["box"][i],
+                    (h, w),
+                    size,
+                    batch["image_full"][i][None],
+                    mask[None] if mask is not None else None,
+                )[0]
+                if size == (h, w):
+                    parts = self.labels_from_probs(probs)
+                else:
+                    parts = full_size_labels(probs, h, w, mask)
                 yield Prediction(
                     id=image_id,
                     parts=parts,
