@@ -40,6 +40,9 @@ def main() -> None:
                 ax.axhline(row["fg_nmi"], color=colour, lw=1, ls="-", label=f"{row['method']} FG-NMI")
                 ax.axhline(row["fg_ari"], color=colour, lw=1, ls="--", label=f"{row['method']} FG-ARI")
         ax.set_xscale("log")
+        ticks = sorted({int(s) for r in rows if r["dataset"] == name and r.get("curve") for s in r["curve"]})
+        ax.set_xticks(ticks, [str(t) for t in ticks])  # the scored steps, not log-scale minor labels
+        ax.minorticks_off()
         ax.set_title(f"{name} ({rows[0].get('split', 'test')} split, K = {rows[0]['K']})")
         ax.set_xlabel("training steps")
         ax.set_ylabel("score (%)")
