@@ -267,8 +267,8 @@ class PartSegmenter:
         box_fn=None,
     ) -> Iterator[Prediction]:
         """Predict every image of ``dataset`` at its original resolution (a generator). Above
-        ``predict.max_side`` the part maps are computed at that size and the labels enlarged (``probs``, with
-        ``keep_probs``, stay at the smaller size).
+        ``predict.max_side`` the part maps are computed at that size and the labels enlarged, except with
+        ``keep_probs``: the keypoint protocols read the maps at the image's keypoints, so they stay full size.
 
         ``use_masks``: mask the parts with the dataset's foreground masks (the paper's protocol).
         ``box_fn``: the crop of each raw sample fed to the network (default: letterbox the whole image).
@@ -283,7 +283,7 @@ class PartSegmenter:
             logits, bg = self._forward(batch["image"])
             for i, image_id in enumerate(batch["id"]):
                 h, w = batch["size"][i]
-                size = prediction_size(h, w, self.cfg.predict.max_side)
+                size = (h, w) if keep_probs else prediction_size(h, w, self.cfg.predict.max_side)
                 fg = batch["fg_mask_full"][i]
                 mask = fg if use_masks and batch["mask_given"][i] else None
                 probs = self._part_maps(
