@@ -313,8 +313,8 @@ class PredictConfig:
     the photograph's (nearest neighbour; a given mask is applied at full size); 0: always at the photograph's own
     size. The CUB keypoint protocols, which read the maps at keypoints, always use the full size. Why: f sees
     192-256 pixels and the guided filter works at about 256, so a 48-megapixel phone photo's part maps hold no
-    more detail at 8000 pixels than at 2048, while `predict` took 97 s and 8.1 GiB on one CPU thread at full size,
-    15 s and 2.4 GiB at 2048 (BENCHMARKS.md, "Predicting on large photographs")."""
+    more detail at 8000 pixels than at 2048, while `predict` took 97 s and 7.9 GiB on one CPU thread at full size,
+    15 s and 2.3 GiB at 2048 (BENCHMARKS.md, "Predicting on large photographs")."""
 
 
 @dataclass
