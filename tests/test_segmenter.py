@@ -139,12 +139,11 @@ def test_full_size_labels_enlarge_the_parts_and_the_learned_background():
     from partdiscovery.segmenter import enlarge, full_size_labels, prediction_size
 
     small = np.arange(6).reshape(2, 3)
+    # The pixels PyTorch's nearest-exact takes, without its float copy.
     big = torch.nn.functional.interpolate(
         torch.from_numpy(small)[None, None].float(), (5, 7), mode="nearest-exact"
     )
-    np.testing.assert_array_equal(
-        enlarge(small, 5, 7), big[0, 0].long().numpy()
-    )  # as PyTorch's nearest-exact
+    np.testing.assert_array_equal(enlarge(small, 5, 7), big[0, 0].long().numpy())
 
     assert prediction_size(3000, 4000, 2048) == (1536, 2048)
     assert prediction_size(300, 400, 2048) == prediction_size(300, 400, 0) == (300, 400)
