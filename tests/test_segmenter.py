@@ -136,14 +136,14 @@ def test_photos_above_max_side_are_segmented_smaller_and_labelled_at_full_size(
 
 
 def test_full_size_labels_enlarge_the_parts_and_the_learned_background():
-    from partdiscovery.segmenter import enlarge, full_size_labels, prediction_size
+    from partdiscovery.segmenter import full_size_labels, prediction_size, resize_nearest
 
     small = np.arange(6).reshape(2, 3)
     # The pixels PyTorch's nearest-exact takes, without its float copy.
     big = torch.nn.functional.interpolate(
         torch.from_numpy(small)[None, None].float(), (5, 7), mode="nearest-exact"
     )
-    np.testing.assert_array_equal(enlarge(small, 5, 7), big[0, 0].long().numpy())
+    np.testing.assert_array_equal(resize_nearest(small, 5, 7), big[0, 0].long().numpy())
 
     assert prediction_size(3000, 4000, 2048) == (1536, 2048)
     assert prediction_size(300, 400, 2048) == prediction_size(300, 400, 0) == (300, 400)

@@ -206,7 +206,7 @@ class PartSegmenter:
         self,
         logits: torch.Tensor,
         bg: torch.Tensor | None,
-        box,
+        box: tuple[float, float, float, float],
         image_size: tuple[int, int],
         size: tuple[int, int],
         guide: torch.Tensor,
@@ -225,7 +225,7 @@ class PartSegmenter:
         if (ph, pw) != (h, w):
             guide = resize(guide, [ph, pw], antialias=True)
         guide = guide.to(logits) / 255.0 if guide.dtype == torch.uint8 else guide.to(logits)
-        fg = torch.from_numpy(enlarge(mask, ph, pw))[:, None].to(logits) if mask is not None else None
+        fg = torch.from_numpy(resize_nearest(mask, ph, pw))[:, None].to(logits) if mask is not None else None
         return refine_probs(guide, self._combine(logits, bg, fg), self.cfg.predict).cpu()
 
     def predict(
@@ -317,15 +317,17 @@ def prediction_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def scale_box(box, sx: float, sy: float):
+def scale_box(
+    box: tuple[float, float, float, float], sx: float, sy: float
+) -> tuple[float, float, float, float]:
     """A box ``(x0, y0, x1, y1)`` in an image resized by ``sx`` horizontally and ``sy`` vertically."""
     x0, y0, x1, y1 = box
     return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
 
 
-def enlarge(labels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``[..., h, w]`` -> ``[..., height, width]`` by nearest neighbour (each output pixel takes the input pixel its
-    centre falls in, as ``nearest-exact``), by indexing: no float copy of the full-size map."""
+def resize_nearest(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[..., h, w]`` -> ``[..., height, width]`` by nearest neighbour, larger or smaller (each output pixel takes
+    the input pixel its centre falls in, as ``nearest-exact``), by indexing: no float copy of a full-size map."""
     rows = ((np.arange(height) + 0.5) * labels.shape[-2] / height).astype(np.intp)
     cols = ((np.arange(width) + 0.5) * labels.shape[-1] / width).astype(np.intp)
     return labels[..., rows[:, None], cols[None, :]]
@@ -338,5 +340,5 @@ def full_size_labels(probs: torch.Tensor, height: int, width: int, mask: np.ndar
     parts = (probs[1:].argmax(dim=0) + 1).numpy().astype(np.uint8)
     if mask is None:
         parts[probs[0].numpy() > 0.5] = 0
-        return enlarge(parts, height, width).astype(np.int64)
-    return np.where(mask, enlarge(parts, height, width), 0).astype(np.int64)
+        return resize_nearest(parts, height, width).astype(np.int64)
+    return np.where(mask, resize_nearest(parts, height, width), 0).astype(np.int64)

@@ -98,7 +98,7 @@ def legend(num_parts: int, width: int, names: dict[int, str] | None = None, scal
     ``scale`` multiplies the rows, swatches and the font (the default font is 10 px at 1), so that the key is
     as readable on a phone's 4000-pixel photo as on a 200-pixel crop.
     """
-    font = ImageFont.load_default() if scale == 1 else ImageFont.load_default(size=10 * scale)
+    font = ImageFont.load_default(size=10 * scale)
     labels = [(names or {}).get(k, f"part {k}") for k in range(1, num_parts + 1)]
     row_h, swatch, pad = 16 * scale, 12 * scale, 4 * scale
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))

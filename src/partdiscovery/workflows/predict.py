@@ -86,13 +86,13 @@ def predict_folder(
 def overlay_size(image, parts, max_side: int):
     """``image`` (PIL) and ``parts`` (``int [H, W]``) shrunk so the longer side is at most ``max_side`` (0: as they
     are): the overlay of a 48-megapixel photo is looked at, not measured, and drawing it at full size took 13 s."""
-    import numpy as np
     from PIL import Image
 
-    from partdiscovery.segmenter import prediction_size
+    from partdiscovery.segmenter import prediction_size, resize_nearest
 
     height, width = prediction_size(image.height, image.width, max_side)
     if (height, width) == (image.height, image.width):
         return image, parts
-    small = Image.fromarray(parts.astype(np.uint8)).resize((width, height), Image.NEAREST)
-    return image.resize((width, height), Image.BILINEAR, reducing_gap=2.0), np.asarray(small, dtype=np.int64)
+    return image.resize((width, height), Image.BILINEAR, reducing_gap=2.0), resize_nearest(
+        parts, height, width
+    )
