@@ -306,6 +306,7 @@ class PartSegmenter:
                     fg_mask=fg,
                     part_labels=batch["part_labels"][i],
                     keypoints=batch["keypoints"][i],
+                    image=batch["image_full"][i].permute(1, 2, 0).numpy(),
                 )
 
 

@@ -34,6 +34,25 @@ def test_labels_and_overlays_for_every_image(tmp_path, tiny_run, tiny_dataset):
     assert (labels[~mask] == 0).all() and labels[mask].max() <= 3
 
 
+def test_each_photo_is_read_once_and_the_overlay_drawn_on_it(tmp_path, tiny_run, tiny_dataset, monkeypatch):
+    """The overlay is drawn on the photo f was given (``Prediction.image``), not on a second decode of the file."""
+    from PIL import Image
+
+    from partdiscovery.data import ImageFolderDataset
+    from partdiscovery.viz import parts_figure
+
+    reads = []
+    load = ImageFolderDataset.load
+    monkeypatch.setattr(ImageFolderDataset, "load", lambda self, index: reads.append(index) or load(self, index))
+    done = predict_with_masks(tmp_path, tiny_run, tiny_dataset)
+    assert sorted(reads) == list(range(done["count"]))
+    monkeypatch.undo()
+    raw = ImageFolderDataset(tiny_dataset / "images", tiny_dataset / "masks").load(0)
+    expected = parts_figure(raw.image, read_labels(done["labels"] / f"{raw.id}.png"), done["num_parts"])
+    drawn = Image.open(done["overlays"] / f"{raw.id}.png")
+    assert np.array_equal(np.asarray(drawn.convert("RGB")), np.asarray(expected))
+
+
 def test_refine_reaches_the_segmenter(tmp_path, tiny_run, tiny_dataset):
     """``refine`` overrides the run's ``predict.refine``: the labels are those of a guided PartSegmenter."""
     from partdiscovery import PartSegmenter

@@ -46,6 +46,8 @@ def predict_folder(
     image (with a warning). ``refine``: the part maps' edge refinement (default: the model's
     ``predict.refine``); ``max_side``: the size above which photos are segmented smaller (default: the model's
     ``predict.max_side``). Returns ``{"count", "num_parts", "labels", "overlays"}``."""
+    from PIL import Image
+
     from partdiscovery.data import ImageFolderDataset
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.utils.io import atomic_save_image
@@ -66,11 +68,10 @@ def predict_folder(
     out = Path(out)
     folder.claim(files)
     count = 0
-    for index, pred in enumerate(
-        segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress)
-    ):
+    for pred in segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress):
         atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
-        image, parts = overlay_size(dataset.load(index).image, pred.parts, segmenter.cfg.predict.max_side)
+        photo = Image.fromarray(pred.image)  # the photo as decoded for f: not read a second time
+        image, parts = overlay_size(photo, pred.parts, segmenter.cfg.predict.max_side)
         figure = parts_figure(image, parts, segmenter.num_parts)
         atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
         count += 1
