@@ -43,7 +43,9 @@ def test_each_photo_is_read_once_and_the_overlay_drawn_on_it(tmp_path, tiny_run,
 
     reads = []
     load = ImageFolderDataset.load
-    monkeypatch.setattr(ImageFolderDataset, "load", lambda self, index: reads.append(index) or load(self, index))
+    monkeypatch.setattr(
+        ImageFolderDataset, "load", lambda self, index: reads.append(index) or load(self, index)
+    )
     done = predict_with_masks(tmp_path, tiny_run, tiny_dataset)
     assert sorted(reads) == list(range(done["count"]))
     monkeypatch.undo()
