@@ -154,6 +154,30 @@ def test_predict_with_and_without_masks(flow, evaluated_run, capsys):
     with pytest.raises(SystemExit):
         cli(predict, "--out", str(small), "--max-side", "-1")
     assert "--max-side: must be in 0..1000000, got -1" in capsys.readouterr().err
+    # --part-names: the legend and OUT/parts.json name the parts; a wrong count is one line, nothing written.
+    named = flow["root"] / "pred_named"
+    assert (
+        cli(
+            predict,
+            "--masks",
+            str(data / "masks"),
+            "--out",
+            str(named),
+            "--part-names",
+            "head",
+            "body",
+            "tail",
+        )
+        == 0
+    )
+    assert json.loads((named / "parts.json").read_text()) == {
+        "names": {"1": "head", "2": "body", "3": "tail"}
+    }
+    assert json.loads((with_masks / "parts.json").read_text())["names"]["3"] == "part 3"
+    line = one_line_error(
+        capsys, predict, "--out", str(flow["root"] / "pred_two"), "--part-names", "head", "tail"
+    )
+    assert "the model has 3 parts" in line and not (flow["root"] / "pred_two").exists()
     # The saved labels score exactly as evaluating the run directly.
     out = flow["root"] / "eval_pred.json"
     assert cli(f"evaluate --predictions {with_masks / 'labels'} --data {data} --json {out} --quiet") == 0

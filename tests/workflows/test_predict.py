@@ -55,6 +55,31 @@ def test_each_photo_is_read_once_and_the_overlay_drawn_on_it(tmp_path, tiny_run,
     assert np.array_equal(np.asarray(drawn.convert("RGB")), np.asarray(expected))
 
 
+def test_part_names_go_to_the_legend_and_parts_json(tmp_path, tiny_run, tiny_dataset):
+    import json
+
+    from PIL import Image
+
+    from partdiscovery.data import ImageFolderDataset
+    from partdiscovery.errors import InvalidArgumentError
+    from partdiscovery.viz import parts_figure
+
+    done = predict_with_masks(tmp_path, tiny_run, tiny_dataset, part_names=["head", " body ", "tail"])
+    assert done["names"] == {1: "head", 2: "body", 3: "tail"}
+    assert json.loads((tmp_path / "out" / "parts.json").read_text()) == {
+        "names": {"1": "head", "2": "body", "3": "tail"}
+    }
+    raw = ImageFolderDataset(tiny_dataset / "images", tiny_dataset / "masks").load(0)
+    labels = read_labels(done["labels"] / f"{raw.id}.png")
+    drawn = np.asarray(Image.open(done["overlays"] / f"{raw.id}.png").convert("RGB"))
+    assert np.array_equal(drawn, np.asarray(parts_figure(raw.image, labels, 3, done["names"])))
+    assert not np.array_equal(drawn, np.asarray(parts_figure(raw.image, labels, 3)))
+    for wrong in (["head", "tail"], ["head", "", "tail"]):
+        with pytest.raises(InvalidArgumentError, match="the model has 3 parts"):
+            predict_with_masks(tmp_path / "wrong", tiny_run, tiny_dataset, part_names=wrong)
+    assert not (tmp_path / "wrong").exists()
+
+
 def test_refine_reaches_the_segmenter(tmp_path, tiny_run, tiny_dataset):
     """``refine`` overrides the run's ``predict.refine``: the labels are those of a guided PartSegmenter."""
     from partdiscovery import PartSegmenter

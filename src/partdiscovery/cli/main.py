@@ -281,6 +281,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         refine=args.refine,
         max_side=args.max_side,
+        part_names=args.part_names,
     )
     print(
         f"segmented {done['count']} images into {done['num_parts']} parts: {done['labels']} (labels), "
@@ -489,6 +490,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="photos larger than this (pixels, longer side) are segmented at this size and their labels enlarged; "
         "0: at the photo's own size; default: the model's predict.max_side (2048)",
+    )
+    p.add_argument(
+        "--part-names",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="what parts 1..K depict, in order (e.g. after looking at `report`'s galleries): the overlays' legend "
+        "and OUT/parts.json name them",
     )
     _add_refine_flag(p)
     _add_common_model_flags(p)

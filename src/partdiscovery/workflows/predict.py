@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
+from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.utils.outputs import OutputFolder
 
 PREDICTIONS_KIND = "predictions"
+PART_NAMES_FILE = "parts.json"
+"""What each label of ``labels/`` depicts, in a part folder's format: ``{"names": {"1": "head", ...}}``."""
 """The marker kind of every predictions folder this tool writes (``predict``, ``baseline``, the demo)."""
 
 
@@ -36,6 +40,7 @@ def predict_folder(
     progress: bool = True,
     refine: str | None = None,
     max_side: int | None = None,
+    part_names: Sequence[str] | None = None,
 ) -> dict:
     """Segment every image of ``images`` with the model ``run`` (run folder, checkpoint or exported file):
     ``OUT/labels/<id>.png`` (0 = background, k = part k) and ``OUT/overlays/<id>.png`` (each part in its
@@ -45,20 +50,24 @@ def predict_folder(
     Foreground: ``masks`` (``<stem>.png``) if given, else the model's learned background, else the whole
     image (with a warning). ``refine``: the part maps' edge refinement (default: the model's
     ``predict.refine``); ``max_side``: the size above which photos are segmented smaller (default: the model's
-    ``predict.max_side``). Returns ``{"count", "num_parts", "labels", "overlays"}``."""
+    ``predict.max_side``); ``part_names``: what parts 1..K depict, in order (named after looking at the report's
+    galleries), for the overlays' legend and ``OUT/parts.json`` (``{"names": {"1": ...}}``, a part folder's format,
+    "part k" when not named), so that the labels say what they are. Returns ``{"count", "num_parts", "labels",
+    "overlays", "names"}``."""
     from PIL import Image
 
     from partdiscovery.data import ImageFolderDataset
     from partdiscovery.segmenter import PartSegmenter
-    from partdiscovery.utils.io import atomic_save_image
+    from partdiscovery.utils.io import atomic_save_image, atomic_write_json
     from partdiscovery.viz import label_image, parts_figure
 
     inputs = [(images, "image folder"), (masks, "mask folder")]
     prediction_folder(out, [], overwrite, inputs)  # fail before reading anything
     dataset = ImageFolderDataset(images, masks)
-    files = [f"{sub}/{i}.png" for i in dataset.ids for sub in ("labels", "overlays")]
+    files = [f"{sub}/{i}.png" for i in dataset.ids for sub in ("labels", "overlays")] + [PART_NAMES_FILE]
     folder = prediction_folder(out, files, overwrite, inputs)
     segmenter = PartSegmenter.load(run, device=device, amp=amp, refine=refine, max_side=max_side)
+    names = name_parts(part_names, segmenter.num_parts)
     if masks is None and not segmenter.has_learned_background:
         warnings.warn(
             "no --masks given and the model has no learned background: the whole image is "
@@ -67,12 +76,13 @@ def predict_folder(
         )
     out = Path(out)
     folder.claim(files)
+    atomic_write_json(out / PART_NAMES_FILE, {"names": {str(k): name for k, name in names.items()}})
     count = 0
     for pred in segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress):
         atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
         photo = Image.fromarray(pred.image)  # the photo as decoded for f: not read a second time
         image, parts = overlay_size(photo, pred.parts, segmenter.cfg.predict.max_side)
-        figure = parts_figure(image, parts, segmenter.num_parts)
+        figure = parts_figure(image, parts, segmenter.num_parts, names)
         atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
         count += 1
     folder.finish(files)
@@ -81,7 +91,21 @@ def predict_folder(
         "num_parts": segmenter.num_parts,
         "labels": out / "labels",
         "overlays": out / "overlays",
+        "names": names,
     }
+
+
+def name_parts(part_names: Sequence[str] | None, num_parts: int) -> dict[int, str]:
+    """``{k: name}`` for parts 1..``num_parts``: ``part_names`` in order, or "part k" without them."""
+    if part_names is None:
+        return {k: f"part {k}" for k in range(1, num_parts + 1)}
+    names = [str(name).strip() for name in part_names]
+    if len(names) != num_parts or not all(names):
+        raise InvalidArgumentError(
+            f"part names: the model has {num_parts} parts, so give {num_parts} non-empty names in the order of "
+            f"parts 1..{num_parts}; got {len(names)}: {', '.join(map(repr, part_names))}"
+        )
+    return dict(enumerate(names, start=1))
 
 
 def overlay_size(image, parts, max_side: int):
