@@ -10,9 +10,9 @@ from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.utils.outputs import OutputFolder
 
 PREDICTIONS_KIND = "predictions"
+"""The marker kind of every predictions folder this tool writes (``predict``, ``baseline``, the demo)."""
 PART_NAMES_FILE = "parts.json"
 """What each label of ``labels/`` depicts, in a part folder's format: ``{"names": {"1": "head", ...}}``."""
-"""The marker kind of every predictions folder this tool writes (``predict``, ``baseline``, the demo)."""
 
 
 def prediction_folder(
