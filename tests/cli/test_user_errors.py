@@ -191,6 +191,7 @@ def _cases() -> list[tuple[str, str]]:
         ("predict --run W/run --images W/nope --out W/p --device cpu", "W/nope"),
         (f"{pr} --out W/p --refine crf", "--refine"),
         (f"{pr} --out W/p --max-side -5", "--max-side"),
+        (f"{pr} --out W/p --part-names head tail", "--part-names): the model has 3 parts"),
         # export
         ("export W/run --format safetensors --out W/a_folder", "is a folder"),
         ("export W/run --format safetensors --out W/model.safetensors", "--overwrite"),

@@ -102,8 +102,8 @@ def name_parts(part_names: Sequence[str] | None, num_parts: int) -> dict[int, st
     names = [str(name).strip() for name in part_names]
     if len(names) != num_parts or not all(names):
         raise InvalidArgumentError(
-            f"part names: the model has {num_parts} parts, so give {num_parts} non-empty names in the order of "
-            f"parts 1..{num_parts}; got {len(names)}: {', '.join(map(repr, part_names))}"
+            f"part names (--part-names): the model has {num_parts} parts, so give {num_parts} non-empty names, "
+            f"parts 1..{num_parts} in order; got {len(names)}: {', '.join(map(repr, part_names))}"
         )
     return dict(enumerate(names, start=1))
 
