@@ -41,6 +41,8 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in found if p.is_file())
 
 
+PARTS_FILE = "parts.json"
+"""What each part label depicts: ``{"names": {"1": "head", ...}}`` (a part folder's own, and ``predict``'s)."""
 VAL_FRACTION = 0.2
 """Share of the training ids that form the validation split when a folder has no ``val.txt``."""
 HOLDOUT_SPLIT = "train_minus_val"
@@ -206,7 +208,7 @@ class PartFolderDataset(PartDataset):
         return [i for i in train if i not in held_out]
 
     def _read_part_names(self) -> dict[int, str]:
-        path = self.root / "parts.json"
+        path = self.root / PARTS_FILE
         if not path.is_file():
             return {}
         try:

@@ -38,13 +38,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from partdiscovery.data.part_folder import PARTS_FILE
 from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.utils.io import atomic_save_image, atomic_write, atomic_write_json, atomic_write_text
 from partdiscovery.utils.outputs import OutputFolder
 
 SOURCE = "partdiscovery synth"
 SYNTH_KIND = "synthetic dataset"
-FIXED_FILES = ("parts.json", "train.txt", "test.txt", "README.md")
+FIXED_FILES = (PARTS_FILE, "train.txt", "test.txt", "README.md")
 GENERATOR_VERSION = 1
 MAX_PARTS = 12
 JPEG_QUALITY = 90
@@ -334,7 +335,7 @@ def _validate(n: int, num_parts: int, size: int, seed: int, test_fraction: float
 
 def _is_synth_output(out: Path) -> bool:
     try:
-        meta = json.loads((out / "parts.json").read_text(encoding="utf-8"))
+        meta = json.loads((out / PARTS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and meta.get("source") == SOURCE
@@ -414,7 +415,7 @@ def generate_synthetic_dataset(
     # The marker first, listing every file about to be written: an interrupted run is still ours.
     folder.claim(files)
     atomic_write_json(
-        out / "parts.json",
+        out / PARTS_FILE,
         {
             "names": {str(k): f"part{k}" for k in range(1, num_parts + 1)},
             "source": SOURCE,

@@ -6,13 +6,12 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from partdiscovery.data.part_folder import PARTS_FILE
 from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.utils.outputs import OutputFolder
 
 PREDICTIONS_KIND = "predictions"
 """The marker kind of every predictions folder this tool writes (``predict``, ``baseline``, the demo)."""
-PART_NAMES_FILE = "parts.json"
-"""What each label of ``labels/`` depicts, in a part folder's format: ``{"names": {"1": "head", ...}}``."""
 
 
 def prediction_folder(
@@ -64,7 +63,7 @@ def predict_folder(
     inputs = [(images, "image folder"), (masks, "mask folder")]
     prediction_folder(out, [], overwrite, inputs)  # fail before reading anything
     dataset = ImageFolderDataset(images, masks)
-    files = [f"{sub}/{i}.png" for i in dataset.ids for sub in ("labels", "overlays")] + [PART_NAMES_FILE]
+    files = [f"{sub}/{i}.png" for i in dataset.ids for sub in ("labels", "overlays")] + [PARTS_FILE]
     folder = prediction_folder(out, files, overwrite, inputs)
     segmenter = PartSegmenter.load(run, device=device, amp=amp, refine=refine, max_side=max_side)
     names = name_parts(part_names, segmenter.num_parts)
@@ -76,7 +75,7 @@ def predict_folder(
         )
     out = Path(out)
     folder.claim(files)
-    atomic_write_json(out / PART_NAMES_FILE, {"names": {str(k): name for k, name in names.items()}})
+    atomic_write_json(out / PARTS_FILE, {"names": {str(k): name for k, name in names.items()}})
     count = 0
     for pred in segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress):
         atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
