@@ -211,6 +211,8 @@ def _cases() -> list[tuple[str, str]]:
         ("report W/run --out W/user/notes.html --overwrite", "not a partdiscovery report"),
         ("report W/run --out W/data/report.html --data W/data --device cpu", "inside the dataset folder"),
         ("report W/run --max-images -1", "--max-images"),
+        ("report W/run --out W/r.html --part-names a b c", "need a dataset (--data)"),
+        ("report W/run --out W/r.html --data W/data --device cpu --part-names a b", "the model has 3 parts"),
         ("report W/run --data W/data --split nosuchsplit --device cpu --out W/r.html", "nosuchsplit"),
         ("report W/run --data W/nothing --device cpu --out W/r.html", "W/nothing"),
         ("report W/run --device banana", "banana"),

@@ -111,6 +111,28 @@ def test_report_with_data(report, run_copy):
     assert _decode_png(grid[0]["src"]).width > _decode_png(grid[0]["src"]).height  # side by side
 
 
+def test_part_names_title_the_legend_and_the_galleries(run_copy, tiny_dataset, tmp_path):
+    names = ["head", EVIL, "tail"]
+    out = write_report(
+        run_copy, data=str(tiny_dataset), out=tmp_path / "named.html", max_images=1, part_names=names
+    )
+    text = out.read_text(encoding="utf-8")
+    legend = text.split('<p class="legend">')[1].split("</p>")[0]
+    assert (
+        "head" in legend and "&lt;script&gt;alert" in legend and "tail" in legend and "part 1" not in legend
+    )
+    galleries = text.split('id="galleries"')[1]
+    assert [h.split("</span>", 1)[1].split(" <span")[0] for h in galleries.split("<h3>")[1:]] == [
+        "head",
+        "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;",
+        "tail",
+    ]
+    alts = [img["alt"] for img in _parse(text).imgs if "highlighted" in (img.get("alt") or "")]
+    assert alts and all(
+        alt.endswith(("head highlighted", f"{EVIL} highlighted", "tail highlighted")) for alt in alts
+    )
+
+
 def test_report_without_data(run_copy, tmp_path):
     out = write_report(run_copy, out=tmp_path / "sub" / "r.html")
     text = out.read_text(encoding="utf-8")

@@ -50,3 +50,12 @@ def test_the_runs_own_report_is_replaced_but_never_a_users_file(run_copy, tmp_pa
     assert theirs.read_text() == "<html>the user's page</html>"
     with pytest.raises(PartDiscoveryError, match="max_images"):
         write_report(run_copy, out=tmp_path / "x.html", max_images=-1)
+
+
+def test_part_names_need_the_models_count_and_a_dataset(run_copy, tiny_dataset, tmp_path):
+    out = tmp_path / "r.html"
+    with pytest.raises(PartDiscoveryError, match=r"--part-names\): the model has 3 parts"):
+        write_report(run_copy, data=str(tiny_dataset), out=out, part_names=["head", "tail"])
+    with pytest.raises(PartDiscoveryError, match="need a dataset"):
+        write_report(run_copy, out=out, part_names=["head", "body", "tail"])
+    assert not out.exists()

@@ -92,6 +92,16 @@ def _add_refine_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_part_names_flag(p: argparse.ArgumentParser, where: str) -> None:
+    p.add_argument(
+        "--part-names",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help=f"what parts 1..K depict, in order {where} name them",
+    )
+
+
 # ----------------------------------------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
     from partdiscovery.data.synth import generate_synthetic_dataset
@@ -317,6 +327,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         out=args.out,
         split=args.split,
         max_images=args.max_images,
+        part_names=args.part_names,
         device=args.device,
         progress=not args.quiet,
         overwrite=args.overwrite,
@@ -491,13 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="photos larger than this (pixels, longer side) are segmented at this size and their labels enlarged; "
         "0: at the photo's own size; default: the model's predict.max_side (2048)",
     )
-    p.add_argument(
-        "--part-names",
-        nargs="+",
-        metavar="NAME",
-        default=None,
-        help="what parts 1..K depict, in order (e.g. after looking at `report`'s galleries): the overlays' legend "
-        "and OUT/parts.json name them",
+    _add_part_names_flag(
+        p, "(e.g. after looking at `report`'s galleries): the overlays' legend and OUT/parts.json"
     )
     _add_refine_flag(p)
     _add_common_model_flags(p)
@@ -521,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split to show and score (default test)")
     p.add_argument("--max-images", type=_int_in(0), default=16, help="images in the grid (default 16)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier report at --out")
+    _add_part_names_flag(p, "(with --data): the legend and the galleries")
     _add_common_model_flags(p)
     p.set_defaults(func=cmd_report)
 

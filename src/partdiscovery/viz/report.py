@@ -360,14 +360,15 @@ class _Part:
     """One part's entry in the legend and galleries."""
 
     k: int
+    name: str
     css: str
     share: str = ""
     pictures: list[_Picture] = field(default_factory=list)
 
 
-def _part(k: int, **kwargs: Any) -> _Part:
+def _part(k: int, name: str, **kwargs: Any) -> _Part:
     r, g, b = part_colour(k)
-    return _Part(k, f"rgb({r},{g},{b})", **kwargs)
+    return _Part(k, name, f"rgb({r},{g},{b})", **kwargs)
 
 
 @dataclass(frozen=True)
@@ -390,7 +391,7 @@ def _grid(kept: _Predicted, dataset) -> list[_Picture]:
     return cells
 
 
-def _galleries(kept: _Predicted, dataset) -> list[_Part]:
+def _galleries(kept: _Predicted, dataset, names: dict[int, str]) -> list[_Part]:
     """Per part: its share of the predicted foreground and its best images with only it highlighted."""
     parts = []
     total = kept.counts.sum() if kept.counts is not None else 0
@@ -403,17 +404,18 @@ def _galleries(kept: _Predicted, dataset) -> list[_Part]:
                 _picture(
                     _thumb(overlay(dataset.load(-neg_index).image, only_k)),
                     f"{image_id} · {100 * fraction:.0f}%",
-                    f"{image_id}: part {k} highlighted",
+                    f"{image_id}: {names[k]} highlighted",
                 )
             )
-        parts.append(_part(k, share=share, pictures=pictures))
+        parts.append(_part(k, names[k], share=share, pictures=pictures))
     return parts
 
 
-def _predictions(kept: _Predicted, dataset, split: str) -> _Predictions:
+def _predictions(kept: _Predicted, dataset, split: str, names: dict[int, str] | None) -> _Predictions:
     n = len(kept.grid)
     shown = f"The first {n} of {kept.n_images} images" if kept.n_images > n else f"All {n} images"
-    return _Predictions(split, shown, _grid(kept, dataset), _galleries(kept, dataset))
+    names = {k: (names or {}).get(k, f"part {k}") for k in range(1, kept.num_parts + 1)}
+    return _Predictions(split, shown, _grid(kept, dataset), _galleries(kept, dataset, names))
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -487,6 +489,7 @@ def render_report(
     split: str = "test",
     max_images: int = 16,
     gallery_size: int = 8,
+    part_names: dict[int, str] | None = None,
     score: Score | None = None,
     progress: bool = False,
 ) -> str:
@@ -495,14 +498,15 @@ def render_report(
     With a loaded ``segmenter`` (anything with ``num_parts`` and ``predict_dataset``) and ``dataset`` (the
     split named ``split`` of the spec ``data``), the page also shows a grid of ``max_images`` images with
     their parts, for every part the ``gallery_size`` images where it is largest, and, with ``score``, the
-    split's metrics. :func:`partdiscovery.workflows.write_report` loads the model and writes the file.
+    split's metrics. ``part_names`` (``{k: name}``) titles the legend and the galleries ("part k" where a part
+    has none). :func:`partdiscovery.workflows.write_report` loads the model and writes the file.
     """
     from partdiscovery import __version__
 
     predictions = computed = None
     if segmenter is not None and dataset is not None:
         kept, computed = _predict(segmenter, dataset, max_images, gallery_size, progress, score)
-        predictions = _predictions(kept, dataset, split)
+        predictions = _predictions(kept, dataset, split, part_names)
     return _template().render(
         generator=f"{GENERATOR} {__version__}",
         run_name=folder.name,

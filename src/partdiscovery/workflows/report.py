@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from partdiscovery.errors import InvalidArgumentError, PartDiscoveryError
@@ -16,6 +17,7 @@ def write_report(
     max_images: int = 16,
     *,
     gallery_size: int = 8,
+    part_names: Sequence[str] | None = None,
     device: str = "auto",
     progress: bool = False,
     overwrite: bool = False,
@@ -29,6 +31,8 @@ def write_report(
         split: the dataset split to show and score.
         max_images: images in the grid (the galleries and metrics use the whole split).
         gallery_size: images per part in the galleries.
+        part_names: what parts 1..K depict, in order, for the legend and the galleries' titles (as ``predict``'s
+            ``--part-names``); needs ``data``, since without it no part is shown.
         overwrite: replace an existing ``out`` (only a report of ours). The default ``run/report.html``
             is the run's own and is replaced when it is a report of ours.
     """
@@ -38,11 +42,16 @@ def write_report(
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.utils.outputs import check_output_file
     from partdiscovery.viz.report import REPORT_FILE, is_report, render_report
+    from partdiscovery.workflows.predict import name_parts
 
     if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0:
         raise InvalidArgumentError(f"max_images must be an integer >= 0, got {max_images!r}")
     if isinstance(gallery_size, bool) or not isinstance(gallery_size, int) or gallery_size < 1:
         raise InvalidArgumentError(f"gallery_size must be an integer >= 1, got {gallery_size!r}")
+    if part_names is not None and data is None:
+        raise InvalidArgumentError(
+            "part names (--part-names) name the parts of the images and galleries, which need a dataset (--data)"
+        )
     folder, source = resolve_run(Path(run))
     default = out is None
     if default and not RunFolder(folder).is_ours():
@@ -58,9 +67,10 @@ def write_report(
         ours=is_report,
         inputs=[(dataset_root(data) if data else None, "dataset folder")],
     )
-    segmenter = dataset = None
+    segmenter = dataset = names = None
     if data is not None:
         segmenter = PartSegmenter.load(source, device=device)
+        names = name_parts(part_names, segmenter.num_parts)  # before the split is read
         dataset = open_dataset(data, split)
     page = render_report(
         folder,
@@ -72,6 +82,7 @@ def write_report(
         split=split,
         max_images=max_images,
         gallery_size=gallery_size,
+        part_names=names,
         score=score_pixels,
         progress=progress,
     )
