@@ -47,9 +47,8 @@ def pytest_collection_modifyitems(items):
     """The slow end-to-end tests first: with pytest-xdist's workers (``-n auto --dist loadfile``, pyproject.toml) their
     files go to a worker at the start and the other files are shared out meanwhile, instead of one worker running the
     demo's minutes alone at the end."""
-    items.sort(
-        key=lambda item: item.get_closest_marker("slow") is None
-    )  # stable: the order is kept otherwise
+    # A stable sort: the order is kept otherwise.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
