@@ -16,6 +16,7 @@ from partdiscovery.viz import (
     legend,
     overlay,
     part_colour,
+    part_name,
     parts_figure,
 )
 from partdiscovery.viz.overlay import BACKGROUND
@@ -127,3 +128,8 @@ def test_label_image_is_a_mode_l_png_of_the_labels():
     for bad in (np.array([[256]]), np.array([[-1]])):
         with pytest.raises(ValueError, match="0..255"):
             label_image(bad)
+
+
+def test_a_part_without_a_name_is_called_part_k():
+    assert part_name(2, {1: "head", 2: "tail"}) == "tail"
+    assert part_name(3, {1: "head"}) == part_name(3) == "part 3"

@@ -9,6 +9,7 @@ from partdiscovery.viz.overlay import (
     legend,
     overlay,
     part_colour,
+    part_name,
     parts_figure,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "legend",
     "overlay",
     "part_colour",
+    "part_name",
     "parts_figure",
 ]

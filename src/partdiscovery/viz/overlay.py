@@ -92,6 +92,11 @@ LEGEND_SCALE_SIDE = 800
 """A figure's legend grows by one step per this many pixels of the photo's longer side (see :func:`parts_figure`)."""
 
 
+def part_name(k: int, names: dict[int, str] | None = None) -> str:
+    """Part ``k``'s name in ``names``, else "part k": the one default of the legends, the report and ``parts.json``."""
+    return (names or {}).get(k, f"part {k}")
+
+
 def legend(num_parts: int, width: int, names: dict[int, str] | None = None, scale: int = 1) -> Image.Image:
     """A strip ``width`` pixels wide with one swatch per part: colour -> "part k" (or its name).
 
@@ -99,7 +104,7 @@ def legend(num_parts: int, width: int, names: dict[int, str] | None = None, scal
     as readable on a phone's 4000-pixel photo as on a 200-pixel crop.
     """
     font = ImageFont.load_default(size=10 * scale)
-    labels = [(names or {}).get(k, f"part {k}") for k in range(1, num_parts + 1)]
+    labels = [part_name(k, names) for k in range(1, num_parts + 1)]
     row_h, swatch, pad = 16 * scale, 12 * scale, 4 * scale
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     widths = [swatch + pad + round(measure.textlength(t, font=font)) + 3 * pad for t in labels]

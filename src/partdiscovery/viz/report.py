@@ -34,7 +34,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from partdiscovery.runs import METRICS_FILE, RUN_INFO_FILE, SUMMARY_FILE
-from partdiscovery.viz.overlay import overlay, part_colour
+from partdiscovery.viz.overlay import overlay, part_colour, part_name
 
 REPORT_FILE = "report.html"
 SKIP_JSON = {SUMMARY_FILE, RUN_INFO_FILE}
@@ -414,8 +414,8 @@ def _galleries(kept: _Predicted, dataset, names: dict[int, str]) -> list[_Part]:
 def _predictions(kept: _Predicted, dataset, split: str, names: dict[int, str] | None) -> _Predictions:
     n = len(kept.grid)
     shown = f"The first {n} of {kept.n_images} images" if kept.n_images > n else f"All {n} images"
-    names = {k: (names or {}).get(k, f"part {k}") for k in range(1, kept.num_parts + 1)}
-    return _Predictions(split, shown, _grid(kept, dataset), _galleries(kept, dataset, names))
+    titles = {k: part_name(k, names) for k in range(1, kept.num_parts + 1)}
+    return _Predictions(split, shown, _grid(kept, dataset), _galleries(kept, dataset, titles))
 
 
 # ---------------------------------------------------------------------------------------------- report

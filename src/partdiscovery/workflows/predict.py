@@ -96,8 +96,10 @@ def predict_folder(
 
 def name_parts(part_names: Sequence[str] | None, num_parts: int) -> dict[int, str]:
     """``{k: name}`` for parts 1..``num_parts``: ``part_names`` in order, or "part k" without them."""
+    from partdiscovery.viz import part_name
+
     if part_names is None:
-        return {k: f"part {k}" for k in range(1, num_parts + 1)}
+        return {k: part_name(k) for k in range(1, num_parts + 1)}
     names = [str(name).strip() for name in part_names]
     if len(names) != num_parts or not all(names):
         raise InvalidArgumentError(
