@@ -28,10 +28,9 @@ import numpy as np
 import torch
 from sklearn.decomposition import NMF
 
-from partdiscovery.baselines.kmeans import _feature_batches, sample_foreground_pixels
+from partdiscovery.baselines.kmeans import feature_batches, predictions_from_scores, sample_foreground_pixels
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.prediction import Prediction
-from partdiscovery.data.transforms import uncrop
 from partdiscovery.losses.scops import nonnegative_features
 from partdiscovery.models import DenseFeatures
 
@@ -107,22 +106,11 @@ def predict_dff(
 ) -> Iterator[Prediction]:
     """Strongest-factor part labels at original resolution, masked by the dataset's foreground."""
     feature_size = input_size // phi.stride
-    for batch, feats, _ in _feature_batches(
+    for batch, feats, _ in feature_batches(
         phi, dataset, input_size, feature_size, batch_size, "DFF predict", progress
     ):
         b = feats.shape[0]
         scores = torch.from_numpy(model.scores(model.pixel_features(feats))).float()
-        # [B*h*w, K] -> [B, K, h, w]; upsampled like a network's logits.
+        # [B*h*w, K] -> [B, K, h, w]
         scores = scores.view(b, feature_size, feature_size, -1).permute(0, 3, 1, 2)
-        for i, image_id in enumerate(batch["id"]):
-            h, w = batch["size"][i]
-            full = uncrop(scores[i : i + 1], batch["box"][i], h, w)[0]
-            fg = batch["fg_mask_full"][i]
-            parts = np.where(fg, full.argmax(0).numpy() + 1, 0).astype(np.int64)
-            yield Prediction(
-                id=image_id,
-                parts=parts,
-                fg_mask=fg,
-                part_labels=batch["part_labels"][i],
-                keypoints=batch["keypoints"][i],
-            )
+        yield from predictions_from_scores(batch, scores)

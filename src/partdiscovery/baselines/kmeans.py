@@ -20,7 +20,7 @@ from partdiscovery.models import DenseFeatures
 from partdiscovery.utils.progress import progress as progress_bar
 
 
-def _feature_batches(
+def feature_batches(
     phi: DenseFeatures,
     dataset: PartDataset,
     input_size: int,
@@ -29,6 +29,7 @@ def _feature_batches(
     desc: str,
     progress: bool,
 ):
+    """``(batch, φ features [B, C, f, f], foreground [B, 1, f, f] bool)`` of the letterboxed images, in order."""
     loader = DataLoader(EvalSet(dataset, input_size), batch_size=batch_size, collate_fn=collate_eval)
     for batch in progress_bar(loader, desc, progress, unit="batch"):
         with torch.inference_mode():
@@ -61,7 +62,7 @@ def sample_foreground_pixels(
     rng = np.random.default_rng(seed)
     feature_size = input_size // phi.stride
     samples = []
-    for _, feats, masks in _feature_batches(
+    for _, feats, masks in feature_batches(
         phi, dataset, input_size, feature_size, batch_size, desc, progress
     ):
         for f, m in zip(feats, masks):
@@ -101,24 +102,30 @@ def predict_kmeans(
     """Nearest-centre part labels at original resolution, masked by the dataset's foreground."""
     centres = torch.from_numpy(kmeans.cluster_centers_).float()  # [K, C]
     feature_size = input_size // phi.stride
-    for batch, feats, _ in _feature_batches(
+    for batch, feats, _ in feature_batches(
         phi, dataset, input_size, feature_size, batch_size, "k-means predict", progress
     ):
-        # Score = -squared distance to each centre, [B, K, h, w]; upsampled like a network's logits.
+        # Score = -squared distance to each centre, [B, K, h, w].
         dist = (
             feats.pow(2).sum(1, keepdim=True)
             - 2 * torch.einsum("bchw,kc->bkhw", feats, centres)
             + centres.pow(2).sum(1).view(1, -1, 1, 1)
         )
-        for i, image_id in enumerate(batch["id"]):
-            h, w = batch["size"][i]
-            scores = uncrop(-dist[i : i + 1], batch["box"][i], h, w)[0]
-            fg = batch["fg_mask_full"][i]
-            parts = np.where(fg, scores.argmax(0).numpy() + 1, 0).astype(np.int64)
-            yield Prediction(
-                id=image_id,
-                parts=parts,
-                fg_mask=fg,
-                part_labels=batch["part_labels"][i],
-                keypoints=batch["keypoints"][i],
-            )
+        yield from predictions_from_scores(batch, -dist)
+
+
+def predictions_from_scores(batch: dict, scores: torch.Tensor) -> Iterator[Prediction]:
+    """Per-part scores ``[B, K, h, w]`` of a letterboxed batch -> the best part at each pixel of the original
+    image (scores upsampled like a network's logits, then argmax), 1..K inside its foreground and 0 outside."""
+    for i, image_id in enumerate(batch["id"]):
+        h, w = batch["size"][i]
+        full = uncrop(scores[i : i + 1], batch["box"][i], h, w)[0]
+        fg = batch["fg_mask_full"][i]
+        parts = np.where(fg, full.argmax(0).numpy() + 1, 0).astype(np.int64)
+        yield Prediction(
+            id=image_id,
+            parts=parts,
+            fg_mask=fg,
+            part_labels=batch["part_labels"][i],
+            keypoints=batch["keypoints"][i],
+        )
