@@ -204,7 +204,8 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="config overrides for the trained methods (e.g. data.input_size=160)",
+        help="config overrides for the trained methods (e.g. data.input_size=160); k-means and DFF take their φ "
+        "(model.feature_extractor, model.feature_layers) and input size from the same config",
     )
     ap.add_argument(
         "--update",
