@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skimage.filters import threshold_otsu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from masks import SHARED, iou, is_val, precision_recall  # noqa: E402
@@ -39,26 +38,18 @@ from masks import SHARED, iou, is_val, precision_recall  # noqa: E402
 from partdiscovery.config import ForegroundConfig  # noqa: E402
 from partdiscovery.data import PartFolderDataset  # noqa: E402
 from partdiscovery.foreground import create_phi, image_features  # noqa: E402
-from partdiscovery.foreground.cosegment import certain_core  # noqa: E402
+from partdiscovery.foreground.cosegment import (  # noqa: E402
+    BorderContrast,
+    dissimilarity,
+    otsu_object,
+    unit_rows,
+)
 from partdiscovery.foreground.features import border_cells  # noqa: E402
-from partdiscovery.foreground.model import upsample  # noqa: E402
+from partdiscovery.foreground.model import maps_at_size  # noqa: E402
 from partdiscovery.foreground.refine import refine_grabcut  # noqa: E402
 from partdiscovery.utils.io import atomic_write_json  # noqa: E402
 
 CENTRE_SIGMAS = (0.35, 0.5)
-
-
-def unit_cells(features: np.ndarray) -> np.ndarray:
-    """``float32 [h, w, C]`` -> ``[h * w, C]`` L2-normalised."""
-    cells = features.reshape(-1, features.shape[-1])
-    return cells / np.maximum(np.linalg.norm(cells, axis=1, keepdims=True), 1e-6)
-
-
-def dissimilarity(cells: np.ndarray, references: np.ndarray, neighbours: int = 5) -> np.ndarray:
-    """1 - mean cosine similarity to the ``neighbours`` most similar references (as ``BorderContrast.score``)."""
-    similarity = cells @ references.T
-    k = min(neighbours, similarity.shape[1])
-    return 1 - np.sort(similarity, axis=1)[:, -k:].mean(1)
 
 
 def centre_prior(h: int, w: int, sigma: float) -> np.ndarray:
@@ -68,31 +59,26 @@ def centre_prior(h: int, w: int, sigma: float) -> np.ndarray:
     return np.exp(-(y[:, None] ** 2 + x[None] ** 2) / (2 * sigma**2)).astype(np.float32)
 
 
-def scores(features: np.ndarray) -> dict[str, np.ndarray]:
+def scores(features: np.ndarray, neighbours: int = BorderContrast.neighbours) -> dict[str, np.ndarray]:
     """``{variant: float32 [h, w]}`` graded object scores of one image's φ cells (higher: more object)."""
-    h, w, _ = features.shape
-    cells = unit_cells(features)
+    h, w, c = features.shape
+    cells = unit_rows(features.reshape(-1, c))
     border = border_cells(h, w).reshape(-1)
-    base = dissimilarity(cells, cells[border]).reshape(h, w)
+    base = BorderContrast(neighbours).score(features)  # the first round's score
     out = {"base": base} | {f"centre{s}": base * centre_prior(h, w, s) for s in CENTRE_SIGMAS}
     out["reffilter"] = base
-    first = (base > threshold_otsu(base)).reshape(-1) if np.ptp(base) > 1e-6 else np.zeros(h * w, bool)
+    first = otsu_object(base).reshape(-1) > 0
     if first.any() and (~first).any():
         keep = border & (cells @ cells[first].mean(0) < cells @ cells[~first].mean(0))
         if keep.sum() >= 0.25 * border.sum():
-            out["reffilter"] = dissimilarity(cells, cells[keep]).reshape(h, w)
+            out["reffilter"] = dissimilarity(cells, cells[keep], neighbours).reshape(h, w).astype(np.float32)
     return out
 
 
 def masks(score: np.ndarray, rgb: np.ndarray, cfg: ForegroundConfig) -> dict[str, np.ndarray]:
-    """``{refiner: bool [H, W]}``: the Otsu-thresholded score, and GrabCut seeded by it with its certain core."""
-    height, width = rgb.shape[:2]
-    coarse = (
-        np.zeros_like(score) if np.ptp(score) < 1e-6 else (score > threshold_otsu(score)).astype(np.float32)
-    )
-    core = certain_core(coarse, score, cfg.certain_fraction)
-    probability = upsample(coarse, height, width)
-    certain = None if core is None else upsample(core.astype(np.float32), height, width) >= 0.5
+    """``{refiner: bool [H, W]}``: the Otsu-thresholded score, and GrabCut seeded by it with its certain core (the
+    first round's steps, :func:`~partdiscovery.foreground.model.coarse_maps`, on another score)."""
+    probability, certain = maps_at_size(otsu_object(score), score, *rgb.shape[:2], cfg.certain_fraction)
     return {"none": probability >= 0.5, "grabcut": refine_grabcut(rgb, probability, cfg, certain)}
 
 

@@ -151,6 +151,27 @@ def fit_kmeans_border(
     return CoarseForeground(km.cluster_centers_.astype(np.float32), foreground, rates, overall)
 
 
+def unit_rows(cells: np.ndarray) -> np.ndarray:
+    """``[N, C]`` rows scaled to unit L2 norm (all-zero rows stay zero)."""
+    return cells / np.maximum(np.linalg.norm(cells, axis=1, keepdims=True), 1e-6)
+
+
+def dissimilarity(cells: np.ndarray, references: np.ndarray, neighbours: int) -> np.ndarray:
+    """``[N]``: 1 - the mean cosine similarity of each row of ``cells [N, C]`` to its ``neighbours`` most similar
+    rows of ``references [M, C]`` (both unit rows; fewer neighbours where ``M`` is smaller)."""
+    similarity = cells @ references.T
+    k = min(neighbours, similarity.shape[1])
+    return 1 - np.sort(similarity, axis=1)[:, -k:].mean(1)
+
+
+def otsu_object(score: np.ndarray) -> np.ndarray:
+    """``float32`` in {0, 1}, the shape of ``score``: 1 above its Otsu threshold; all 0 where the score is flat
+    (a uniform image: no evidence of an object)."""
+    if np.ptp(score) < 1e-6:
+        return np.zeros(score.shape, np.float32)
+    return (score > threshold_otsu(score)).astype(np.float32)
+
+
 @dataclass
 class BorderContrast:
     """Per-image border contrast: object = cells whose φ features are far from the image's own border.
@@ -167,21 +188,17 @@ class BorderContrast:
     def score(self, features: np.ndarray) -> np.ndarray:
         """``float32 [h, w, C]`` -> ``float32 [h, w]`` dissimilarity to the border (higher: more object)."""
         h, w, c = features.shape
-        cells = features.reshape(-1, c)
-        cells = cells / np.maximum(np.linalg.norm(cells, axis=1, keepdims=True), 1e-6)
-        similarity = cells @ cells[border_cells(h, w).reshape(-1)].T
-        k = min(self.neighbours, similarity.shape[1])
-        return (1 - np.sort(similarity, axis=1)[:, -k:].mean(1)).reshape(h, w).astype(np.float32)
+        cells = unit_rows(features.reshape(-1, c))
+        references = cells[border_cells(h, w).reshape(-1)]
+        return dissimilarity(cells, references, self.neighbours).reshape(h, w).astype(np.float32)
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """``float32 [h, w, C]`` -> ``float32 [h, w]`` in {0, 1} (Otsu threshold of :meth:`score`)."""
         return self.maps(features)[0]
 
     def maps(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dissimilarity = self.score(features)
-        if np.ptp(dissimilarity) < 1e-6:  # a uniform image: no evidence of an object
-            return np.zeros(dissimilarity.shape, np.float32), dissimilarity
-        return (dissimilarity > threshold_otsu(dissimilarity)).astype(np.float32), dissimilarity
+        score = self.score(features)
+        return otsu_object(score), score
 
     def summary(self) -> dict:
         return {"neighbours": self.neighbours}

@@ -108,6 +108,14 @@ def coarse_maps(
     """A coarse approach's probability and certain core (:func:`certain_core`) on φ's grid
     (``features``: ``float32 [h, w, C]``), upsampled to ``height x width``."""
     probability, score = coarse.maps(features)
+    return maps_at_size(probability, score, height, width, certain_fraction)
+
+
+def maps_at_size(
+    probability: np.ndarray, score: np.ndarray | None, height: int, width: int, certain_fraction: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``float32 [h, w]`` coarse probability and graded score on φ's grid -> the refiner's inputs at the image's
+    size: the probability upsampled, and the certain core (``bool [height, width]``, or None)."""
     core = certain_core(probability, score, certain_fraction)
     probability = upsample(probability, height, width)
     if core is None:
