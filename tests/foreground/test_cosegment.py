@@ -7,7 +7,15 @@ import pytest
 
 from partdiscovery.config import ForegroundConfig
 from partdiscovery.foreground import COARSE
-from partdiscovery.foreground.cosegment import NEEDS_FIT, BorderContrast, Box, certain_core
+from partdiscovery.foreground.cosegment import (
+    NEEDS_FIT,
+    BorderContrast,
+    Box,
+    certain_core,
+    dissimilarity,
+    otsu_object,
+    unit_rows,
+)
 
 
 def two_tone_features(
@@ -103,3 +111,20 @@ def test_maps_is_probability_and_score_in_one_pass(name):
     assert (score is None) == (expected is None)
     if expected is not None:
         np.testing.assert_array_equal(score, expected)
+
+
+def test_dissimilarity_averages_the_nearest_references_and_caps_their_number():
+    cells = unit_rows(np.array([[1.0, 0.0], [0.0, 2.0]]))
+    references = unit_rows(np.array([[1.0, 0.0], [1.0, 1.0], [-1.0, 0.0]]))
+    # cell 0: similarities 1, 0.707, -1 -> the two nearest average 0.854; cell 1: 0, 0.707, 0 -> 0.354
+    np.testing.assert_allclose(
+        dissimilarity(cells, references, 2), [1 - (1 + 0.5**0.5) / 2, 1 - 0.5**0.5 / 2]
+    )
+    np.testing.assert_allclose(dissimilarity(cells, references, 10), dissimilarity(cells, references, 3))
+
+
+def test_otsu_object_splits_a_bimodal_score_and_finds_nothing_in_a_flat_one():
+    score = np.array([[0.1, 0.1, 0.9], [0.1, 0.8, 0.9]], np.float32)
+    assert otsu_object(score).tolist() == [[0, 0, 1], [0, 1, 1]]
+    assert otsu_object(np.full((2, 3), 0.4, np.float32)).dtype == np.float32
+    assert not otsu_object(np.full((2, 3), 0.4, np.float32)).any()
