@@ -181,7 +181,8 @@ class TrainConfig:
     tensorboard: bool = False
     """Also log the losses to ``RUN/tensorboard`` (needs ``pip install tensorboard``)."""
     threads: int = 0
-    """torch intra-op threads (0: leave PyTorch's default)."""
+    """torch intra-op threads (0: leave PyTorch's default); also how many images automatic masks are made of at once
+    (0: every CPU this process may use; the masks are the same whatever the number)."""
     restarts: int = 1
     """Train this many runs, from seeds ``seed``, ``seed + 1``, ..., and keep the one whose parts are most
     consistent across the training images (no labels: :mod:`partdiscovery.workflows.restarts`). Why: which

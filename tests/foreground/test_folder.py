@@ -76,14 +76,27 @@ def write_then_kill(monkeypatch, after: int, *args, **kwargs) -> None:
             write_mask_folder(*args, **kwargs)
 
 
-def test_an_interrupted_call_is_continued_not_refused(photos, tmp_path, monkeypatch):
+def test_masks_are_the_same_whatever_the_number_of_workers(photos, tmp_path):
+    paths = list_images(photos)
+    alone = write_mask_folder(paths, tmp_path / "alone", FAST, progress=False, workers=1)
+    together = write_mask_folder(paths, tmp_path / "together", FAST, progress=False, workers=3)
+    assert (alone["workers"], together["workers"]) == (1, 3)
+    for i in range(4):
+        assert (tmp_path / "together" / f"img{i}.png").read_bytes() == (
+            tmp_path / "alone" / f"img{i}.png"
+        ).read_bytes()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_interrupted_call_is_continued_not_refused(photos, tmp_path, monkeypatch, workers):
     """A killed ``masks`` / ``train`` left masks and no manifest; the next call keeps them and makes the rest,
-    and the folder is the one an uninterrupted call writes (before, it was refused as "not written by us")."""
+    and the folder is the one an uninterrupted call writes (before, it was refused as "not written by us"); with
+    several workers too, whose masks are written in the images' order."""
     paths = list_images(photos)
     whole = tmp_path / "whole"
     write_mask_folder(paths, whole, FAST, progress=False)
     out = tmp_path / "masks"
-    write_then_kill(monkeypatch, 2, paths, out, FAST, progress=False)
+    write_then_kill(monkeypatch, 2, paths, out, FAST, progress=False, workers=workers)
     assert (out / PARTIAL).is_file() and not (out / MANIFEST).exists()
     assert sorted(p.name for p in out.glob("*.png")) == ["img0.png", "img1.png"]
     kept = (out / "img0.png").stat().st_mtime_ns

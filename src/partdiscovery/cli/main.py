@@ -481,7 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a run trained without masks (so with a learned background): a second round of masks from it",
     )
     p.add_argument(
-        "--threads", type=_int_in(0), default=0, help="torch intra-op threads (0: PyTorch's default)"
+        "--threads",
+        type=_int_in(0),
+        default=0,
+        help="CPU threads: torch's intra-op threads and the images masked at once (0: every CPU; same masks)",
     )
     p.add_argument("overrides", nargs="*", metavar="foreground.key=value")
     _add_common_model_flags(p)

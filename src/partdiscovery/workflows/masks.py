@@ -17,8 +17,9 @@ def make_masks(
     from_run: str | Path | None = None,
 ) -> dict:
     """Write ``OUT/<stem>.png`` masks (0/255) and ``OUT/foreground.json`` for every image of ``images``
-    (:func:`partdiscovery.foreground.folder.write_mask_folder`); ``threads > 0`` sets PyTorch's intra-op
-    threads first. Returns the manifest (``count``, ``reused``, ``fitted_on``, ``ms_per_image``, ...).
+    (:func:`partdiscovery.foreground.folder.write_mask_folder`). ``threads``: the CPU threads to use, PyTorch's
+    intra-op threads and the images masked at once (0: every CPU this process may use; the masks are the same
+    whatever the number). Returns the manifest (``count``, ``reused``, ``fitted_on``, ``ms_per_image``, ...).
 
     ``from_run``: a run folder (or model file) trained with a learned background, e.g. by ``train`` on
     automatic masks: the masks come from its background (:mod:`partdiscovery.foreground.distill`), a second
@@ -26,6 +27,7 @@ def make_masks(
     from partdiscovery.errors import PartDiscoveryError
     from partdiscovery.foreground.folder import list_images, write_mask_folder
     from partdiscovery.segmenter import PartSegmenter, resolve_device
+    from partdiscovery.utils.threads import available_cpus
 
     if threads > 0:
         import torch
@@ -41,6 +43,14 @@ def make_masks(
                 f"{from_run}: has no learned background (it was trained on given masks); use a run trained "
                 "without masks, or with model.learned_background=true"
             )
+    workers = threads if threads > 0 else available_cpus()
     return write_mask_folder(
-        paths, out, cfg, resolve_device(device), progress=progress, from_run=run, run_source=from_run
+        paths,
+        out,
+        cfg,
+        resolve_device(device),
+        progress=progress,
+        from_run=run,
+        run_source=from_run,
+        workers=workers,
     )

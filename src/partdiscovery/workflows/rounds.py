@@ -100,6 +100,7 @@ def train_two_rounds(
         The kept run's summary, with ``"rounds"``: the record of the choice.
     """
     from partdiscovery.foreground.folder import masks_record, write_mask_folder
+    from partdiscovery.utils.threads import available_cpus
 
     out = Path(out)
     runs = [out / name for name in ROUND_DIRS]
@@ -131,6 +132,7 @@ def train_two_rounds(
             keep_existing=resume,
             from_run=PartSegmenter.load(runs[0], device=device, refine="none"),
             run_source=str(runs[0]),
+            workers=cfg.train.threads if cfg.train.threads > 0 else available_cpus(),
         )
     )
     datasets = [first_dataset, second_dataset(masks)]

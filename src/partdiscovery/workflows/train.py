@@ -53,6 +53,7 @@ def training_dataset(
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.utils.distributed import main_first, process_device, setup
+    from partdiscovery.utils.threads import available_cpus
 
     if (data is None) == (images is None):
         raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
@@ -92,8 +93,11 @@ def training_dataset(
             file=sys.stderr,
             flush=True,
         )
+    workers = cfg.train.threads if cfg.train.threads > 0 else available_cpus()  # images masked at once
     manifest = main_first(
-        lambda: write_mask_folder(paths, mask_dir, fg, dev, progress=not quiet, keep_existing=resume)
+        lambda: write_mask_folder(
+            paths, mask_dir, fg, dev, progress=not quiet, keep_existing=resume, workers=workers
+        )
     )
     if not quiet and manifest["reused"]:
         why = (

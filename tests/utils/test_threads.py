@@ -1,0 +1,53 @@
+"""ordered_map: results in the items' order whatever the threads, errors raised at their item, no read-ahead."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from partdiscovery.utils.threads import available_cpus, ordered_map
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2, 5])
+def test_results_come_in_the_items_order(workers):
+    def slow_square(x: int) -> int:
+        time.sleep(0.001 * (7 - x % 7))  # later items finish first
+        return x * x
+
+    assert list(ordered_map(slow_square, range(20), workers)) == [x * x for x in range(20)]
+
+
+def test_several_workers_run_at_once():
+    """Four items that each wait for the others finish only if four threads run them together."""
+    barrier = threading.Barrier(4, timeout=10)
+    names = list(ordered_map(lambda _: (barrier.wait(), threading.current_thread().name)[1], range(4), 4))
+    assert len(set(names)) == 4 and all(name.startswith("partdiscovery") for name in names)
+
+
+def test_one_worker_computes_in_the_calling_thread_when_asked():
+    seen = []
+    results = ordered_map(lambda x: seen.append(threading.current_thread()) or x, range(3), 1)
+    assert seen == []  # nothing computed before it is asked for
+    assert next(results) == 0 and seen == [threading.current_thread()]
+
+
+def test_an_error_is_raised_at_its_item_and_the_rest_is_not_started():
+    started = []
+
+    def fail_at_three(x: int) -> int:
+        started.append(x)
+        if x == 3:
+            raise ValueError("bad item 3")
+        return x
+
+    results = ordered_map(fail_at_three, range(1000), 2)
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="bad item 3"):
+        next(results)
+    assert len(started) < 20  # at most 2 x workers ahead of the reader, not the whole list
+
+
+def test_available_cpus_is_at_least_one():
+    assert available_cpus() >= 1
