@@ -17,6 +17,7 @@ import json
 import time
 import warnings
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -177,14 +178,21 @@ def write_mask_folder(
     (out / MANIFEST).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
     todo = [p for p in paths if p.stem not in done]
     predict_started = time.perf_counter()
-    masks = ordered_map(lambda p: (p, predict(read_image(p))), todo, workers)
-    for path, mask in progress_bar(masks, "foreground: masks", enabled=progress, total=len(todo), unit="img"):
-        if not mask.any():
-            # Training refuses empty masks; the whole image is the honest "no idea" answer.
-            empty.append(path.stem)
-            atomic_write_json(out / PARTIAL, marker | {"empty": empty})  # a resumed call must still report it
-            mask = np.ones_like(mask)
-        atomic_save_image(out / f"{path.stem}.png", Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
+    # closing: an error while writing stops the threads now (the images not yet started are dropped)
+    with closing(ordered_map(lambda p: (p, predict(read_image(p))), todo, workers)) as masks:
+        for path, mask in progress_bar(
+            masks, "foreground: masks", enabled=progress, total=len(todo), unit="img"
+        ):
+            if not mask.any():
+                # Training refuses empty masks; the whole image is the honest "no idea" answer.
+                empty.append(path.stem)
+                atomic_write_json(
+                    out / PARTIAL, marker | {"empty": empty}
+                )  # a resumed call must still report it
+                mask = np.ones_like(mask)
+            atomic_save_image(
+                out / f"{path.stem}.png", Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
+            )
     if empty:
         warnings.warn(
             f"no foreground found in {len(empty)} image(s) (e.g. {empty[0]}); their masks cover the whole image",
