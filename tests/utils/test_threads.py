@@ -1,4 +1,5 @@
-"""ordered_map: results in the items' order whatever the threads, errors raised at their item, no read-ahead."""
+"""ordered_map: results in the items' order whatever the threads, errors raised at their item, no read-ahead;
+torch_threads: set inside its block, restored after it."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import threading
 import time
 
 import pytest
+import torch
 
-from partdiscovery.utils.threads import available_cpus, ordered_map
+from partdiscovery.utils.threads import available_cpus, ordered_map, torch_threads
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2, 5])
@@ -51,3 +53,16 @@ def test_an_error_is_raised_at_its_item_and_the_rest_is_not_started():
 
 def test_available_cpus_is_at_least_one():
     assert available_cpus() >= 1
+
+
+def test_torch_threads_are_set_inside_the_block_and_restored_after_it():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+        workers_see = list(ordered_map(lambda _: torch.get_num_threads(), range(4), 2))
+    assert workers_see == [1, 1, 1, 1] and torch.get_num_threads() == before
+    with torch_threads(0):
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"), torch_threads(1):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before

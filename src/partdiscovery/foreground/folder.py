@@ -34,7 +34,7 @@ from partdiscovery.foreground.distill import mask_from_run
 from partdiscovery.foreground.model import ForegroundModel
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
 from partdiscovery.utils.progress import progress as progress_bar
-from partdiscovery.utils.threads import ordered_map
+from partdiscovery.utils.threads import ordered_map, torch_threads
 
 MANIFEST = "foreground.json"
 PARTIAL = "foreground.partial.json"  # present while masks are being written; see the module docstring
@@ -178,8 +178,11 @@ def write_mask_folder(
     (out / MANIFEST).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
     todo = [p for p in paths if p.stem not in done]
     predict_started = time.perf_counter()
-    # closing: an error while writing stops the threads now (the images not yet started are dropped)
-    with closing(ordered_map(lambda p: (p, predict(read_image(p))), todo, workers)) as masks:
+    # One PyTorch thread per worker (torch_threads says why); closing: an error while writing stops the workers now.
+    with (
+        torch_threads(1 if workers > 1 else 0),
+        closing(ordered_map(lambda p: (p, predict(read_image(p))), todo, workers)) as masks,
+    ):
         for path, mask in progress_bar(
             masks, "foreground: masks", enabled=progress, total=len(todo), unit="img"
         ):
