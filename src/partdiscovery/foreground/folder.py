@@ -178,24 +178,23 @@ def write_mask_folder(
     (out / MANIFEST).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
     todo = [p for p in paths if p.stem not in done]
     predict_started = time.perf_counter()
-    # One PyTorch thread per worker (torch_threads says why); closing: an error while writing stops the workers now.
-    with (
-        torch_threads(1 if workers > 1 else 0),
-        closing(ordered_map(lambda p: (p, predict(read_image(p))), todo, workers)) as masks,
-    ):
+
+    def write(path: Path, mask: np.ndarray) -> None:
+        if not mask.any():
+            # Training refuses empty masks; the whole image is the honest "no idea" answer.
+            empty.append(path.stem)
+            atomic_write_json(out / PARTIAL, marker | {"empty": empty})  # a resumed call must still report it
+            mask = np.ones_like(mask)
+        atomic_save_image(out / f"{path.stem}.png", Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
+
+    # Workers start at the first mask asked for, inside the block: one PyTorch thread each (torch_threads says why);
+    # closing: an error while writing stops them at once.
+    masks = ordered_map(lambda p: (p, predict(read_image(p))), todo, workers)
+    with torch_threads(1 if workers > 1 else 0), closing(masks):
         for path, mask in progress_bar(
             masks, "foreground: masks", enabled=progress, total=len(todo), unit="img"
         ):
-            if not mask.any():
-                # Training refuses empty masks; the whole image is the honest "no idea" answer.
-                empty.append(path.stem)
-                atomic_write_json(
-                    out / PARTIAL, marker | {"empty": empty}
-                )  # a resumed call must still report it
-                mask = np.ones_like(mask)
-            atomic_save_image(
-                out / f"{path.stem}.png", Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
-            )
+            write(path, mask)
     if empty:
         warnings.warn(
             f"no foreground found in {len(empty)} image(s) (e.g. {empty[0]}); their masks cover the whole image",
