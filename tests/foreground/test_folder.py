@@ -11,7 +11,7 @@ from PIL import Image
 
 from partdiscovery.config import ForegroundConfig
 from partdiscovery.data.image_io import read_mask
-from partdiscovery.errors import DatasetError
+from partdiscovery.errors import DatasetError, OutputPathError
 from partdiscovery.foreground import folder as folder_module
 from partdiscovery.foreground.folder import MANIFEST, PARTIAL, list_images, write_mask_folder
 
@@ -138,6 +138,35 @@ def test_never_writes_into_a_foreign_folder(photos, tmp_path):
     with pytest.raises(DatasetError, match="not written by partdiscovery"):
         write_mask_folder(list_images(photos), out, FAST, progress=False)
     assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_the_masks_of_other_images_are_never_mixed_in(photos, tmp_path):
+    """A second folder of images written into the same --out is refused (it would replace the first folder's masks,
+    e.g. those a run trained on); replacing it on purpose (train --overwrite) removes the first folder's masks."""
+    paths = list_images(photos)
+    out = tmp_path / "masks"
+    write_mask_folder(paths[:3], out, FAST, progress=False)
+    before = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    with pytest.raises(OutputPathError, match=f"^{out}: holds the masks of 3 other image"):
+        write_mask_folder(paths[1:], out, FAST, progress=False)
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == before
+    manifest = write_mask_folder(paths[1:], out, FAST, progress=False, replace_other=True)
+    assert sorted(p.name for p in out.glob("*.png")) == ["img1.png", "img2.png", "img3.png"]
+    assert manifest["ids"] == ["img1", "img2", "img3"]
+
+
+def test_outputs_that_are_files_or_inside_the_images_are_refused(photos, tmp_path):
+    paths = list_images(photos)
+    a_file = tmp_path / "a_file.txt"
+    a_file.write_text("mine")
+    for out, match in (
+        (a_file, "exists and is not a folder"),
+        (a_file / "sub", "cannot create the mask folder here"),
+        (photos / "masks", "is inside the image folder"),
+    ):
+        with pytest.raises(OutputPathError, match=f"^{out}: {match}"):
+            write_mask_folder(paths, out, FAST, progress=False)
+    assert a_file.read_text() == "mine" and not (photos / "masks").exists()
 
 
 def test_bad_input_is_one_line_naming_the_folder_or_file(tmp_path):

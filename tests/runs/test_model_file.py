@@ -70,6 +70,21 @@ def test_exports_read_as_the_run(run, cfg, tmp_path):
     assert model_config(tmp_path / "m.safetensors") == cfg
 
 
+def test_an_export_without_its_suffix_is_read_by_its_content_and_torchscript_is_refused_clearly(
+    run, cfg, tmp_path
+):
+    folder, _ = run
+    export_model(folder, "safetensors", tmp_path / "m.safetensors").rename(tmp_path / "m_noext")
+    assert (read_model_file(tmp_path / "m_noext").kind, model_config(tmp_path / "m_noext")) == (
+        "safetensors",
+        cfg,
+    )
+    export_model(folder, "torchscript", tmp_path / "m.pt")
+    for read in (read_model_file, model_config):
+        with pytest.raises(CheckpointError, match=r"m\.pt: is a TorchScript export, for your own code"):
+            read(tmp_path / "m.pt")
+
+
 def test_onnx_reads_as_a_runtime(run, cfg, tmp_path):
     pytest.importorskip("onnxruntime")
     path = export_model(run[0], "onnx", tmp_path / "m.onnx")

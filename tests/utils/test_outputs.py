@@ -53,6 +53,7 @@ def test_a_folder_of_ours_needs_overwrite(tmp_path):
     folder = OutputFolder(tmp_path / "p", "predictions")
     folder.claim(["a.png"])
     (tmp_path / "p" / "a.png").write_text("ours")
+    folder.finish(["a.png"])
     with pytest.raises(OutputPathError, match="--overwrite"):
         folder.check(False)
     assert folder.check(True) == "ours"
@@ -134,5 +135,18 @@ def test_a_claimed_folder_with_nothing_written_yet_is_reused_without_overwrite(t
     folder.claim(["1.png"])
     assert folder.check(False) == "ours"
     (tmp_path / "p" / "1.png").write_text("ours")
+    folder.finish(["1.png"])
     with pytest.raises(OutputPathError, match="--overwrite"):
         folder.check(False)
+
+
+def test_a_write_that_failed_half_way_is_replaced_without_overwrite(tmp_path):
+    """predict stopped by a broken photo after writing some labels: fixing the photo and running the same command
+    again must work (the folder holds no finished result), and replaces only files of ours."""
+    folder = OutputFolder(tmp_path / "p", "predictions")
+    folder.claim(["1.png", "2.png"])
+    (tmp_path / "p" / "1.png").write_text("ours")
+    assert not folder.holds_result() and folder.check(False) == "ours"
+    folder.claim(["1.png", "2.png"])
+    folder.finish(["1.png"])
+    assert folder.holds_result()

@@ -482,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threads",
-        type=_int_in(0),
+        type=_int_in(0, 4096),
         default=0,
         help="CPU threads: torch's intra-op threads and the images masked at once (0: every CPU; same masks)",
     )

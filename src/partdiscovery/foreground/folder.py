@@ -29,10 +29,11 @@ from partdiscovery.config import ForegroundConfig
 from partdiscovery.data.base import raise_problems
 from partdiscovery.data.image_io import read_image
 from partdiscovery.data.part_folder import IMAGE_EXTENSIONS, image_files
-from partdiscovery.errors import DatasetError
+from partdiscovery.errors import DatasetError, OutputPathError
 from partdiscovery.foreground.distill import mask_from_run
 from partdiscovery.foreground.model import ForegroundModel
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
+from partdiscovery.utils.outputs import check_creatable, check_not_inside
 from partdiscovery.utils.progress import progress as progress_bar
 from partdiscovery.utils.threads import ordered_map, torch_threads
 
@@ -102,6 +103,25 @@ def _manifest_matches(
     return manifest
 
 
+def _clear_other_images(out: Path, stems: list[str], replace: bool) -> None:
+    """Masks in ``out`` of images other than ``stems`` must not pass for theirs: a complete folder of other images'
+    masks is refused (unless ``replace``), and the masks of other images that an interrupted call or a replaced
+    folder left (ours: named in its manifest or marker) are removed."""
+    complete, partial = _read_json(out / MANIFEST), _read_json(out / PARTIAL)
+    if complete is not None and complete.get("ids") != stems and not replace:
+        ids = complete.get("ids") or []
+        raise OutputPathError(
+            f"{out}: holds the masks of {len(ids)} other image(s) (made from {complete.get('images', '?')}); "
+            "choose another output folder, or delete it first"
+        )
+    keep = set(stems)
+    for record in (complete, partial):
+        ids = (record or {}).get("ids")
+        for stem in ids if isinstance(ids, list) else []:
+            if isinstance(stem, str) and stem not in keep and "/" not in stem and "\\" not in stem:
+                (out / f"{stem}.png").unlink(missing_ok=True)
+
+
 def write_mask_folder(
     paths: Sequence[Path],
     out: str | Path,
@@ -113,6 +133,7 @@ def write_mask_folder(
     from_run=None,
     run_source: str | None = None,
     workers: int = 1,
+    replace_other: bool = False,
 ) -> dict:
     """Fit the foreground model on ``fit_paths`` (default ``paths``) and write ``OUT/<stem>.png`` masks
     (0/255, the size of each image) for every image of ``paths``.
@@ -127,6 +148,8 @@ def write_mask_folder(
             another run is not reused).
         workers: images masked at once, on threads (GrabCut and φ release the GIL); the masks are the same
             whatever the number (each depends on its image and the fitted model only).
+        replace_other: a complete folder of masks of *other* images (another folder, or images added or removed)
+            is replaced (its masks removed first) instead of refused (``train --overwrite``: the run is replaced).
 
     Returns:
         The manifest (also written to ``OUT/foreground.json``); ``reused`` is True when a complete
@@ -139,6 +162,11 @@ def write_mask_folder(
     folder = paths[0].parent if paths else out
     stems = [p.stem for p in paths]
     run_source = None if from_run is None else str(run_source)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{out}: exists and is not a folder; give a folder for the masks")
+    check_not_inside(out, [(folder, "image folder")] if paths else [])
+    if not out.exists():
+        check_creatable(out, "mask folder")
     manifest = _manifest_matches(out, cfg, stems, any_config=keep_existing, from_run=run_source)
     if manifest is not None:
         return manifest | {"reused": True, "config_differs": manifest.get("config") != asdict(cfg)}
@@ -147,6 +175,7 @@ def write_mask_folder(
         raise DatasetError(
             f"{out}: exists and holds files not written by partdiscovery masks; choose another output folder"
         )
+    _clear_other_images(out, stems, replace_other)
     check_collection(paths, folder)
     # The same images, config and source as an interrupted call: keep what it wrote (a different config
     # makes other masks, so with one the folder is written anew).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,14 +67,38 @@ def _checkpoint(source: Path) -> tuple[Path, dict]:
     raise CheckpointError(f"{source}: no such run folder, checkpoint or exported model")
 
 
+def file_kind(source: Path) -> str:
+    """``"onnx"``, ``"safetensors"`` or ``"checkpoint"``: by the suffix, else (a file renamed, or exported without
+    one) by its first bytes. A TorchScript export is refused with a :class:`CheckpointError` saying what reads it."""
+    if source.suffix in (".onnx", ".safetensors"):
+        return source.suffix[1:]
+    if not source.is_file():
+        return "checkpoint"
+    with open(source, "rb") as handle:
+        head = handle.read(9)
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return "safetensors"  # an 8-byte header length, then the JSON header
+    if head[:4] == b"PK\x03\x04" and zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as archive:
+            if any(
+                name.endswith(("/constants.pkl", "/code/")) or "/code/" in name for name in archive.namelist()
+            ):
+                raise CheckpointError(
+                    f"{source}: is a TorchScript export, for your own code (torch.jit.load); predict, evaluate, "
+                    "report and masks --from-run read run folders, checkpoints, .safetensors and .onnx files"
+                )
+    return "checkpoint"
+
+
 def read_model_file(source: str | Path) -> ModelFile:
     """Read a run folder, checkpoint ``.pt``, exported ``.safetensors`` or ``.onnx`` (which needs
     ``onnxruntime``). Raises :class:`CheckpointError` for a missing, corrupt or foreign source."""
     source = Path(source)
-    if source.suffix == ".onnx":
+    kind = file_kind(source)
+    if kind == "onnx":
         cfg = exported_config(source)
         return ModelFile(cfg, source, "onnx", runtime=OnnxRuntimeNet(source, cfg))
-    if source.suffix == ".safetensors":
+    if kind == "safetensors":
         cfg, state = load_safetensors(source)
         return ModelFile(cfg, source, "safetensors", state=net_state(state))
     path, payload = _checkpoint(source)
@@ -84,8 +109,11 @@ def model_config(source: str | Path) -> Config:
     """The config of the model in ``source`` (same sources as :func:`read_model_file`); an export's is
     read from its metadata, without loading its weights or ONNX Runtime."""
     source = Path(source)
-    if source.suffix in (".onnx", ".safetensors"):
+    kind = file_kind(source)
+    if kind == "onnx" or source.suffix == ".safetensors":
         return exported_config(source)
+    if kind == "safetensors":  # exported under a name without the suffix
+        return load_safetensors(source)[0]
     path, payload = _checkpoint(source)
     return checkpoint_config(payload, path)
 

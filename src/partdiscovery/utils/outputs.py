@@ -181,6 +181,15 @@ class OutputFolder:
             return not self.is_empty()
         return any((self.path / rel).exists() for rel in self.owned_files())
 
+    def holds_result(self) -> bool:
+        """Whether the folder holds a finished write's result, which only ``--overwrite`` may replace: a write that
+        failed or was killed between :meth:`claim` and :meth:`finish` left a partial one, which the next call
+        replaces without asking (markers written before that was recorded: :meth:`has_recorded_files`)."""
+        complete = (self.manifest() or {}).get("complete")
+        if complete is False:
+            return False
+        return self.has_recorded_files()
+
     def is_empty(self) -> bool:
         try:
             return all(p.name == LOCK for p in self.path.iterdir())
@@ -224,7 +233,7 @@ class OutputFolder:
                 f"{path}: is not empty and was not written by partdiscovery (no {MARKER}); "
                 f"refusing to write into it; choose a new or empty folder for {flag}"
             )
-        finished = has_result(path) if has_result is not None else self.has_recorded_files()
+        finished = has_result(path) if has_result is not None else self.holds_result()
         if finished and not overwrite:
             raise OutputPathError(
                 f"{path}: holds a previous {self.kind}; use {OVERWRITE_FLAG} to replace it "
@@ -250,7 +259,7 @@ class OutputFolder:
         ours *before* they are written, so an interrupted write is still recognised as ours."""
         make_folder(self.path, self.kind + " folder")
         recorded = sorted(self.owned_files() | set(files))
-        self._write_marker(recorded, extra)
+        self._write_marker(recorded, {**extra, "complete": False})
 
     def finish(self, files: Iterable[str], remove_stale: bool = True, **extra: Any) -> list[Path]:
         """Record exactly ``files`` as ours; with ``remove_stale``, delete files recorded by an earlier
@@ -263,7 +272,7 @@ class OutputFolder:
                 if target.is_file() and not target.is_symlink():
                     target.unlink()
                     removed.append(target)
-        self._write_marker(sorted(files), extra)
+        self._write_marker(sorted(files), {**extra, "complete": True})
         return removed
 
     def _write_marker(self, files: list[str], extra: dict[str, Any]) -> None:

@@ -55,8 +55,9 @@ def write_report(
     folder, source = resolve_run(Path(run))
     default = out is None
     if default and not RunFolder(folder).is_ours():
+        where = f"{run}: is not inside a run folder" if Path(run).is_file() else f"{folder}: not a run folder"
         raise PartDiscoveryError(
-            f"{folder}: not a run folder written by partdiscovery; the report is not written into it "
+            f"{where} written by partdiscovery; the report is not written into it "
             "(give --out FILE to write it elsewhere)"
         )
     out = folder / REPORT_FILE if out is None else Path(out)

@@ -96,7 +96,14 @@ def training_dataset(
     workers = cfg.train.threads if cfg.train.threads > 0 else available_cpus()  # images masked at once
     manifest = main_first(
         lambda: write_mask_folder(
-            paths, mask_dir, fg, dev, progress=not quiet, keep_existing=resume, workers=workers
+            paths,
+            mask_dir,
+            fg,
+            dev,
+            progress=not quiet,
+            keep_existing=resume,
+            workers=workers,
+            replace_other=overwrite and not resume,
         )
     )
     if not quiet and manifest["reused"]:
