@@ -138,6 +138,13 @@ def test_never_writes_into_a_foreign_folder(photos, tmp_path):
     with pytest.raises(DatasetError, match="not written by partdiscovery"):
         write_mask_folder(list_images(photos), out, FAST, progress=False)
     assert (out / "notes.txt").read_text() == "keep me"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".partdiscovery.json").write_text('{"kind": "run", "files": []}')
+    with pytest.raises(DatasetError, match=f"^{run}: holds a partdiscovery run, not masks; choose another"):
+        write_mask_folder(list_images(photos), run, FAST, progress=False)
+    with pytest.raises(DatasetError, match="is a file; give the folder that holds the images"):
+        list_images(photos / "img0.jpg")
 
 
 def test_the_masks_of_other_images_are_never_mixed_in(photos, tmp_path):
@@ -183,6 +190,15 @@ def test_bad_input_is_one_line_naming_the_folder_or_file(tmp_path):
         write_mask_folder(list_images(broken), tmp_path / "out1", FAST, progress=False)
     assert str(info.value).startswith(f"{broken}: none of its 2 image file(s) can be read")
     assert len(str(info.value).splitlines()) == 1
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (mixed / name).write_bytes(b"not an image")
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(mixed / f"good_{name}")
+    with pytest.raises(DatasetError) as info:
+        write_mask_folder(list_images(mixed), tmp_path / "out2", FAST, progress=False)
+    assert str(info.value).startswith(f"{mixed}: 2 image problem(s):\n")  # a plain folder has no splits
 
     single = tmp_path / "single"
     single.mkdir()

@@ -120,11 +120,11 @@ class PartDataset:
 MAX_REPORTED = 20
 
 
-def raise_problems(root: Path, split: str, problems: list[str], kind: str = "") -> None:
+def raise_problems(root: Path, split: str | None, problems: list[str], kind: str = "") -> None:
     """Raise one :class:`DatasetError` for a list of validation problems (nothing if the list is empty).
 
     One problem is one line; several are listed (up to :data:`MAX_REPORTED`) under a summary line, so
-    a user fixes their data in one pass.
+    a user fixes their data in one pass. ``split`` None: a plain folder of images, which has no splits.
     """
     if not problems:
         return
@@ -133,7 +133,7 @@ def raise_problems(root: Path, split: str, problems: list[str], kind: str = "") 
     more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
     label = f"{kind} problem(s)" if kind else "problem(s)"
     raise DatasetError(
-        f"{root}: {len(problems)} {label} in split {split!r}:\n  "
+        f"{root}: {len(problems)} {label}{'' if split is None else f' in split {split!r}'}:\n  "
         + "\n  ".join(problems[:MAX_REPORTED])
         + more
     )

@@ -33,7 +33,7 @@ from partdiscovery.errors import DatasetError, OutputPathError
 from partdiscovery.foreground.distill import mask_from_run
 from partdiscovery.foreground.model import ForegroundModel
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
-from partdiscovery.utils.outputs import check_creatable, check_not_inside
+from partdiscovery.utils.outputs import MARKER, check_creatable, check_not_inside
 from partdiscovery.utils.progress import progress as progress_bar
 from partdiscovery.utils.threads import ordered_map, torch_threads
 
@@ -44,6 +44,8 @@ PARTIAL = "foreground.partial.json"  # present while masks are being written; se
 def list_images(folder: str | Path) -> list[Path]:
     """The image files of ``folder`` (sorted; by extension), or a :class:`DatasetError` naming it."""
     folder = Path(folder)
+    if folder.is_file():
+        raise DatasetError(f"{folder}: is a file; give the folder that holds the images")
     if not folder.is_dir():
         raise DatasetError(f"{folder}: image folder does not exist")
     paths = image_files(folder)
@@ -69,7 +71,7 @@ def check_collection(paths: Sequence[Path], folder: Path) -> None:
             unreadable.append(str(e))
     if unreadable and len(unreadable) == len(paths):
         raise DatasetError(f"{folder}: none of its {len(paths)} image file(s) can be read ({unreadable[0]})")
-    raise_problems(folder, "all", unreadable + problems, kind="image")
+    raise_problems(folder, None, unreadable + problems, kind="image")
     if len(paths) < 2:
         raise DatasetError(
             f"{paths[0]}: is the only image in {folder}; the foreground model is fitted on the "
@@ -172,9 +174,13 @@ def write_mask_folder(
         return manifest | {"reused": True, "config_differs": manifest.get("config") != asdict(cfg)}
     ours = (out / MANIFEST).is_file() or (out / PARTIAL).is_file()
     if out.is_dir() and any(out.iterdir()) and not ours:
-        raise DatasetError(
-            f"{out}: exists and holds files not written by partdiscovery masks; choose another output folder"
+        other = (_read_json(out / MARKER) or {}).get("kind")
+        held = (
+            f"holds a partdiscovery {other}, not masks"
+            if other
+            else "holds files not written by partdiscovery masks"
         )
+        raise DatasetError(f"{out}: {held}; choose another output folder")
     _clear_other_images(out, stems, replace_other)
     check_collection(paths, folder)
     # The same images, config and source as an interrupted call: keep what it wrote (a different config
