@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from pathlib import Path
 
 from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.utils.registry import UnknownNameError
@@ -549,11 +551,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_lines(command: str):
+    """A ``warnings.showwarning`` that prints partdiscovery's own warnings as one line, ``partdiscovery COMMAND:
+    warning: ...``, like its errors (not Python's ``FILE:LINE: UserWarning:`` and the source line); warnings of other
+    libraries keep Python's format, which names where they come from."""
+    package = str(Path(__file__).resolve().parents[1])
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(filename).startswith(package):
+            print(f"partdiscovery {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_lines(args.command)
+            return args.func(args)
     except (PartDiscoveryError, UnknownNameError) as e:  # the user's to fix; anything else is a bug
         print(f"partdiscovery {args.command}: error: {e}", file=sys.stderr)
         return 2
