@@ -61,6 +61,10 @@ def test_train_says_what_it_trained_and_which_restart_it_kept(flow, tmp_path, ca
     capsys.readouterr()
     assert cli(f"train {base} --out {tmp_path / 'one'} --steps 2", *TINY) == 0
     assert capsys.readouterr().out.startswith("trained 2 steps in ")
+    assert cli(f"train {base} --out {tmp_path / 'one'} --steps 2 --resume", *TINY) == 0
+    assert capsys.readouterr().out.startswith(
+        "the run had already finished (2 steps): nothing to train; run: "
+    )
     restarts = ("train.restarts=2", "train.restarts_choice_step=1")
     assert cli(f"train {base} --out {tmp_path / 'two'} --steps 2", *TINY, *restarts) == 0
     line = capsys.readouterr().out

@@ -167,6 +167,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{restarts['step']}); {restarts['wall_s']:.1f} s in all, peak RSS {summary['peak_rss_mb']:.0f} MiB; "
             f"run: {args.out}"
         )
+    elif summary["steps_this_session"] == 0:
+        print(
+            f"the run had already finished ({summary.get('steps', '?')} steps): nothing to train; run: {args.out}"
+        )
     else:
         print(
             f"trained {summary['steps_this_session']} steps in {summary['wall_s']:.1f} s "

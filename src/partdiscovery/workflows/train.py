@@ -49,6 +49,7 @@ def training_dataset(
         ``(dataset, cfg, info)``.
     """
     from partdiscovery.data import open_dataset
+    from partdiscovery.foreground.folder import MANIFEST as MASKS_MANIFEST
     from partdiscovery.foreground.folder import masks_record, write_mask_folder
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
@@ -86,7 +87,7 @@ def training_dataset(
     fg = cfg.foreground
     source = root / "images" if root is not None else Path(images)
     quiet = quiet or not main
-    if not quiet:
+    if not quiet and not (resume and (mask_dir / MASKS_MANIFEST).is_file()):  # else "reusing" is said below
         print(
             f"no foreground masks for {source}: computing them from the images ({fg.coarse} + {fg.refine}, "
             f"fitted on these {len(paths)} images) into {mask_dir}",
