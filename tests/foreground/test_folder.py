@@ -181,6 +181,13 @@ def test_bad_input_is_one_line_naming_the_folder_or_file(tmp_path):
     empty.mkdir()
     with pytest.raises(DatasetError, match=f"^{empty}: no images found"):
         list_images(empty)
+    (empty / "sub").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(empty / "sub" / "a.png")
+    with pytest.raises(DatasetError, match=f"^{empty}: no images found .*its subfolder sub/ holds images"):
+        list_images(empty)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(empty / "b.png")
+    with pytest.warns(UserWarning, match=r"images in 1 subfolder\(s\) \(sub/, ...\) are not used"):
+        assert list_images(empty) == [empty / "b.png"]
 
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -49,8 +49,16 @@ def list_images(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise DatasetError(f"{folder}: image folder does not exist")
     paths = image_files(folder)
+    nested = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and image_files(p)]
+    where = f"; its subfolder {nested[0].name}/ holds images, give that folder" if nested else ""
     if not paths:
-        raise DatasetError(f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+        raise DatasetError(f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)}){where}")
+    if nested:
+        warnings.warn(
+            f"{folder}: the images in {len(nested)} subfolder(s) ({nested[0].name}/, ...) are not used, only those "
+            "directly in the folder",
+            stacklevel=2,
+        )
     return paths
 
 
