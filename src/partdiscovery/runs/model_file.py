@@ -74,19 +74,24 @@ def file_kind(source: Path) -> str:
         return source.suffix[1:]
     if not source.is_file():
         return "checkpoint"
-    with open(source, "rb") as handle:
-        head = handle.read(9)
-    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
-        return "safetensors"  # an 8-byte header length, then the JSON header
-    if head[:4] == b"PK\x03\x04" and zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
-            if any(
-                name.endswith(("/constants.pkl", "/code/")) or "/code/" in name for name in archive.namelist()
-            ):
-                raise CheckpointError(
-                    f"{source}: is a TorchScript export, for your own code (torch.jit.load); predict, evaluate, "
-                    "report and masks --from-run read run folders, checkpoints, .safetensors and .onnx files"
+    try:
+        with open(source, "rb") as handle:
+            head = handle.read(9)
+        if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+            return "safetensors"  # an 8-byte header length, then the JSON header
+        torchscript = False
+        if head[:4] == b"PK\x03\x04":  # torch.save's and torch.jit.save's archives are zip files
+            with zipfile.ZipFile(source) as archive:
+                torchscript = any(
+                    "/code/" in name or name.endswith("/constants.pkl") for name in archive.namelist()
                 )
+    except (OSError, zipfile.BadZipFile):
+        return "checkpoint"  # unreadable or not a zip: the checkpoint reader says what is wrong with it
+    if torchscript:
+        raise CheckpointError(
+            f"{source}: is a TorchScript export, for your own code (torch.jit.load); predict, evaluate, "
+            "report and masks --from-run read run folders, checkpoints, .safetensors and .onnx files"
+        )
     return "checkpoint"
 
 
