@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from partdiscovery.data.part_folder import image_files
+from partdiscovery.utils.io import atomic_write_json
 
 
 def run_masks(images: Path, out: Path, threads: int) -> float:
@@ -77,8 +78,7 @@ def main() -> None:
             "masks_identical": identical,
         }
     print(json.dumps(result, indent=1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    atomic_write_json(Path(args.out), result)
 
 
 if __name__ == "__main__":
