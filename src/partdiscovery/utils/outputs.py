@@ -7,7 +7,9 @@ costs the user nothing and leaves nothing behind:
   manifest, :data:`MARKER`, naming its kind and, where the names vary, the files we wrote. A folder
   that exists, is not empty and has no marker of the right kind belongs to the user and is refused,
   even with ``--overwrite``. A folder of ours that already holds a result needs ``--overwrite``, and
-  then only files listed as ours are replaced or removed.
+  then only files listed as ours are replaced or removed. The marker says whether the write finished
+  (``complete``): one that stopped half-way (a broken photo, Ctrl-C) holds no result, and the same command
+  writes it again without ``--overwrite``.
 - A single output file (export, report, metrics JSON) that exists needs ``--overwrite``; where the file
   carries a signature of ours (exports, reports), one that does not is never replaced.
 - An output equal to or inside an input folder (the dataset, the images) is refused.
