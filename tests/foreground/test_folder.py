@@ -162,6 +162,15 @@ def test_the_masks_of_other_images_are_never_mixed_in(photos, tmp_path):
     assert manifest["ids"] == ["img1", "img2", "img3"]
 
 
+def test_masks_of_other_images_left_by_an_interrupted_call_are_removed(photos, tmp_path, monkeypatch):
+    paths = list_images(photos)
+    out = tmp_path / "masks"
+    write_then_kill(monkeypatch, 1, paths[:3], out, FAST, progress=False)
+    assert sorted(p.name for p in out.glob("*.png")) == ["img0.png"]
+    write_mask_folder(paths[2:], out, FAST, progress=False)
+    assert sorted(p.name for p in out.glob("*.png")) == ["img2.png", "img3.png"]
+
+
 def test_outputs_that_are_files_or_inside_the_images_are_refused(photos, tmp_path):
     paths = list_images(photos)
     a_file = tmp_path / "a_file.txt"
