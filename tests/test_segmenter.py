@@ -11,7 +11,7 @@ from PIL import Image
 
 from partdiscovery import PartSegmenter
 from partdiscovery.data import open_dataset
-from partdiscovery.errors import CheckpointError, ConfigError
+from partdiscovery.errors import CheckpointError, ConfigError, InvalidArgumentError
 from partdiscovery.runs.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 
 K = 3
@@ -57,6 +57,68 @@ def test_predict_pil_with_mask(segmenter, sample):
     assert np.array_equal(segmenter.predict(arr, sample.fg_mask), parts)
     tensor = torch.from_numpy(arr).permute(2, 0, 1).float() / 255
     assert np.array_equal(segmenter.predict(tensor, sample.fg_mask), parts)
+
+
+def test_every_form_of_an_image_and_a_mask_gives_the_same_labels(segmenter, sample, tmp_path):
+    """uint8 and [0, 1] floats alike (a uint8 batch was once read as 0..255 floats: wrong parts, no error)."""
+    arr = np.asarray(sample.image)
+    parts = segmenter.predict(sample.image, sample.fg_mask)
+    sample.image.save(tmp_path / "photo.png")
+    tensor = torch.from_numpy(arr.copy()).permute(2, 0, 1)
+    for image in (arr / 255.0, tensor, tmp_path / "photo.png", str(tmp_path / "photo.png")):
+        assert np.array_equal(segmenter.predict(image, sample.fg_mask), parts)
+    for mask in (
+        sample.fg_mask.astype(np.uint8),
+        sample.fg_mask.astype(np.float32),
+        np.dstack([sample.fg_mask] * 3),
+    ):
+        assert np.array_equal(segmenter.predict(sample.image, mask), parts)
+    assert torch.equal(
+        segmenter.predict_proba(tensor[None]), segmenter.predict_proba(tensor[None].float() / 255)
+    )
+    grey = np.asarray(sample.image.convert("L"))
+    assert np.array_equal(segmenter.predict(grey), segmenter.predict(sample.image.convert("L")))
+
+
+@pytest.mark.parametrize(
+    ("image", "mask", "match"),
+    [
+        ("float255", None, r"image: float values must lie in \[0, 1\]"),
+        ("chw_array", None, r"image: expected an array \[H, W, 3\]"),
+        ("empty", None, "image: is empty"),
+        ("list", None, "image: expected a PIL image, a file path"),
+        ("ok", "small", r"mask: size \[.*\] differs from the image's"),
+        ("ok", "nan", r"mask: float masks must lie in \[0, 1\]"),
+    ],
+)
+def test_images_and_masks_that_cannot_be_read_right_are_one_clear_error(
+    segmenter, sample, image, mask, match
+):
+    arr = np.asarray(sample.image)
+    images = {
+        "ok": sample.image,
+        "float255": arr.astype(np.float32),
+        "chw_array": arr.transpose(2, 0, 1),
+        "empty": np.zeros((0, 0, 3), np.uint8),
+        "list": [1, 2, 3],
+    }
+    masks = {
+        None: None,
+        "small": sample.fg_mask[:-2, :-1],
+        "nan": np.full(sample.fg_mask.shape, np.nan),
+    }
+    with pytest.raises(InvalidArgumentError, match=match):
+        segmenter.predict(images[image], masks[mask])
+
+
+def test_predict_proba_refuses_what_it_would_misread(segmenter, sample):
+    tensor = torch.from_numpy(np.asarray(sample.image).copy()).permute(2, 0, 1)[None]
+    with pytest.raises(InvalidArgumentError, match=r"images: float values must lie in \[0, 1\]"):
+        segmenter.predict_proba(tensor.float())
+    with pytest.raises(InvalidArgumentError, match=r"images: expected RGB \[B, 3, H, W\]"):
+        segmenter.predict_proba(tensor.permute(0, 2, 3, 1))
+    with pytest.raises(InvalidArgumentError, match="expected a torch tensor"):
+        segmenter.predict_proba(np.asarray(sample.image))
 
 
 def test_predict_without_mask_labels_every_pixel(segmenter, sample):

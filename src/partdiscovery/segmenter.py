@@ -185,7 +185,8 @@ class PartSegmenter:
         """Part probabilities of a batch.
 
         Args:
-            images: ``[B, 3, H, W]`` float RGB in [0, 1] (any size; letterboxed to the input size).
+            images: ``[B, 3, H, W]`` (or one ``[3, H, W]``) RGB tensor, ``uint8`` or float in [0, 1] (any size;
+                letterboxed to the input size); :func:`batch_tensor` says what else is refused.
             fg_mask: optional ``[B, 1, H, W]`` foreground masks; they take precedence over a learned background.
             size: ``(height, width)`` of the returned maps (default: the images'); f sees the full images
                 either way, the maps, the masks and the refiner's guide are at this size.
@@ -194,8 +195,7 @@ class PartSegmenter:
             ``[B, K+1, height, width]`` on the CPU; channel 0 = background. The part channels are refined to the
             image's edges by the config's ``predict.refine`` (:mod:`partdiscovery.models.refine`).
         """
-        if images.dim() == 3:
-            images = images[None]
+        images = batch_tensor(images)
         _, _, h, w = images.shape
         box = letterbox_box(w, h)
         logits, bg = self._forward(crop_resize(images.float(), box, self.input_size))
@@ -234,16 +234,15 @@ class PartSegmenter:
         """Part labels of one image: ``int64 [H, W]``, 0 = background, 1..K parts (above ``predict.max_side``
         computed at that size and enlarged, as :meth:`predict_dataset` does).
 
-        ``image``: PIL image, ``uint8 [H, W, 3]`` array or ``float [3, H, W]`` tensor in [0, 1].
-        ``mask``: optional foreground mask (bool/0-255 array or PIL image).
+        ``image``: PIL image, image file path, ``uint8 [H, W, 3]`` array (``[H, W]`` grey, ``[H, W, 4]`` with alpha)
+        or float array in [0, 1], or ``[3, H, W]`` tensor (``uint8``, or float in [0, 1]); :func:`image_tensor`.
+        ``mask``: optional foreground mask of the image's size: bool, 0/1 or 0/255 integers, float in [0, 1]
+        (object where >= 0.5), or a PIL image; :func:`mask_array`. Anything else is an :class:`InvalidArgumentError`.
         """
-        if isinstance(image, Image.Image):
-            image = np.array(image.convert("RGB"))
-        if isinstance(image, np.ndarray):
-            image = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
-        full_mask = np.asarray(mask) > 0 if mask is not None else None
-        fg = torch.from_numpy(full_mask)[None, None].float() if full_mask is not None else None
+        image = image_tensor(image)
         h, w = image.shape[-2:]
+        full_mask = mask_array(mask, h, w) if mask is not None else None
+        fg = torch.from_numpy(full_mask)[None, None].float() if full_mask is not None else None
         size = prediction_size(h, w, self.cfg.predict.max_side)
         probs = self.predict_proba(image, fg, size)[0]
         if size != (h, w):
@@ -343,3 +342,93 @@ def full_size_labels(probs: torch.Tensor, height: int, width: int, mask: np.ndar
         parts[probs[0].numpy() > 0.5] = 0
         return resize_nearest(parts, height, width).astype(np.int64)
     return np.where(mask, resize_nearest(parts, height, width), 0).astype(np.int64)
+
+
+def _to_unit(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    """``uint8`` -> float / 255; float checked to lie in [0, 1] (an image in 0..255 as floats would pass silently
+    with every pixel far outside f's training range)."""
+    if tensor.dtype == torch.uint8:
+        return tensor.float() / 255.0
+    if not tensor.is_floating_point():
+        raise InvalidArgumentError(f"{what}: expected uint8 or float values in [0, 1], got {tensor.dtype}")
+    tensor = tensor.float()
+    if tensor.numel() and not (torch.isfinite(tensor).all() and tensor.min() >= 0 and tensor.max() <= 1):
+        raise InvalidArgumentError(
+            f"{what}: float values must lie in [0, 1] (got {tensor.min().item():g}..{tensor.max().item():g}); "
+            "divide 0..255 images by 255, or pass uint8"
+        )
+    return tensor
+
+
+def batch_tensor(images: torch.Tensor) -> torch.Tensor:
+    """``[B, 3, H, W]`` float in [0, 1] from a batch (or one ``[3, H, W]`` image) of RGB, ``uint8`` or float in
+    [0, 1]; anything else is an :class:`InvalidArgumentError` saying what was expected."""
+    if not isinstance(images, torch.Tensor):
+        raise InvalidArgumentError(
+            f"images: expected a torch tensor [B, 3, H, W], got {type(images).__name__}; "
+            "PartSegmenter.predict takes PIL images, arrays and file paths"
+        )
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4 or images.shape[1] != 3 or min(images.shape[2:]) < 1:
+        raise InvalidArgumentError(
+            f"images: expected RGB [B, 3, H, W] with H, W >= 1, got {list(images.shape)}"
+        )
+    return _to_unit(images, "images")
+
+
+def image_tensor(image: Image.Image | np.ndarray | torch.Tensor | str | Path) -> torch.Tensor:
+    """One image as ``float [3, H, W]`` in [0, 1]: a PIL image, a file path (read as the datasets read images), an
+    ``[H, W, 3]`` array (``[H, W]`` grey; ``[H, W, 4]`` composited on black, as files with alpha are), ``uint8`` or
+    float in [0, 1], or a ``[3, H, W]`` tensor; anything else is an :class:`InvalidArgumentError`."""
+    if isinstance(image, (str, Path)):
+        from partdiscovery.data.image_io import read_image
+
+        image = read_image(image)
+    if isinstance(image, Image.Image):
+        image = np.array(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        array = image[..., None].repeat(3, axis=2) if image.ndim == 2 else image
+        if array.ndim != 3 or array.shape[2] not in (3, 4):
+            raise InvalidArgumentError(
+                f"image: expected an array [H, W, 3] (or [H, W], [H, W, 4]), got shape {list(image.shape)}"
+            )
+        tensor = _to_unit(torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1), "image")
+        if tensor.shape[0] == 4:
+            tensor = tensor[:3] * tensor[3:]
+        image = tensor
+    elif isinstance(image, torch.Tensor):
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise InvalidArgumentError(f"image: expected a tensor [3, H, W], got {list(image.shape)}")
+        image = _to_unit(image, "image")
+    else:
+        raise InvalidArgumentError(
+            f"image: expected a PIL image, a file path, an array [H, W, 3] or a tensor [3, H, W], got "
+            f"{type(image).__name__}"
+        )
+    if min(image.shape[1:]) < 1:
+        raise InvalidArgumentError(f"image: is empty ({image.shape[1]}x{image.shape[2]} pixels)")
+    return image
+
+
+def mask_array(mask: np.ndarray | Image.Image | torch.Tensor, height: int, width: int) -> np.ndarray:
+    """``bool [height, width]`` from a foreground mask of the image's size: bool, integers (object where > 0: 0/1 and
+    0/255 masks alike), float in [0, 1] (object where >= 0.5) or a PIL image (its first channel); a mask of another
+    size, or with NaN, is an :class:`InvalidArgumentError` (a resized mask would put the parts in the wrong place)."""
+    array = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if array.ndim == 3 and array.shape[2] in (1, 3, 4):
+        array = array[..., 0]
+    if array.shape != (height, width):
+        raise InvalidArgumentError(
+            f"mask: size {list(array.shape)} differs from the image's [{height}, {width}]; give a mask of the image's "
+            "size ([H, W])"
+        )
+    if array.dtype == bool:
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise InvalidArgumentError("mask: float masks must lie in [0, 1] (object where >= 0.5)")
+        return array >= 0.5
+    if np.issubdtype(array.dtype, np.integer):
+        return array > 0
+    raise InvalidArgumentError(f"mask: expected bool, integer or float values, got {array.dtype}")

@@ -150,3 +150,14 @@ def test_a_write_that_failed_half_way_is_replaced_without_overwrite(tmp_path):
     folder.claim(["1.png", "2.png"])
     folder.finish(["1.png"])
     assert folder.holds_result()
+
+
+def test_only_folders_whose_writes_finish_record_complete(tmp_path):
+    runs = OutputFolder(tmp_path / "run", "run", finishes=False)
+    runs.claim()
+    assert "complete" not in runs.manifest()
+    predictions = OutputFolder(tmp_path / "p", "predictions")
+    predictions.claim(["1.png"])
+    assert predictions.manifest()["complete"] is False
+    predictions.finish(["1.png"])
+    assert predictions.manifest()["complete"] is True

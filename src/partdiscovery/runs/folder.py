@@ -86,7 +86,8 @@ class RunFolder:
 
     @property
     def output(self) -> OutputFolder:
-        return OutputFolder(self.path, RUN_KIND, legacy=_legacy_run)
+        # A run's state is its checkpoints and summary (resume, overwrite), not the marker's "complete".
+        return OutputFolder(self.path, RUN_KIND, legacy=_legacy_run, finishes=False)
 
     def is_ours(self) -> bool:
         """A run folder of ours: marked, from before markers, or holding checkpoints of ours."""

@@ -140,17 +140,24 @@ class OutputFolder:
             a folder marked with another kind is refused.
         legacy: recognises a folder of this kind written before markers existed (then it is ours, with
             no list of files).
+        finishes: its writes end with :meth:`finish`, so the marker records whether the last one did
+            (``complete``); False for run folders, whose state is their checkpoints and summary.
 
     Typical use: :meth:`check` (no writes) before any work, :meth:`claim` when writing starts,
     :meth:`refuse_foreign_files` before replacing named files, :meth:`finish` at the end.
     """
 
     def __init__(
-        self, path: str | os.PathLike, kind: str, legacy: Callable[[Path], bool] | None = None
+        self,
+        path: str | os.PathLike,
+        kind: str,
+        legacy: Callable[[Path], bool] | None = None,
+        finishes: bool = True,
     ) -> None:
         self.path = Path(path)
         self.kind = kind
         self._legacy = legacy
+        self._finishes = finishes  # its writes end with finish(): the marker records whether they did
 
     @property
     def marker(self) -> Path:
@@ -261,7 +268,7 @@ class OutputFolder:
         ours *before* they are written, so an interrupted write is still recognised as ours."""
         make_folder(self.path, self.kind + " folder")
         recorded = sorted(self.owned_files() | set(files))
-        self._write_marker(recorded, {**extra, "complete": False})
+        self._write_marker(recorded, {**extra, "complete": False} if self._finishes else extra)
 
     def finish(self, files: Iterable[str], remove_stale: bool = True, **extra: Any) -> list[Path]:
         """Record exactly ``files`` as ours; with ``remove_stale``, delete files recorded by an earlier
