@@ -26,6 +26,22 @@ def test_a_run_and_its_predictions_score_the_same(tmp_path, tiny_run, tiny_datas
     assert by_run["split"] == "test" and by_run["n_images"] == len(test)
 
 
+def test_val_scores_of_a_run_trained_on_val_come_with_a_warning(tmp_path, tiny_run, tiny_dataset):
+    import shutil
+    import warnings
+
+    info = json.loads((tiny_run / "run_info.json").read_text())
+    assert info["split"] == "train"  # the whole training split, validation ids included
+    with pytest.warns(UserWarning, match="val scores are not held out; train with --holdout-val"):
+        evaluate(str(tiny_dataset), "val", run=str(tiny_run), device="cpu", progress=False)
+    held_out = tmp_path / "held_out"
+    shutil.copytree(tiny_run, held_out)
+    (held_out / "run_info.json").write_text(json.dumps(info | {"split": "train_minus_val"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate(str(tiny_dataset), "val", run=str(held_out), device="cpu", progress=False)
+
+
 def test_is_metrics_json(tmp_path):
     ours, theirs, broken = tmp_path / "m.json", tmp_path / "t.json", tmp_path / "b.json"
     ours.write_text(json.dumps({"split": "test", "data": "d", "source": "s", "fg_nmi": 1.0}))

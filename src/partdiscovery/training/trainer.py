@@ -288,6 +288,9 @@ class Trainer:
                 "torch": torch.__version__,
                 "argv": sys.argv,
                 "dataset": self.dataset.describe(),
+                "split": getattr(
+                    self.dataset, "split", None
+                ),  # which ids f saw (evaluate checks val against it)
                 "device": str(self.device),
                 "world_size": dist_info.world_size,
                 **self.info,

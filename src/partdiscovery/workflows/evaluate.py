@@ -24,6 +24,8 @@ def evaluate(
     ``refine`` overrides the model's ``predict.refine`` (a run only)."""
     from partdiscovery.evaluation.protocols import default_protocol, evaluate_protocol
 
+    if run is not None and split == "val":
+        warn_if_trained_on_val(run)
     return evaluate_protocol(
         protocol or default_protocol(data),
         data,
@@ -45,3 +47,24 @@ def is_metrics_json(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and {"split", "data", "source"} <= set(data)
+
+
+def warn_if_trained_on_val(run: str | Path) -> None:
+    """Warn when ``run`` was trained on a part folder's whole training split, validation ids included: its scores on
+    ``val`` are then not held out, and choosing settings by them is tuning on the training images."""
+    import warnings
+
+    from partdiscovery.data.part_folder import HOLDOUT_SPLIT
+    from partdiscovery.runs import RunFolder, resolve_run
+
+    folder, _ = resolve_run(Path(run))
+    try:
+        split = json.loads(RunFolder(folder).run_info.read_text(encoding="utf-8")).get("split")
+    except (OSError, ValueError, AttributeError):
+        return  # an exported file alone, or a run of a version that did not record its split
+    if split == "train":
+        warnings.warn(
+            f"{run}: was trained on the whole training split, the validation ids included, so its val scores are not "
+            f"held out; train with --holdout-val (split {HOLDOUT_SPLIT!r}) to choose settings on val",
+            stacklevel=3,
+        )
