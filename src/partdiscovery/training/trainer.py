@@ -288,9 +288,8 @@ class Trainer:
                 "torch": torch.__version__,
                 "argv": sys.argv,
                 "dataset": self.dataset.describe(),
-                "split": getattr(
-                    self.dataset, "split", None
-                ),  # which ids f saw (evaluate checks val against it)
+                # Which ids f saw: evaluate --split val warns when they include the validation ids.
+                "split": getattr(self.dataset, "split", None),
                 "device": str(self.device),
                 "world_size": dist_info.world_size,
                 **self.info,
