@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,10 @@ from partdiscovery.foreground.folder import list_images
 from tests.data.dataset_builders import FAST, exif_rotated, file_bytes, make_folder, mask_array, rgb_image
 from tests.data.dataset_builders import FOLDER_HEIGHT as H
 from tests.data.dataset_builders import FOLDER_WIDTH as W
+
+# The builder's folder lists its first id in both train.txt and test.txt (one image serves both); opening its training
+# split warns about that, which test_ids_of_the_training_split_also_in_test_are_warned_about checks once.
+pytestmark = pytest.mark.filterwarnings("ignore:.*are also in test.txt:UserWarning")
 
 
 @pytest.fixture
@@ -42,6 +47,15 @@ def test_valid_folder_loads(folder):
     assert np.array_equal(np.asarray(s.image), np.asarray(rgb_image()))
     assert open_dataset(folder, "test").ids == ["a"]
     assert open_dataset(f"folder:{folder}", "all").ids == ["a", "b", "c"]
+
+
+def test_ids_of_the_training_split_also_in_test_are_warned_about(folder):
+    """The fixture lists "a" in both train.txt and test.txt: usable, but test scores would include a training image."""
+    with pytest.warns(UserWarning, match=r"1 id\(s\) of the 'train' split are also in test.txt \(e.g. a\)"):
+        PartFolderDataset(folder, "train")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PartFolderDataset(folder, "test")
 
 
 # ------------------------------------------------------------------------------------- bad inputs

@@ -181,6 +181,8 @@ class PartFolderDataset(PartDataset):
             self.ids = self._holdout_ids(split)
         else:
             self.ids = read_split_file(self.root / f"{split}.txt")
+        if split != "test":
+            self._warn_if_in_test()
         self.has_parts = (self.root / "parts").is_dir()
         if require_parts and not self.has_parts:
             raise DatasetError(
@@ -193,6 +195,23 @@ class PartFolderDataset(PartDataset):
             self.validate()
         else:
             raise_problems(self.root, self.split, [p for p in map(_ambiguity, self._candidates) if p])
+
+    def _warn_if_in_test(self) -> None:
+        """Warn when ids of this split are also in ``test.txt``: a model trained on them would be scored on images it
+        was trained on (the folder is still usable; the lists are the user's to fix)."""
+        try:
+            test = (
+                set(read_split_file(self.root / "test.txt")) if (self.root / "test.txt").is_file() else set()
+            )
+        except DatasetError:
+            return  # test.txt's own problems are reported when the test split is opened
+        both = [i for i in self.ids if i in test]
+        if both:
+            warnings.warn(
+                f"{self.root}: {len(both)} id(s) of the {self.split!r} split are also in test.txt (e.g. {both[0]}); "
+                "test scores would include images trained on",
+                stacklevel=3,
+            )
 
     def _holdout_ids(self, split: str) -> list[str]:
         train = read_split_file(self.root / "train.txt")
