@@ -195,12 +195,17 @@ class PartSegmenter:
             ``[B, K+1, height, width]`` on the CPU; channel 0 = background. The part channels are refined to the
             image's edges by the config's ``predict.refine`` (:mod:`partdiscovery.models.refine`).
         """
-        images = batch_tensor(images)
+        return self._proba(batch_tensor(images), fg_mask, size)
+
+    def _proba(
+        self, images: torch.Tensor, fg_mask: torch.Tensor | None, size: tuple[int, int] | None
+    ) -> torch.Tensor:
+        """:meth:`predict_proba` of ``float [B, 3, H, W]`` images in [0, 1], already checked."""
         _, _, h, w = images.shape
         box = letterbox_box(w, h)
-        logits, bg = self._forward(crop_resize(images.float(), box, self.input_size))
+        logits, bg = self._forward(crop_resize(images, box, self.input_size))
         mask = fg_mask[:, 0].float().cpu().numpy() if fg_mask is not None else None
-        return self._part_maps(logits, bg, box, (h, w), size or (h, w), images.float(), mask)
+        return self._part_maps(logits, bg, box, (h, w), size or (h, w), images, mask)
 
     def _part_maps(
         self,
@@ -244,7 +249,7 @@ class PartSegmenter:
         full_mask = mask_array(mask, h, w) if mask is not None else None
         fg = torch.from_numpy(full_mask)[None, None].float() if full_mask is not None else None
         size = prediction_size(h, w, self.cfg.predict.max_side)
-        probs = self.predict_proba(image, fg, size)[0]
+        probs = self._proba(image[None], fg, size)[0]  # image_tensor checked it
         if size != (h, w):
             return full_size_labels(probs, h, w, full_mask)
         return self.labels_from_probs(probs)
@@ -393,7 +398,9 @@ def image_tensor(image: Image.Image | np.ndarray | torch.Tensor | str | Path) ->
             raise InvalidArgumentError(
                 f"image: expected an array [H, W, 3] (or [H, W], [H, W, 4]), got shape {list(image.shape)}"
             )
-        tensor = _to_unit(torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1), "image")
+        # torch takes neither read-only memory (np.asarray of a PIL image) nor negative strides (a flipped view)
+        array = np.ascontiguousarray(array) if array.flags.writeable else array.copy()
+        tensor = _to_unit(torch.from_numpy(array).permute(2, 0, 1), "image")
         if tensor.shape[0] == 4:
             tensor = tensor[:3] * tensor[3:]
         image = tensor

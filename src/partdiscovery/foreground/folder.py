@@ -33,7 +33,7 @@ from partdiscovery.errors import DatasetError, OutputPathError
 from partdiscovery.foreground.distill import mask_from_run
 from partdiscovery.foreground.model import ForegroundModel
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
-from partdiscovery.utils.outputs import MARKER, check_creatable, check_not_inside
+from partdiscovery.utils.outputs import MARKER, check_output_folder
 from partdiscovery.utils.progress import progress as progress_bar
 from partdiscovery.utils.threads import ordered_map, torch_threads
 
@@ -172,11 +172,7 @@ def write_mask_folder(
     folder = paths[0].parent if paths else out
     stems = [p.stem for p in paths]
     run_source = None if from_run is None else str(run_source)
-    if out.exists() and not out.is_dir():
-        raise OutputPathError(f"{out}: exists and is not a folder; give a folder for the masks")
-    check_not_inside(out, [(folder, "image folder")] if paths else [])
-    if not out.exists():
-        check_creatable(out, "mask folder")
+    check_output_folder(out, [(folder, "image folder")] if paths else [], "mask folder")
     manifest = _manifest_matches(out, cfg, stems, any_config=keep_existing, from_run=run_source)
     if manifest is not None:
         return manifest | {"reused": True, "config_differs": manifest.get("config") != asdict(cfg)}

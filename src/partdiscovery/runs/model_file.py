@@ -115,9 +115,9 @@ def model_config(source: str | Path) -> Config:
     read from its metadata, without loading its weights or ONNX Runtime."""
     source = Path(source)
     kind = file_kind(source)
-    if kind == "onnx" or source.suffix == ".safetensors":
+    if kind == "onnx":
         return exported_config(source)
-    if kind == "safetensors":  # exported under a name without the suffix
+    if kind == "safetensors":
         return load_safetensors(source)[0]
     path, payload = _checkpoint(source)
     return checkpoint_config(payload, path)

@@ -87,6 +87,20 @@ def check_not_inside(path: str | os.PathLike, inputs: Iterable[tuple[str | os.Pa
             )
 
 
+def check_output_folder(
+    path: Path, inputs: Iterable[tuple[str | os.PathLike | None, str]], what: str, flag: str = "--out"
+) -> bool:
+    """Refuse an output folder that is a file, lies inside an input, or (when new) cannot be created; returns
+    whether it exists. Writes nothing."""
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path}: exists and is not a folder; give a folder for {flag}")
+    check_not_inside(path, inputs)
+    if not path.exists():
+        check_creatable(path, what)
+        return False
+    return True
+
+
 def make_folder(path: Path, what: str = "output folder") -> None:
     """``mkdir -p`` with a one-line error instead of an OSError traceback."""
     try:
@@ -222,11 +236,7 @@ class OutputFolder:
         (default: :meth:`has_recorded_files`).
         """
         path = self.path
-        if path.exists() and not path.is_dir():
-            raise OutputPathError(f"{path}: exists and is not a folder; give a folder for {flag}")
-        check_not_inside(path, inputs)
-        if not path.exists():
-            check_creatable(path, self.kind + " folder")
+        if not check_output_folder(path, inputs, self.kind + " folder", flag):
             return "new"
         if not _writable(path):
             raise OutputPathError(f"{path}: the folder is not writable")
@@ -296,6 +306,7 @@ __all__ = [
     "OutputFolder",
     "check_creatable",
     "check_not_inside",
+    "check_output_folder",
     "check_output_file",
     "make_folder",
 ]
