@@ -7,7 +7,6 @@ import json
 import pytest
 
 from partdiscovery.workflows import evaluate
-from partdiscovery.workflows.evaluate import is_metrics_json
 
 
 def test_a_run_and_its_predictions_score_the_same(tmp_path, tiny_run, tiny_dataset):
@@ -40,12 +39,3 @@ def test_val_scores_of_a_run_trained_on_val_come_with_a_warning(tmp_path, tiny_r
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate(str(tiny_dataset), "val", run=str(held_out), device="cpu", progress=False)
-
-
-def test_is_metrics_json(tmp_path):
-    ours, theirs, broken = tmp_path / "m.json", tmp_path / "t.json", tmp_path / "b.json"
-    ours.write_text(json.dumps({"split": "test", "data": "d", "source": "s", "fg_nmi": 1.0}))
-    theirs.write_text(json.dumps({"split": "test"}))
-    broken.write_text("{")
-    assert is_metrics_json(ours)
-    assert not is_metrics_json(theirs) and not is_metrics_json(broken) and not is_metrics_json(tmp_path / "x")

@@ -216,9 +216,10 @@ def _print_metrics(result: dict) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from partdiscovery.runs import is_metrics_json
     from partdiscovery.utils.io import atomic_write_json
     from partdiscovery.utils.outputs import check_output_file
-    from partdiscovery.workflows.evaluate import evaluate, is_metrics_json
+    from partdiscovery.workflows.evaluate import evaluate
     from partdiscovery.workflows.train import dataset_inputs
 
     if bool(args.run) == bool(args.predictions):

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from partdiscovery.data.base import PartDataset, RawSample, raise_problems, read_text_lines, safe_join
 from partdiscovery.data.image_io import read_image, read_labels, read_mask
@@ -71,6 +72,25 @@ def validation_ids(train_ids: list[str], fraction: float = VAL_FRACTION) -> list
     count = min(len(train_ids) - 1, max(1, sum(position(i) < fraction for i in train_ids)))
     chosen = set(ranked[:count])
     return [i for i in train_ids if i in chosen]
+
+
+def _checked(problems: list[str], read, path: Path):
+    """``read(path)``, or ``None`` with its :class:`DatasetError` added to ``problems``."""
+    try:
+        return read(path)
+    except DatasetError as e:
+        problems.append(str(e))
+        return None
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """An image file's width and height from its header, or ``None`` where it cannot be read: the size of a
+    mask that :func:`read_mask` refused, so that a wrong size is reported with the other problem."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError, SyntaxError):
+        return None
 
 
 def read_split_file(path: Path) -> list[str]:
@@ -265,34 +285,37 @@ class PartFolderDataset(PartDataset):
                 listed = "an image of images/" if self.split == "all" else f"listed in {self.split}.txt"
                 problems.append(f"{self.root / 'images' / image_id}.*: image is missing ({listed})")
                 continue
-            try:
-                # Decode fully (a truncated file fails here, not mid-training) with EXIF orientation applied.
-                size = read_image(image_path).size
-                mask = read_mask(self._mask_path(image_id))
-                if mask.shape[::-1] != size:
-                    problems.append(
-                        f"{self._mask_path(image_id)}: mask is {mask.shape[1]}x{mask.shape[0]} "
-                        f"but the image is {size[0]}x{size[1]}"
-                    )
-                elif not mask.any():
-                    problems.append(f"{self._mask_path(image_id)}: mask has no foreground pixel")
-                if self.has_parts:
-                    parts_path = self._parts_path(image_id)
-                    if parts_path.is_file():
-                        labels = read_labels(parts_path)
-                        if labels.shape != mask.shape:
-                            problems.append(
-                                f"{parts_path}: part labels are {labels.shape[1]}x{labels.shape[0]} "
-                                f"but the mask is {mask.shape[1]}x{mask.shape[0]}"
-                            )
-                        if self.part_names:
-                            for label in np.unique(labels):
-                                if label > 0 and int(label) not in self.part_names:
-                                    unnamed.setdefault(int(label), parts_path)
-                    else:
-                        problems.append(f"{parts_path}: part labels are missing")
-            except DatasetError as e:
-                problems.append(str(e))
+            # Each file is checked on its own, so that a sample with several problems shows them all at once.
+            # Decode fully (a truncated file fails here, not mid-training) with EXIF orientation applied.
+            mask_path = self._mask_path(image_id)
+            image = _checked(problems, read_image, image_path)
+            size = image.size if image is not None else None
+            mask = _checked(problems, read_mask, mask_path)
+            mask_size = mask.shape[::-1] if mask is not None else _header_size(mask_path)
+            if size is not None and mask_size is not None and mask_size != size:
+                problems.append(
+                    f"{mask_path}: mask is {mask_size[0]}x{mask_size[1]} but the image is {size[0]}x{size[1]}"
+                )
+            elif mask is not None and not mask.any():
+                problems.append(f"{mask_path}: mask has no foreground pixel")
+            if not self.has_parts:
+                continue
+            parts_path = self._parts_path(image_id)
+            if not parts_path.is_file():
+                problems.append(f"{parts_path}: part labels are missing")
+                continue
+            labels = _checked(problems, read_labels, parts_path)
+            if labels is None:
+                continue
+            if mask_size is not None and labels.shape[::-1] != mask_size:
+                problems.append(
+                    f"{parts_path}: part labels are {labels.shape[1]}x{labels.shape[0]} "
+                    f"but the mask is {mask_size[0]}x{mask_size[1]}"
+                )
+            if self.part_names:
+                for label in np.unique(labels):
+                    if label > 0 and int(label) not in self.part_names:
+                        unnamed.setdefault(int(label), parts_path)
         raise_problems(self.root, self.split, problems)
         if unnamed:
             labels = sorted(unnamed)

@@ -97,11 +97,15 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _manifest_matches(
-    out: Path, cfg: ForegroundConfig, stems: list[str], any_config: bool = False, from_run: str | None = None
+    manifest: dict | None,
+    out: Path,
+    cfg: ForegroundConfig,
+    stems: list[str],
+    any_config: bool = False,
+    from_run: str | None = None,
 ) -> dict | None:
-    """The manifest of a complete mask folder in ``out`` for ``stems`` made with ``cfg`` (with any config
-    when ``any_config``) from the same run (``from_run``, None: fitted on the images), else None."""
-    manifest = _read_json(out / MANIFEST)
+    """``manifest`` (``out``'s, read) when it is that of a complete mask folder for ``stems`` made with ``cfg``
+    (with any config when ``any_config``) from the same run (``from_run``, None: fitted on the images), else None."""
     if manifest is None:
         return None
     if manifest.get("ids") != stems or not (any_config or manifest.get("config") == asdict(cfg)):
@@ -113,11 +117,12 @@ def _manifest_matches(
     return manifest
 
 
-def _clear_other_images(out: Path, stems: list[str], replace: bool) -> None:
+def _clear_other_images(
+    out: Path, complete: dict | None, partial: dict | None, stems: list[str], replace: bool
+) -> None:
     """Masks in ``out`` of images other than ``stems`` must not pass for theirs: a complete folder of other images'
     masks is refused (unless ``replace``), and the masks of other images that an interrupted call or a replaced
-    folder left (ours: named in its manifest or marker) are removed."""
-    complete, partial = _read_json(out / MANIFEST), _read_json(out / PARTIAL)
+    folder left (ours: named in its manifest, ``complete``, or marker, ``partial``) are removed."""
     if complete is not None and complete.get("ids") != stems and not replace:
         ids = complete.get("ids") or []
         raise OutputPathError(
@@ -173,7 +178,11 @@ def write_mask_folder(
     stems = [p.stem for p in paths]
     run_source = None if from_run is None else str(run_source)
     check_output_folder(out, [(folder, "image folder")] if paths else [], "mask folder")
-    manifest = _manifest_matches(out, cfg, stems, any_config=keep_existing, from_run=run_source)
+    complete, interrupted = (
+        _read_json(out / MANIFEST),
+        _read_json(out / PARTIAL),
+    )  # read once: each is rewritten below
+    manifest = _manifest_matches(complete, out, cfg, stems, any_config=keep_existing, from_run=run_source)
     if manifest is not None:
         return manifest | {"reused": True, "config_differs": manifest.get("config") != asdict(cfg)}
     ours = (out / MANIFEST).is_file() or (out / PARTIAL).is_file()
@@ -185,12 +194,11 @@ def write_mask_folder(
             else "holds files not written by partdiscovery masks"
         )
         raise DatasetError(f"{out}: {held}; choose another output folder")
-    _clear_other_images(out, stems, replace_other)
+    _clear_other_images(out, complete, interrupted, stems, replace_other)
     check_collection(paths, folder)
     # The same images, config and source as an interrupted call: keep what it wrote (a different config
     # makes other masks, so with one the folder is written anew).
     marker = {"ids": stems, "config": asdict(cfg), "from_run": run_source}
-    interrupted = _read_json(out / PARTIAL)
     done = set()
     if interrupted is not None and {k: interrupted.get(k) for k in marker} == marker:
         done = {s for s in stems if (out / f"{s}.png").is_file()}

@@ -23,11 +23,15 @@ from partdiscovery.runs.exported import OnnxRuntimeNet, exported_config, is_expo
 from partdiscovery.runs.folder import (
     CONFIG_FILE,
     METRICS_FILE,
+    REPORT_FILE,
+    REPORT_GENERATOR,
     RUN_FILES,
     RUN_INFO_FILE,
     SUMMARY_FILE,
     TENSORBOARD_DIR,
     RunFolder,
+    is_metrics_json,
+    is_report,
 )
 from partdiscovery.runs.model_file import (
     ModelFile,
@@ -42,6 +46,8 @@ __all__ = [
     "CHECKPOINT_DIR",
     "CONFIG_FILE",
     "METRICS_FILE",
+    "REPORT_FILE",
+    "REPORT_GENERATOR",
     "RUN_FILES",
     "RUN_INFO_FILE",
     "SUMMARY_FILE",
@@ -56,6 +62,8 @@ __all__ = [
     "exported_config",
     "git_sha",
     "is_export",
+    "is_metrics_json",
+    "is_report",
     "list_checkpoints",
     "load_checkpoint",
     "load_latest",

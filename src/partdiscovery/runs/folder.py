@@ -8,6 +8,10 @@ A run folder holds::
     train_summary.json     written last: the run has finished
     checkpoints/step_<N>.pt
     tensorboard/           with ``train.tensorboard=true``
+
+and what other commands write into it about the run: ``report.html`` (``partdiscovery report``) and
+metrics JSON files (``evaluate --json``). ``train --overwrite`` removes those with the checkpoints:
+they describe the run it replaces.
 """
 
 from __future__ import annotations
@@ -34,6 +38,33 @@ RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, RUN_INFO_FILE)
 """The files at the top of a run folder (besides ``checkpoints/``)."""
 RUN_KIND = "run"
 LOCK_FILE = LOCK
+REPORT_FILE = "report.html"
+"""The run's HTML report (:mod:`partdiscovery.viz.report`)."""
+REPORT_GENERATOR = "partdiscovery report"
+"""Content of a report's ``<meta name="generator">``: how a report of ours is told from a user's file."""
+METRICS_JSON_KEYS = frozenset({"split", "data", "source"})
+"""Keys every metrics JSON of ``evaluate --json`` carries (every protocol's result has them)."""
+
+
+def is_report(path: str | Path) -> bool:
+    """Whether ``path`` is an HTML report of ours (:data:`REPORT_GENERATOR` in its first 4096 characters):
+    then it may be replaced."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return f'<meta name="generator" content="{REPORT_GENERATOR}' in head
+
+
+def is_metrics_json(path: str | Path) -> bool:
+    """A metrics JSON written by ``evaluate --json`` (:data:`METRICS_JSON_KEYS`): the only kind of file
+    ``evaluate --json --overwrite`` may replace, and ``train --overwrite`` removes from its run folder."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and METRICS_JSON_KEYS <= set(data)
 
 
 def _legacy_run(path: Path) -> bool:
@@ -132,7 +163,8 @@ class RunFolder:
     def prepare(self, resume: bool, overwrite: bool) -> None:
         """Under the lock: check again (the folder may have changed since :meth:`check`), mark the
         folder as ours, remove temporaries of an interrupted write, and with ``overwrite`` (and not
-        ``resume``) remove the previous run's checkpoints, log and summary: files of ours only."""
+        ``resume``) remove the previous run's checkpoints, log and summary, and the report and metrics JSON
+        files that describe it (said in a warning): files of ours only."""
         self.check(resume, overwrite)
         self.output.claim()
         stale = remove_stale_temporaries(self.path)
@@ -147,6 +179,22 @@ class RunFolder:
                 p.unlink()
             for p in (self.summary, self.metrics):
                 p.unlink(missing_ok=True)
+            described = self.results()
+            for p in described:
+                p.unlink()
+            if described:
+                warnings.warn(
+                    f"{self.path}: removed {', '.join(p.name for p in described)}, which described the run "
+                    "this one replaces",
+                    stacklevel=2,
+                )
+
+    def results(self) -> list[Path]:
+        """What other commands wrote into the folder about its run: our ``report.html`` and the metrics
+        JSON files of ``evaluate --json`` at its top (a user's files there are left alone)."""
+        found = [self.path / REPORT_FILE] if is_report(self.path / REPORT_FILE) else []
+        found += sorted(p for p in self.path.glob("*.json") if p.name not in RUN_FILES and is_metrics_json(p))
+        return found
 
     def trim_metrics(self, last_step: int) -> None:
         """On resume, drop log rows past the checkpoint so that ``metrics.csv`` has each step once."""

@@ -33,17 +33,19 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from partdiscovery.runs import METRICS_FILE, RUN_INFO_FILE, SUMMARY_FILE
+from partdiscovery.runs import (
+    METRICS_FILE,
+    REPORT_GENERATOR,
+    RUN_INFO_FILE,
+    SUMMARY_FILE,
+)
 from partdiscovery.viz.overlay import overlay, part_colour, part_name
 
-REPORT_FILE = "report.html"
 SKIP_JSON = {SUMMARY_FILE, RUN_INFO_FILE}
 METRIC_KEYS = {"fg_nmi", "fg_ari", "nmi", "ari"}
 NOT_CURVES = {"step", "elapsed_s"}
 THUMB = 144
 CURVE_COLOURS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#882255", "#444444")
-GENERATOR = "partdiscovery report"
-"""Content of the page's ``<meta name="generator">``: how a report of ours is told from a user's file."""
 
 CHART_PIXELS = (340, 210)
 CHART_DPI = 100
@@ -419,16 +421,6 @@ def _predictions(kept: _Predicted, dataset, split: str, names: dict[int, str] | 
 
 
 # ---------------------------------------------------------------------------------------------- report
-def is_report(path: str | Path) -> bool:
-    """Whether ``path`` is an HTML report of ours (:data:`GENERATOR`): then it may be replaced."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
-    return f'<meta name="generator" content="{GENERATOR}' in head
-
-
 def _stored_metrics(folder: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
     """The run folder's metrics JSON files (``test_metrics.json`` first) as table rows."""
     found = []
@@ -508,7 +500,7 @@ def render_report(
         kept, computed = _predict(segmenter, dataset, max_images, gallery_size, progress, score)
         predictions = _predictions(kept, dataset, split, part_names)
     return _template().render(
-        generator=f"{GENERATOR} {__version__}",
+        generator=f"{REPORT_GENERATOR} {__version__}",
         run_name=folder.name,
         run_path=str(folder.resolve()),
         model="the newest checkpoint" if source == folder else source.name,
@@ -526,4 +518,4 @@ def render_report(
     )
 
 
-__all__ = ["REPORT_FILE", "curve_chart", "is_report", "read_metrics_csv", "render_report", "smooth_ema"]
+__all__ = ["curve_chart", "read_metrics_csv", "render_report", "smooth_ema"]

@@ -39,16 +39,6 @@ def evaluate(
     )
 
 
-def is_metrics_json(path: Path) -> bool:
-    """A metrics JSON written by ``evaluate --json`` (the keys every protocol's result carries): the only
-    kind of file ``evaluate --json --overwrite`` may replace."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"split", "data", "source"} <= set(data)
-
-
 def warn_if_trained_on_val(run: str | Path) -> None:
     """Warn when ``run`` was trained on a part folder's whole training split, validation ids included: its scores on
     ``val`` are then not held out, and choosing settings by them is tuning on the training images."""

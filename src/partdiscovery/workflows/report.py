@@ -38,10 +38,10 @@ def write_report(
     """
     from partdiscovery.data import dataset_root, open_dataset
     from partdiscovery.evaluation import score_pixels
-    from partdiscovery.runs import RunFolder, config_text, resolve_run
+    from partdiscovery.runs import REPORT_FILE, RunFolder, config_text, is_report, resolve_run
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.utils.outputs import check_output_file
-    from partdiscovery.viz.report import REPORT_FILE, is_report, render_report
+    from partdiscovery.viz.report import render_report
     from partdiscovery.workflows.predict import name_parts
 
     if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0:
