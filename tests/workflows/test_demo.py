@@ -23,7 +23,9 @@ def test_method_beats_kmeans_on_synthetic_parts(tmp_path):
     alone = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) <= 1
     torch.set_num_threads(2 if alone else 1)
     try:
-        result = run_demo(tmp_path / "demo", steps=200, n=400, quiet=True)
+        # 120 steps, not the demo's 400: the suite's longest test (200 steps took 300 s of its 367 s beside the
+        # other worker), and the lead is already clear there (below).
+        result = run_demo(tmp_path / "demo", steps=120, n=400, quiet=True)
     finally:
         torch.set_num_threads(threads)
     saved = json.loads((tmp_path / "demo" / "metrics.json").read_text())
@@ -31,6 +33,7 @@ def test_method_beats_kmeans_on_synthetic_parts(tmp_path):
     assert (tmp_path / "demo" / "overlays.png").stat().st_size > 0
     method, kmeans = result["method"], result["kmeans"]
     assert method["n_images"] == kmeans["n_images"] == 80
-    # A clear margin, not a tie: at 200 steps the method led by ~17 FG-NMI points when this was written.
+    # A clear margin, not a tie: at 120 steps the method led by 14.2 FG-NMI / 15.9 FG-ARI (44.6 / 35.7 against
+    # 30.3 / 19.8; 200 steps: 48.1 / 39.7) on the development machine, 2026-12-07.
     assert method["fg_nmi"] >= kmeans["fg_nmi"] + 5, (method, kmeans)
     assert method["fg_ari"] > kmeans["fg_ari"], (method, kmeans)
