@@ -121,6 +121,26 @@ def test_predict_proba_refuses_what_it_would_misread(segmenter, sample):
         segmenter.predict_proba(np.asarray(sample.image))
 
 
+def test_predict_proba_reads_every_kind_of_mask_and_refuses_what_it_would_misread(segmenter):
+    images = torch.rand(2, 3, 40, 30, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(2, 1, 40, 30, dtype=torch.bool)
+    mask[:, :, 10:30, 5:25] = True
+    expected = segmenter.predict_proba(images, mask)
+    assert torch.equal(expected[:, 0], 1 - mask[:, 0].float())
+    for same in (mask.to(torch.uint8) * 255, mask.long(), mask.float(), mask[:, 0], mask.numpy()):
+        torch.testing.assert_close(segmenter.predict_proba(images, same), expected)
+    for bad, match in (
+        (mask.float() * 255, r"float masks must lie in \[0, 1\]"),  # a 0/255 mask as floats: background -254
+        (torch.full((2, 1, 40, 30), float("nan")), r"float masks must lie in \[0, 1\]"),
+        (mask[:, :, :7, :5], r"expected \[2, 1, 40, 30\]"),  # another size: it was resized silently
+        (mask[:1], r"expected \[2, 1, 40, 30\]"),
+        (mask[:, :, :, :, None], r"expected \[2, 1, 40, 30\]"),
+        ([[1]], "expected a tensor"),
+    ):
+        with pytest.raises(InvalidArgumentError, match=match):
+            segmenter.predict_proba(images, bad)
+
+
 def test_predict_without_mask_labels_every_pixel(segmenter, sample):
     parts = segmenter.predict(sample.image)
     assert (parts >= 1).all() and (parts <= K).all()

@@ -32,6 +32,14 @@ class ConfigError(InvalidArgumentError):
     """An unknown config key, a wrong type, or an invalid value."""
 
 
+class UnknownNameError(InvalidArgumentError, KeyError):
+    """A name no registry holds (a backbone, φ, method, dataset kind, baseline, ...); the message lists the
+    registered names. Also a ``KeyError``, as a registry is a mapping of names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text.
+        return str(self.args[0]) if self.args else ""
+
+
 class OutputPathError(PartDiscoveryError):
     """An output path that may not be written: it holds the user's files, a previous result that needs
     ``--overwrite``, lies inside the input data, or cannot be created."""

@@ -187,7 +187,9 @@ class PartSegmenter:
         Args:
             images: ``[B, 3, H, W]`` (or one ``[3, H, W]``) RGB tensor, ``uint8`` or float in [0, 1] (any size;
                 letterboxed to the input size); :func:`batch_tensor` says what else is refused.
-            fg_mask: optional ``[B, 1, H, W]`` foreground masks; they take precedence over a learned background.
+            fg_mask: optional foreground masks of the images' size, ``[B, 1, H, W]`` (or ``[B, H, W]``): bool,
+                integers (object where > 0: 0/1 and 0/255 alike) or floats in [0, 1] (a soft mask: the background
+                channel is ``1 - fg_mask``); they take precedence over a learned background (:func:`batch_mask`).
             size: ``(height, width)`` of the returned maps (default: the images'); f sees the full images
                 either way, the maps, the masks and the refiner's guide are at this size.
 
@@ -195,7 +197,10 @@ class PartSegmenter:
             ``[B, K+1, height, width]`` on the CPU; channel 0 = background. The part channels are refined to the
             image's edges by the config's ``predict.refine`` (:mod:`partdiscovery.models.refine`).
         """
-        return self._proba(batch_tensor(images), fg_mask, size)
+        images = batch_tensor(images)
+        if fg_mask is not None:
+            fg_mask = batch_mask(fg_mask, images.shape[0], *images.shape[2:])
+        return self._proba(images, fg_mask, size)
 
     def _proba(
         self, images: torch.Tensor, fg_mask: torch.Tensor | None, size: tuple[int, int] | None
@@ -380,6 +385,34 @@ def batch_tensor(images: torch.Tensor) -> torch.Tensor:
             f"images: expected RGB [B, 3, H, W] with H, W >= 1, got {list(images.shape)}"
         )
     return _to_unit(images, "images")
+
+
+def batch_mask(fg_mask: torch.Tensor | np.ndarray, batch: int, height: int, width: int) -> torch.Tensor:
+    """``float [batch, 1, height, width]`` in [0, 1] from foreground masks of a batch's images: ``[B, 1, H, W]`` or
+    ``[B, H, W]``, bool, integers (object where > 0) or floats in [0, 1] (kept soft); another size, NaN or floats
+    outside [0, 1] are an :class:`InvalidArgumentError` (a 0/255 mask read as floats would give a background of
+    -254, a resized one would put the parts in the wrong place)."""
+    tensor = torch.as_tensor(fg_mask) if isinstance(fg_mask, (torch.Tensor, np.ndarray)) else None
+    if tensor is None:
+        raise InvalidArgumentError(f"fg_mask: expected a tensor [B, 1, H, W], got {type(fg_mask).__name__}")
+    if tensor.dim() == 3:
+        tensor = tensor[:, None]
+    if tuple(tensor.shape) != (batch, 1, height, width):
+        raise InvalidArgumentError(
+            f"fg_mask: expected [{batch}, 1, {height}, {width}] (the images' batch and size), got "
+            f"{list(tensor.shape)}"
+        )
+    if tensor.dtype == torch.bool:
+        return tensor.float()
+    if tensor.is_floating_point():
+        if tensor.numel() and not (torch.isfinite(tensor).all() and tensor.min() >= 0 and tensor.max() <= 1):
+            raise InvalidArgumentError(
+                "fg_mask: float masks must lie in [0, 1]; pass 0/255 masks as uint8 or bool"
+            )
+        return tensor.float()
+    if tensor.is_complex():
+        raise InvalidArgumentError(f"fg_mask: expected bool, integer or float values, got {tensor.dtype}")
+    return (tensor > 0).float()
 
 
 def image_tensor(image: Image.Image | np.ndarray | torch.Tensor | str | Path) -> torch.Tensor:

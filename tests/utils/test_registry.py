@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from partdiscovery.data import DATASETS
+from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.models import BACKBONES, FEATURE_EXTRACTORS
 from partdiscovery.training import METHODS
 from partdiscovery.utils.registry import Registry, UnknownNameError
@@ -38,7 +39,8 @@ def test_unknown_name_lists_valid_names():
         reg.build("gamma")
     message = str(info.value)
     assert message == "unknown widget 'gamma'; choose one of: alpha, beta"  # plain text, not KeyError's repr
-    assert isinstance(info.value, KeyError)
+    # A mapping's KeyError, and a user's error: the CLI prints one line, library callers catch PartDiscoveryError.
+    assert isinstance(info.value, KeyError) and isinstance(info.value, PartDiscoveryError)
 
 
 def test_registering_twice_is_an_error():
@@ -46,6 +48,8 @@ def test_registering_twice_is_an_error():
     with pytest.raises(ValueError, match="twice"):
         reg.register("alpha")(lambda: None)
     assert reg.get("alpha")() == "alpha"  # the first registration survives
+    reg.register("alpha", replace=True)(lambda: "alpha 2")  # a built-in swapped, a notebook cell run again
+    assert reg.get("alpha")() == "alpha 2" and reg.names() == ["alpha", "beta"]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 
 from partdiscovery.errors import PartDiscoveryError
-from partdiscovery.utils.registry import UnknownNameError
 
 SYNTH_MAX_PARTS = 12  # partdiscovery.data.synth.MAX_PARTS, without importing numpy and PIL to parse
 
@@ -579,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_lines(args.command)
             return args.func(args)
-    except (PartDiscoveryError, UnknownNameError) as e:  # the user's to fix; anything else is a bug
+    except PartDiscoveryError as e:  # the user's to fix (unknown registry names too); anything else is a bug
         print(f"partdiscovery {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

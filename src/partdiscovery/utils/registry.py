@@ -10,14 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from partdiscovery.errors import UnknownNameError
+
 T = TypeVar("T")
-
-
-class UnknownNameError(KeyError):
-    """Raised for a name that is not registered; the message lists the valid names."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want plain text.
-        return str(self.args[0])
 
 
 class Registry(Generic[T]):
@@ -35,10 +30,16 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Callable[..., T]] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str, replace: bool = False) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """A decorator that registers its factory as ``name``. A name already taken is an error (two plugins
+        would otherwise override each other silently) unless ``replace``: to swap a built-in, or to run a
+        notebook cell that registers again."""
+
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
-            if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if name in self._entries and not replace:
+                raise ValueError(
+                    f"{self.kind} {name!r} is registered twice (register({name!r}, replace=True) replaces it)"
+                )
             self._entries[name] = factory
             return factory
 
@@ -60,3 +61,6 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+
+__all__ = ["Registry", "UnknownNameError"]
