@@ -46,8 +46,28 @@ def create_feature_extractor(
 
 def feature_extractor_layers(name: str) -> tuple[str, ...]:
     """The selectable layers of the registered φ ``name``, finest first, without building it (no
-    weights are loaded): what ``model.feature_layers`` weights."""
-    return tuple(FEATURE_EXTRACTORS.get(name).selectable_layers)
+    weights are loaded): what ``model.feature_layers`` weights. A φ registered as a plain function must
+    carry them as its ``selectable_layers`` attribute (a :class:`DenseFeatures` subclass has them)."""
+    layers = getattr(FEATURE_EXTRACTORS.get(name), "selectable_layers", None)
+    if layers is None:
+        raise ConfigError(
+            f"feature extractor {name!r} does not declare its layers: give its registered factory a "
+            "`selectable_layers` attribute (the layer names, finest first), as DenseFeatures subclasses have"
+        )
+    return tuple(layers)
+
+
+def check_layer_weights(name: str, weights, key: str) -> None:
+    """A :class:`ConfigError` naming ``key`` unless ``weights`` are one non-negative number per selectable layer
+    of the φ ``name``, not all 0 (``loss.contrastive_layers``; ``model.feature_layers`` is checked when φ is
+    built)."""
+    layers = feature_extractor_layers(name)
+    values = tuple(weights)
+    if len(values) != len(layers) or any(not w >= 0 for w in values) or not any(w > 0 for w in values):
+        raise ConfigError(
+            f"{key} for {name} needs {len(layers)} non-negative weights ({', '.join(layers)}), not all 0; "
+            f"got {list(values)}"
+        )
 
 
 class DenseFeatures(nn.Module):

@@ -2,8 +2,7 @@
 
 Each entry is a small factory over the method's parameter groups (which carry their own learning
 rates, e.g. a 10x head) and :class:`~partdiscovery.config.OptimConfig`; a new entry is a valid config
-value at once. :func:`check_names` checks a config's names before any work (the config module is a layer
-below and cannot know the registries).
+value at once (:func:`partdiscovery.training.checks.check_config` checks a config's names before any work).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from partdiscovery.config import Config, OptimConfig
 from partdiscovery.errors import ConfigError
-from partdiscovery.models.refine import part_refiner
 from partdiscovery.utils.registry import Registry, UnknownNameError
 
 OPTIMIZERS: Registry[Optimizer] = Registry("optim.optimizer")
@@ -53,26 +51,19 @@ def constant(optimizer: Optimizer, optim: OptimConfig, steps: int) -> LRSchedule
     return LambdaLR(optimizer, lambda s: 1.0)
 
 
-def _get(registry: Registry, name: str):
+def registered(registry: Registry, name: str):
+    """``registry``'s entry ``name``; an unknown name is a :class:`ConfigError` (a config value) listing the names."""
     try:
         return registry.get(name)
-    except UnknownNameError as e:  # a config value: the user's error, with the valid names
+    except UnknownNameError as e:
         raise ConfigError(str(e)) from None
-
-
-def check_names(cfg: Config) -> None:
-    """Raise :class:`ConfigError` (listing the registered names) for an unknown optimiser, schedule or part
-    refiner (the run's config is saved with it, so a bad ``predict.refine`` fails before training)."""
-    _get(OPTIMIZERS, cfg.optim.optimizer)
-    _get(SCHEDULES, cfg.optim.schedule)
-    part_refiner(cfg.predict.refine)
 
 
 def build_optimizer(method, cfg: Config) -> Optimizer:
     """The optimiser ``cfg.optim.optimizer`` over ``method.param_groups(cfg.optim)``."""
-    return _get(OPTIMIZERS, cfg.optim.optimizer)(method.param_groups(cfg.optim), cfg.optim)
+    return registered(OPTIMIZERS, cfg.optim.optimizer)(method.param_groups(cfg.optim), cfg.optim)
 
 
 def build_schedule(optimizer: Optimizer, cfg: Config) -> LRScheduler:
     """The schedule ``cfg.optim.schedule`` over ``cfg.train.steps`` steps."""
-    return _get(SCHEDULES, cfg.optim.schedule)(optimizer, cfg.optim, max(1, cfg.train.steps))
+    return registered(SCHEDULES, cfg.optim.schedule)(optimizer, cfg.optim, max(1, cfg.train.steps))

@@ -36,8 +36,9 @@ from partdiscovery.runs.checkpoint import (
     save_checkpoint,
 )
 from partdiscovery.runs.folder import RunFolder
+from partdiscovery.training.checks import check_config
 from partdiscovery.training.methods.base import Method
-from partdiscovery.training.optim import build_optimizer, build_schedule, check_names
+from partdiscovery.training.optim import build_optimizer, build_schedule
 from partdiscovery.training.step import step_generator, train_step
 from partdiscovery.utils.distributed import DistInfo, barrier, mean_across, process_device, setup
 from partdiscovery.utils.io import atomic_write_json, atomic_write_text
@@ -160,7 +161,7 @@ class Trainer:
     ) -> None:
         if dataclasses.replace(cfg, model=method.cfg.model) != method.cfg:
             raise ValueError("cfg is not the config the method was built from")
-        check_names(method.cfg)
+        check_config(method.cfg)
         self.method, self.cfg, self.dataset = method, method.cfg, dataset
         self.info = dict(info or {})
         self.run = RunFolder(Path(run_dir))

@@ -179,10 +179,10 @@ def run_training(
     Returns the run's training summary (``train_summary.json``)."""
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
-    from partdiscovery.training.optim import check_names
+    from partdiscovery.training.checks import check_config
     from partdiscovery.utils.distributed import process_device
 
-    check_names(cfg)  # registered names, before any work
+    check_config(cfg)  # registered names, before any work
     inputs = dataset_inputs(data) + ([(Path(images), "image folder")] if images else [])
     RunFolder(Path(out)).check(resume, overwrite, inputs=inputs)  # before reading any data
     dataset, cfg, info = training_dataset(

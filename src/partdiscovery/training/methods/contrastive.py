@@ -17,6 +17,7 @@ from partdiscovery.losses import (
 )
 from partdiscovery.losses.prototypes import part_means
 from partdiscovery.models import PartSegmentationNet
+from partdiscovery.models.features import check_layer_weights
 from partdiscovery.training.methods.base import (
     METHODS,
     FrozenFeaturesMethod,
@@ -54,6 +55,9 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         # term needs it only when φ gained layers for the contrastive term.
         self.reweighted_terms: tuple[str, ...] = ()
         if cfg.loss.contrastive_layers is not None:
+            check_layer_weights(
+                cfg.model.feature_extractor, cfg.loss.contrastive_layers, "loss.contrastive_layers"
+            )
             own = phi.selectable_weights()
             union = tuple(f if f > 0 else c for f, c in zip(own, cfg.loss.contrastive_layers))
             terms = {"contrastive": tuple(cfg.loss.contrastive_layers)}
