@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -138,6 +139,26 @@ def test_config_file_is_merged_between_preset_and_overrides(tmp_path):
     assert (cfg.train.steps, cfg.train.batch_size, cfg.optim.optimizer) == (11, 2, "sgd")
     with pytest.raises(ConfigError, match="missing.yaml"):
         load_config("cpu", file=tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("train:\n  steps: four\n", "train.steps: expected an integer, got 'four'"),
+        ("model:\n  num_part: 3\n", "unknown config key model.num_part"),
+        ("train:\n  steps: 0\n", "train.steps=0: must be in"),
+        ("train:\n  steps: [1\n", r"cannot read config \(while parsing .*exp.yaml\", line 2"),
+    ],
+)
+def test_a_config_files_errors_name_the_file(tmp_path, text, message):
+    """A value from the file, not the preset or an override: the one line says which file holds it (and a YAML
+    syntax error's position names the file, not "<unicode string>")."""
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config("cpu", file=path, overrides=["train.batch_size=2"])
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+    assert re.search(message, str(info.value))
 
 
 @pytest.mark.parametrize("name", list_presets())

@@ -532,7 +532,7 @@ def validate_config(cfg: Config) -> Config:
     """Check every value's range (see ``_RANGES``) and choice; raise one :class:`ConfigError` naming the
     key, the value and the allowed range. Names of registered things (backbones, methods, optimisers,
     schedules) are checked by their registries (a layer above the config) before training starts, still
-    before anything is written: :func:`partdiscovery.training.optim.check_names`."""
+    before anything is written: :func:`partdiscovery.training.checks.check_config`."""
     for key, (low, high, why) in _RANGES.items():
         value = _lookup(cfg, key)
         for item in value if isinstance(value, tuple) else (value,):
@@ -614,18 +614,24 @@ def load_config(
     file: str | Path | None = None,
     overrides: list[str] | None = None,
 ) -> Config:
-    """Defaults, then the preset diff, then a YAML file, then dotted overrides (later wins)."""
+    """Defaults, then the preset diff, then a YAML file, then dotted overrides (later wins). An error in the
+    file's values names the file (they are checked before the overrides are applied)."""
     data: dict[str, Any] = {}
     if preset:
         data = _merge(data, preset_dict(preset))
     if file:
         try:
-            loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8-sig")) or {}
+            with open(file, encoding="utf-8-sig") as stream:  # a syntax error's position then names the file
+                loaded = yaml.safe_load(stream) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise ConfigError(f"{file}: cannot read config ({e})") from None
+            raise ConfigError(f"{file}: cannot read config ({' '.join(str(e).split())})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: a config file must be a mapping of sections (model:, train:, ...)")
         data = _merge(data, loaded)
+        try:
+            config_from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{file}: {e}") from None
     for text in overrides or []:
         data = _merge(data, parse_override(text))
     return config_from_dict(data)

@@ -54,12 +54,11 @@ def test_run_folder_contents(four_step_run):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert LOSSES | {"lr", "elapsed_s"} <= set(rows[0])
     assert float(rows[-1]["total"]) == pytest.approx(stored["final_losses"]["total"], rel=1e-6)
-    # Poly schedule: the head's learning rate decays from the configured value to 0 at the last step.
-    from partdiscovery.config import load_config
-
-    head_lr = load_config("cpu").optim.lr
+    # Poly schedule: each row holds the rate its step trained at (it was the next step's: the first row below
+    # the configured rate and the last 0), from the configured rate down towards 0.
+    head_lr, power = cfg.optim.lr, cfg.optim.poly_power
     lrs = [float(r["lr"]) for r in rows]
-    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == 0.0 and lrs[0] < head_lr
+    assert lrs == pytest.approx([head_lr * (1 - s / 4) ** power for s in range(4)], rel=1e-6)
 
 
 def test_checkpoints_are_pruned_safe_and_self_describing(four_step_run):

@@ -83,7 +83,8 @@ class TrainingLog:
         self.writer: csv.DictWriter | None = None
 
     def step(self, done: int, lr: float, losses: dict[str, float], elapsed_s: float) -> None:
-        """Record step ``done`` (1-based): ``losses`` averaged over processes, the last group's ``lr``."""
+        """Record step ``done`` (1-based): ``losses`` averaged over processes, the ``lr`` of the last parameter group
+        that the step trained at."""
         train = self.cfg.train
         if self.main and (done % train.log_every == 0 or done == train.steps):
             row = {"step": done, "lr": lr, **losses, "elapsed_s": round(elapsed_s, 3)}
@@ -202,6 +203,9 @@ class Trainer:
             with TrainingLog(self.run, cfg, start_step, main, self.progress) as log:
                 started = time.perf_counter()
                 for step, batch in enumerate(loader, start=start_step):
+                    lr = optimizer.param_groups[-1][
+                        "lr"
+                    ]  # the rate this step trains at (the schedule moves on)
                     losses, finite = train_step(
                         method,
                         to_device(batch, self.device),
@@ -219,7 +223,7 @@ class Trainer:
                     bad_steps = 0
                     last = mean_across({k: float(v.detach()) for k, v in losses.items()}, self.device)
                     done = step + 1
-                    log.step(done, optimizer.param_groups[-1]["lr"], last, time.perf_counter() - started)
+                    log.step(done, lr, last, time.perf_counter() - started)
                     if done % cfg.train.checkpoint_every == 0 or done in (end, cfg.train.steps):
                         self._checkpoint(done, optimizer, schedule, main)
             summary = self._summary(dist_info, start_step, end, time.perf_counter() - started, last)
