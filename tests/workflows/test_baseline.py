@@ -22,6 +22,12 @@ def test_every_fitted_baseline_and_scops_are_registered():
     assert not any(is_trained_baseline(name) for name in BASELINES.names())
 
 
+def test_a_fitted_baseline_registered_after_this_module_is_a_baseline(monkeypatch):
+    """A plugin imported after ``partdiscovery.workflows``: the fitted baselines were copied at import time."""
+    monkeypatch.setitem(BASELINES._entries, "sectors", BASELINES.get("kmeans"))
+    assert "sectors" in list_baselines() and not is_trained_baseline("sectors")
+
+
 def test_an_unknown_baseline_is_refused_with_the_names(tmp_path, tiny_dataset):
     with pytest.raises(UnknownNameError, match="kmeans"):
         run_baseline("spectral", str(tiny_dataset), tmp_path / "out", 3)

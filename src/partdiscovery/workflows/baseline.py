@@ -23,7 +23,7 @@ from partdiscovery.baselines import BASELINES
 from partdiscovery.config import MAX_PARTS, Config, PredictConfig, load_config, with_overrides
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.prediction import Prediction
-from partdiscovery.errors import InvalidArgumentError
+from partdiscovery.errors import InvalidArgumentError, UnknownNameError
 from partdiscovery.utils.io import atomic_write_json
 from partdiscovery.utils.registry import Registry
 from partdiscovery.workflows.predict import prediction_folder
@@ -56,16 +56,28 @@ class BaselineKind:
     """Trained with the trainer (training steps and loss settings apply) rather than fitted once."""
 
 
-BASELINE_KINDS: Registry[BaselineKind] = Registry("baseline")
+TRAINED_BASELINES: Registry[BaselineKind] = Registry("trained baseline")
+"""Baselines trained like the method (SCOPS). The fitted ones are those of
+:data:`partdiscovery.baselines.BASELINES`, looked up when asked for, so that one registered there later (a
+plugin imported after this module) is a baseline here too."""
 
 
 def list_baselines() -> list[str]:
-    """The names ``run_baseline`` and ``partdiscovery baseline`` take."""
-    return BASELINE_KINDS.names()
+    """The names ``run_baseline`` and ``partdiscovery baseline`` take: the fitted and the trained baselines."""
+    return sorted(set(BASELINES.names()) | set(TRAINED_BASELINES.names()))
+
+
+def baseline_kind(name: str) -> BaselineKind:
+    """How baseline ``name`` runs; an unknown name is an :class:`UnknownNameError` listing every baseline."""
+    if name in TRAINED_BASELINES:
+        return TRAINED_BASELINES.build(name)
+    if name in BASELINES:
+        return BaselineKind(partial(_fit_on_features, name), trained=False)
+    raise UnknownNameError(f"unknown baseline {name!r}; choose one of: {', '.join(list_baselines())}")
 
 
 def is_trained_baseline(name: str) -> bool:
-    return BASELINE_KINDS.build(name).trained
+    return baseline_kind(name).trained
 
 
 def run_baseline(
@@ -87,7 +99,7 @@ def run_baseline(
     ``out`` (a new or empty folder, or, with ``overwrite``, an earlier predictions folder of ours).
 
     ``cfg`` (default: the cpu preset) gives φ and the input size (``input_size`` overrides it)."""
-    kind = BASELINE_KINDS.build(name)  # an unknown name fails here, listing the names
+    kind = baseline_kind(name)  # an unknown name fails here, listing the names
     if isinstance(parts, bool) or not isinstance(parts, int) or not 2 <= parts <= MAX_PARTS:
         raise InvalidArgumentError(f"--parts must be in 2..{MAX_PARTS}, got {parts!r}")
     cfg = cfg or load_config("cpu")
@@ -193,7 +205,4 @@ def _train_scops(job: BaselineJob) -> Path:
     return job.out
 
 
-# Every fitted baseline of partdiscovery.baselines is a baseline here; SCOPS is the trained one.
-for _name in BASELINES.names():
-    BASELINE_KINDS.register(_name)(partial(BaselineKind, partial(_fit_on_features, _name), trained=False))
-BASELINE_KINDS.register("scops")(partial(BaselineKind, _train_scops, trained=True))
+TRAINED_BASELINES.register("scops")(partial(BaselineKind, _train_scops, trained=True))
