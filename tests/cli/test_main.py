@@ -257,13 +257,15 @@ def test_console_script_is_declared():
 def test_baseline_uses_the_presets_phi_and_input_size(flow):
     """k-means compared with a method must see the method's φ: --preset and --set choose it."""
     data, out = flow["data"], flow["root"] / "kmeans_lite1"
+    config = flow["root"] / "phi.yaml"  # the YAML file a run was trained with: the same φ for its baseline
+    config.write_text("model:\n  feature_extractor: efficientnet_lite1\ndata:\n  input_size: 96\n")
     command = (
         f"baseline kmeans --data {data} --out {out} --parts 3 --no-pretrained --quiet --preset photos "
-        "--set model.feature_extractor=efficientnet_lite1 model.feature_layers=[0,1,1,0] data.input_size=64"
+        f"--config {config} --set model.feature_layers=[0,1,1,0] --set data.input_size=64"
     )
     assert cli(command) == 0
     info = json.loads((out / "baseline_info.json").read_text())
-    assert info["feature_extractor"] == "efficientnet_lite1" and info["input_size"] == 64
+    assert info["feature_extractor"] == "efficientnet_lite1" and info["input_size"] == 64  # --set after the file
     assert info["feature_layers"] == [1.0, 1.0]
 
 

@@ -177,6 +177,12 @@ def _cases() -> list[tuple[str, str]]:
         ),
         ("baseline scops --data W/data --out W/k --no-pretrained --set loss.nope=1", "loss.nope"),
         (f"{km} --out W/k --set model.nope=3", "model.nope"),
+        (f"{km} --out W/k --config W/missing.yaml", "missing.yaml"),
+        (f"{km} --out W/k --config W/a_file.txt", "mapping of sections"),
+        (
+            "baseline --data W/data --out W/k --set data.input_size=64 kmeans",
+            "give positional arguments before --set",
+        ),
         (f"{km} --out W/k --set model.feature_layers=[1]", "feature_layers"),
         # predict
         (f"{pr} --out W/a_file.txt", "not a folder"),

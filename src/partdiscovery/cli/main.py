@@ -47,6 +47,16 @@ def _int_in(low: int, high: int | None = None):
     return parse
 
 
+def _override(text: str) -> str:
+    """An argparse type: one ``section.key=value`` override (``--set`` takes several, so that a positional
+    argument after them would be read as one: say so)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not section.key=value (give positional arguments before --set)"
+        )
+    return text
+
+
 def _parts_type(high: int):
     parse = _int_in(2, high)
 
@@ -269,7 +279,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         args.data,
         args.out,
         args.parts,
-        load_config(args.preset, overrides=overrides),
+        load_config(args.preset, file=args.config, overrides=overrides),
         input_size=args.input_size,
         split=args.split,
         seed=args.seed,
@@ -458,10 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite", action="store_true", help="replace earlier predictions (and scops run) in OUT"
     )
+    p.add_argument("--config", default=None, help="a YAML file merged over the preset (as train's --config)")
     p.add_argument(
         "--set",
         dest="overrides",
         nargs="+",
+        action="extend",
+        type=_override,
         default=[],
         metavar="section.key=value",
         help="config overrides (k-means / DFF use model.feature_extractor, model.feature_layers, "
