@@ -180,3 +180,30 @@ def test_an_extension_of_another_format_is_refused(fake_run, tmp_path, fmt, name
     with pytest.raises(PartDiscoveryError, match="extension"):
         export_model(fake_run, fmt, tmp_path / name)
     assert not (tmp_path / name).exists()
+
+
+def _readme_onnx_recipe():
+    """The README's function for an ONNX export without partdiscovery (the code block after its marker)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- onnx-recipe -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(block, "README.md (onnx recipe)", "exec"), namespace)
+    return namespace["onnx_parts"]
+
+
+@pytest.mark.parametrize("height, width", [(61, 96), (96, 61), (64, 64), (203, 150)])
+def test_the_readmes_onnx_recipe_gives_predicts_labels(fake_run, tiny_cfg, tmp_path, height, width):
+    """A user's own code, from the README alone: the same labels as ``predict`` (refine none), with and without a
+    mask, on images that are letterboxed with an odd padding, square, and shrunk (every pixel agreed when this was
+    written; the bound leaves room for ties between logits across onnxruntime versions)."""
+    pytest.importorskip("onnxruntime")
+    onnx_parts = _readme_onnx_recipe()
+    path = str(export_model(fake_run, "onnx", tmp_path / "model.onnx"))
+    seg = PartSegmenter.load(fake_run, device="cpu", refine="none")
+    rng = np.random.default_rng(height + width)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[height // 4 : 3 * height // 4, width // 5 :] = True
+    for given in (None, mask):
+        ours, theirs = seg.predict(image, given), onnx_parts(path, image, given)
+        assert theirs.shape == (height, width) and (ours == theirs).mean() > 0.999, (ours == theirs).mean()

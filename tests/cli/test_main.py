@@ -265,7 +265,9 @@ def test_baseline_uses_the_presets_phi_and_input_size(flow):
     )
     assert cli(command) == 0
     info = json.loads((out / "baseline_info.json").read_text())
-    assert info["feature_extractor"] == "efficientnet_lite1" and info["input_size"] == 64  # --set after the file
+    assert (
+        info["feature_extractor"] == "efficientnet_lite1" and info["input_size"] == 64
+    )  # --set after the file
     assert info["feature_layers"] == [1.0, 1.0]
 
 
