@@ -12,7 +12,7 @@ import torch
 
 from partdiscovery import PartSegmenter
 from partdiscovery.config import Config, DataConfig, ModelConfig
-from partdiscovery.errors import CheckpointError, PartDiscoveryError
+from partdiscovery.errors import CheckpointError, InvalidArgumentError, PartDiscoveryError
 from partdiscovery.export import ExportWrapper, export_model, list_export_formats
 from partdiscovery.models import PartSegmentationNet
 from partdiscovery.runs.checkpoint import checkpoint_path, save_checkpoint
@@ -154,6 +154,13 @@ def test_segmenter_runs_the_onnx_export_with_onnxruntime(fake_run, tmp_path):
     images = torch.rand(2, 3, 50, 70)
     torch.testing.assert_close(fast.predict_proba(images), eager.predict_proba(images), atol=1e-4, rtol=0)
     assert fast.has_learned_background and fast.num_parts == eager.num_parts
+    # The device is checked as for any model file (it was ignored); a GPU that exists is warned about, not used.
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidArgumentError, match="CUDA is not available"):
+            PartSegmenter.load(out, device="cuda")
+    else:
+        with pytest.warns(UserWarning, match="runs on the CPU"):
+            assert PartSegmenter.load(out, device="cuda").device.type == "cpu"
 
 
 def test_an_existing_file_is_replaced_only_with_overwrite_and_only_when_it_is_an_export(fake_run, tmp_path):

@@ -12,6 +12,7 @@ The CLI's ``predict`` and ``evaluate`` are thin layers over this class.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from partdiscovery.data.transforms import EvalSet, collate_eval, crop_resize, le
 from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.models import PartSegmentationNet
 from partdiscovery.models.refine import part_refiner, refine_probs
+from partdiscovery.runs.exported import OnnxRuntimeNet
 from partdiscovery.runs.model_file import build_net, read_model_file
 from partdiscovery.utils.progress import progress as progress_bar
 
@@ -91,7 +93,7 @@ class PartSegmenter:
 
     def __init__(
         self,
-        net: PartSegmentationNet,
+        net: PartSegmentationNet | OnnxRuntimeNet,
         cfg: Config,
         device: str | torch.device = "auto",
         amp: bool = False,
@@ -134,6 +136,13 @@ class PartSegmenter:
         ``predict.refine`` and ``predict.max_side``."""
         model = read_model_file(source)
         if model.runtime is not None:
+            asked = resolve_device(device)  # a GPU asked for must exist, as for any other model file
+            if device != "auto" and asked.type != "cpu":
+                warnings.warn(
+                    f"{source}: an ONNX export runs on the CPU (ONNX Runtime's CPU provider), not on {asked}; "
+                    "load the run or its .safetensors export to use the GPU",
+                    stacklevel=2,
+                )
             return cls(model.runtime, model.cfg, device="cpu", refine=refine, max_side=max_side)
         return cls.from_state(
             model.cfg,
@@ -239,7 +248,9 @@ class PartSegmenter:
         return refine_probs(guide, self._combine(logits, bg, fg), self.cfg.predict).cpu()
 
     def predict(
-        self, image: Image.Image | np.ndarray | torch.Tensor, mask: np.ndarray | Image.Image | None = None
+        self,
+        image: Image.Image | np.ndarray | torch.Tensor | str | Path,
+        mask: np.ndarray | Image.Image | torch.Tensor | None = None,
     ) -> np.ndarray:
         """Part labels of one image: ``int64 [H, W]``, 0 = background, 1..K parts (above ``predict.max_side``
         computed at that size and enlarged, as :meth:`predict_dataset` does).
