@@ -585,6 +585,13 @@ def _warning_lines(command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from partdiscovery.utils.plugins import load_plugins
+
+    try:
+        load_plugins()  # before the parser: a plugin's baselines are choices of `baseline`
+    except PartDiscoveryError as e:
+        print(f"partdiscovery: error: {e}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
