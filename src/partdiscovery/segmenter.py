@@ -2,9 +2,9 @@
 
 Example:
     >>> from partdiscovery import PartSegmenter
-    >>> seg = PartSegmenter.load("runs/ccp")            # a run folder, checkpoint or exported file
-    >>> parts = seg.predict(pil_image)                   # H x W int array, 0 = background, 1..K parts
-    >>> probs = seg.predict_proba(batch)                 # B x (K+1) x H x W, channel 0 = background
+    >>> seg = PartSegmenter.load("runs/ccp")  # a run folder, checkpoint or exported file  # doctest: +SKIP
+    >>> parts = seg.predict(pil_image)  # H x W int array, 0 = background, 1..K parts  # doctest: +SKIP
+    >>> probs = seg.predict_proba(batch)  # B x (K+1) x H x W, channel 0 = background  # doctest: +SKIP
 
 The CLI's ``predict`` and ``evaluate`` are thin layers over this class.
 """

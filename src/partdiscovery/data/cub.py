@@ -137,8 +137,8 @@ class CUBDataset(PartDataset):
             problem is reported at once.
 
     Example:
-        >>> ds = CUBDataset("/data/CUB_200_2011", "test", classes=[1])
-        >>> raw = ds.load(0); raw.keypoints.shape, raw.object_box
+        >>> ds = CUBDataset("/data/CUB_200_2011", "test", classes=[1])  # doctest: +SKIP
+        >>> raw = ds.load(0); raw.keypoints.shape, raw.object_box  # doctest: +SKIP
     """
 
     keypoint_names = KEYPOINT_NAMES

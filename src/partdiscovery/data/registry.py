@@ -50,8 +50,8 @@ def register_dataset(name: str, dataset_class: type[PartDataset]) -> Callable[[O
     """Register ``opener(args, split, **kwargs)`` as the dataset kind ``name`` of ``dataset_class``.
 
     Example:
-        >>> @register_dataset("cub", CUBDataset)
-        ... def _open_cub(args, split, **kwargs): return CUBDataset(args, split, **kwargs)
+        >>> @register_dataset("mydata", MyDataset)  # doctest: +SKIP
+        ... def _open_mydata(args, split, **kwargs): return MyDataset(args, split, **kwargs)
     """
 
     def decorator(opener: Opener) -> Opener:

@@ -24,7 +24,7 @@ Everything is deterministic: image ``i`` depends only on ``(seed, i)`` and the g
 
 Example:
     >>> from partdiscovery.data.synth import generate_synthetic_dataset
-    >>> root = generate_synthetic_dataset("data/synth", n=300, num_parts=4, size=128, seed=0)
+    >>> root = generate_synthetic_dataset("data/synth", n=300, num_parts=4, size=128, seed=0)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The foreground model of a collection: φ + a fitted co-segmentation + an edge refiner.
 
 Example:
-    >>> model = ForegroundModel.fit(images, ForegroundConfig())     # images: a list of PIL images
-    >>> mask = model.predict(images[0])                              # bool [H, W]
+    >>> model = ForegroundModel.fit(images, ForegroundConfig())  # images: a list of PIL images  # doctest: +SKIP
+    >>> mask = model.predict(images[0])  # bool [H, W]  # doctest: +SKIP
 """
 
 from __future__ import annotations

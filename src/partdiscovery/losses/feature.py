@@ -29,7 +29,7 @@ def feature_loss(
 
     Example:
         >>> assign = torch.ones(1, 1, 4, 4); feats = torch.randn(1, 8, 1, 1).expand(1, 8, 4, 4)
-        >>> float(feature_loss(assign, feats, torch.ones(1, 1, 4, 4))[0]) < 1e-6
+        >>> float(feature_loss(assign, feats, torch.ones(1, 1, 4, 4))[0]) < 1e-4  # 0 up to float32 rounding
         True
     """
     return soft_part_variance(assign, features, fg_mask)
