@@ -98,3 +98,20 @@ def test_contrastive_is_reproducible_with_a_generator_and_differentiable():
 
 
 # -------------------------------------------------------------------------------------- equivariance
+
+
+@pytest.mark.parametrize(
+    "positives, match",
+    [
+        (torch.tensor([0, 2, 3, 1]), "not the anchor's own"),  # image 0 is its own positive
+        (
+            torch.tensor([[1, 1, 1], [0, 0, 0], [3, 3, 3], [2, 2, 2]]).flip(1) * 0 + torch.arange(4)[:, None],
+            "own",
+        ),
+        (torch.tensor([1, 2, 3, 4]), "another image of the batch's 4"),
+        (torch.tensor([1, 2, 3]), r"positives must be \[4, 3\] or \[4\]"),
+    ],
+)
+def test_given_positives_that_are_not_other_images_are_refused(positives, match):
+    with pytest.raises(ValueError, match=match):
+        contrastive_loss(torch.randn(4, 3, 8), positives=positives)

@@ -59,6 +59,8 @@ def contrastive_loss(
     total = everyone.shape[0]
     if positives is None:
         positives = draw_positive_images(total, k, generator)[anchor_offset : anchor_offset + b]
+    else:  # given (tests, the reference comparison): the training step draws them, and skips this check
+        _check_positives(positives, b, k, total, anchor_offset)
     if positives.dim() == 1:
         positives = positives.unsqueeze(1).expand(b, k)
     anchors = F.normalize(prototypes, dim=-1).reshape(b * k, -1)
@@ -72,3 +74,14 @@ def contrastive_loss(
     allowed[rows, pos_col] = True
     log_denominator = torch.logsumexp(sim.masked_fill(~allowed, float("-inf")), dim=1)
     return (log_denominator - sim[rows, pos_col]).mean()
+
+
+def _check_positives(positives: torch.Tensor, batch: int, parts: int, total: int, anchor_offset: int) -> None:
+    """A ``ValueError`` unless ``positives`` (``[B, K]`` or ``[B]``) name, for each anchor, another image of the
+    global batch: an anchor that is its own positive makes the loss a constant for it (log 1 / 1)."""
+    if tuple(positives.shape) not in ((batch, parts), (batch,)):
+        raise ValueError(f"positives must be [{batch}, {parts}] or [{batch}], got {list(positives.shape)}")
+    own = torch.arange(anchor_offset, anchor_offset + batch, device=positives.device)
+    own = own if positives.dim() == 1 else own.unsqueeze(1)
+    if ((positives < 0) | (positives >= total)).any() or (positives == own).any():
+        raise ValueError(f"each positive must be another image of the batch's {total}, not the anchor's own")
