@@ -490,6 +490,8 @@ __all__ = [
     "evaluate_cub_regression",
     "evaluate_pascal_classes",
     "evaluate_protocol",
+    "fg_keypoint_labels",
+    "full_keypoint_labels",
     "keypoint_pixels",
     "keypoint_regression",
     "part_centres",

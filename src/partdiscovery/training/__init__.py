@@ -1,9 +1,11 @@
 """Training: methods (what is optimised), one step, and the generic trainer (how)."""
 
+from partdiscovery.training.checks import check_config
 from partdiscovery.training.methods import (
     METHODS,
     SCOPS,
     ContrastiveReconstruction,
+    FrozenFeaturesMethod,
     Method,
     create_method,
     list_methods,
@@ -25,10 +27,12 @@ __all__ = [
     "SCHEDULES",
     "SCOPS",
     "ContrastiveReconstruction",
+    "FrozenFeaturesMethod",
     "Method",
     "Trainer",
     "build_optimizer",
     "build_schedule",
+    "check_config",
     "create_method",
     "list_methods",
     "list_optimizers",

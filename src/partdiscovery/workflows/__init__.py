@@ -15,7 +15,15 @@ what the user has to fix.
 - :func:`run_demo`: synthetic data -> train -> evaluate against k-means -> overlays.
 """
 
-from partdiscovery.workflows.baseline import list_baselines, run_baseline
+from partdiscovery.workflows.baseline import (
+    TRAINED_BASELINES,
+    BaselineJob,
+    BaselineKind,
+    baseline_kind,
+    is_trained_baseline,
+    list_baselines,
+    run_baseline,
+)
 from partdiscovery.workflows.demo import run_demo
 from partdiscovery.workflows.evaluate import evaluate
 from partdiscovery.workflows.masks import make_masks
@@ -24,7 +32,12 @@ from partdiscovery.workflows.report import write_report
 from partdiscovery.workflows.train import run_training, training_dataset
 
 __all__ = [
+    "TRAINED_BASELINES",
+    "BaselineJob",
+    "BaselineKind",
+    "baseline_kind",
     "evaluate",
+    "is_trained_baseline",
     "list_baselines",
     "make_masks",
     "predict_folder",
