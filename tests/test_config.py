@@ -289,3 +289,22 @@ def test_a_config_that_is_not_a_mapping_is_refused():
 
     with pytest.raises(ConfigError, match="mapping"):
         config_from_dict(["model"])
+
+
+def test_extra_holds_a_plugins_settings_and_nothing_nested(tmp_path):
+    """The one open section: a registered method's own loss weight is a config value, saved with the run."""
+    cfg = load_config(
+        "cpu", overrides=["extra.tv_weight=0.1", "extra.mode=fast", "extra.flag=true", "extra.n=3"]
+    )
+    assert cfg.extra == {"tv_weight": 0.1, "mode": "fast", "flag": True, "n": 3}
+    assert config_from_dict(yaml.safe_load(cfg.to_yaml())) == cfg and load_config("cpu").extra == {}
+    path = tmp_path / "mine.yaml"
+    path.write_text("extra:\n  tv_weight: 0.2\n")
+    assert load_config("cpu", file=path, overrides=["extra.other=1"]).extra == {"tv_weight": 0.2, "other": 1}
+    for bad, message in (
+        ("extra.a.b=1", "extra.a: expected a number, a string or true/false"),
+        ("extra.x=[1,2]", "extra.x: expected a number, a string or true/false"),
+        ("extra=3", "extra: expected a mapping of names to values"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config("cpu", overrides=[bad])

@@ -318,6 +318,10 @@ class PredictConfig:
     15 s and 2.3 GiB at 2048 (BENCHMARKS.md, "Predicting on large photographs")."""
 
 
+ExtraValue = bool | int | float | str
+"""The values of :attr:`Config.extra`."""
+
+
 @dataclass
 class Config:
     method: str = "contrastive_reconstruction"
@@ -329,6 +333,10 @@ class Config:
     scops: ScopsConfig = field(default_factory=ScopsConfig)
     foreground: ForegroundConfig = field(default_factory=ForegroundConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    extra: dict[str, ExtraValue] = field(default_factory=dict)
+    """Settings of plugins (a registered method's own loss weight, a backbone's option): an open mapping of names
+    to numbers, strings or booleans, saved with the run like every other key (``--set extra.tv_weight=0.1``; read
+    as ``cfg.extra.get("tv_weight", 0.0)``). The other sections are closed: an unknown key there is a typo."""
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(asdict(self))
@@ -374,6 +382,16 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is dict:  # Config.extra: names -> scalars, open to any name
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of names to values, got {value!r}")
+        _, value_hint = typing.get_args(hint)
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or isinstance(item, (dict, list, tuple)) or item is None:
+                raise ConfigError(f"{where}.{key}: expected a number, a string or true/false, got {item!r}")
+            out[key] = _coerce(item, value_hint, f"{where}.{key}")
+        return out
     if origin is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: any length
