@@ -127,8 +127,23 @@ def test_predict_proba_reads_every_kind_of_mask_and_refuses_what_it_would_misrea
     mask[:, :, 10:30, 5:25] = True
     expected = segmenter.predict_proba(images, mask)
     assert torch.equal(expected[:, 0], 1 - mask[:, 0].float())
-    for same in (mask.to(torch.uint8) * 255, mask.long(), mask.float(), mask[:, 0], mask.numpy()):
+    as_array = mask.numpy()
+    for same in (
+        mask.to(torch.uint8) * 255,
+        mask.long(),
+        mask.float(),
+        mask[:, 0],
+        as_array,
+        as_array.astype(np.uint16) * 65535,  # a 16-bit PNG's values: torch has no > for uint16
+        np.flip(
+            np.flip(as_array, 2).copy(), 2
+        ),  # the mask as a view with negative strides (torch refuses one)
+    ):
         torch.testing.assert_close(segmenter.predict_proba(images, same), expected)
+    one = segmenter.predict_proba(
+        images[0], mask[0, 0]
+    )  # one [3, H, W] image and its [H, W] mask, as predict
+    torch.testing.assert_close(one, expected[:1])
     for bad, match in (
         (mask.float() * 255, r"float masks must lie in \[0, 1\]"),  # a 0/255 mask as floats: background -254
         (torch.full((2, 1, 40, 30), float("nan")), r"float masks must lie in \[0, 1\]"),
@@ -136,6 +151,7 @@ def test_predict_proba_reads_every_kind_of_mask_and_refuses_what_it_would_misrea
         (mask[:1], r"expected \[2, 1, 40, 30\]"),
         (mask[:, :, :, :, None], r"expected \[2, 1, 40, 30\]"),
         ([[1]], "expected a tensor"),
+        (np.empty((2, 1, 40, 30), dtype=object), "expected bool, integer or float values"),
     ):
         with pytest.raises(InvalidArgumentError, match=match):
             segmenter.predict_proba(images, bad)

@@ -189,14 +189,18 @@ class PartSegmenter:
         return torch.cat([background, logits.softmax(dim=1) * (1 - background)], dim=1)
 
     def predict_proba(
-        self, images: torch.Tensor, fg_mask: torch.Tensor | None = None, size: tuple[int, int] | None = None
+        self,
+        images: torch.Tensor,
+        fg_mask: torch.Tensor | np.ndarray | None = None,
+        size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Part probabilities of a batch.
 
         Args:
             images: ``[B, 3, H, W]`` (or one ``[3, H, W]``) RGB tensor, ``uint8`` or float in [0, 1] (any size;
                 letterboxed to the input size); :func:`batch_tensor` says what else is refused.
-            fg_mask: optional foreground masks of the images' size, ``[B, 1, H, W]`` (or ``[B, H, W]``): bool,
+            fg_mask: optional foreground masks of the images' size, ``[B, 1, H, W]`` (or ``[B, H, W]``, or ``[H, W]``
+                for one image), a tensor or an array: bool,
                 integers (object where > 0: 0/1 and 0/255 alike) or floats in [0, 1] (a soft mask: the background
                 channel is ``1 - fg_mask``); they take precedence over a learned background (:func:`batch_mask`).
             size: ``(height, width)`` of the returned maps (default: the images'); f sees the full images
@@ -400,12 +404,23 @@ def batch_tensor(images: torch.Tensor) -> torch.Tensor:
 
 def batch_mask(fg_mask: torch.Tensor | np.ndarray, batch: int, height: int, width: int) -> torch.Tensor:
     """``float [batch, 1, height, width]`` in [0, 1] from foreground masks of a batch's images: ``[B, 1, H, W]`` or
-    ``[B, H, W]``, bool, integers (object where > 0) or floats in [0, 1] (kept soft); another size, NaN or floats
+    ``[B, H, W]`` (``[H, W]`` for one image), a tensor or an array, bool, integers (object where > 0) or floats in
+    [0, 1] (kept soft); another size, NaN or floats
     outside [0, 1] are an :class:`InvalidArgumentError` (a 0/255 mask read as floats would give a background of
     -254, a resized one would put the parts in the wrong place)."""
-    tensor = torch.as_tensor(fg_mask) if isinstance(fg_mask, (torch.Tensor, np.ndarray)) else None
-    if tensor is None:
+    if isinstance(fg_mask, np.ndarray):  # binarise integers here: torch lacks > for uint16 / uint32
+        if fg_mask.dtype.kind in "iu":
+            fg_mask = fg_mask > 0
+        elif fg_mask.dtype.kind not in "bf":
+            raise InvalidArgumentError(
+                f"fg_mask: expected bool, integer or float values, got {fg_mask.dtype}"
+            )
+        fg_mask = torch.from_numpy(np.ascontiguousarray(fg_mask))  # a flipped view has negative strides
+    if not isinstance(fg_mask, torch.Tensor):
         raise InvalidArgumentError(f"fg_mask: expected a tensor [B, 1, H, W], got {type(fg_mask).__name__}")
+    tensor = fg_mask
+    if tensor.dim() == 2 and batch == 1:  # one image's [H, W] mask, as predict takes it
+        tensor = tensor[None]
     if tensor.dim() == 3:
         tensor = tensor[:, None]
     if tuple(tensor.shape) != (batch, 1, height, width):

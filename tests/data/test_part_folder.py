@@ -93,6 +93,16 @@ def test_a_file_with_two_problems_shows_both(folder):
     assert f"{folder / 'parts' / 'c.png'}: part labels are {W}x{H} but the mask is 10x10" in message
 
 
+def test_a_mask_too_large_to_open_is_a_problem_not_a_traceback(folder, monkeypatch):
+    """Pillow refuses images over 2 x MAX_IMAGE_PIXELS with an error of its own (a decompression bomb); the size
+    read for a refused mask must not raise it again."""
+    big = folder / "masks" / "c.png"
+    Image.fromarray(mask_array(300, 200)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # 60 000 pixels: over twice the limit
+    message = problems_of(folder)
+    assert str(big) in message
+
+
 def test_unreadable_image(folder):
     (folder / "images" / "b.png").write_bytes(b"this is not a picture at all" * 10)
     assert str(folder / "images" / "b.png") in problems_of(folder)

@@ -71,19 +71,28 @@ def _finished_run_with_results(path):
     run.summary.write_text("{}")
     run.metrics.write_text("step,loss\n1,0.5\n")
     (path / "report.html").write_text(f'<meta name="generator" content="{REPORT_GENERATOR} 0.22.0">')
-    (path / "test_metrics.json").write_text(json.dumps({"split": "test", "data": "d", "source": "s"}))
-    (path / "val.json").write_text(json.dumps({"split": "val", "data": "d", "source": "s"}))
+    (path / "test_metrics.json").write_text(json.dumps({"split": "test", "data": "d", "source": str(path)}))
+    checkpoint = str(checkpoint_path(path, 2))  # `evaluate --run RUN/checkpoints/step_2.pt`
+    (path / "val.json").write_text(json.dumps({"split": "val", "data": "d", "source": checkpoint}))
+    # About another model, kept beside the run (`evaluate --predictions runs/kmeans --json RUN/kmeans.json`).
+    (path / "kmeans.json").write_text(
+        json.dumps({"split": "test", "data": "d", "source": str(path.parent / "km")})
+    )
     (path / "notes.json").write_text(json.dumps({"mine": True}))
     return run
 
 
 def test_overwrite_removes_what_described_the_old_run(tmp_path):
     run = _finished_run_with_results(tmp_path / "run")
-    assert [p.name for p in run.results()] == ["report.html", "test_metrics.json", "val.json"]
+    assert [p.name for p in run.derived_files()] == ["report.html", "test_metrics.json", "val.json"]
     with pytest.warns(UserWarning, match="removed report.html, test_metrics.json, val.json"):
         run.prepare(resume=False, overwrite=True)
     left = sorted(p.name for p in run.path.iterdir() if not p.name.startswith("."))
-    assert left == ["checkpoints", "notes.json"]  # the user's file stays
+    assert left == [
+        "checkpoints",
+        "kmeans.json",
+        "notes.json",
+    ]  # another model's metrics and the user's file stay
     assert not list_checkpoints(run.path)
 
 
@@ -91,4 +100,4 @@ def test_resume_keeps_the_results(tmp_path):
     run = _finished_run_with_results(tmp_path / "run")
     run.summary.unlink()  # an interrupted run: --resume continues it
     run.prepare(resume=True, overwrite=False)
-    assert [p.name for p in run.results()] == ["report.html", "test_metrics.json", "val.json"]
+    assert [p.name for p in run.derived_files()] == ["report.html", "test_metrics.json", "val.json"]

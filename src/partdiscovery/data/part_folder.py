@@ -87,9 +87,11 @@ def _header_size(path: Path) -> tuple[int, int] | None:
     """An image file's width and height from its header, or ``None`` where it cannot be read: the size of a
     mask that :func:`read_mask` refused, so that a wrong size is reported with the other problem."""
     try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, ValueError, SyntaxError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # read_mask has said so already
+            with Image.open(path) as img:
+                return img.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
 

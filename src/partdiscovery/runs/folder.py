@@ -179,7 +179,7 @@ class RunFolder:
                 p.unlink()
             for p in (self.summary, self.metrics):
                 p.unlink(missing_ok=True)
-            described = self.results()
+            described = self.derived_files()
             for p in described:
                 p.unlink()
             if described:
@@ -189,12 +189,24 @@ class RunFolder:
                     stacklevel=2,
                 )
 
-    def results(self) -> list[Path]:
-        """What other commands wrote into the folder about its run: our ``report.html`` and the metrics
-        JSON files of ``evaluate --json`` at its top (a user's files there are left alone)."""
+    def derived_files(self) -> list[Path]:
+        """What other commands wrote into the folder about its run: our ``report.html`` and the metrics JSON files
+        of ``evaluate --json`` at its top whose ``source`` is this run (a metrics file of another model kept here,
+        e.g. a baseline's, and a user's files are left alone)."""
         found = [self.path / REPORT_FILE] if is_report(self.path / REPORT_FILE) else []
-        found += sorted(p for p in self.path.glob("*.json") if p.name not in RUN_FILES and is_metrics_json(p))
+        for path in sorted(self.path.glob("*.json")):
+            if path.name not in RUN_FILES and is_metrics_json(path) and self._describes_this_run(path):
+                found.append(path)
         return found
+
+    def _describes_this_run(self, metrics: Path) -> bool:
+        """Whether a metrics JSON's ``source`` (the ``--run`` it scored) is this folder or a file inside it."""
+        try:
+            source = Path(json.loads(metrics.read_text(encoding="utf-8"))["source"]).resolve()
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        here = self.path.resolve()
+        return source == here or here in source.parents
 
     def trim_metrics(self, last_step: int) -> None:
         """On resume, drop log rows past the checkpoint so that ``metrics.csv`` has each step once."""
