@@ -161,6 +161,16 @@ def test_a_config_files_errors_name_the_file(tmp_path, text, message):
     assert re.search(message, str(info.value))
 
 
+def test_an_override_may_correct_the_files_value(tmp_path):
+    """``train --config t.yaml --steps 5`` with ``steps: 0`` in the file: the override wins, as everywhere."""
+    path = tmp_path / "t.yaml"
+    path.write_text("train:\n  steps: 0\n")
+    assert load_config("cpu", file=path, overrides=["train.steps=5"]).train.steps == 5
+    with pytest.raises(ConfigError) as info:  # an override's own mistake does not name the file
+        load_config("cpu", file=path, overrides=["train.steps=5", "train.batch_size=0"])
+    assert str(info.value).startswith("train.batch_size=0")
+
+
 @pytest.mark.parametrize("name", list_presets())
 def test_yaml_round_trip(name):
     cfg = load_config(name, overrides=["data.crop_scale=[0.6, 0.9]", "model.backbone_weights=/x.pt"])

@@ -632,8 +632,8 @@ def load_config(
     file: str | Path | None = None,
     overrides: list[str] | None = None,
 ) -> Config:
-    """Defaults, then the preset diff, then a YAML file, then dotted overrides (later wins). An error in the
-    file's values names the file (they are checked before the overrides are applied)."""
+    """Defaults, then the preset diff, then a YAML file, then dotted overrides (later wins). An error in a value
+    that comes from the file names the file."""
     data: dict[str, Any] = {}
     if preset:
         data = _merge(data, preset_dict(preset))
@@ -646,10 +646,21 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: a config file must be a mapping of sections (model:, train:, ...)")
         data = _merge(data, loaded)
-        try:
-            config_from_dict(data)
-        except ConfigError as e:
-            raise ConfigError(f"{file}: {e}") from None
+    merged = data
     for text in overrides or []:
-        data = _merge(data, parse_override(text))
-    return config_from_dict(data)
+        merged = _merge(merged, parse_override(text))
+    try:
+        return config_from_dict(merged)
+    except ConfigError as e:
+        if file and _same_error(data, e):  # the file's own value (no override replaced it): name the file
+            raise ConfigError(f"{file}: {e}") from None
+        raise
+
+
+def _same_error(data: dict[str, Any], error: ConfigError) -> bool:
+    """Whether ``data`` (the preset and the file, before the overrides) fails with ``error`` too."""
+    try:
+        config_from_dict(data)
+    except ConfigError as e:
+        return str(e) == str(error)
+    return False

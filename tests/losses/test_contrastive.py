@@ -104,10 +104,11 @@ def test_contrastive_is_reproducible_with_a_generator_and_differentiable():
     "positives, match",
     [
         (torch.tensor([0, 2, 3, 1]), "not the anchor's own"),  # image 0 is its own positive
+        (torch.arange(4)[:, None].expand(4, 3), "not the anchor's own"),  # [B, K]: every anchor its own
         (
-            torch.tensor([[1, 1, 1], [0, 0, 0], [3, 3, 3], [2, 2, 2]]).flip(1) * 0 + torch.arange(4)[:, None],
-            "own",
-        ),
+            torch.tensor([[1, 1, 1], [0, 0, 0], [3, 2, 3], [2, 2, 2]]),
+            "not the anchor's own",
+        ),  # one part of image 2
         (torch.tensor([1, 2, 3, 4]), "another image of the batch's 4"),
         (torch.tensor([1, 2, 3]), r"positives must be \[4, 3\] or \[4\]"),
     ],

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from partdiscovery.config import load_config
+from partdiscovery.config import list_presets, load_config
 from partdiscovery.errors import ConfigError
 from partdiscovery.models import FEATURE_EXTRACTORS
 from partdiscovery.training.checks import check_config
-from partdiscovery.workflows import run_training
+from partdiscovery.workflows import run_baseline, run_training
 
 
 @pytest.mark.parametrize(
@@ -18,21 +18,28 @@ from partdiscovery.workflows import run_training
         ("predict.refine=crf", "unknown predict.refine 'crf'; choose one of: guided, none"),
         ("optim.schedule=cosine", "unknown optim.schedule 'cosine'; choose one of: constant, poly"),
         ("method=nope", "unknown method 'nope'; choose one of: contrastive_reconstruction, scops"),
-        ("model.backbone=nope", "unknown backbone 'nope'; choose one of: deeplab_resnet50, "),
-        ("model.feature_extractor=nope", "unknown feature extractor 'nope'; choose one of: "),
+        ("model.backbone=nope", "model.backbone: unknown backbone 'nope'; choose one of: deeplab_resnet50, "),
+        (
+            "model.feature_extractor=nope",
+            "model.feature_extractor: unknown feature extractor 'nope'; choose one of: ",
+        ),
         (
             "foreground.coarse=nope",
-            "unknown coarse foreground approach 'nope'; choose one of: border_contrast, ",
+            "foreground.coarse: unknown coarse foreground approach 'nope'; choose one of: ",
         ),
-        ("foreground.refine=crf", "'crf'; choose one of: grabcut, none"),
+        (
+            "foreground.refine=crf",
+            "foreground.refine: unknown foreground refiner 'crf'; choose one of: grabcut, none",
+        ),
     ],
 )
-def test_unknown_names_are_config_errors_that_list_the_registered_ones(override, message):
-    with pytest.raises(ConfigError, match=message):
+def test_unknown_names_are_config_errors_that_name_the_key_and_list_the_registered_ones(override, message):
+    with pytest.raises(ConfigError) as info:
         check_config(load_config("cpu", overrides=[override]))
+    assert str(info.value).startswith(message)
 
 
-@pytest.mark.parametrize("preset", ["cpu", "photos", "paper"])
+@pytest.mark.parametrize("preset", list_presets())
 def test_the_presets_pass(preset):
     check_config(load_config(preset))
 
@@ -46,6 +53,22 @@ def test_contrastive_layers_must_fit_phi(layers):
     ):
         check_config(load_config("cpu", overrides=[f"loss.contrastive_layers={layers}"]))
     check_config(load_config("cpu", overrides=["loss.contrastive_layers=[0,0.33,1,0.5]"]))
+
+
+@pytest.mark.parametrize(
+    "phi, good, bad", [("vgg19", "[0.33,1]", "[1,1,1,1]"), ("dino_vits8", "[1]", "[1,1]")]
+)
+def test_contrastive_layers_of_the_papers_phi(phi, good, bad):
+    """The paper's φs weight 2 (VGG19) and 1 (DINO) layers; checked without building them (no weights)."""
+
+    def config(layers):
+        return load_config(
+            "paper", overrides=[f"model.feature_extractor={phi}", f"loss.contrastive_layers={layers}"]
+        )
+
+    check_config(config(good))
+    with pytest.raises(ConfigError, match=f"loss.contrastive_layers for {phi} needs"):
+        check_config(config(bad))
 
 
 def test_restarts_need_a_phi_that_declares_its_layers(monkeypatch):
@@ -63,3 +86,10 @@ def test_a_bad_name_leaves_no_run_folder(tmp_path, tiny_dataset):
     with pytest.raises(ConfigError, match="unknown coarse foreground approach 'nope'"):
         run_training(cfg, None, tmp_path / "run", "cpu", quiet=True, images=str(tiny_dataset / "images"))
     assert not (tmp_path / "run").exists()
+
+
+def test_baseline_scops_with_a_bad_name_leaves_no_folder(tmp_path, tiny_dataset):
+    cfg = load_config("cpu", overrides=["optim.optimizer=adamw"])
+    with pytest.raises(ConfigError, match="unknown optim.optimizer 'adamw'"):
+        run_baseline("scops", str(tiny_dataset), tmp_path / "scops", 3, cfg)
+    assert not (tmp_path / "scops").exists()

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from partdiscovery.config import PredictConfig
-from partdiscovery.errors import ConfigError
-from partdiscovery.utils.registry import Registry, UnknownNameError
+from partdiscovery.utils.registry import Registry, config_entry
 
 PART_REFINERS: Registry[torch.Tensor] = Registry("predict.refine")
 """Name -> ``fn(images, probs, cfg: PredictConfig) -> probs``."""
@@ -80,10 +79,7 @@ def refine_guided(images: torch.Tensor, probs: torch.Tensor, cfg: PredictConfig)
 
 def part_refiner(name: str):
     """The refiner registered as ``name``; an unknown name is a :class:`ConfigError` listing the names."""
-    try:
-        return PART_REFINERS.get(name)
-    except UnknownNameError as e:  # a config value: the user's error, with the valid names
-        raise ConfigError(str(e)) from None
+    return config_entry(PART_REFINERS, name, "predict.refine")
 
 
 def refine_probs(images: torch.Tensor, probs: torch.Tensor, cfg: PredictConfig) -> torch.Tensor:

@@ -12,8 +12,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from partdiscovery.config import Config, OptimConfig
-from partdiscovery.errors import ConfigError
-from partdiscovery.utils.registry import Registry, UnknownNameError
+from partdiscovery.utils.registry import Registry, config_entry
 
 OPTIMIZERS: Registry[Optimizer] = Registry("optim.optimizer")
 """Name -> ``fn(param_groups, optim: OptimConfig) -> Optimizer``."""
@@ -51,19 +50,15 @@ def constant(optimizer: Optimizer, optim: OptimConfig, steps: int) -> LRSchedule
     return LambdaLR(optimizer, lambda s: 1.0)
 
 
-def registered(registry: Registry, name: str):
-    """``registry``'s entry ``name``; an unknown name is a :class:`ConfigError` (a config value) listing the names."""
-    try:
-        return registry.get(name)
-    except UnknownNameError as e:
-        raise ConfigError(str(e)) from None
-
-
 def build_optimizer(method, cfg: Config) -> Optimizer:
     """The optimiser ``cfg.optim.optimizer`` over ``method.param_groups(cfg.optim)``."""
-    return registered(OPTIMIZERS, cfg.optim.optimizer)(method.param_groups(cfg.optim), cfg.optim)
+    return config_entry(OPTIMIZERS, cfg.optim.optimizer, "optim.optimizer")(
+        method.param_groups(cfg.optim), cfg.optim
+    )
 
 
 def build_schedule(optimizer: Optimizer, cfg: Config) -> LRScheduler:
     """The schedule ``cfg.optim.schedule`` over ``cfg.train.steps`` steps."""
-    return registered(SCHEDULES, cfg.optim.schedule)(optimizer, cfg.optim, max(1, cfg.train.steps))
+    return config_entry(SCHEDULES, cfg.optim.schedule, "optim.schedule")(
+        optimizer, cfg.optim, max(1, cfg.train.steps)
+    )

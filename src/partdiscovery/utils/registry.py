@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from partdiscovery.errors import UnknownNameError
+from partdiscovery.errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -63,4 +63,14 @@ class Registry(Generic[T]):
         return name in self._entries
 
 
-__all__ = ["Registry", "UnknownNameError"]
+def config_entry(registry: Registry[T], name: str, key: str) -> Callable[..., T]:
+    """``registry``'s entry for the value ``name`` of config key ``key``; an unknown name is a
+    :class:`~partdiscovery.errors.ConfigError` that names the key and lists the registered names."""
+    try:
+        return registry.get(name)
+    except UnknownNameError as e:
+        message = str(e)
+        raise ConfigError(message if registry.kind == key else f"{key}: {message}") from None
+
+
+__all__ = ["Registry", "UnknownNameError", "config_entry"]

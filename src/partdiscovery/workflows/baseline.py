@@ -186,8 +186,10 @@ def _train_scops(job: BaselineJob) -> Path:
     from partdiscovery.data import open_dataset
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.segmenter import PartSegmenter
+    from partdiscovery.training.checks import check_config
 
     cfg = with_overrides(job.cfg, ["method=scops", f"model.num_parts={job.parts}", f"train.seed={job.seed}"])
+    check_config(cfg)  # a bad name fails before the predictions folder is claimed
     inputs = dataset_inputs(job.data)
     prediction_folder(job.out, [], job.overwrite, inputs)  # fail before training
     dataset = open_dataset(job.data, job.split)
