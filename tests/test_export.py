@@ -205,12 +205,14 @@ def test_the_readmes_onnx_recipe_gives_predicts_labels(fake_run, tiny_cfg, tmp_p
     written; the bound leaves room for ties between logits across onnxruntime versions)."""
     pytest.importorskip("onnxruntime")
     onnx_parts = _readme_onnx_recipe()
-    path = str(export_model(fake_run, "onnx", tmp_path / "model.onnx"))
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(export_model(fake_run, "onnx", tmp_path / "model.onnx")))
     seg = PartSegmenter.load(fake_run, device="cpu", refine="none")
     rng = np.random.default_rng(height + width)
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     mask = np.zeros((height, width), dtype=bool)
     mask[height // 4 : 3 * height // 4, width // 5 :] = True
     for given in (None, mask):
-        ours, theirs = seg.predict(image, given), onnx_parts(path, image, given)
+        ours, theirs = seg.predict(image, given), onnx_parts(session, image, given)
         assert theirs.shape == (height, width) and (ours == theirs).mean() > 0.999, (ours == theirs).mean()

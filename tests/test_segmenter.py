@@ -140,9 +140,8 @@ def test_predict_proba_reads_every_kind_of_mask_and_refuses_what_it_would_misrea
         ),  # the mask as a view with negative strides (torch refuses one)
     ):
         torch.testing.assert_close(segmenter.predict_proba(images, same), expected)
-    one = segmenter.predict_proba(
-        images[0], mask[0, 0]
-    )  # one [3, H, W] image and its [H, W] mask, as predict
+    # One [3, H, W] image and its [H, W] mask, as predict takes them.
+    one = segmenter.predict_proba(images[0], mask[0, 0])
     torch.testing.assert_close(one, expected[:1])
     for bad, match in (
         (mask.float() * 255, r"float masks must lie in \[0, 1\]"),  # a 0/255 mask as floats: background -254

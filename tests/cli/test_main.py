@@ -265,9 +265,8 @@ def test_baseline_uses_the_presets_phi_and_input_size(flow):
     )
     assert cli(command) == 0
     info = json.loads((out / "baseline_info.json").read_text())
-    assert (
-        info["feature_extractor"] == "efficientnet_lite1" and info["input_size"] == 64
-    )  # --set after the file
+    # φ from the file, the input size from --set (which comes after it).
+    assert info["feature_extractor"] == "efficientnet_lite1" and info["input_size"] == 64
     assert info["feature_layers"] == [1.0, 1.0]
 
 

@@ -85,9 +85,8 @@ def test_a_file_with_two_problems_shows_both(folder):
     (folder / "images" / "b.png").write_bytes(b"")  # b's mask and part labels are still checked
     Image.fromarray(np.zeros((5, 5), dtype=np.uint8)).save(folder / "parts" / "b.png")
     message = problems_of(folder)
-    assert (
-        "5 problem(s)" in message
-    )  # c's mask twice, c's part labels against that mask, b's image and labels
+    # c's mask twice, c's part labels against that mask, b's image and labels.
+    assert "5 problem(s)" in message
     assert "not binary" in message and f"mask is 10x10 but the image is {W}x{H}" in message
     assert "part labels are 5x5" in message and str(folder / "images" / "b.png") in message
     assert f"{folder / 'parts' / 'c.png'}: part labels are {W}x{H} but the mask is 10x10" in message

@@ -88,11 +88,8 @@ def test_overwrite_removes_what_described_the_old_run(tmp_path):
     with pytest.warns(UserWarning, match="removed report.html, test_metrics.json, val.json"):
         run.prepare(resume=False, overwrite=True)
     left = sorted(p.name for p in run.path.iterdir() if not p.name.startswith("."))
-    assert left == [
-        "checkpoints",
-        "kmeans.json",
-        "notes.json",
-    ]  # another model's metrics and the user's file stay
+    # Another model's metrics and the user's file stay.
+    assert left == ["checkpoints", "kmeans.json", "notes.json"]
     assert not list_checkpoints(run.path)
 
 

@@ -44,14 +44,31 @@ def test_the_command_line_knows_a_plugins_names(plugin, capsys):
     assert "kmeans_of_a_plugin" in capsys.readouterr().out
 
 
-def test_a_plugin_that_cannot_be_imported_is_one_line_naming_it(monkeypatch, capsys):
+def test_a_plugin_that_cannot_be_imported_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, "no_such_plugin_module")
     with pytest.raises(
-        PartDiscoveryError, match="plugin 'no_such_plugin_module' \\(from PARTDISCOVERY_PLUGINS\\)"
+        PartDiscoveryError, match=r"plugin 'no_such_plugin_module' \(from PARTDISCOVERY_PLUGINS\)"
     ):
         load_plugins()
-    assert main(["baseline", "--help"]) == 2
-    assert capsys.readouterr().err.strip().startswith("partdiscovery: error: plugin 'no_such_plugin_module'")
+    (tmp_path / "broken_plugin.py").write_text(
+        "import os\n\nraise RuntimeError('no licence key\\nsecond line')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "broken_plugin")
+    with pytest.raises(
+        PartDiscoveryError
+    ) as info:  # the plugin's own file and line, the message's first line
+        load_plugins()
+    assert str(info.value).endswith(f"(RuntimeError: no licence key) at {tmp_path / 'broken_plugin.py'}:3")
+    # The command line says so and goes on: --help still works without the plugin.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["baseline", "--help"])
+    assert exit_info.value.code == 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("partdiscovery: warning: plugin 'broken_plugin'") and err.endswith(
+        "going on without it"
+    )
+    sys.modules.pop("broken_plugin", None)
 
 
 def test_the_readmes_plugin_trains_and_predicts_from_the_command_line(tmp_path, monkeypatch, tiny_dataset):

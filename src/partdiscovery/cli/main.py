@@ -590,8 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_plugins()  # before the parser: a plugin's baselines are choices of `baseline`
     except PartDiscoveryError as e:
-        print(f"partdiscovery: error: {e}", file=sys.stderr)
-        return 2
+        # Said, not fatal: --help and every command that does not use the plugin's names still work; one that
+        # does fails with the unknown name next.
+        print(f"partdiscovery: warning: {e}; going on without it", file=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -178,10 +178,8 @@ def write_mask_folder(
     stems = [p.stem for p in paths]
     run_source = None if from_run is None else str(run_source)
     check_output_folder(out, [(folder, "image folder")] if paths else [], "mask folder")
-    complete, interrupted = (
-        _read_json(out / MANIFEST),
-        _read_json(out / PARTIAL),
-    )  # read once: each is rewritten below
+    # Read once: each is rewritten below.
+    complete, interrupted = _read_json(out / MANIFEST), _read_json(out / PARTIAL)
     manifest = _manifest_matches(complete, out, cfg, stems, any_config=keep_existing, from_run=run_source)
     if manifest is not None:
         return manifest | {"reused": True, "config_differs": manifest.get("config") != asdict(cfg)}

@@ -203,9 +203,8 @@ class Trainer:
             with TrainingLog(self.run, cfg, start_step, main, self.progress) as log:
                 started = time.perf_counter()
                 for step, batch in enumerate(loader, start=start_step):
-                    lr = optimizer.param_groups[-1][
-                        "lr"
-                    ]  # the rate this step trains at (the schedule moves on)
+                    # The rate this step trains at, logged with it (the schedule moves on after the step).
+                    lr = optimizer.param_groups[-1]["lr"]
                     losses, finite = train_step(
                         method,
                         to_device(batch, self.device),
