@@ -198,21 +198,26 @@ def _readme_onnx_recipe():
     return namespace["onnx_parts"]
 
 
+@pytest.fixture(scope="module")
+def onnx_session(fake_run, tmp_path_factory):
+    """The tiny run exported to ONNX once, opened as a user opens it."""
+    ort = pytest.importorskip("onnxruntime")
+    return ort.InferenceSession(
+        str(export_model(fake_run, "onnx", tmp_path_factory.mktemp("onnx") / "model.onnx"))
+    )
+
+
 @pytest.mark.parametrize("height, width", [(61, 96), (96, 61), (64, 64), (203, 150)])
-def test_the_readmes_onnx_recipe_gives_predicts_labels(fake_run, tiny_cfg, tmp_path, height, width):
+def test_the_readmes_onnx_recipe_gives_predicts_labels(fake_run, onnx_session, height, width):
     """A user's own code, from the README alone: the same labels as ``predict`` (refine none), with and without a
     mask, on images that are letterboxed with an odd padding, square, and shrunk (every pixel agreed when this was
     written; the bound leaves room for ties between logits across onnxruntime versions)."""
-    pytest.importorskip("onnxruntime")
     onnx_parts = _readme_onnx_recipe()
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(export_model(fake_run, "onnx", tmp_path / "model.onnx")))
     seg = PartSegmenter.load(fake_run, device="cpu", refine="none")
     rng = np.random.default_rng(height + width)
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     mask = np.zeros((height, width), dtype=bool)
     mask[height // 4 : 3 * height // 4, width // 5 :] = True
     for given in (None, mask):
-        ours, theirs = seg.predict(image, given), onnx_parts(session, image, given)
+        ours, theirs = seg.predict(image, given), onnx_parts(onnx_session, image, given)
         assert theirs.shape == (height, width) and (ours == theirs).mean() > 0.999, (ours == theirs).mean()
