@@ -351,3 +351,11 @@ def test_training_refuses_a_users_folder_and_leaves_it_as_it_was(flow, tmp_path,
         train = f"train --data {flow['data']} --out {mine} --steps 1 --no-pretrained --device cpu --quiet"
         assert "not written by partdiscovery" in one_line_error(capsys, train, *TINY, *extra)
     assert {p.name: p.read_text() for p in mine.iterdir()} == files
+
+
+def test_version(capsys):
+    from partdiscovery import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"partdiscovery {__version__}"

@@ -363,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="partdiscovery",
         description="Unsupervised part discovery from contrastive reconstruction (Choudhury et al., NeurIPS 2021).",
     )
+    from partdiscovery import __version__
+
+    parser.add_argument("--version", action="version", version=f"partdiscovery {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="write a synthetic dataset in the part folder format")
