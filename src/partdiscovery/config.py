@@ -335,8 +335,9 @@ class Config:
     predict: PredictConfig = field(default_factory=PredictConfig)
     extra: dict[str, ExtraValue] = field(default_factory=dict)
     """Settings of plugins (a registered method's own loss weight, a backbone's option): an open mapping of names
-    to numbers, strings or booleans, saved with the run like every other key (``--set extra.tv_weight=0.1``; read
-    as ``cfg.extra.get("tv_weight", 0.0)``). The other sections are closed: an unknown key there is a typo."""
+    to numbers, strings or booleans, saved with the run like every other key (``extra.tv_weight=0.1`` on the
+    command line; read as ``cfg.extra.get("tv_weight", 0.0)``). The other sections are closed: an unknown key there
+    is a typo."""
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(asdict(self))
@@ -548,8 +549,9 @@ def _lookup(cfg: Config, key: str) -> Any:
 
 def validate_config(cfg: Config) -> Config:
     """Check every value's range (see ``_RANGES``) and choice; raise one :class:`ConfigError` naming the
-    key, the value and the allowed range. Names of registered things (backbones, methods, optimisers,
-    schedules) are checked by their registries (a layer above the config) before training starts, still
+    key, the value and the allowed range. Names of registered things (methods, backbones, φ, optimisers,
+    schedules, refiners, foreground approaches) are checked against their registries (a layer above the config)
+    before training starts, still
     before anything is written: :func:`partdiscovery.training.checks.check_config`."""
     for key, (low, high, why) in _RANGES.items():
         value = _lookup(cfg, key)
