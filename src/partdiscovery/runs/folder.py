@@ -57,14 +57,19 @@ def is_report(path: str | Path) -> bool:
     return f'<meta name="generator" content="{REPORT_GENERATOR}' in head
 
 
-def is_metrics_json(path: str | Path) -> bool:
-    """A metrics JSON written by ``evaluate --json`` (:data:`METRICS_JSON_KEYS`): the only kind of file
-    ``evaluate --json --overwrite`` may replace, and ``train --overwrite`` removes from its run folder."""
+def _metrics(path: str | Path) -> dict | None:
+    """The contents of a metrics JSON of ``evaluate --json`` (:data:`METRICS_JSON_KEYS`), else None."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and METRICS_JSON_KEYS <= set(data)
+        return None
+    return data if isinstance(data, dict) and METRICS_JSON_KEYS <= set(data) else None
+
+
+def is_metrics_json(path: str | Path) -> bool:
+    """A metrics JSON written by ``evaluate --json`` (:data:`METRICS_JSON_KEYS`): the only kind of file
+    ``evaluate --json --overwrite`` may replace, and ``train --overwrite`` removes from its run folder."""
+    return _metrics(path) is not None
 
 
 def _legacy_run(path: Path) -> bool:
@@ -195,15 +200,16 @@ class RunFolder:
         e.g. a baseline's, and a user's files are left alone)."""
         found = [self.path / REPORT_FILE] if is_report(self.path / REPORT_FILE) else []
         for path in sorted(self.path.glob("*.json")):
-            if path.name not in RUN_FILES and is_metrics_json(path) and self._describes_this_run(path):
+            metrics = _metrics(path) if path.name not in RUN_FILES else None
+            if metrics is not None and self._holds(metrics["source"]):
                 found.append(path)
         return found
 
-    def _describes_this_run(self, metrics: Path) -> bool:
-        """Whether a metrics JSON's ``source`` (the ``--run`` it scored) is this folder or a file inside it."""
+    def _holds(self, source) -> bool:
+        """Whether ``source`` (a metrics JSON's ``--run``) is this folder or a file inside it."""
         try:
-            source = Path(json.loads(metrics.read_text(encoding="utf-8"))["source"]).resolve()
-        except (OSError, ValueError, KeyError, TypeError):
+            source = Path(source).resolve()
+        except (TypeError, ValueError, OSError):
             return False
         here = self.path.resolve()
         return source == here or here in source.parents
