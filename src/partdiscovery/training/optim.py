@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from partdiscovery.config import Config, OptimConfig
+from partdiscovery.utils.moved import moved_names
 from partdiscovery.utils.registry import Registry, config_entry
 
 OPTIMIZERS: Registry[Optimizer] = Registry("optim.optimizer")
@@ -62,3 +63,7 @@ def build_schedule(optimizer: Optimizer, cfg: Config) -> LRScheduler:
     return config_entry(SCHEDULES, cfg.optim.schedule, "optim.schedule")(
         optimizer, cfg.optim, max(1, cfg.train.steps)
     )
+
+
+# moved in 0.23 (and checks more than names)
+__getattr__ = moved_names(__name__, {"check_names": "partdiscovery.training.checks:check_config"})

@@ -39,6 +39,7 @@ from partdiscovery.runs import (
     RUN_INFO_FILE,
     SUMMARY_FILE,
 )
+from partdiscovery.utils.moved import moved_names
 from partdiscovery.viz.overlay import overlay, part_colour, part_name
 
 SKIP_JSON = {SUMMARY_FILE, RUN_INFO_FILE}
@@ -519,3 +520,6 @@ def render_report(
 
 
 __all__ = ["curve_chart", "read_metrics_csv", "render_report", "smooth_ema"]
+
+# moved in 0.23: the run folder owns its file names
+__getattr__ = moved_names(__name__, {"REPORT_FILE": "partdiscovery.runs", "is_report": "partdiscovery.runs"})

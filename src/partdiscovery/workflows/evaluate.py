@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from partdiscovery.utils.moved import moved_names
+
 
 def evaluate(
     data: str,
@@ -58,3 +60,7 @@ def warn_if_trained_on_val(run: str | Path) -> None:
             f"held out; train with --holdout-val (split {HOLDOUT_SPLIT!r}) to choose settings on val",
             stacklevel=3,
         )
+
+
+# moved in 0.23: the run folder owns its file names
+__getattr__ = moved_names(__name__, {"is_metrics_json": "partdiscovery.runs"})
