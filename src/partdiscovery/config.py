@@ -540,6 +540,23 @@ _RANGES: dict[str, tuple[float, float, str]] = {
 }
 
 
+def config_differences(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
+    """``[(dotted key, value in a, value in b)]`` for every key whose values differ, in key order (``extra``'s
+    keys as ``extra.NAME``; a key only one side has is ``None`` on the other)."""
+
+    def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(node, dict):
+            return {prefix: node}
+        return {k: v for key, value in node.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+
+    fa, fb = flat(a.to_dict()), flat(b.to_dict())
+    return [
+        (key.removesuffix("."), fa.get(key), fb.get(key))
+        for key in sorted(fa.keys() | fb.keys())
+        if fa.get(key) != fb.get(key)
+    ]
+
+
 def _lookup(cfg: Config, key: str) -> Any:
     value: Any = cfg
     for part in key.split("."):

@@ -88,6 +88,14 @@ def test_crop_resize_pads_outside_the_image_with_zeros():
     assert batched.shape == (2, 1, 9, 9)
 
 
+def test_crop_resize_nearest_takes_the_label_at_each_pixels_centre():
+    """Shrinking 9 -> 3 keeps columns 1, 4, 7 (the centres), not 0, 3, 6: labels aligned with the bilinear image."""
+    labels = torch.arange(9).repeat(9, 1)[None]
+    assert crop_resize(labels, (0, 0, 9, 9), 3, mode="nearest")[0, 0].tolist() == [1, 4, 7]
+    grown = crop_resize(torch.arange(4).repeat(4, 1)[None], (0, 0, 4, 4), 6, mode="nearest")
+    assert grown[0, 0].tolist() == [0, 1, 1, 2, 3, 3]
+
+
 def test_box_to_grid_maps_the_box_onto_the_square():
     grid = box_to_grid((0, -7, 44, 37), 30, 44)
     assert grid.shape == (1, 30, 44, 2)

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from partdiscovery.config import config_from_dict
+from partdiscovery.config import config_from_dict, with_overrides
 from partdiscovery.data import open_dataset
 from partdiscovery.errors import CheckpointError, ConfigError, PartDiscoveryError
 from partdiscovery.runs.checkpoint import (
@@ -167,7 +167,7 @@ def test_resume_from_a_corrupt_newest_checkpoint(
     assert load_checkpoint(checkpoint_path(copy, 4))["step"] == 4
     # Resuming with another model is refused.
     (copy / "train_summary.json").unlink()
-    with pytest.raises(CheckpointError, match="different model"):
+    with pytest.raises(CheckpointError, match="different settings \\(model.num_parts 3 -> 5\\)"):
         train_tiny(tiny_dataset, copy, tiny_config("train.steps=4", "model.num_parts=5"), resume=True)
 
 
@@ -277,9 +277,65 @@ def test_a_refused_resume_leaves_the_run_as_it_was(
     shutil.copytree(run, copy)
     (copy / "train_summary.json").unlink()
     before = _snapshot(copy)
-    with pytest.raises(CheckpointError, match="different model"):
+    with pytest.raises(CheckpointError, match="different settings \\(model.num_parts 3 -> 5\\)"):
         train_tiny(tiny_dataset, copy, tiny_config("train.steps=4", "model.num_parts=5"), resume=True)
     assert _snapshot(copy) == before  # config.yaml is written only once the checkpoint is accepted
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ["train.seed=7"],
+        ["optim.lr=0.1"],
+        ["loss.visual=5"],
+        ["train.steps=8"],
+        ["data.hflip=false", "train.amp=true"],
+    ],
+)
+def test_a_resume_with_other_training_settings_is_refused(
+    four_step_run, tiny_dataset, tmp_path, tiny_config, train_tiny, change
+):
+    """Not only the model: a seed, a weight or a schedule of the rest of the run that the run's files do not
+    say would make it another run than the one recorded."""
+    run, _, cfg = four_step_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "train_summary.json").unlink()
+    before = _snapshot(copy)
+    keys = [c.split("=")[0] for c in change]
+    with pytest.raises(CheckpointError, match="different settings.*" + ".*".join(keys)):
+        train_tiny(tiny_dataset, copy, with_overrides(cfg, change), resume=True)
+    assert _snapshot(copy) == before
+
+
+def test_a_resume_may_change_how_the_run_is_executed_and_logged(
+    four_step_run, tiny_dataset, tmp_path, train_tiny
+):
+    run, _, cfg = four_step_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "train_summary.json").unlink()
+    checkpoint_path(copy, 4).unlink()  # one step left
+    changed = with_overrides(cfg, ["train.threads=1", "train.log_every=1", "train.checkpoint_every=2"])
+    changed = with_overrides(changed, ["predict.refine=guided"])
+    assert train_tiny(tiny_dataset, copy, changed, resume=True)["steps_this_session"] == 1
+    assert config_from_dict(yaml.safe_load((copy / "config.yaml").read_text())) == changed
+
+
+def test_a_resume_on_another_split_is_refused(four_step_run, tiny_dataset, tmp_path, train_tiny):
+    run, _, cfg = four_step_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "train_summary.json").unlink()
+    info = json.loads((copy / "run_info.json").read_text())
+    assert (info["split"], info["images"]) == ("train", len(open_dataset(tiny_dataset, "train")))
+    held_out = open_dataset(tiny_dataset, "train_minus_val")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        trainer = Trainer(create_method(cfg), cfg, held_out, copy, device="cpu", resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="trained on split 'train' .* not on split 'train_minus_val'"):
+        trainer.fit()
+    assert json.loads((copy / "run_info.json").read_text()) == info  # the record still says what f saw
 
 
 def test_two_trainings_never_share_a_run_folder(tiny_dataset, tmp_path, tiny_config, train_tiny):

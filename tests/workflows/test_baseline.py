@@ -89,3 +89,41 @@ def test_scops_is_trained_into_out_run_without_changing_the_callers_config(
     assert "method: scops" in run_config and "num_parts: 3" in run_config
     test = open_dataset(tiny_dataset, "test", require_parts=True)
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(test.ids)
+
+
+def test_a_baseline_scored_on_val_is_fitted_without_the_val_images(
+    tmp_path, tiny_dataset, tiny_config, monkeypatch
+):
+    """As ``train --holdout-val`` trains the method: a clustering fitted on the images it is scored on would not
+    be compared with the method as the method is."""
+    from partdiscovery.baselines import Baseline, fit_kmeans, predict_kmeans
+
+    fitted_on = []
+
+    def spy_fit(phi, train_set, *args, **kwargs):
+        fitted_on.append(list(train_set.ids))
+        return fit_kmeans(phi, train_set, *args, **kwargs)
+
+    monkeypatch.setitem(BASELINES._entries, "spy", lambda: Baseline(spy_fit, predict_kmeans, True))
+    out = run_baseline(
+        "spy", str(tiny_dataset), tmp_path / "val", 3, tiny_config(), split="val", progress=False
+    )
+    val = open_dataset(tiny_dataset, "val").ids
+    assert fitted_on[0] == open_dataset(tiny_dataset, "train_minus_val").ids and not set(val) & set(
+        fitted_on[0]
+    )
+    info = json.loads((out / "baseline_info.json").read_text())
+    assert (info["split"], info["fit_split"]) == ("val", "train_minus_val")
+    run_baseline("spy", str(tiny_dataset), tmp_path / "test", 3, tiny_config(), progress=False)
+    assert fitted_on[1] == open_dataset(tiny_dataset, "train").ids  # scoring test: the whole training split
+    run_baseline(
+        "spy",
+        str(tiny_dataset),
+        tmp_path / "own",
+        3,
+        tiny_config(),
+        split="val",
+        fit_split="train",
+        progress=False,
+    )
+    assert fitted_on[2] == open_dataset(tiny_dataset, "train").ids  # given: used as given

@@ -39,3 +39,22 @@ def test_val_scores_of_a_run_trained_on_val_come_with_a_warning(tmp_path, tiny_r
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate(str(tiny_dataset), "val", run=str(held_out), device="cpu", progress=False)
+
+
+def test_val_scores_of_a_baseline_fitted_on_val_come_with_a_warning(tmp_path, tiny_dataset, tiny_config):
+    import warnings
+
+    from partdiscovery.workflows import run_baseline
+
+    out = run_baseline(
+        "kmeans", str(tiny_dataset), tmp_path / "km", 3, tiny_config(), split="val", progress=False
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fitted on train_minus_val: held out
+        evaluate(str(tiny_dataset), "val", predictions=str(out), progress=False)
+    info = json.loads((out / "baseline_info.json").read_text())
+    (out / "baseline_info.json").write_text(
+        json.dumps(info | {"fit_split": "train"})
+    )  # as versions before 0.24
+    with pytest.warns(UserWarning, match="fitted on the whole training split.*val scores are not held out"):
+        evaluate(str(tiny_dataset), "val", predictions=str(out), progress=False)

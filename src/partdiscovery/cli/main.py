@@ -449,14 +449,17 @@ def build_parser() -> argparse.ArgumentParser:
         "baseline",
         help="run a baseline and write its predictions",
         description="k-means and DFF are fitted on the train split's φ features; SCOPS is trained "
-        "(into OUT/run; --steps, --preset, --overwrite and --set apply to it).",
+        "(into OUT/run; --steps, --preset, --overwrite and --set apply to it). With --split val (held out of a "
+        "part folder's train.txt) they are fitted or trained on the train split without the validation ids.",
     )
     p.add_argument("name", choices=list_baselines(), help="the baseline")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="folder for <id>.png predictions")
     p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=4)
     p.add_argument("--input-size", type=_int_in(32, 4096), default=None, help="default: the preset's")
-    p.add_argument("--split", default="test", help="split to predict (fitted on train)")
+    p.add_argument(
+        "--split", default="test", help="split to predict (fitted on train; on train without val for val)"
+    )
     p.add_argument("--seed", type=_int_in(0), default=0)
     p.add_argument("--no-pretrained", action="store_true")
     p.add_argument(

@@ -48,7 +48,8 @@ def crop_resize(image: torch.Tensor, box: Box, size: int, mode: str = "bilinear"
     """Crop ``box`` from ``image [..., C, H, W]`` (zero padding outside) and resize it to ``[..., C, size, size]``.
 
     ``mode``: ``bilinear`` (antialiased when shrinking, for images and soft masks) or ``nearest``
-    (for label maps). Returns float32 for bilinear, the input dtype for nearest.
+    (for label maps; each output pixel takes the label at its centre, PyTorch's ``nearest-exact``, so labels stay
+    aligned with the bilinear image). Returns float32 for bilinear, the input dtype for nearest.
     """
     if image.dim() == 4:
         return torch.stack([crop_resize(im, box, size, mode) for im in image])
@@ -60,7 +61,7 @@ def crop_resize(image: torch.Tensor, box: Box, size: int, mode: str = "bilinear"
         x0, x1, y0, y1 = x0 + pad[0], x1 + pad[0], y0 + pad[2], y1 + pad[2]
     patch = image[:, y0:y1, x0:x1]
     if mode == "nearest":
-        return F.interpolate(patch[None].float(), size=(size, size), mode="nearest")[0].to(image.dtype)
+        return F.interpolate(patch[None].float(), size=(size, size), mode="nearest-exact")[0].to(image.dtype)
     patch = patch[None].float()
     antialias = patch.shape[-1] > size or patch.shape[-2] > size
     return F.interpolate(patch, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)[

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import resource
 import sys
@@ -22,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from partdiscovery import __version__
-from partdiscovery.config import Config
+from partdiscovery.config import Config, config_differences
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import StepBatchSampler, TrainingSet
 from partdiscovery.errors import CheckpointError, PartDiscoveryError
@@ -129,6 +130,24 @@ def _tensorboard(run: RunFolder):
             "train.tensorboard=true needs the tensorboard package: pip install tensorboard"
         ) from None
     return SummaryWriter(str(run.tensorboard))
+
+
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "data.cache_size",
+        "data.num_workers",
+        "train.checkpoint_every",
+        "train.compile",
+        "train.keep_checkpoints",
+        "train.log_every",
+        "train.max_bad_steps",
+        "train.tensorboard",
+        "train.threads",
+    }
+)
+"""Config keys that a resume may change: how the run is executed, logged and kept, not what it computes (and
+the ``predict`` section, which only inference reads). Every other difference from the checkpoint's config is
+refused: the data order, augmentations and schedule of the rest of the run would not be the stored run's."""
 
 
 class Trainer:
@@ -268,18 +287,43 @@ class Trainer:
         method.wrap_net(lambda net: DistributedDataParallel(net, device_ids=device_ids))
 
     def _restore(self, optimizer, schedule) -> int:
-        """Load the newest good checkpoint into the method, optimiser and schedule; its step."""
+        """Load the newest good checkpoint into the method, optimiser and schedule; its step. Refused when the
+        config or the training split is not the run's: the rest of the run would not be the run its files say."""
         path, payload = load_latest(self.run.path)
-        stored = checkpoint_config(payload, path)
-        if stored.model != self.cfg.model or stored.method != self.cfg.method:
+        changed = [
+            f"{key} {old!r} -> {new!r}"
+            for key, old, new in config_differences(checkpoint_config(payload, path), self.cfg)
+            if key not in RESUME_MAY_CHANGE and key.split(".")[0] != "predict"
+        ]
+        if changed:
+            listed = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
             raise CheckpointError(
-                f"{path}: was trained with a different model or method config; "
-                "resume with the same settings or start a new run"
+                f"{path}: was trained with different settings ({listed}); resume with the same settings, or "
+                "start a new run (another --out, or --overwrite)"
             )
+        self._check_same_images()
         self.method.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         schedule.load_state_dict(payload["schedule"])
         return int(payload["step"])
+
+    def _check_same_images(self) -> None:
+        """The split and image count that ``run_info.json`` records must be this dataset's (a run that did not
+        record them, an older version's, is not checked)."""
+        try:
+            info = json.loads(self.run.run_info.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(info, dict):
+            return
+        split, count = getattr(self.dataset, "split", None), len(self.dataset)
+        if ("split" in info and info["split"] != split) or info.get("images", count) != count:
+            raise CheckpointError(
+                f"{self.run.run_info}: the run was trained on split {info.get('split')!r}"
+                + (f" ({info['images']} images)" if "images" in info else "")
+                + f", not on split {split!r} ({count} images); resume with the same data and split, or start a "
+                "new run (another --out, or --overwrite)"
+            )
 
     def _write_run_files(self, dist_info: DistInfo, start_step: int) -> None:
         """config.yaml and run_info.json; on resume, metrics.csv cut back to the checkpoint."""
@@ -294,6 +338,7 @@ class Trainer:
                 "dataset": self.dataset.describe(),
                 # Which ids f saw: evaluate --split val warns when they include the validation ids.
                 "split": getattr(self.dataset, "split", None),
+                "images": len(self.dataset),
                 "device": str(self.device),
                 "world_size": dist_info.world_size,
                 **self.info,

@@ -43,6 +43,7 @@ class BaselineJob:
     split: str = "test"
     """The split whose predictions are written."""
     fit_split: str = "train"
+    """The split fitted (or trained) on: :func:`default_fit_split` unless given."""
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -89,7 +90,7 @@ def run_baseline(
     *,
     input_size: int | None = None,
     split: str = "test",
-    fit_split: str = "train",
+    fit_split: str | None = None,
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
@@ -98,7 +99,8 @@ def run_baseline(
     """Run baseline ``name`` (:func:`list_baselines`) on ``data`` and write its ``split`` predictions to
     ``out`` (a new or empty folder, or, with ``overwrite``, an earlier predictions folder of ours).
 
-    ``cfg`` (default: the cpu preset) gives φ and the input size (``input_size`` overrides it)."""
+    ``cfg`` (default: the cpu preset) gives φ and the input size (``input_size`` overrides it). ``fit_split``
+    (default :func:`default_fit_split`) is the split fitted or trained on."""
     kind = baseline_kind(name)  # an unknown name fails here, listing the names
     if isinstance(parts, bool) or not isinstance(parts, int) or not 2 <= parts <= MAX_PARTS:
         raise InvalidArgumentError(f"--parts must be in 2..{MAX_PARTS}, got {parts!r}")
@@ -107,8 +109,22 @@ def run_baseline(
         if isinstance(input_size, bool) or not isinstance(input_size, int) or not 32 <= input_size <= 4096:
             raise InvalidArgumentError(f"--input-size must be in 32..4096 pixels, got {input_size!r}")
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, input_size=input_size))
+    fit_split = fit_split or default_fit_split(data, split)
     job = BaselineJob(str(data), Path(out), parts, cfg, split, fit_split, seed, device, progress, overwrite)
     return kind.run(job)
+
+
+def default_fit_split(data: str | Path, split: str) -> str:
+    """The split a baseline is fitted on when its predictions of ``split`` are written: ``train``, except for a
+    part folder's ``val``, which is held out of ``train.txt``: then ``train_minus_val``, the split that
+    ``train --holdout-val`` trains the method on. A clustering fitted on the images it is scored on would not be
+    compared with the method as the method is."""
+    from partdiscovery.data import PartFolderDataset, dataset_kind
+    from partdiscovery.data.part_folder import HOLDOUT_SPLIT
+
+    if split == "val" and issubclass(dataset_kind(data).dataset_class, PartFolderDataset):
+        return HOLDOUT_SPLIT
+    return "train"
 
 
 def _fit_on_features(name: str, job: BaselineJob) -> Path:

@@ -28,6 +28,8 @@ def evaluate(
 
     if run is not None and split == "val":
         warn_if_trained_on_val(run)
+    if predictions is not None and split == "val":
+        warn_if_fitted_on_val(predictions)
     return evaluate_protocol(
         protocol or default_protocol(data),
         data,
@@ -58,6 +60,31 @@ def warn_if_trained_on_val(run: str | Path) -> None:
         warnings.warn(
             f"{run}: was trained on the whole training split, the validation ids included, so its val scores are not "
             f"held out; train with --holdout-val (split {HOLDOUT_SPLIT!r}) to choose settings on val",
+            stacklevel=3,
+        )
+
+
+def warn_if_fitted_on_val(predictions: str | Path) -> None:
+    """The same warning for a baseline's predictions folder: fitted on the whole training split
+    (``baseline_info.json``; versions before 0.24 fitted on ``train`` whatever the scored split), or, for a trained
+    baseline (SCOPS), trained on it (its run in ``PREDICTIONS/run``)."""
+    import warnings
+
+    from partdiscovery.data.part_folder import HOLDOUT_SPLIT
+
+    folder = Path(predictions)
+    if (folder / "run" / "run_info.json").is_file():
+        warn_if_trained_on_val(folder / "run")
+        return
+    try:
+        info = json.loads((folder / "baseline_info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # not a baseline's folder (e.g. `predict`'s output), or one of a version without the record
+    if isinstance(info, dict) and info.get("split") == "val" and info.get("fit_split") == "train":
+        warnings.warn(
+            f"{predictions}: the baseline was fitted on the whole training split, the validation ids included, so "
+            f"its val scores are not held out; run `partdiscovery baseline ... --split val` again (it fits on "
+            f"{HOLDOUT_SPLIT!r})",
             stacklevel=3,
         )
 
