@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from partdiscovery.config import with_overrides
-from partdiscovery.errors import PartDiscoveryError
+from partdiscovery.errors import CheckpointError, PartDiscoveryError
 from partdiscovery.runs.checkpoint import checkpoint_path, list_checkpoints
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.workflows import restarts
@@ -129,6 +129,19 @@ def test_resume_reuses_finished_candidates_and_refuses_without_a_flag(tmp_path, 
     assert log.stat().st_mtime_ns != before  # candidate 1 was resumed (its log rewritten)
     with pytest.raises(PartDiscoveryError, match="--overwrite|--resume"):
         _train(cfg, tiny_dataset, out)
+
+
+def test_a_resume_with_other_settings_is_refused_even_where_every_candidate_finished(
+    tmp_path, tiny_config, tiny_dataset
+):
+    """A finished candidate is skipped by a resume, so no trainer compares its settings; the workflow does."""
+    out = tmp_path / "run"
+    cfg = tiny_config("train.steps=2", "train.restarts=2")
+    _train(cfg, tiny_dataset, out)
+    (out / "restarts" / "selection.json").unlink()
+    with pytest.raises(CheckpointError, match="seed_0: was trained with different settings \\(loss.visual"):
+        _train(with_overrides(cfg, ["loss.visual=5"]), tiny_dataset, out, resume=True)
+    _train(with_overrides(cfg, ["train.log_every=1"]), tiny_dataset, out, resume=True)  # allowed: logging
 
 
 def test_an_early_choice_trains_only_the_chosen_candidate_on(

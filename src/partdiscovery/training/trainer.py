@@ -150,6 +150,22 @@ the ``predict`` section, which only inference reads). Every other difference fro
 refused: the data order, augmentations and schedule of the rest of the run would not be the stored run's."""
 
 
+def check_resume_config(stored: Config, cfg: Config, where: str | Path) -> None:
+    """Raise :class:`CheckpointError` (naming ``where`` and up to four keys) when ``cfg`` differs from the
+    ``stored`` config of the run being resumed in a key outside :data:`RESUME_MAY_CHANGE` and ``predict``."""
+    changed = [
+        f"{key} {old!r} -> {new!r}"
+        for key, old, new in config_differences(stored, cfg)
+        if key not in RESUME_MAY_CHANGE and key.split(".")[0] != "predict"
+    ]
+    if changed:
+        listed = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
+        raise CheckpointError(
+            f"{where}: was trained with different settings ({listed}); resume with the same settings, or start "
+            "a new run (another --out, or --overwrite)"
+        )
+
+
 class Trainer:
     """Trains ``method`` on ``dataset`` into ``run_dir``.
 
@@ -290,17 +306,7 @@ class Trainer:
         """Load the newest good checkpoint into the method, optimiser and schedule; its step. Refused when the
         config or the training split is not the run's: the rest of the run would not be the run its files say."""
         path, payload = load_latest(self.run.path)
-        changed = [
-            f"{key} {old!r} -> {new!r}"
-            for key, old, new in config_differences(checkpoint_config(payload, path), self.cfg)
-            if key not in RESUME_MAY_CHANGE and key.split(".")[0] != "predict"
-        ]
-        if changed:
-            listed = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
-            raise CheckpointError(
-                f"{path}: was trained with different settings ({listed}); resume with the same settings, or "
-                "start a new run (another --out, or --overwrite)"
-            )
+        check_resume_config(checkpoint_config(payload, path), self.cfg, path)
         self._check_same_images()
         self.method.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])

@@ -43,9 +43,10 @@ from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_va
 from partdiscovery.runs import RunFolder
 from partdiscovery.runs.checkpoint import checkpoint_path, list_checkpoints
 from partdiscovery.runs.folder import CONFIG_FILE, METRICS_FILE
+from partdiscovery.runs.model_file import model_config
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.training.methods import create_method
-from partdiscovery.training.trainer import Trainer
+from partdiscovery.training.trainer import Trainer, check_resume_config
 from partdiscovery.utils.distributed import broadcast_object, env_info
 from partdiscovery.utils.io import atomic_write, atomic_write_json
 from partdiscovery.utils.seed import seed_everything
@@ -232,6 +233,8 @@ def train_with_restarts(
                 continue  # chosen before an interruption: only the chosen one may have steps left
             folder = RunFolder(candidate_dir(out, seed))
             if resume and (folder.summary.is_file() or (early and _has_step(folder, choice_step))):
+                # Skipped, so no trainer compares its settings: a changed option must not pass unnoticed.
+                check_resume_config(model_config(folder.path), candidates[seed], folder.path)
                 continue
             if progress and main:
                 print(
