@@ -46,4 +46,5 @@ class OutputPathError(PartDiscoveryError):
 
 
 class RunLockedError(OutputPathError):
-    """Another process holds the lock of a run folder (two trainings would mix their files)."""
+    """Another process holds the lock of a folder being written: a run folder (two trainings would mix their
+    files), a predictions or a mask folder (each write would remove the other's files as stale)."""

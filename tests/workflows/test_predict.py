@@ -123,3 +123,19 @@ def test_prediction_folder_refuses_a_users_folder_and_needs_overwrite(tmp_path):
     with pytest.raises(OutputPathError, match="--overwrite"):
         prediction_folder(tmp_path / "ours", ["a.png"], overwrite=False)
     prediction_folder(tmp_path / "ours", ["a.png"], overwrite=True)
+
+
+def test_a_second_predict_into_a_folder_being_written_is_refused(tmp_path, tiny_run, tiny_dataset):
+    """Two calls into one folder would each remove the other's files as stale (a trial found 12 of 16 gone)."""
+    from filelock import FileLock
+
+    from partdiscovery.errors import RunLockedError
+    from partdiscovery.utils.outputs import LOCK
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with FileLock(out / LOCK, timeout=0, thread_local=False):  # another process writing
+        with pytest.raises(RunLockedError, match="another partdiscovery process is writing predictions"):
+            predict_with_masks(tmp_path, tiny_run, tiny_dataset)
+        assert sorted(p.name for p in out.iterdir()) == [LOCK]
+    assert predict_with_masks(tmp_path, tiny_run, tiny_dataset)["count"] > 0  # free again

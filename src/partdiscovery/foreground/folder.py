@@ -33,7 +33,7 @@ from partdiscovery.errors import DatasetError, OutputPathError
 from partdiscovery.foreground.distill import mask_from_run
 from partdiscovery.foreground.model import ForegroundModel
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
-from partdiscovery.utils.outputs import MARKER, check_output_folder
+from partdiscovery.utils.outputs import LOCK, MARKER, check_output_folder, lock_folder, remove_if_only_lock
 from partdiscovery.utils.progress import progress as progress_bar
 from partdiscovery.utils.threads import ordered_map, torch_threads
 
@@ -174,17 +174,54 @@ def write_mask_folder(
     """
     out = Path(out)
     paths = [Path(p) for p in paths]
+    check_output_folder(out, [(paths[0].parent, "image folder")] if paths else [], "mask folder")
+    created = not out.exists()
+    try:
+        # Two calls writing one folder would mix their images' masks under one manifest.
+        with lock_folder(out, "writing masks into this folder", "mask folder"):
+            return _write_mask_folder(
+                paths,
+                out,
+                cfg,
+                device,
+                progress,
+                fit_paths,
+                keep_existing,
+                from_run,
+                run_source,
+                workers,
+                replace_other,
+            )
+    except BaseException:
+        if created:
+            remove_if_only_lock(out)  # refused before writing a mask (e.g. no readable image): leave nothing
+        raise
+
+
+def _write_mask_folder(
+    paths: list[Path],
+    out: Path,
+    cfg: ForegroundConfig,
+    device: str | torch.device,
+    progress: bool,
+    fit_paths: Sequence[Path] | None,
+    keep_existing: bool,
+    from_run,
+    run_source: str | None,
+    workers: int,
+    replace_other: bool,
+) -> dict:
+    """:func:`write_mask_folder` under the folder's lock."""
     folder = paths[0].parent if paths else out
     stems = [p.stem for p in paths]
     run_source = None if from_run is None else str(run_source)
-    check_output_folder(out, [(folder, "image folder")] if paths else [], "mask folder")
     # Read once: each is rewritten below.
     complete, interrupted = _read_json(out / MANIFEST), _read_json(out / PARTIAL)
     manifest = _manifest_matches(complete, out, cfg, stems, any_config=keep_existing, from_run=run_source)
     if manifest is not None:
         return manifest | {"reused": True, "config_differs": manifest.get("config") != asdict(cfg)}
     ours = (out / MANIFEST).is_file() or (out / PARTIAL).is_file()
-    if out.is_dir() and any(out.iterdir()) and not ours:
+    if any(p.name != LOCK for p in out.iterdir()) and not ours:
         other = (_read_json(out / MARKER) or {}).get("kind")
         held = (
             f"holds a partdiscovery {other}, not masks"

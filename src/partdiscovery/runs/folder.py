@@ -22,12 +22,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
-from partdiscovery.errors import OutputPathError, RunLockedError
+from partdiscovery.errors import OutputPathError
 from partdiscovery.runs.checkpoint import CHECKPOINT_DIR, list_checkpoints
 from partdiscovery.utils.io import atomic_write_text, remove_stale_temporaries
-from partdiscovery.utils.outputs import LOCK, OutputFolder, make_folder
+from partdiscovery.utils.outputs import LOCK, OutputFolder, lock_folder
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
@@ -154,16 +154,7 @@ class RunFolder:
     def lock(self) -> FileLock:
         """Create the folder and take its lock (at once, or :class:`RunLockedError`); release it with
         ``.release()`` or use it as a context manager."""
-        make_folder(self.path, "run folder")
-        lock = FileLock(self.path / LOCK_FILE, timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise RunLockedError(
-                f"{self.path}: another partdiscovery process is training into this run folder (its lock "
-                f"{self.path / LOCK_FILE} is held); wait for it to finish or choose another --out"
-            ) from None
-        return lock
+        return lock_folder(self.path, "training into this run folder", "run folder")
 
     def prepare(self, resume: bool, overwrite: bool) -> None:
         """Under the lock: check again (the folder may have changed since :meth:`check`), mark the

@@ -30,15 +30,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from partdiscovery.errors import OutputPathError
+from filelock import FileLock, Timeout
+
+from partdiscovery.errors import OutputPathError, RunLockedError
 from partdiscovery.utils.io import atomic_write_json
 
 MARKER = ".partdiscovery.json"
 """The manifest file of a folder partdiscovery created: ``{"kind": ..., "files": [...]}``."""
 
 LOCK = ".partdiscovery.lock"
-"""The lock file of a folder being written (see :class:`~partdiscovery.training.trainer.RunFolder`); a
-folder holding only this file counts as empty."""
+"""The lock file of a folder being written (:func:`lock_folder`); a folder holding only this file counts as
+empty."""
 
 OVERWRITE_FLAG = "--overwrite"
 
@@ -108,6 +110,36 @@ def make_folder(path: Path, what: str = "output folder") -> None:
     except OSError as e:
         reason = os.strerror(e.errno) if e.errno else str(e)
         raise OutputPathError(f"{path}: cannot create the {what} ({reason})") from None
+
+
+def lock_folder(path: Path, doing: str, what: str = "output folder", flag: str = "--out") -> FileLock:
+    """Create ``path`` and take its :data:`LOCK` at once, or raise :class:`RunLockedError`: two processes writing
+    one folder would mix their files (and each would remove the other's as stale). ``doing``: what the holder is
+    doing, for the message ("training into this run folder"). Release with ``.release()`` or use it as a
+    context manager."""
+    make_folder(path, what)
+    if not _writable(path):
+        raise OutputPathError(f"{path}: the folder is not writable")
+    lock = FileLock(path / LOCK, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunLockedError(
+            f"{path}: another partdiscovery process is {doing} (its lock {path / LOCK} is held); wait for it to "
+            f"finish or choose another {flag}"
+        ) from None
+    return lock
+
+
+def remove_if_only_lock(path: Path) -> None:
+    """Remove the folder ``path`` if it holds nothing but its :data:`LOCK` (a folder :func:`lock_folder` created
+    for a call that was refused before it wrote anything)."""
+    try:
+        if all(p.name == LOCK for p in path.iterdir()):
+            (path / LOCK).unlink(missing_ok=True)
+            path.rmdir()
+    except OSError:
+        pass  # not ours to insist on: a folder left empty is harmless
 
 
 def check_output_file(
@@ -308,5 +340,7 @@ __all__ = [
     "check_not_inside",
     "check_output_folder",
     "check_output_file",
+    "lock_folder",
     "make_folder",
+    "remove_if_only_lock",
 ]

@@ -25,6 +25,7 @@ from partdiscovery.data.base import PartDataset
 from partdiscovery.data.prediction import Prediction
 from partdiscovery.errors import InvalidArgumentError, UnknownNameError
 from partdiscovery.utils.io import atomic_write_json
+from partdiscovery.utils.outputs import lock_folder
 from partdiscovery.utils.registry import Registry
 from partdiscovery.workflows.predict import prediction_folder
 from partdiscovery.workflows.train import dataset_inputs, run_training
@@ -140,7 +141,8 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
     prediction_folder(job.out, [], job.overwrite, inputs)  # fail before reading any data
     train_set, predict_set = open_dataset(job.data, job.fit_split), open_dataset(job.data, job.split)
     files = [f"{i}.png" for i in predict_set.ids] + ["baseline_info.json"]
-    folder = prediction_folder(job.out, files, job.overwrite, inputs + [(predict_set.root, "dataset folder")])
+    # A user's file among the outputs, or an output inside the dataset, fails before fitting.
+    prediction_folder(job.out, files, job.overwrite, inputs + [(predict_set.root, "dataset folder")])
     seed_everything(job.seed)
     phi = create_feature_extractor(
         model_cfg.feature_extractor,
@@ -150,34 +152,39 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
     )
     started = time.perf_counter()
     model = baseline.fit(phi, train_set, job.parts, input_size, seed=job.seed, progress=job.progress)
-    folder.claim(files)
-    predictions = refined(
-        baseline.predict(phi, model, predict_set, input_size, progress=job.progress),
-        predict_set,
-        job.parts,
-        job.cfg.predict,
-    )
-    for _ in write_predictions(predictions, job.out):
-        pass
-    atomic_write_json(
-        job.out / "baseline_info.json",
-        {
-            "baseline": name,
-            "parts": job.parts,
-            "input_size": input_size,
-            "seed": job.seed,
-            "split": job.split,
-            "feature_extractor": model_cfg.feature_extractor,
-            "feature_layers": list(phi.layer_weights),
-            "fit_split": job.fit_split,
-            "normalize_features": baseline.normalize_features,
-            "pretrained": model_cfg.pretrained,
-            "refine": dataclasses.asdict(job.cfg.predict),
-            "data": job.data,
-            "wall_s": round(time.perf_counter() - started, 2),
-        },
-    )
-    folder.finish(files)
+    with lock_folder(job.out, "writing predictions into this folder"):
+        # Again, under the lock: another call may have written into the folder since the check above.
+        folder = prediction_folder(
+            job.out, files, job.overwrite, inputs + [(predict_set.root, "dataset folder")]
+        )
+        folder.claim(files)
+        predictions = refined(
+            baseline.predict(phi, model, predict_set, input_size, progress=job.progress),
+            predict_set,
+            job.parts,
+            job.cfg.predict,
+        )
+        for _ in write_predictions(predictions, job.out):
+            pass
+        atomic_write_json(
+            job.out / "baseline_info.json",
+            {
+                "baseline": name,
+                "parts": job.parts,
+                "input_size": input_size,
+                "seed": job.seed,
+                "split": job.split,
+                "feature_extractor": model_cfg.feature_extractor,
+                "feature_layers": list(phi.layer_weights),
+                "fit_split": job.fit_split,
+                "normalize_features": baseline.normalize_features,
+                "pretrained": model_cfg.pretrained,
+                "refine": dataclasses.asdict(job.cfg.predict),
+                "data": job.data,
+                "wall_s": round(time.perf_counter() - started, 2),
+            },
+        )
+        folder.finish(files)
     return job.out
 
 
@@ -210,16 +217,24 @@ def _train_scops(job: BaselineJob) -> Path:
     prediction_folder(job.out, [], job.overwrite, inputs)  # fail before training
     dataset = open_dataset(job.data, job.split)
     files = [f"{i}.png" for i in dataset.ids]
-    folder = prediction_folder(job.out, files, job.overwrite, inputs)
+    prediction_folder(job.out, files, job.overwrite, inputs)  # a user's file among them: before training
     run = job.out / "run"
-    folder.claim(files)
-    run_training(
-        cfg, job.data, run, job.device, overwrite=job.overwrite, quiet=not job.progress, split=job.fit_split
-    )
-    segmenter = PartSegmenter.load(run, device=job.device)
-    for _ in write_predictions(segmenter.predict_dataset(dataset, progress=job.progress), job.out):
-        pass
-    folder.finish(files)
+    with lock_folder(job.out, "writing predictions into this folder"):
+        folder = prediction_folder(job.out, files, job.overwrite, inputs)  # again, under the lock
+        folder.claim(files)
+        run_training(
+            cfg,
+            job.data,
+            run,
+            job.device,
+            overwrite=job.overwrite,
+            quiet=not job.progress,
+            split=job.fit_split,
+        )
+        segmenter = PartSegmenter.load(run, device=job.device)
+        for _ in write_predictions(segmenter.predict_dataset(dataset, progress=job.progress), job.out):
+            pass
+        folder.finish(files)
     return job.out
 
 

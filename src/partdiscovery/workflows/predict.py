@@ -8,7 +8,7 @@ from pathlib import Path
 
 from partdiscovery.data.part_folder import PARTS_FILE
 from partdiscovery.errors import InvalidArgumentError
-from partdiscovery.utils.outputs import OutputFolder
+from partdiscovery.utils.outputs import OutputFolder, lock_folder
 
 PREDICTIONS_KIND = "predictions"
 """The marker kind of every predictions folder this tool writes (``predict``, ``baseline``, the demo)."""
@@ -74,17 +74,21 @@ def predict_folder(
             stacklevel=2,
         )
     out = Path(out)
-    folder.claim(files)
-    atomic_write_json(out / PARTS_FILE, {"names": {str(k): name for k, name in names.items()}})
-    count = 0
-    for pred in segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress):
-        atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
-        photo = Image.fromarray(pred.image)  # the photo as decoded for f: not read a second time
-        image, parts = overlay_size(photo, pred.parts, segmenter.cfg.predict.max_side)
-        figure = parts_figure(image, parts, segmenter.num_parts, names)
-        atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
-        count += 1
-    folder.finish(files)
+    with lock_folder(out, "writing predictions into this folder"):
+        folder = prediction_folder(
+            out, files, overwrite, inputs
+        )  # again: another call may have written meanwhile
+        folder.claim(files)
+        atomic_write_json(out / PARTS_FILE, {"names": {str(k): name for k, name in names.items()}})
+        count = 0
+        for pred in segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress):
+            atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
+            photo = Image.fromarray(pred.image)  # the photo as decoded for f: not read a second time
+            image, parts = overlay_size(photo, pred.parts, segmenter.cfg.predict.max_side)
+            figure = parts_figure(image, parts, segmenter.num_parts, names)
+            atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
+            count += 1
+        folder.finish(files)
     return {
         "count": count,
         "num_parts": segmenter.num_parts,
