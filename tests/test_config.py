@@ -161,6 +161,15 @@ def test_a_config_files_errors_name_the_file(tmp_path, text, message):
     assert re.search(message, str(info.value))
 
 
+@pytest.mark.parametrize("text", ["3e-4", "3E-4", "3.0e-4", "0.0003", "+3e-4"])
+def test_a_config_file_reads_numbers_in_exponent_form(tmp_path, text):
+    """YAML 1.1 (PyYAML) reads ``3e-4`` as a string; the README writes ``optim.lr=3e-4``, and users copy that."""
+    path = tmp_path / "exp.yaml"
+    path.write_text(f"optim:\n  lr: {text}\n")
+    assert load_config("cpu", file=path).optim.lr == pytest.approx(3e-4)
+    assert load_config("cpu", overrides=[f"optim.lr={text}"]).optim.lr == pytest.approx(3e-4)
+
+
 def test_an_override_may_correct_the_files_value(tmp_path):
     """``train --config t.yaml --steps 5`` with ``steps: 0`` in the file: the override wins, as everywhere."""
     path = tmp_path / "t.yaml"

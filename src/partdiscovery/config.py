@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -610,13 +611,7 @@ def parse_override(text: str) -> dict[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    # YAML reads "1e-4" as a string; accept plain float syntax too.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value for c in ".eE") else value
-        except ValueError:
-            pass
+    value = read_yaml(raw) if raw.strip() else ""
     node: dict[str, Any] = {}
     cursor = node
     parts = key.strip().split(".")
@@ -639,11 +634,35 @@ def with_overrides(cfg: Config, overrides: list[str]) -> Config:
     return config_from_dict(data)
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: PyYAML follows YAML 1.1, where ``3e-4`` (no dot) is a string,
+    so ``lr: 3e-4`` in a config file was refused as "expected a number" while ``optim.lr=3e-4`` worked."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(stream: Any) -> Any:
+    """YAML text or a stream -> Python values, with YAML 1.2's floats (:class:`_YamlLoader`)."""
+    return yaml.load(stream, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def preset_dict(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     text = resources.files("partdiscovery.presets").joinpath(f"{name}.yaml").read_text()
-    return yaml.safe_load(text) or {}
+    return read_yaml(text) or {}
 
 
 def load_config(
@@ -659,7 +678,7 @@ def load_config(
     if file:
         try:
             with open(file, encoding="utf-8-sig") as stream:  # a syntax error's position then names the file
-                loaded = yaml.safe_load(stream) or {}
+                loaded = read_yaml(stream) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise ConfigError(f"{file}: cannot read config ({' '.join(str(e).split())})") from None
         if not isinstance(loaded, dict):

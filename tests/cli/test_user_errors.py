@@ -115,6 +115,17 @@ def _cases() -> list[tuple[str, str]]:
         (f"{train} W/r model.backbone=resnet9000", "resnet9000"),
         (f"{train} W/r method=magic", "magic"),
         (f"{train} W/r train.steps", "section.key=value"),
+        (f"{train} W/r optim.lr=abc optim.lr=1e-3", "optim.lr is set twice"),
+        (f"{train} W/r --steps 2 train.steps=abc", "--steps and 'train.steps=abc' both set train.steps"),
+        (f"{train} W/r --parts 3 model.num_parts=5", "--parts and 'model.num_parts=5' both set"),
+        (
+            "baseline scops --data W/data --out W/k --quiet --steps 2 --set train.steps=3",
+            "--steps and 'train.steps=3'",
+        ),
+        (
+            "masks --images W/data/images --out W/m --quiet foreground.clusters=3 foreground.clusters=4",
+            "set twice",
+        ),
         (f"{train} W/r model.no_such_key=1", "model.no_such_key"),
         (f"{train} W/r --config W/missing.yaml", "missing.yaml"),
         (f"{train} W/r --config W/a_file.txt", "mapping of sections"),

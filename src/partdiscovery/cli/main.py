@@ -18,7 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from partdiscovery.errors import PartDiscoveryError
+from partdiscovery.errors import ConfigError, PartDiscoveryError
 
 SYNTH_MAX_PARTS = 12  # partdiscovery.data.synth.MAX_PARTS, without importing numpy and PIL to parse
 
@@ -125,19 +125,36 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- train
+def with_flags(overrides: list[str], flags: dict[str, tuple[str, object]]) -> list[str]:
+    """The user's ``overrides`` plus one per option given (``{key: (option, value or None)}``). A key set twice
+    on one command line is refused: the later value would win silently, and the earlier one is never checked
+    (``optim.lr=abc optim.lr=1e-3``, ``--steps 2 train.steps=abc``)."""
+    seen: dict[str, str] = {}
+    for text in overrides:
+        key = text.split("=", 1)[0].strip()
+        if key in seen:
+            raise ConfigError(f"{key} is set twice ({seen[key]!r} and {text!r}); set it once")
+        seen[key] = text
+    added = []
+    for key, (option, value) in flags.items():
+        if value is None:
+            continue
+        if key in seen:
+            raise ConfigError(f"{option} and {seen[key]!r} both set {key}; give one of them")
+        added.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    return [*overrides, *added]
+
+
 def build_config(args: argparse.Namespace):
     from partdiscovery.config import load_config
 
-    overrides = list(args.overrides)
-    if args.parts is not None:
-        overrides.append(f"model.num_parts={args.parts}")
-    if args.steps is not None:
-        overrides.append(f"train.steps={args.steps}")
-    if args.seed is not None:
-        overrides.append(f"train.seed={args.seed}")
-    if args.no_pretrained:
-        overrides.append("model.pretrained=false")
-    return load_config(args.preset, args.config, overrides)
+    flags = {
+        "model.num_parts": ("--parts", args.parts),
+        "train.steps": ("--steps", args.steps),
+        "train.seed": ("--seed", args.seed),
+        "model.pretrained": ("--no-pretrained", False if args.no_pretrained else None),
+    }
+    return load_config(args.preset, args.config, with_flags(list(args.overrides), flags))
 
 
 def explicitly_set(overrides: list[str], key: str) -> bool:
@@ -196,7 +213,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
     wrong = [o for o in args.overrides if not o.startswith("foreground.")]
     if wrong:
         raise PartDiscoveryError(f"masks takes foreground.key=value overrides only, got {wrong[0]!r}")
-    cfg = load_config(None, overrides=args.overrides).foreground
+    cfg = load_config(None, overrides=with_flags(list(args.overrides), {})).foreground
     manifest = make_masks(
         args.images, args.out, cfg, args.device, args.threads, progress=not args.quiet, from_run=args.from_run
     )
@@ -269,11 +286,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         )
     # The preset (and --set) choose φ and the input size, so that a baseline always uses the same
     # features as the method it is compared with; a trained baseline takes the whole config.
-    overrides = list(args.overrides)
-    if args.steps is not None:
-        overrides.append(f"train.steps={args.steps}")
-    if args.no_pretrained:
-        overrides.append("model.pretrained=false")
+    flags = {
+        "train.steps": ("--steps", args.steps),
+        "model.pretrained": ("--no-pretrained", False if args.no_pretrained else None),
+    }
+    overrides = with_flags(list(args.overrides), flags)
     out = run_baseline(
         args.name,
         args.data,
