@@ -359,3 +359,12 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0 and capsys.readouterr().out.strip() == f"partdiscovery {__version__}"
+
+
+def test_evaluate_prints_fg_iou_when_it_scored_a_learned_background(capsys):
+    from partdiscovery.cli.main import _print_metrics
+
+    _print_metrics(
+        {"fg_nmi": 20.0, "fg_ari": 10.0, "nmi": 50.0, "ari": 60.0, "fg_iou": 71.25, "split": "test"}
+    )
+    assert "fg_iou=71.25" in capsys.readouterr().out

@@ -338,6 +338,28 @@ def test_a_resume_on_another_split_is_refused(four_step_run, tiny_dataset, tmp_p
     assert json.loads((copy / "run_info.json").read_text()) == info  # the record still says what f saw
 
 
+def test_a_resume_on_other_images_of_the_same_number_is_refused(four_step_run, tiny_dataset, tmp_path):
+    run, _, cfg = four_step_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "train_summary.json").unlink()
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dataset, other)
+    ids = (other / "train.txt").read_text().split()
+    renamed = ids[0] + "b"
+    for sub in ("images", "masks", "parts"):  # the same image under another id
+        for p in (other / sub).glob(f"{ids[0]}.*") if (other / sub).is_dir() else []:
+            p.rename(p.with_name(renamed + p.suffix))
+    (other / "train.txt").write_text("\n".join([renamed, *ids[1:]]) + "\n")
+    dataset = open_dataset(other, "train")
+    assert len(dataset) == len(open_dataset(tiny_dataset, "train"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        trainer = Trainer(create_method(cfg), cfg, dataset, copy, device="cpu", resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="trained on other images .*the ids differ"):
+        trainer.fit()
+
+
 def test_two_trainings_never_share_a_run_folder(tiny_dataset, tmp_path, tiny_config, train_tiny):
     from filelock import FileLock
 

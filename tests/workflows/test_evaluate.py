@@ -58,3 +58,13 @@ def test_val_scores_of_a_baseline_fitted_on_val_come_with_a_warning(tmp_path, ti
     )  # as versions before 0.24
     with pytest.warns(UserWarning, match="fitted on the whole training split.*val scores are not held out"):
         evaluate(str(tiny_dataset), "val", predictions=str(out), progress=False)
+
+
+def test_without_masks_a_run_without_a_learned_background_comes_with_a_warning(tiny_run, tiny_dataset):
+    with pytest.warns(
+        UserWarning, match="no learned background, so without the dataset's masks the whole image"
+    ):
+        result = evaluate(
+            str(tiny_dataset), "test", run=str(tiny_run), device="cpu", progress=False, use_masks=False
+        )
+    assert "fg_iou" in result

@@ -235,7 +235,9 @@ def cmd_masks(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------------- evaluate
 def _print_metrics(result: dict) -> None:
     shown = [
-        k for k in ("fg_nmi", "fg_ari", "nmi", "ari", "error") if isinstance(result.get(k), (int, float))
+        k
+        for k in ("fg_nmi", "fg_ari", "nmi", "ari", "fg_iou", "error")
+        if isinstance(result.get(k), (int, float))
     ]
     counts = [f"{k}={result[k]}" for k in ("n_images", "n_keypoints", "split") if k in result]
     print("  ".join(f"{k}={result[k]:.2f}" for k in shown) + f"  ({', '.join(counts)})")

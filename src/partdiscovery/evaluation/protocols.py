@@ -40,6 +40,7 @@ looks the runner up; a new protocol is one registered runner, with no change her
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -468,8 +469,15 @@ def evaluate_protocol(
         raise PartDiscoveryError("give exactly one of a run (model) or a predictions folder")
     from partdiscovery.segmenter import PartSegmenter
 
+    model = PartSegmenter.load(run, device=device, refine=refine) if run else None
+    if model is not None and not use_masks and not model.has_learned_background:
+        warnings.warn(
+            f"{run}: has no learned background, so without the dataset's masks the whole image is its "
+            "foreground (fg_iou is the foreground's share of the image)",
+            stacklevel=2,
+        )
     source = EvalSource(
-        model=PartSegmenter.load(run, device=device, refine=refine) if run else None,
+        model=model,
         folder=predictions,
         batch_size=batch_size,
         progress=progress,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import math
 import resource
@@ -322,7 +323,7 @@ class Trainer:
             return
         if not isinstance(info, dict):
             return
-        split, count = getattr(self.dataset, "split", None), len(self.dataset)
+        split, count, ids = getattr(self.dataset, "split", None), len(self.dataset), self._ids_digest()
         if ("split" in info and info["split"] != split) or info.get("images", count) != count:
             raise CheckpointError(
                 f"{self.run.run_info}: the run was trained on split {info.get('split')!r}"
@@ -330,6 +331,16 @@ class Trainer:
                 + f", not on split {split!r} ({count} images); resume with the same data and split, or start a "
                 "new run (another --out, or --overwrite)"
             )
+        if info.get("ids_sha256", ids) != ids:
+            raise CheckpointError(
+                f"{self.run.run_info}: the run was trained on other images ({info.get('dataset')}; the ids differ, "
+                f"not their number); resume with the same data, or start a new run (another --out, or --overwrite)"
+            )
+
+    def _ids_digest(self) -> str | None:
+        """A fingerprint of the training images' ids in order (None for a dataset without ``ids``)."""
+        ids = getattr(self.dataset, "ids", None)
+        return None if ids is None else hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()
 
     def _write_run_files(self, dist_info: DistInfo, start_step: int) -> None:
         """config.yaml and run_info.json; on resume, metrics.csv cut back to the checkpoint."""
@@ -345,6 +356,7 @@ class Trainer:
                 # Which ids f saw: evaluate --split val warns when they include the validation ids.
                 "split": getattr(self.dataset, "split", None),
                 "images": len(self.dataset),
+                "ids_sha256": self._ids_digest(),
                 "device": str(self.device),
                 "world_size": dist_info.world_size,
                 **self.info,
