@@ -182,7 +182,9 @@ def test_an_existing_file_is_replaced_only_with_overwrite_and_only_when_it_is_an
         export_model(fake_run, "safetensors", tmp_path)
 
 
-@pytest.mark.parametrize(("fmt", "name"), [("onnx", "m.safetensors"), ("safetensors", "m.onnx")])
+@pytest.mark.parametrize(
+    ("fmt", "name"), [("onnx", "m.safetensors"), ("safetensors", "m.onnx"), ("onnx", "m.txt"), ("onnx", "m")]
+)
 def test_an_extension_of_another_format_is_refused(fake_run, tmp_path, fmt, name):
     with pytest.raises(PartDiscoveryError, match="extension"):
         export_model(fake_run, fmt, tmp_path / name)

@@ -291,7 +291,10 @@ def test_load_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no such"):
         PartSegmenter.load(tmp_path / "nothing", device="cpu")
     (tmp_path / "empty_run").mkdir()
-    with pytest.raises(CheckpointError, match="no checkpoints"):
+    with pytest.raises(CheckpointError, match="empty_run: is not a run folder"):
+        PartSegmenter.load(tmp_path / "empty_run", device="cpu")
+    (tmp_path / "empty_run" / "checkpoints").mkdir()
+    with pytest.raises(CheckpointError, match="no checkpoints found in"):
         PartSegmenter.load(tmp_path / "empty_run", device="cpu")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="bad.pt"):

@@ -104,6 +104,10 @@ def export_model(source: str | Path, fmt: str, out: str | Path, overwrite: bool 
             f"{out}: the extension {out.suffix} is for --format {implied}, not {fmt}; the file could not "
             "be loaded back (choose a matching name)"
         )
+    if fmt == "onnx" and out.suffix.lower() != ".onnx":
+        # The model-file loader knows an ONNX file by its extension only (safetensors and checkpoints by
+        # their first bytes): under another name it would be read as a checkpoint and fail.
+        raise PartDiscoveryError(f"{out}: an ONNX export needs the extension .onnx to be loaded back")
     check_output_file(out, overwrite, what="exported model", ours=is_export)
     net, cfg = _load_net(source)
     return write(net, cfg, out)

@@ -13,9 +13,8 @@ from PIL import Image
 
 from partdiscovery.data import PartFolderDataset, open_dataset
 from partdiscovery.data.image_io import read_labels
-from partdiscovery.data.part_folder import HOLDOUT_SPLIT, ImageFolderDataset, validation_ids
+from partdiscovery.data.part_folder import HOLDOUT_SPLIT, ImageFolderDataset, list_images, validation_ids
 from partdiscovery.errors import DatasetError
-from partdiscovery.foreground.folder import list_images
 from tests.data.dataset_builders import FAST, exif_rotated, file_bytes, make_folder, mask_array, rgb_image
 from tests.data.dataset_builders import FOLDER_HEIGHT as H
 from tests.data.dataset_builders import FOLDER_WIDTH as W

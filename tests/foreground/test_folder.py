@@ -11,9 +11,10 @@ from PIL import Image
 
 from partdiscovery.config import ForegroundConfig
 from partdiscovery.data.image_io import read_mask
+from partdiscovery.data.part_folder import list_images
 from partdiscovery.errors import DatasetError, OutputPathError
 from partdiscovery.foreground import folder as folder_module
-from partdiscovery.foreground.folder import MANIFEST, PARTIAL, list_images, write_mask_folder
+from partdiscovery.foreground.folder import MANIFEST, PARTIAL, write_mask_folder
 
 FAST = ForegroundConfig(input_size=96, fit_pixels=2000)
 

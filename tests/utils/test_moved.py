@@ -13,6 +13,7 @@ MOVED = [
     ("partdiscovery.viz.report", "is_report", "partdiscovery.runs", "is_report"),
     ("partdiscovery.workflows.evaluate", "is_metrics_json", "partdiscovery.runs", "is_metrics_json"),
     ("partdiscovery.training.optim", "check_names", "partdiscovery.training.checks", "check_config"),
+    ("partdiscovery.foreground.folder", "list_images", "partdiscovery.data.part_folder", "list_images"),
 ]
 
 

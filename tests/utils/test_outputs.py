@@ -161,3 +161,14 @@ def test_only_folders_whose_writes_finish_record_complete(tmp_path):
     assert predictions.manifest()["complete"] is False
     predictions.finish(["1.png"])
     assert predictions.manifest()["complete"] is True
+
+
+def test_a_users_file_is_refused_first_for_what_overwrite_cannot_change(tmp_path):
+    """Without --overwrite the message must not suggest it when --overwrite would be refused too."""
+    theirs = tmp_path / "mine.onnx"
+    theirs.write_bytes(b"someone's model")
+    for overwrite in (False, True):
+        with pytest.raises(
+            OutputPathError, match="is not a partdiscovery model; refusing to replace it even with"
+        ):
+            check_output_file(theirs, overwrite, what="model", ours=lambda path: False)

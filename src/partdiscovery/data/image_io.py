@@ -36,7 +36,7 @@ def open_image_file(path: Path, what: str) -> Image.Image:
         raise DatasetError(f"{path}: {what} file is missing")
     if path.stat().st_size == 0:
         raise DatasetError(
-            f"{path}: {what} file is empty (0 bytes); replace it or remove its id from the split"
+            f"{path}: {what} file is empty (0 bytes); replace or remove it (in a part folder, with its id in the split)"
         )
     try:
         with warnings.catch_warnings():

@@ -347,6 +347,27 @@ class PartFolderDataset(PartDataset):
         return RawSample(id=image_id, image=image, fg_mask=mask, part_labels=labels)
 
 
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files of ``folder`` (sorted; by extension), or a :class:`DatasetError` naming it."""
+    folder = Path(folder)
+    if folder.is_file():
+        raise DatasetError(f"{folder}: is a file; give the folder that holds the images")
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: image folder does not exist")
+    paths = image_files(folder)
+    nested = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and image_files(p)]
+    where = f"; its subfolder {nested[0].name}/ holds images, give that folder" if nested else ""
+    if not paths:
+        raise DatasetError(f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)}){where}")
+    if nested:
+        warnings.warn(
+            f"{folder}: the images in {len(nested)} subfolder(s) ({nested[0].name}/, ...) are not used, only those "
+            "directly in the folder",
+            stacklevel=2,
+        )
+    return paths
+
+
 class ImageFolderDataset(PartDataset):
     """Raw images (any folder of pictures), optionally with a folder of masks named ``<stem>.png``.
 
@@ -357,11 +378,9 @@ class ImageFolderDataset(PartDataset):
     def __init__(self, images: str | Path, masks: str | Path | None = None) -> None:
         self.root = Path(images)
         self.split = "all"
-        if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: image folder does not exist")
-        self.paths = image_files(self.root)
-        if not self.paths:
-            raise DatasetError(f"{self.root}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+        self.paths = list_images(
+            self.root
+        )  # a file, a missing folder, no images, a part folder's root: one line
         self.ids = [p.stem for p in self.paths]
         by_id: dict[str, list[Path]] = {}
         for path in self.paths:

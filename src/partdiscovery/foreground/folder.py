@@ -28,38 +28,17 @@ from PIL import Image
 from partdiscovery.config import ForegroundConfig
 from partdiscovery.data.base import raise_problems
 from partdiscovery.data.image_io import read_image
-from partdiscovery.data.part_folder import IMAGE_EXTENSIONS, image_files
 from partdiscovery.errors import DatasetError, OutputPathError
 from partdiscovery.foreground.distill import mask_from_run
 from partdiscovery.foreground.model import ForegroundModel
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
+from partdiscovery.utils.moved import moved_names
 from partdiscovery.utils.outputs import LOCK, MARKER, check_output_folder, lock_folder, remove_if_only_lock
 from partdiscovery.utils.progress import progress as progress_bar
 from partdiscovery.utils.threads import ordered_map, torch_threads
 
 MANIFEST = "foreground.json"
 PARTIAL = "foreground.partial.json"  # present while masks are being written; see the module docstring
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """The image files of ``folder`` (sorted; by extension), or a :class:`DatasetError` naming it."""
-    folder = Path(folder)
-    if folder.is_file():
-        raise DatasetError(f"{folder}: is a file; give the folder that holds the images")
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: image folder does not exist")
-    paths = image_files(folder)
-    nested = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and image_files(p)]
-    where = f"; its subfolder {nested[0].name}/ holds images, give that folder" if nested else ""
-    if not paths:
-        raise DatasetError(f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)}){where}")
-    if nested:
-        warnings.warn(
-            f"{folder}: the images in {len(nested)} subfolder(s) ({nested[0].name}/, ...) are not used, only those "
-            "directly in the folder",
-            stacklevel=2,
-        )
-    return paths
 
 
 def check_collection(paths: Sequence[Path], folder: Path) -> None:
@@ -314,3 +293,7 @@ def masks_record(folder: Path, approach: str, manifest: dict, **more) -> dict:
         "empty_masks_replaced_by_whole_image": len(manifest["empty_masks_replaced_by_whole_image"]),
         **more,
     }
+
+
+# moved in 0.24 to the data layer, where predict's image folders are read too
+__getattr__ = moved_names(__name__, {"list_images": "partdiscovery.data.part_folder"})

@@ -82,7 +82,17 @@ def load_latest(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     """The newest checkpoint of a run that loads; a corrupt newer one is skipped with a warning."""
     candidates = list_checkpoints(run_dir)
     if not candidates:
-        raise CheckpointError(f"{run_dir}: no checkpoints found in {Path(run_dir) / CHECKPOINT_DIR}")
+        folder = Path(run_dir)
+        if folder.name == CHECKPOINT_DIR and list_checkpoints(folder.parent):
+            raise CheckpointError(
+                f"{run_dir}: is the run's checkpoint folder; give the run folder {folder.parent}"
+            )
+        if not (folder / CHECKPOINT_DIR).is_dir():
+            raise CheckpointError(
+                f"{run_dir}: is not a run folder (no {CHECKPOINT_DIR}/ in it); give a run folder, a checkpoint "
+                "or an exported model"
+            )
+        raise CheckpointError(f"{run_dir}: no checkpoints found in {folder / CHECKPOINT_DIR}")
     errors = []
     for path in candidates:
         try:

@@ -162,14 +162,14 @@ def check_output_file(
     if path.exists() or path.is_symlink():
         if not path.is_file():
             raise OutputPathError(f"{path}: exists and is not a regular file; choose another name")
-        if not overwrite:
-            raise OutputPathError(
-                f"{path}: exists; use {OVERWRITE_FLAG} to replace it, or choose another name"
-            )
-        if ours is not None and not ours(path):
+        if ours is not None and not ours(path):  # said first: --overwrite would not help
             raise OutputPathError(
                 f"{path}: exists and is not a partdiscovery {what}; refusing to replace it "
                 f"even with {OVERWRITE_FLAG}; choose another name"
+            )
+        if not overwrite:
+            raise OutputPathError(
+                f"{path}: exists; use {OVERWRITE_FLAG} to replace it, or choose another name"
             )
         if not _writable(path.parent):
             raise OutputPathError(f"{path}: cannot replace it: {path.parent} is not writable")

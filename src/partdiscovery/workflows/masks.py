@@ -24,8 +24,9 @@ def make_masks(
     ``from_run``: a run folder (or model file) trained with a learned background, e.g. by ``train`` on
     automatic masks: the masks come from its background (:mod:`partdiscovery.foreground.distill`), a second
     round of masks that is better than the first on the validation images (BENCHMARKS.md)."""
+    from partdiscovery.data.part_folder import list_images
     from partdiscovery.errors import PartDiscoveryError
-    from partdiscovery.foreground.folder import list_images, write_mask_folder
+    from partdiscovery.foreground.folder import write_mask_folder
     from partdiscovery.segmenter import PartSegmenter, resolve_device
     from partdiscovery.utils.threads import available_cpus
 

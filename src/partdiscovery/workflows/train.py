@@ -210,8 +210,7 @@ def run_training(
 
 def _image_paths(data: str | None, images: str | None) -> list[Path]:
     """The images that automatic masks are made for: a part folder's training split, or a plain folder's."""
-    from partdiscovery.data.part_folder import split_image_paths
-    from partdiscovery.foreground.folder import list_images
+    from partdiscovery.data.part_folder import list_images, split_image_paths
 
     return split_image_paths(Path(data), "train") if data is not None else list_images(images)
 
