@@ -342,3 +342,30 @@ def test_hidden_files_are_not_images(tmp_path, folder):
     assert ImageFolderDataset(folder / "images").ids == ["a", "b", "c"]
     assert PartFolderDataset(folder, "all").ids == ["a", "b", "c"]
     assert [p.name for p in list_images(folder / "images")] == ["a.png", "b.png", "c.png"]
+
+
+def test_an_image_folder_lists_every_problem_before_anything_is_predicted(tmp_path):
+    """``predict`` used to stop at the first bad file, after writing the outputs of the ones before it."""
+    from partdiscovery.data.image_io import read_image
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    turned = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = turned.getexif()
+    exif[0x0112] = 6  # shown turned by 90 degrees: the mask has the shown size
+    turned.save(images / "turned.jpg", exif=exif.tobytes())
+    shown = read_image(images / "turned.jpg").size
+    Image.fromarray(np.full(shown[::-1], 255, np.uint8)).save(masks / "turned.png")
+    assert ImageFolderDataset(images, masks).ids == ["turned"]
+    (images / "text.jpg").write_text("not an image")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / "small.png")
+    Image.fromarray(np.full((9, 8), 255, np.uint8)).save(masks / "small.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / "alone.png")
+    with pytest.raises(DatasetError) as info:
+        ImageFolderDataset(images, masks)
+    message = str(info.value)
+    assert "3 image problem(s)" in message
+    assert "text.jpg: not a readable image" in message
+    assert "small.png: mask size (8, 9) differs from image size (8, 8)" in message
+    assert "alone.png: mask file is missing" in message

@@ -95,6 +95,19 @@ def _header_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
+def _oriented_header_size(path: Path) -> tuple[int, int] | None:
+    """:func:`_header_size` as the image is shown (and read by :func:`read_image`): width and height swapped
+    where the EXIF orientation turns it by 90 degrees."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
+                return img.size[::-1] if turned else img.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
 def read_split_file(path: Path) -> list[str]:
     lines = read_text_lines(path, "split", "expected one image id per line")
     ids = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
@@ -378,18 +391,33 @@ class ImageFolderDataset(PartDataset):
     def __init__(self, images: str | Path, masks: str | Path | None = None) -> None:
         self.root = Path(images)
         self.split = "all"
-        self.paths = list_images(
-            self.root
-        )  # a file, a missing folder, no images, a part folder's root: one line
+        # A file, a missing folder, no images, a part folder's root: one line.
+        self.paths = list_images(self.root)
         self.ids = [p.stem for p in self.paths]
         by_id: dict[str, list[Path]] = {}
         for path in self.paths:
             by_id.setdefault(path.stem, []).append(path)
-        # Two files with one stem would write one labels/<stem>.png over the other.
-        raise_problems(self.root, self.split, [p for p in map(_ambiguity, by_id.values()) if p])
         self.masks = Path(masks) if masks else None
         if self.masks is not None and not self.masks.is_dir():
             raise DatasetError(f"{self.masks}: mask folder does not exist")
+        # Every problem a file's header shows, at once, before anything is written: two files with one stem
+        # (one labels/<stem>.png would replace the other), a file that is no image, a missing or mis-sized mask.
+        # (A file whose header reads but whose data is cut short is found when it is decoded.)
+        problems = [p for p in map(_ambiguity, by_id.values()) if p]
+        for path in self.paths:
+            size = _oriented_header_size(path)
+            if size is None:
+                problems.append(f"{path}: not a readable image")
+            elif self.masks is not None:
+                mask = self.masks / f"{path.stem}.png"
+                mask_size = _header_size(mask) if mask.is_file() else None
+                if not mask.is_file():
+                    problems.append(f"{mask}: mask file is missing")
+                elif mask_size is None:
+                    problems.append(f"{mask}: not a readable image")
+                elif mask_size != size:
+                    problems.append(f"{mask}: mask size {mask_size} differs from image size {size}")
+        raise_problems(self.root, None, problems, kind="image")
 
     def load(self, index: int) -> RawSample:
         image = read_image(self.paths[index])
