@@ -181,8 +181,11 @@ def test_folder_level_errors(tmp_path, folder):
     assert "is a file, not a dataset folder" in problems_of(folder / "train.txt")
     (folder / "test.txt").write_text("# only a comment\n\n")
     assert str(folder / "test.txt") in problems_of(folder, "test")
-    (folder / "test.txt").write_text("a\nb\na\n")
-    assert "more than once" in problems_of(folder, "test")
+    (folder / "test.txt").write_text("a\nb\na\nnowhere\n")
+    message = problems_of(folder, "test")  # listed with the folder's other problems, not alone
+    assert (
+        "more than once: a" in message and f"{folder / 'images' / 'nowhere'}.*: image is missing" in message
+    )
     assert str(folder / "extra.txt") in problems_of(folder, "extra")
     (folder / "parts.json").write_text("{not json")
     assert str(folder / "parts.json") in problems_of(folder)
@@ -369,3 +372,14 @@ def test_an_image_folder_lists_every_problem_before_anything_is_predicted(tmp_pa
     assert "text.jpg: not a readable image" in message
     assert "small.png: mask size (8, 9) differs from image size (8, 8)" in message
     assert "alone.png: mask file is missing" in message
+
+
+def test_a_link_to_a_missing_file_is_reported_not_skipped(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / name)
+    (images / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    assert [p.name for p in list_images(images)] == ["a.png", "b.png", "gone.jpg"]
+    with pytest.raises(DatasetError, match="gone.jpg: not a readable image"):
+        ImageFolderDataset(images)

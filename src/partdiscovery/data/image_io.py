@@ -33,7 +33,10 @@ def open_image_file(path: Path, what: str) -> Image.Image:
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: {what} file is missing")
+        dangling = path.is_symlink() and not path.exists()
+        raise DatasetError(
+            f"{path}: {what} file is missing" + (" (a link to a missing file)" if dangling else "")
+        )
     if path.stat().st_size == 0:
         raise DatasetError(
             f"{path}: {what} file is empty (0 bytes); replace or remove it (in a part folder, with its id in the split)"

@@ -39,7 +39,8 @@ def image_files(folder: Path) -> list[Path]:
     found = (
         p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
     )
-    return sorted(p for p in found if p.is_file())
+    # A link to a missing file is kept, so that reading it reports it (skipped, it would vanish unsaid).
+    return sorted(p for p in found if p.is_file() or (p.is_symlink() and not p.exists()))
 
 
 PARTS_FILE = "parts.json"
@@ -108,14 +109,20 @@ def _oriented_header_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def read_split_file(path: Path) -> list[str]:
+def read_split_file(path: Path, problems: list[str] | None = None) -> list[str]:
+    """The ids of a split file, in order. Ids listed more than once are an error, raised at once, or, with
+    ``problems``, added to that list (the ids kept once) so that they are reported with the folder's others."""
     lines = read_text_lines(path, "split", "expected one image id per line")
     ids = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not ids:
         raise DatasetError(f"{path}: split file lists no image ids")
     dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
     if dupes:
-        raise DatasetError(f"{path}: split file lists ids more than once: {', '.join(dupes[:5])}")
+        problem = f"{path}: split file lists ids more than once: {', '.join(dupes[:5])}"
+        if problems is None:
+            raise DatasetError(problem)
+        problems.append(problem)
+        ids = list(dict.fromkeys(ids))
     return ids
 
 
@@ -192,6 +199,9 @@ class PartFolderDataset(PartDataset):
         self.root = Path(root)
         self.split = split
         self.masks_dir = Path(masks) if masks is not None else self.root / "masks"
+        self._split_problems: list[
+            str
+        ] = []  # the split file's own (ids listed twice), listed with the others
         if not self.root.is_dir():
             problem = (
                 "is a file, not a dataset folder" if self.root.exists() else "dataset folder does not exist"
@@ -215,7 +225,7 @@ class PartFolderDataset(PartDataset):
         elif split in ("val", HOLDOUT_SPLIT) and not (self.root / f"{split}.txt").is_file():
             self.ids = self._holdout_ids(split)
         else:
-            self.ids = read_split_file(self.root / f"{split}.txt")
+            self.ids = read_split_file(self.root / f"{split}.txt", self._split_problems)
         if split != "test":
             self._warn_if_in_test()
         self.has_parts = (self.root / "parts").is_dir()
@@ -229,7 +239,8 @@ class PartFolderDataset(PartDataset):
         if validate:
             self.validate()
         else:
-            raise_problems(self.root, self.split, [p for p in map(_ambiguity, self._candidates) if p])
+            ambiguous = [p for p in map(_ambiguity, self._candidates) if p]
+            raise_problems(self.root, self.split, self._split_problems + ambiguous)
 
     def _warn_if_in_test(self) -> None:
         """Warn when ids of this split are also in ``test.txt``: a model trained on them would be scored on images it
@@ -290,7 +301,7 @@ class PartFolderDataset(PartDataset):
 
     def validate(self) -> None:
         """Check every sample; raise one :class:`DatasetError` listing every problem found."""
-        problems: list[str] = []
+        problems: list[str] = list(self._split_problems)
         unnamed: dict[int, Path] = {}  # part label -> first file using it, for labels parts.json lacks
         for image_id, image_path, found in zip(self.ids, self._image_paths, self._candidates):
             if len(found) > 1:
