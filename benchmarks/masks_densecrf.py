@@ -24,28 +24,21 @@ Images: the validation subset of ``benchmarks/masks.py`` (hashed 20 % of train i
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pydensecrf.densecrf as dcrf
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from masks import SHARED, is_val, mask_scores  # noqa: E402
+import masks_refiners  # noqa: E402
 from masks_refiners import working_size  # noqa: E402
 
-from partdiscovery.config import ForegroundConfig, load_config  # noqa: E402
-from partdiscovery.data import PartFolderDataset  # noqa: E402
-from partdiscovery.foreground import create_phi, image_features  # noqa: E402
+from partdiscovery.config import ForegroundConfig  # noqa: E402
 from partdiscovery.foreground.cosegment import BorderContrast  # noqa: E402
 from partdiscovery.foreground.model import maps_at_size  # noqa: E402
 from partdiscovery.foreground.refine import refine_grabcut  # noqa: E402
-from partdiscovery.utils.io import atomic_write_json  # noqa: E402
 
 KERNELS = ((5, 13), (10, 13), (10, 25))  # (bilateral compatibility, colour scale)
 
@@ -87,55 +80,5 @@ def variants(rgb: np.ndarray, features: np.ndarray, cfg: ForegroundConfig) -> di
     return masks
 
 
-def evaluate(root: Path, limit: int, cfg: ForegroundConfig, phi: torch.nn.Module) -> dict:
-    train = PartFolderDataset(root, "train", validate=False)
-    indices = [i for i, image_id in enumerate(train.ids) if is_val(image_id)][: limit or None]
-    scores: dict[str, list] = {}
-    started = time.perf_counter()
-    for i in indices:
-        sample = train.load(i)
-        rgb = np.asarray(sample.image.convert("RGB"))
-        masks = variants(rgb, image_features(phi, sample.image, cfg.input_size), cfg)
-        for name, mask in masks.items():
-            scores.setdefault(name, []).append(mask_scores(mask, sample.fg_mask))
-    rows = []
-    for name, values in scores.items():
-        a = np.array(values)
-        rows.append(
-            {
-                "dataset": root.name,
-                "variant": name,
-                "n_images": len(a),
-                "iou": 100 * float(a[:, 0].mean()),
-                "precision": 100 * float(a[:, 1].mean()),
-                "recall": 100 * float(a[:, 2].mean()),
-            }
-        )
-    for row in rows:
-        print(json.dumps(row), flush=True)
-    return {"rows": rows, "wall_s": time.perf_counter() - started}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--datasets", nargs="+", default=["ade_chairs", "ccp", "pascal_person"])
-    parser.add_argument("--limit", type=int, default=0, help="at most this many validation images (0: all)")
-    parser.add_argument("--out", default="benchmarks/out/masks_densecrf.json")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    cfg = load_config("cpu").foreground
-    phi = create_phi(cfg)
-    results = {}
-    for name in args.datasets:
-        root = Path(name) if Path(name).is_dir() else SHARED / name
-        if not root.is_dir():
-            print(f"skipping {name}: {root} not found", file=sys.stderr)
-            continue
-        results[root.name] = evaluate(root, args.limit, cfg, phi)
-    atomic_write_json(Path(args.out), {"command": " ".join(["python", *sys.argv]), "results": results})
-
-
 if __name__ == "__main__":
-    main()
+    masks_refiners.main(__doc__, variants, "benchmarks/out/masks_densecrf.json")

@@ -31,6 +31,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -126,7 +127,15 @@ def variants(rgb: np.ndarray, features: np.ndarray, cfg: ForegroundConfig) -> di
     return masks
 
 
-def evaluate(root: Path, limit: int, cfg: ForegroundConfig, phi: torch.nn.Module) -> dict:
+Variants = Callable[[np.ndarray, np.ndarray, ForegroundConfig], dict[str, np.ndarray]]
+
+
+def evaluate(
+    root: Path, limit: int, cfg: ForegroundConfig, phi: torch.nn.Module, make: Variants | None = None
+) -> dict:
+    """Scores of every variant of ``make`` (default :func:`variants`; it must include ``none`` and ``grabcut``)
+    on the validation images of ``root``."""
+    make = make or variants
     train = PartFolderDataset(root, "train", validate=False)
     indices = [i for i, image_id in enumerate(train.ids) if is_val(image_id)][: limit or None]
     scores: dict[str, list] = {}
@@ -135,7 +144,7 @@ def evaluate(root: Path, limit: int, cfg: ForegroundConfig, phi: torch.nn.Module
     for i in indices:
         sample = train.load(i)
         rgb = np.asarray(sample.image.convert("RGB"))
-        masks = variants(rgb, image_features(phi, sample.image, cfg.input_size), cfg)
+        masks = make(rgb, image_features(phi, sample.image, cfg.input_size), cfg)
         coarse = masks["none"]
         kept = float((masks["grabcut"] & coarse).sum() / max(coarse.sum(), 1))
         image_scores = {name: mask_scores(mask, sample.fg_mask) for name, mask in masks.items()}
@@ -171,13 +180,16 @@ def evaluate(root: Path, limit: int, cfg: ForegroundConfig, phi: torch.nn.Module
     return {"rows": rows, "summary": summary, "per_image": per_image}
 
 
-def main() -> None:
+def main(
+    description: str = __doc__, make: Variants | None = None, out: str = "benchmarks/out/masks_refiners.json"
+) -> None:
+    """The command line of this script and of scripts that measure other variants the same way."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--datasets", nargs="+", default=["ade_chairs", "ccp", "pascal_person"])
     parser.add_argument("--limit", type=int, default=0, help="at most this many validation images (0: all)")
-    parser.add_argument("--out", default="benchmarks/out/masks_refiners.json")
+    parser.add_argument("--out", default=out)
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", UserWarning)  # the random walker's tolerance notes
@@ -189,7 +201,7 @@ def main() -> None:
         if not root.is_dir():
             print(f"skipping {name}: {root} not found", file=sys.stderr)
             continue
-        results[root.name] = evaluate(root, args.limit, cfg, phi)
+        results[root.name] = evaluate(root, args.limit, cfg, phi, make)
     atomic_write_json(Path(args.out), {"command": " ".join(["python", *sys.argv]), "results": results})
 
 

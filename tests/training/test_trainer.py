@@ -34,6 +34,14 @@ def four_step_run(tiny_dataset, tmp_path_factory, tiny_config, train_tiny):
     return run, summary, cfg
 
 
+def interrupted_copy(run, tmp_path):
+    """A copy of the finished ``run`` in ``tmp_path/copy`` without its summary: a run to resume."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "train_summary.json").unlink()
+    return copy
+
+
 def test_run_folder_contents(four_step_run):
     run, summary, cfg = four_step_run
     for name in ("config.yaml", "metrics.csv", "run_info.json", "train_summary.json"):
@@ -85,9 +93,7 @@ def test_a_finished_run_is_not_overwritten(four_step_run, tiny_dataset, train_ti
 
 def test_an_unfinished_run_needs_resume_or_overwrite(four_step_run, tiny_dataset, tmp_path, train_tiny):
     run, _, cfg = four_step_run
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    (copy / "train_summary.json").unlink()
+    copy = interrupted_copy(run, tmp_path)
     with pytest.raises(PartDiscoveryError, match="--resume"):
         train_tiny(tiny_dataset, copy, cfg)
 
@@ -157,9 +163,7 @@ def test_resume_from_a_corrupt_newest_checkpoint(
     four_step_run, tiny_dataset, tmp_path, tiny_config, train_tiny
 ):
     run, _, cfg = four_step_run
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    (copy / "train_summary.json").unlink()
+    copy = interrupted_copy(run, tmp_path)
     checkpoint_path(copy, 4).write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="falling back"):
         summary = train_tiny(tiny_dataset, copy, cfg, resume=True)
@@ -273,9 +277,7 @@ def test_a_refused_resume_leaves_the_run_as_it_was(
     four_step_run, tiny_dataset, tmp_path, tiny_config, train_tiny
 ):
     run, _, _ = four_step_run
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    (copy / "train_summary.json").unlink()
+    copy = interrupted_copy(run, tmp_path)
     before = _snapshot(copy)
     with pytest.raises(CheckpointError, match="different settings \\(model.num_parts 3 -> 5\\)"):
         train_tiny(tiny_dataset, copy, tiny_config("train.steps=4", "model.num_parts=5"), resume=True)
@@ -298,9 +300,7 @@ def test_a_resume_with_other_training_settings_is_refused(
     """Not only the model: a seed, a weight or a schedule of the rest of the run that the run's files do not
     say would make it another run than the one recorded."""
     run, _, cfg = four_step_run
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    (copy / "train_summary.json").unlink()
+    copy = interrupted_copy(run, tmp_path)
     before = _snapshot(copy)
     keys = [c.split("=")[0] for c in change]
     with pytest.raises(CheckpointError, match="different settings.*" + ".*".join(keys)):
@@ -312,9 +312,7 @@ def test_a_resume_may_change_how_the_run_is_executed_and_logged(
     four_step_run, tiny_dataset, tmp_path, train_tiny
 ):
     run, _, cfg = four_step_run
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    (copy / "train_summary.json").unlink()
+    copy = interrupted_copy(run, tmp_path)
     checkpoint_path(copy, 4).unlink()  # one step left
     changed = with_overrides(cfg, ["train.threads=1", "train.log_every=1", "train.checkpoint_every=2"])
     changed = with_overrides(changed, ["predict.refine=guided"])
@@ -324,9 +322,7 @@ def test_a_resume_may_change_how_the_run_is_executed_and_logged(
 
 def test_a_resume_on_another_split_is_refused(four_step_run, tiny_dataset, tmp_path, train_tiny):
     run, _, cfg = four_step_run
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    (copy / "train_summary.json").unlink()
+    copy = interrupted_copy(run, tmp_path)
     info = json.loads((copy / "run_info.json").read_text())
     assert (info["split"], info["images"]) == ("train", len(open_dataset(tiny_dataset, "train")))
     held_out = open_dataset(tiny_dataset, "train_minus_val")
@@ -340,9 +336,7 @@ def test_a_resume_on_another_split_is_refused(four_step_run, tiny_dataset, tmp_p
 
 def test_a_resume_on_other_images_of_the_same_number_is_refused(four_step_run, tiny_dataset, tmp_path):
     run, _, cfg = four_step_run
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    (copy / "train_summary.json").unlink()
+    copy = interrupted_copy(run, tmp_path)
     other = tmp_path / "other"
     shutil.copytree(tiny_dataset, other)
     ids = (other / "train.txt").read_text().split()
@@ -380,9 +374,7 @@ def test_stale_temporaries_are_removed_when_a_run_is_opened(
     four_step_run, tiny_dataset, tmp_path, train_tiny
 ):
     run, _, cfg = four_step_run
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    (copy / "train_summary.json").unlink()
+    copy = interrupted_copy(run, tmp_path)
     stale = copy / "checkpoints" / ".step_00000005.pt.k2j4h5g6.tmp"  # a checkpoint write killed midway
     stale.write_bytes(b"\0" * 4096)
     users = copy / "draft.tmp"
