@@ -170,6 +170,18 @@ def test_a_config_file_reads_numbers_in_exponent_form(tmp_path, text):
     assert load_config("cpu", overrides=[f"optim.lr={text}"]).optim.lr == pytest.approx(3e-4)
 
 
+def test_a_written_config_reads_back_unchanged_strings_that_look_like_numbers_included():
+    """The YAML 1.2 reader takes ``1e3`` for a number: the writer must quote such strings (a run's config.yaml is
+    given back as ``--config``, and a resume compares it)."""
+    from partdiscovery.config import read_yaml, with_overrides
+
+    cfg = with_overrides(
+        load_config("photos"), ['extra.tag="1e3"', 'extra.commit="4e12345"', "extra.lr=1e-4"]
+    )
+    assert cfg.extra == {"tag": "1e3", "commit": "4e12345", "lr": 1e-4}
+    assert config_from_dict(read_yaml(cfg.to_yaml())) == cfg
+
+
 def test_an_override_may_correct_the_files_value(tmp_path):
     """``train --config t.yaml --steps 5`` with ``steps: 0`` in the file: the override wins, as everywhere."""
     path = tmp_path / "t.yaml"

@@ -149,7 +149,7 @@ def test_an_onnx_model_is_not_exported_again(fake_run, tmp_path):
 
 def test_segmenter_runs_the_onnx_export_with_onnxruntime(fake_run, tmp_path):
     pytest.importorskip("onnxruntime")
-    out = export_model(fake_run, "onnx", tmp_path / "model.onnx")
+    out = export_model(fake_run, "onnx", tmp_path / "model.ONNX")  # the extension in any case
     eager, fast = PartSegmenter.load(fake_run, device="cpu"), PartSegmenter.load(out)
     images = torch.rand(2, 3, 50, 70)
     torch.testing.assert_close(fast.predict_proba(images), eager.predict_proba(images), atol=1e-4, rtol=0)

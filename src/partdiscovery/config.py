@@ -344,7 +344,7 @@ class Config:
         return _to_plain(asdict(self))
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return write_yaml(self.to_dict(), sort_keys=False)
 
 
 PRESETS = ("cpu", "photos", "paper")
@@ -595,7 +595,7 @@ def _num(x: float) -> str:
 
 
 def _plain(value: Any) -> str:
-    return yaml.safe_dump(_to_plain(value), default_flow_style=True).strip().removesuffix("...").strip()
+    return write_yaml(_to_plain(value), default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
@@ -639,18 +639,26 @@ class _YamlLoader(yaml.SafeLoader):
     so ``lr: 3e-4`` in a config file was refused as "expected a number" while ``optim.lr=3e-4`` worked."""
 
 
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
+class _YamlDumper(yaml.SafeDumper):
+    """The safe dumper with the same floats, so that a string that now reads as a number (``extra.tag: "1e3"``)
+    is written quoted, and a config written by :meth:`Config.to_yaml` reads back as it was."""
+
+
+_FLOAT_1_2 = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
 )
+for _cls in (_YamlLoader, _YamlDumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_1_2, list("-+0123456789."))
+
+
+def write_yaml(data: Any, **kwargs: Any) -> str:
+    """``yaml.safe_dump`` that :func:`read_yaml` reads back unchanged."""
+    return yaml.dump(data, Dumper=_YamlDumper, **kwargs)
 
 
 def read_yaml(stream: Any) -> Any:

@@ -180,6 +180,8 @@ def _cases() -> list[tuple[str, str]]:
         ("baseline kmeans --data W/data --out W/k --device banana", "banana"),
         ("baseline best --data W/data --out W/k", "invalid choice"),
         ("baseline scops --data W/data --out W/k --parts 1 --no-pretrained", "at least 2"),
+        ("baseline scops --data W/data --out W/k --set model.num_parts=6", "give --parts instead"),
+        ("baseline kmeans --data W/data --out W/k --set data.input_size=64", "give --input-size instead"),
         ("baseline scops --data W/data --out W/k --steps 0 --no-pretrained", "--steps"),
         ("baseline scops --data W/data --out W/user --no-pretrained", "not written by partdiscovery"),
         ("baseline scops --data W/data --out W/k --preset huge", "--preset"),

@@ -381,5 +381,5 @@ def test_a_link_to_a_missing_file_is_reported_not_skipped(tmp_path):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / name)
     (images / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
     assert [p.name for p in list_images(images)] == ["a.png", "b.png", "gone.jpg"]
-    with pytest.raises(DatasetError, match="gone.jpg: not a readable image"):
+    with pytest.raises(DatasetError, match="gone.jpg: a link to a missing file"):
         ImageFolderDataset(images)

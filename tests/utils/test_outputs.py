@@ -172,3 +172,46 @@ def test_a_users_file_is_refused_first_for_what_overwrite_cannot_change(tmp_path
             OutputPathError, match="is not a partdiscovery model; refusing to replace it even with"
         ):
             check_output_file(theirs, overwrite, what="model", ours=lambda path: False)
+
+
+def test_lock_folder_refuses_a_held_lock_at_once_or_waits_for_it(tmp_path):
+    """``wait``: the processes of one torchrun job take turns on a mask folder on purpose."""
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    from partdiscovery.errors import RunLockedError
+    from partdiscovery.utils.outputs import LOCK, lock_folder
+
+    held, done = threading.Event(), threading.Event()
+
+    def other_process():  # holds the lock for 0.3 s
+        with FileLock(tmp_path / LOCK, timeout=0):
+            held.set()
+            time.sleep(0.3)
+        done.set()
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    held.wait()
+    with pytest.raises(RunLockedError, match="another partdiscovery process is writing"):
+        lock_folder(tmp_path, "writing")
+    with lock_folder(tmp_path, "writing", wait=True):
+        assert done.is_set()
+    holder.join()
+
+
+def test_writing_into_removes_a_folder_it_created_for_a_block_that_failed(tmp_path):
+    from partdiscovery.utils.outputs import writing_into
+
+    with pytest.raises(KeyboardInterrupt), writing_into(tmp_path / "new", "writing"):
+        raise KeyboardInterrupt  # Ctrl-C before anything was written
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    with pytest.raises(ValueError), writing_into(tmp_path / "old", "writing"):
+        raise ValueError
+    assert (tmp_path / "old").is_dir()  # not created here: left as it was
+    with writing_into(tmp_path / "done", "writing"):
+        (tmp_path / "done" / "result.txt").write_text("ok")
+    assert (tmp_path / "done" / "result.txt").is_file()

@@ -56,7 +56,9 @@ def test_val_scores_of_a_baseline_fitted_on_val_come_with_a_warning(tmp_path, ti
     (out / "baseline_info.json").write_text(
         json.dumps(info | {"fit_split": "train"})
     )  # as versions before 0.24
-    with pytest.warns(UserWarning, match="fitted on the whole training split.*val scores are not held out"):
+    with pytest.warns(
+        UserWarning, match="fitted on split 'train', which holds .* validation ids.*not held out"
+    ):
         evaluate(str(tiny_dataset), "val", predictions=str(out), progress=False)
 
 

@@ -139,8 +139,12 @@ def test_a_resume_with_other_settings_is_refused_even_where_every_candidate_fini
     cfg = tiny_config("train.steps=2", "train.restarts=2")
     _train(cfg, tiny_dataset, out)
     (out / "restarts" / "selection.json").unlink()
-    with pytest.raises(CheckpointError, match="seed_0: was trained with different settings \\(loss.visual"):
+    with pytest.raises(
+        CheckpointError, match="train_request.json: was trained with different settings \\(loss.visual"
+    ):
         _train(with_overrides(cfg, ["loss.visual=5"]), tiny_dataset, out, resume=True)
+    with pytest.raises(CheckpointError, match="trained on split 'train' .* not on split 'train_minus_val'"):
+        _train(cfg, tiny_dataset, out, resume=True, split="train_minus_val")
     _train(with_overrides(cfg, ["train.log_every=1"]), tiny_dataset, out, resume=True)  # allowed: logging
 
 

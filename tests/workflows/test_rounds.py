@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from partdiscovery.data import PartFolderDataset
@@ -117,3 +118,21 @@ def test_under_torchrun_only_the_main_process_makes_the_masks_and_the_choice(tin
     assert json.loads((out / "run_info.json").read_text())["rounds"] == record
     assert (out / "train_summary.json").is_file()
     assert len(list((out / "masks_round_2").glob("*.png"))) == trained
+
+
+def test_a_finished_round_skipped_on_resume_is_compared_with_the_request(tmp_path, tiny_run, tiny_dataset):
+    """A resume skips a finished round, so no trainer compares its settings; :func:`check_finished_run` does."""
+    from partdiscovery.config import config_from_dict, with_overrides
+    from partdiscovery.data import open_dataset
+    from partdiscovery.errors import CheckpointError
+    from partdiscovery.workflows.rounds import check_finished_run
+
+    run = tmp_path / "round_1"
+    shutil.copytree(tiny_run, run)
+    cfg = config_from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+    train = open_dataset(tiny_dataset, "train")
+    check_finished_run(run, cfg, train)  # the same request: goes on
+    with pytest.raises(CheckpointError, match="different settings \\(optim.lr"):
+        check_finished_run(run, with_overrides(cfg, ["optim.lr=0.5"]), train)
+    with pytest.raises(CheckpointError, match="not on split 'train_minus_val'"):
+        check_finished_run(run, cfg, open_dataset(tiny_dataset, "train_minus_val"))

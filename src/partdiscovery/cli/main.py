@@ -288,6 +288,13 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         )
     # The preset (and --set) choose φ and the input size, so that a baseline always uses the same
     # features as the method it is compared with; a trained baseline takes the whole config.
+    for key, option in (
+        ("model.num_parts", "--parts"),
+        ("train.seed", "--seed"),
+        ("data.input_size", "--input-size"),
+    ):
+        if explicitly_set(args.overrides, key):  # the option's value (a default included) would win silently
+            raise ConfigError(f"baseline takes {key} from {option}; give {option} instead of --set {key}=...")
     flags = {
         "train.steps": ("--steps", args.steps),
         "model.pretrained": ("--no-pretrained", False if args.no_pretrained else None),

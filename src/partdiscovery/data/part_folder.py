@@ -418,7 +418,10 @@ class ImageFolderDataset(PartDataset):
         for path in self.paths:
             size = _oriented_header_size(path)
             if size is None:
-                problems.append(f"{path}: not a readable image")
+                dangling = path.is_symlink() and not path.exists()
+                problems.append(
+                    f"{path}: " + ("a link to a missing file" if dangling else "not a readable image")
+                )
             elif self.masks is not None:
                 mask = self.masks / f"{path.stem}.png"
                 mask_size = _header_size(mask) if mask.is_file() else None

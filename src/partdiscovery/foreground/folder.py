@@ -31,9 +31,10 @@ from partdiscovery.data.image_io import read_image
 from partdiscovery.errors import DatasetError, OutputPathError
 from partdiscovery.foreground.distill import mask_from_run
 from partdiscovery.foreground.model import ForegroundModel
+from partdiscovery.utils.distributed import env_info
 from partdiscovery.utils.io import atomic_save_image, atomic_write_json
 from partdiscovery.utils.moved import moved_names
-from partdiscovery.utils.outputs import LOCK, MARKER, check_output_folder, lock_folder, remove_if_only_lock
+from partdiscovery.utils.outputs import LOCK, MARKER, check_output_folder, writing_into
 from partdiscovery.utils.progress import progress as progress_bar
 from partdiscovery.utils.threads import ordered_map, torch_threads
 
@@ -154,27 +155,21 @@ def write_mask_folder(
     out = Path(out)
     paths = [Path(p) for p in paths]
     check_output_folder(out, [(paths[0].parent, "image folder")] if paths else [], "mask folder")
-    created = not out.exists()
-    try:
-        # Two calls writing one folder would mix their images' masks under one manifest.
-        with lock_folder(out, "writing masks into this folder", "mask folder"):
-            return _write_mask_folder(
-                paths,
-                out,
-                cfg,
-                device,
-                progress,
-                fit_paths,
-                keep_existing,
-                from_run,
-                run_source,
-                workers,
-                replace_other,
-            )
-    except BaseException:
-        if created:
-            remove_if_only_lock(out)  # refused before writing a mask (e.g. no readable image): leave nothing
-        raise
+    # The processes of one torchrun job come here one after the other (main_first) and wait their turn.
+    with writing_into(out, "writing masks into this folder", "mask folder", wait=env_info().world_size > 1):
+        return _write_mask_folder(
+            paths,
+            out,
+            cfg,
+            device,
+            progress,
+            fit_paths,
+            keep_existing,
+            from_run,
+            run_source,
+            workers,
+            replace_other,
+        )
 
 
 def _write_mask_folder(

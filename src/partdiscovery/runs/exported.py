@@ -73,9 +73,9 @@ def exported_config(path: str | Path) -> Config:
     if not path.is_file():
         raise CheckpointError(f"{path}: exported model does not exist")
     try:
-        if path.suffix == ".safetensors":
+        if path.suffix.lower() == ".safetensors":
             return load_safetensors(path)[0]
-        if path.suffix == ".onnx":
+        if path.suffix.lower() == ".onnx":
             import onnx
 
             props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}

@@ -70,8 +70,8 @@ def _checkpoint(source: Path) -> tuple[Path, dict]:
 def file_kind(source: Path) -> str:
     """``"onnx"``, ``"safetensors"`` or ``"checkpoint"``: by the suffix, else (a file renamed, or exported without
     one) by its first bytes. A TorchScript export is refused with a :class:`CheckpointError` saying what reads it."""
-    if source.suffix in (".onnx", ".safetensors"):
-        return source.suffix[1:]
+    if source.suffix.lower() in (".onnx", ".safetensors"):
+        return source.suffix[1:].lower()
     if not source.is_file():
         return "checkpoint"
     try:

@@ -137,6 +137,8 @@ RESUME_MAY_CHANGE = frozenset(
     {
         "data.cache_size",
         "data.num_workers",
+        "model.backbone_weights",
+        "model.feature_weights",
         "train.checkpoint_every",
         "train.compile",
         "train.keep_checkpoints",
@@ -146,24 +148,57 @@ RESUME_MAY_CHANGE = frozenset(
         "train.threads",
     }
 )
-"""Config keys that a resume may change: how the run is executed, logged and kept, not what it computes (and
-the ``predict`` section, which only inference reads). Every other difference from the checkpoint's config is
-refused: the data order, augmentations and schedule of the rest of the run would not be the stored run's."""
+"""Config keys that a resume may change: how the run is executed, logged and kept, not what it computes; where
+weight files are (a run moved to another machine); and the sections :data:`RESUME_MAY_CHANGE_SECTIONS`. Every
+other difference from the run's config is refused: the data order, augmentations and schedule of the rest of the
+run would not be the stored run's."""
+RESUME_MAY_CHANGE_SECTIONS = ("predict", "foreground")
+"""``predict``: read by inference only. ``foreground``: the masks made at the start are reused by a resume."""
 
 
 def check_resume_config(stored: Config, cfg: Config, where: str | Path) -> None:
     """Raise :class:`CheckpointError` (naming ``where`` and up to four keys) when ``cfg`` differs from the
-    ``stored`` config of the run being resumed in a key outside :data:`RESUME_MAY_CHANGE` and ``predict``."""
+    ``stored`` config of the run being resumed outside :data:`RESUME_MAY_CHANGE` and
+    :data:`RESUME_MAY_CHANGE_SECTIONS`. A default changed by a later version is a difference too: the message
+    names the key, and the run's own value given back resumes it."""
     changed = [
         f"{key} {old!r} -> {new!r}"
         for key, old, new in config_differences(stored, cfg)
-        if key not in RESUME_MAY_CHANGE and key.split(".")[0] != "predict"
+        if key not in RESUME_MAY_CHANGE and key.split(".")[0] not in RESUME_MAY_CHANGE_SECTIONS
     ]
     if changed:
         listed = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
         raise CheckpointError(
             f"{where}: was trained with different settings ({listed}); resume with the same settings, or start "
             "a new run (another --out, or --overwrite)"
+        )
+
+
+def training_images(dataset) -> dict:
+    """What a run records of its training images: ``split``, the number of ``images`` and ``ids_sha256``, a digest
+    of the sorted ids (None for a dataset without ids)."""
+    ids = getattr(dataset, "ids", None)
+    digest = None if ids is None else hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
+    return {"split": getattr(dataset, "split", None), "images": len(dataset), "ids_sha256": digest}
+
+
+def check_same_images(recorded: dict, dataset, where: str | Path) -> None:
+    """Raise :class:`CheckpointError` (naming ``where``) when ``dataset`` is not the training images ``recorded``
+    (:func:`training_images`; what a record lacks, an older version's, is not compared)."""
+    now = training_images(dataset)
+    if ("split" in recorded and recorded["split"] != now["split"]) or recorded.get(
+        "images", now["images"]
+    ) != now["images"]:
+        raise CheckpointError(
+            f"{where}: the run was trained on split {recorded.get('split')!r}"
+            + (f" ({recorded['images']} images)" if "images" in recorded else "")
+            + f", not on split {now['split']!r} ({now['images']} images); resume with the same data and split, or "
+            "start a new run (another --out, or --overwrite)"
+        )
+    if recorded.get("ids_sha256") not in (None, now["ids_sha256"]):
+        raise CheckpointError(
+            f"{where}: the run was trained on other images (the ids differ, not their number); resume with the "
+            "same data, or start a new run (another --out, or --overwrite)"
         )
 
 
@@ -315,32 +350,14 @@ class Trainer:
         return int(payload["step"])
 
     def _check_same_images(self) -> None:
-        """The split and image count that ``run_info.json`` records must be this dataset's (a run that did not
-        record them, an older version's, is not checked)."""
+        """The images ``run_info.json`` records must be this dataset's (a run of a version that did not record
+        them is not checked)."""
         try:
             info = json.loads(self.run.run_info.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
-        if not isinstance(info, dict):
-            return
-        split, count, ids = getattr(self.dataset, "split", None), len(self.dataset), self._ids_digest()
-        if ("split" in info and info["split"] != split) or info.get("images", count) != count:
-            raise CheckpointError(
-                f"{self.run.run_info}: the run was trained on split {info.get('split')!r}"
-                + (f" ({info['images']} images)" if "images" in info else "")
-                + f", not on split {split!r} ({count} images); resume with the same data and split, or start a "
-                "new run (another --out, or --overwrite)"
-            )
-        if info.get("ids_sha256", ids) != ids:
-            raise CheckpointError(
-                f"{self.run.run_info}: the run was trained on other images ({info.get('dataset')}; the ids differ, "
-                f"not their number); resume with the same data, or start a new run (another --out, or --overwrite)"
-            )
-
-    def _ids_digest(self) -> str | None:
-        """A fingerprint of the training images' ids in order (None for a dataset without ``ids``)."""
-        ids = getattr(self.dataset, "ids", None)
-        return None if ids is None else hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()
+        if isinstance(info, dict):
+            check_same_images(info, self.dataset, self.run.run_info)
 
     def _write_run_files(self, dist_info: DistInfo, start_step: int) -> None:
         """config.yaml and run_info.json; on resume, metrics.csv cut back to the checkpoint."""
@@ -354,9 +371,7 @@ class Trainer:
                 "argv": sys.argv,
                 "dataset": self.dataset.describe(),
                 # Which ids f saw: evaluate --split val warns when they include the validation ids.
-                "split": getattr(self.dataset, "split", None),
-                "images": len(self.dataset),
-                "ids_sha256": self._ids_digest(),
+                **training_images(self.dataset),
                 "device": str(self.device),
                 "world_size": dist_info.world_size,
                 **self.info,

@@ -26,7 +26,8 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +113,18 @@ def make_folder(path: Path, what: str = "output folder") -> None:
         raise OutputPathError(f"{path}: cannot create the {what} ({reason})") from None
 
 
-def lock_folder(path: Path, doing: str, what: str = "output folder", flag: str = "--out") -> FileLock:
+def lock_folder(
+    path: Path, doing: str, what: str = "output folder", flag: str = "--out", wait: bool = False
+) -> FileLock:
     """Create ``path`` and take its :data:`LOCK` at once, or raise :class:`RunLockedError`: two processes writing
     one folder would mix their files (and each would remove the other's as stale). ``doing``: what the holder is
-    doing, for the message ("training into this run folder"). Release with ``.release()`` or use it as a
-    context manager."""
+    doing, for the message ("training into this run folder"). ``wait``: wait for the lock instead (the processes
+    of one ``torchrun`` job, which take turns on purpose). Release with ``.release()`` or use it as a context
+    manager."""
     make_folder(path, what)
     if not _writable(path):
         raise OutputPathError(f"{path}: the folder is not writable")
-    lock = FileLock(path / LOCK, timeout=0)
+    lock = FileLock(path / LOCK, timeout=-1 if wait else 0)
     try:
         lock.acquire()
     except Timeout:
@@ -132,14 +136,32 @@ def lock_folder(path: Path, doing: str, what: str = "output folder", flag: str =
 
 
 def remove_if_only_lock(path: Path) -> None:
-    """Remove the folder ``path`` if it holds nothing but its :data:`LOCK` (a folder :func:`lock_folder` created
-    for a call that was refused before it wrote anything)."""
+    """Remove the folder ``path`` if it holds nothing but its :data:`LOCK` (a folder :func:`writing_into` created
+    for a call that was refused before it wrote anything). Called while the lock is still held."""
     try:
         if all(p.name == LOCK for p in path.iterdir()):
             (path / LOCK).unlink(missing_ok=True)
             path.rmdir()
     except OSError:
         pass  # not ours to insist on: a folder left empty is harmless
+
+
+@contextmanager
+def writing_into(
+    path: Path, doing: str, what: str = "output folder", flag: str = "--out", wait: bool = False
+) -> Iterator[FileLock]:
+    """Hold ``path``'s lock (:func:`lock_folder`) for a block that writes into it; a folder created here for a
+    block that fails before writing anything (a refused image, Ctrl-C) is removed again."""
+    created = not path.exists()
+    lock = lock_folder(path, doing, what, flag, wait)
+    try:
+        yield lock
+    except BaseException:
+        if created:
+            remove_if_only_lock(path)
+        raise
+    finally:
+        lock.release()
 
 
 def check_output_file(
@@ -343,4 +365,5 @@ __all__ = [
     "lock_folder",
     "make_folder",
     "remove_if_only_lock",
+    "writing_into",
 ]

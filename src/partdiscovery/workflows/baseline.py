@@ -25,7 +25,7 @@ from partdiscovery.data.base import PartDataset
 from partdiscovery.data.prediction import Prediction
 from partdiscovery.errors import InvalidArgumentError, UnknownNameError
 from partdiscovery.utils.io import atomic_write_json
-from partdiscovery.utils.outputs import lock_folder
+from partdiscovery.utils.outputs import writing_into
 from partdiscovery.utils.registry import Registry
 from partdiscovery.workflows.predict import prediction_folder
 from partdiscovery.workflows.train import dataset_inputs, run_training
@@ -44,7 +44,7 @@ class BaselineJob:
     split: str = "test"
     """The split whose predictions are written."""
     fit_split: str = "train"
-    """The split fitted (or trained) on: :func:`default_fit_split` unless given."""
+    """The split fitted (or trained) on (:func:`run_baseline` passes :func:`default_fit_split` unless given)."""
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -152,7 +152,7 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
     )
     started = time.perf_counter()
     model = baseline.fit(phi, train_set, job.parts, input_size, seed=job.seed, progress=job.progress)
-    with lock_folder(job.out, "writing predictions into this folder"):
+    with writing_into(job.out, "writing predictions into this folder"):
         # Again, under the lock: another call may have written into the folder since the check above.
         folder = prediction_folder(
             job.out, files, job.overwrite, inputs + [(predict_set.root, "dataset folder")]
@@ -219,7 +219,7 @@ def _train_scops(job: BaselineJob) -> Path:
     files = [f"{i}.png" for i in dataset.ids]
     prediction_folder(job.out, files, job.overwrite, inputs)  # a user's file among them: before training
     run = job.out / "run"
-    with lock_folder(job.out, "writing predictions into this folder"):
+    with writing_into(job.out, "writing predictions into this folder"):
         folder = prediction_folder(job.out, files, job.overwrite, inputs)  # again, under the lock
         folder.claim(files)
         run_training(

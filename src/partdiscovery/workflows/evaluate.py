@@ -29,7 +29,7 @@ def evaluate(
     if run is not None and split == "val":
         warn_if_trained_on_val(run)
     if predictions is not None and split == "val":
-        warn_if_fitted_on_val(predictions)
+        warn_if_fitted_on_val(predictions, data)
     return evaluate_protocol(
         protocol or default_protocol(data),
         data,
@@ -64,27 +64,40 @@ def warn_if_trained_on_val(run: str | Path) -> None:
         )
 
 
-def warn_if_fitted_on_val(predictions: str | Path) -> None:
-    """The same warning for a baseline's predictions folder: fitted on the whole training split
-    (``baseline_info.json``; versions before 0.24 fitted on ``train`` whatever the scored split), or, for a trained
-    baseline (SCOPS), trained on it (its run in ``PREDICTIONS/run``)."""
+def warn_if_fitted_on_val(predictions: str | Path, data: str) -> None:
+    """The same warning for a baseline's predictions folder whose fitted (or, SCOPS, trained) split shares ids
+    with ``data``'s ``val``: ``baseline_info.json``'s ``fit_split`` (versions before 0.24 fitted on ``train``
+    whatever the scored split), or the ``run_info.json`` of SCOPS's run in ``PREDICTIONS/run``."""
     import warnings
 
-    from partdiscovery.data.part_folder import HOLDOUT_SPLIT
+    from partdiscovery.data import open_dataset
+    from partdiscovery.errors import PartDiscoveryError
 
     folder = Path(predictions)
-    if (folder / "run" / "run_info.json").is_file():
-        warn_if_trained_on_val(folder / "run")
+    try:
+        if (folder / "run" / "run_info.json").is_file():
+            fit_split = json.loads((folder / "run" / "run_info.json").read_text(encoding="utf-8")).get(
+                "split"
+            )
+        else:
+            fit_split = json.loads((folder / "baseline_info.json").read_text(encoding="utf-8")).get(
+                "fit_split"
+            )
+    except (OSError, ValueError, AttributeError):
+        return  # not a baseline's folder (e.g. `predict`'s output), or one of a version without the record
+    if not isinstance(fit_split, str):
         return
     try:
-        info = json.loads((folder / "baseline_info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # not a baseline's folder (e.g. `predict`'s output), or one of a version without the record
-    if isinstance(info, dict) and info.get("split") == "val" and info.get("fit_split") == "train":
+        shared = set(open_dataset(data, "val", validate=False).ids) & set(
+            open_dataset(data, fit_split, validate=False).ids
+        )
+    except (PartDiscoveryError, TypeError):
+        return  # the scoring itself says what is wrong with the data
+    if shared:
         warnings.warn(
-            f"{predictions}: the baseline was fitted on the whole training split, the validation ids included, so "
-            f"its val scores are not held out; run `partdiscovery baseline ... --split val` again (it fits on "
-            f"{HOLDOUT_SPLIT!r})",
+            f"{predictions}: the baseline was fitted on split {fit_split!r}, which holds {len(shared)} of the "
+            "validation ids, so its val scores are not held out; run `partdiscovery baseline ... --split val` "
+            "again (0.24 and later fit it without them)",
             stacklevel=3,
         )
 

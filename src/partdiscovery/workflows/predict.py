@@ -8,7 +8,7 @@ from pathlib import Path
 
 from partdiscovery.data.part_folder import PARTS_FILE
 from partdiscovery.errors import InvalidArgumentError
-from partdiscovery.utils.outputs import OutputFolder, lock_folder
+from partdiscovery.utils.outputs import OutputFolder, writing_into
 
 PREDICTIONS_KIND = "predictions"
 """The marker kind of every predictions folder this tool writes (``predict``, ``baseline``, the demo)."""
@@ -74,7 +74,7 @@ def predict_folder(
             stacklevel=2,
         )
     out = Path(out)
-    with lock_folder(out, "writing predictions into this folder"):
+    with writing_into(out, "writing predictions into this folder"):
         folder = prediction_folder(
             out, files, overwrite, inputs
         )  # again: another call may have written meanwhile

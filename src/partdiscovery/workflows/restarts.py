@@ -37,16 +37,16 @@ from pathlib import Path
 
 import torch
 
-from partdiscovery.config import Config, with_overrides
+from partdiscovery.config import Config, config_from_dict, with_overrides
 from partdiscovery.data.base import PartDataset
+from partdiscovery.errors import CheckpointError, ConfigError
 from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_variances
 from partdiscovery.runs import RunFolder
 from partdiscovery.runs.checkpoint import checkpoint_path, list_checkpoints
-from partdiscovery.runs.folder import CONFIG_FILE, METRICS_FILE
-from partdiscovery.runs.model_file import model_config
+from partdiscovery.runs.folder import CONFIG_FILE, METRICS_FILE, REQUEST_FILE
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.training.methods import create_method
-from partdiscovery.training.trainer import Trainer, check_resume_config
+from partdiscovery.training.trainer import Trainer, check_resume_config, check_same_images, training_images
 from partdiscovery.utils.distributed import broadcast_object, env_info
 from partdiscovery.utils.io import atomic_write, atomic_write_json
 from partdiscovery.utils.seed import seed_everything
@@ -177,6 +177,22 @@ def adopt(chosen: RunFolder, run: RunFolder, selection: dict, key: str = "restar
     return summary
 
 
+def check_request(out: Path, cfg: Config, dataset: PartDataset, resume: bool) -> None:
+    """Record what ``train`` was asked for in ``OUT/train_request.json`` (the config before the candidates' are
+    derived from it, and :func:`~partdiscovery.training.trainer.training_images`); on ``resume``, first refuse a
+    request that differs from the recorded one (:func:`~partdiscovery.training.trainer.check_resume_config`)."""
+    path = out / REQUEST_FILE
+    if resume and path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            recorded = config_from_dict(stored["config"])
+        except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
+            raise CheckpointError(f"{path}: cannot read the run's request ({e})") from None
+        check_resume_config(recorded, cfg, path)
+        check_same_images(stored, dataset, path)
+    atomic_write_json(path, {"config": cfg.to_dict(), **training_images(dataset)})
+
+
 def train_with_restarts(
     cfg: Config,
     dataset: PartDataset,
@@ -205,6 +221,8 @@ def train_with_restarts(
     try:
         if main:
             run.prepare(resume, overwrite)
+            # Finished candidates are skipped on resume, so no trainer compares their settings: the request does.
+            check_request(run.path, cfg, dataset, resume)
         choice_step = choice_step_of(cfg)
         candidates = {c.train.seed: c for c in candidate_configs(cfg, variants)}
         varied = candidate_variants(cfg, variants)
@@ -233,8 +251,6 @@ def train_with_restarts(
                 continue  # chosen before an interruption: only the chosen one may have steps left
             folder = RunFolder(candidate_dir(out, seed))
             if resume and (folder.summary.is_file() or (early and _has_step(folder, choice_step))):
-                # Skipped, so no trainer compares its settings: a changed option must not pass unnoticed.
-                check_resume_config(model_config(folder.path), candidates[seed], folder.path)
                 continue
             if progress and main:
                 print(

@@ -30,11 +30,12 @@ import torch
 
 from partdiscovery.config import Config
 from partdiscovery.data.base import PartDataset, RawSample
-from partdiscovery.runs import RunFolder
+from partdiscovery.runs import REQUEST_FILE, RunFolder, model_config
 from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.training.trainer import check_resume_config, check_same_images
 from partdiscovery.utils.distributed import broadcast_object, env_info, main_first
 from partdiscovery.utils.io import atomic_write_json
-from partdiscovery.workflows.restarts import adopt, score_runs
+from partdiscovery.workflows.restarts import adopt, check_request, score_runs
 
 ROUND_DIRS = ("round_1", "round_2")
 SECOND_MASKS = "masks_round_2"
@@ -69,6 +70,22 @@ def choose_round(
         "scores": {str(i + 1): round(v, 6) for i, v in enumerate(values)},
         "kept": 2 if values[1] > values[0] else 1,
     }
+
+
+def check_finished_run(run: Path, cfg: Config, dataset: PartDataset) -> None:
+    """A finished run that a resume skips must have been asked for with ``cfg`` on ``dataset``: its request
+    (a run of restarts, :func:`~partdiscovery.workflows.restarts.check_request`), or its own config and
+    ``run_info.json`` (a single run)."""
+    if (run / REQUEST_FILE).is_file():
+        check_request(run, cfg, dataset, resume=True)
+        return
+    check_resume_config(model_config(run), cfg, run)
+    try:
+        info = json.loads(RunFolder(run).run_info.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(info, dict):
+        check_same_images(info, dataset, RunFolder(run).run_info)
 
 
 def train_two_rounds(
@@ -117,6 +134,8 @@ def train_two_rounds(
 
     # Whatever is trained in this call makes what follows it stale: the second masks, the second run, the choice.
     fresh = broadcast_object(not (resume and RunFolder(runs[0]).summary.is_file()))
+    if main and not fresh:
+        check_finished_run(runs[0], cfg, first_dataset)  # skipped: no trainer compares its settings
     if fresh:
         say(f"round 1 of 2: training on the first masks into {runs[0]}")
         train(cfg, first_dataset, runs[0], info)
@@ -142,6 +161,8 @@ def train_two_rounds(
         clear(runs[1])  # trained on other masks: resuming it would mix the two
         fresh = True
     fresh = broadcast_object(fresh or not (resume and RunFolder(runs[1]).summary.is_file()))
+    if main and not fresh:
+        check_finished_run(runs[1], cfg, datasets[1])
     last: dict = {}
     if fresh:
         say(f"round 2 of 2: training on the second masks into {runs[1]}")
