@@ -36,6 +36,7 @@ def workspace(tmp_path_factory, tiny_dataset, tiny_run) -> Path:
     (user / "metrics.csv").write_text("step,loss\n1,0.5\n", encoding="utf-8")
     (user / "notes.html").write_text("<html>my notes</html>\n", encoding="utf-8")
     (w / "a_file.txt").write_text("not a folder\n", encoding="utf-8")
+    (w / "bad_method.yaml").write_text("method: nope\n", encoding="utf-8")
     (w / "a_folder").mkdir()
     (w / "a_folder" / "keep.txt").write_text("keep\n", encoding="utf-8")
     (w / "empty").mkdir()
@@ -129,6 +130,7 @@ def _cases() -> list[tuple[str, str]]:
         (f"{train} W/r model.no_such_key=1", "model.no_such_key"),
         (f"{train} W/r --config W/missing.yaml", "missing.yaml"),
         (f"{train} W/r --config W/a_file.txt", "mapping of sections"),
+        (f"{train} W/r --config W/bad_method.yaml", "bad_method.yaml: unknown method 'nope'"),
         (f"{train} W/r --config W/a_folder", "cannot read config"),
         (f"{train} W/r --config W/data/images", "cannot read config"),
         (f"{train} W/r --preset huge", "--preset"),

@@ -154,7 +154,27 @@ def build_config(args: argparse.Namespace):
         "train.seed": ("--seed", args.seed),
         "model.pretrained": ("--no-pretrained", False if args.no_pretrained else None),
     }
-    return load_config(args.preset, args.config, with_flags(list(args.overrides), flags))
+    cfg = load_config(args.preset, args.config, with_flags(list(args.overrides), flags))
+    if args.config:
+        _name_the_file(cfg, args.preset, args.config)
+    return cfg
+
+
+def _name_the_file(cfg, preset: str | None, file: str) -> None:
+    """A registered name that is wrong in a ``--config`` file (``method: nope``) is reported with the file, as
+    ``load_config`` reports the file's other mistakes: where the preset and the file alone fail the same way."""
+    from partdiscovery.config import load_config
+    from partdiscovery.training.checks import check_config
+
+    try:
+        check_config(cfg)
+    except ConfigError as e:
+        try:
+            check_config(load_config(preset, file))
+        except ConfigError as own:
+            if str(own) == str(e):
+                raise ConfigError(f"{file}: {e}") from None
+        raise
 
 
 def explicitly_set(overrides: list[str], key: str) -> bool:
