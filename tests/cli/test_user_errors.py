@@ -183,7 +183,10 @@ def _cases() -> list[tuple[str, str]]:
         ("baseline best --data W/data --out W/k", "invalid choice"),
         ("baseline scops --data W/data --out W/k --parts 1 --no-pretrained", "at least 2"),
         ("baseline scops --data W/data --out W/k --set model.num_parts=6", "give --parts instead"),
-        ("baseline kmeans --data W/data --out W/k --set data.input_size=64", "give --input-size instead"),
+        (
+            "baseline kmeans --data W/data --out W/k --input-size 64 --set data.input_size=64",
+            "give --input-size",
+        ),
         ("baseline scops --data W/data --out W/k --steps 0 --no-pretrained", "--steps"),
         ("baseline scops --data W/data --out W/user --no-pretrained", "not written by partdiscovery"),
         ("baseline scops --data W/data --out W/k --preset huge", "--preset"),

@@ -308,12 +308,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         )
     # The preset (and --set) choose φ and the input size, so that a baseline always uses the same
     # features as the method it is compared with; a trained baseline takes the whole config.
-    for key, option in (
-        ("model.num_parts", "--parts"),
-        ("train.seed", "--seed"),
-        ("data.input_size", "--input-size"),
-    ):
-        if explicitly_set(args.overrides, key):  # the option's value (a default included) would win silently
+    # --parts and --seed have defaults, which would win over --set silently; --input-size only when given.
+    owned = [("model.num_parts", "--parts"), ("train.seed", "--seed")]
+    for key, option in owned + ([("data.input_size", "--input-size")] if args.input_size is not None else []):
+        if explicitly_set(args.overrides, key):
             raise ConfigError(f"baseline takes {key} from {option}; give {option} instead of --set {key}=...")
     flags = {
         "train.steps": ("--steps", args.steps),

@@ -37,7 +37,7 @@ REQUEST_FILE = "train_request.json"
 """What ``train`` was asked for (the config before restarts and rounds derive their runs' own, the split and the
 images), so that a ``--resume`` that skips finished runs is still compared with the request."""
 TENSORBOARD_DIR = "tensorboard"
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, RUN_INFO_FILE, REQUEST_FILE)
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, RUN_INFO_FILE)
 """The files at the top of a run folder (besides ``checkpoints/``)."""
 RUN_KIND = "run"
 LOCK_FILE = LOCK
