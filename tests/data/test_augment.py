@@ -188,3 +188,22 @@ def test_hflip_mirrors_the_warp_and_leaves_the_other_draws_unchanged():
     flipped_x = torch.stack([-plain[..., 0], plain[..., 1]], -1)
     flipped = (some - flipped_x).abs().amax(dim=(1, 2, 3)) < 1e-6
     assert bool((kept ^ flipped).all()) and kept.any() and flipped.any()
+
+
+def test_the_spline_passes_through_its_control_points_whichever_kornia_is_installed():
+    """kornia 0.9.2 moved the kernels of ``get_tps_transform`` to its first argument; with the old choice of
+    centres the warp moved pixels by 8 sigma (the test above failed on a fresh install)."""
+    from kornia.geometry.transform import warp_points_tps
+
+    from partdiscovery.data.augment import _fit_tps, _tps_centres
+
+    g = torch.Generator().manual_seed(1)
+    lin = torch.linspace(-1, 1, 5)
+    cy, cx = torch.meshgrid(lin, lin, indexing="ij")
+    src = torch.stack([cx, cy], -1).reshape(1, -1, 2)
+    dst = src + 0.05 * (2 * torch.rand(src.shape, generator=g) - 1)
+    kernel_weights, affine_weights = _fit_tps(src, dst)
+    centres = src if _tps_centres() == "source" else dst
+    torch.testing.assert_close(
+        warp_points_tps(src, centres, kernel_weights, affine_weights), dst, atol=1e-5, rtol=0
+    )
