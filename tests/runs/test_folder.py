@@ -98,3 +98,14 @@ def test_resume_keeps_the_results(tmp_path):
     run.summary.unlink()  # an interrupted run: --resume continues it
     run.prepare(resume=True, overwrite=False)
     assert [p.name for p in run.derived_files()] == ["report.html", "test_metrics.json", "val.json"]
+
+
+def test_read_run_info_is_empty_where_there_is_none_or_it_is_unreadable(tmp_path):
+    run = RunFolder(tmp_path)
+    assert run.read_run_info() == {}
+    run.run_info.write_text("{broken")
+    assert run.read_run_info() == {}
+    run.run_info.write_text("[1, 2]")
+    assert run.read_run_info() == {}
+    run.run_info.write_text('{"split": "train"}')
+    assert run.read_run_info() == {"split": "train"}

@@ -115,6 +115,15 @@ class RunFolder:
     def run_info(self) -> Path:
         return self.path / RUN_INFO_FILE
 
+    def read_run_info(self) -> dict:
+        """``run_info.json`` as a dict; ``{}`` when it is missing or unreadable (an exported file alone, a run
+        killed before writing it)."""
+        try:
+            info = json.loads(self.run_info.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return info if isinstance(info, dict) else {}
+
     @property
     def tensorboard(self) -> Path:
         return self.path / TENSORBOARD_DIR

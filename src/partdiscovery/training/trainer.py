@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import json
 import math
 import resource
 import sys
@@ -352,12 +351,7 @@ class Trainer:
     def _check_same_images(self) -> None:
         """The images ``run_info.json`` records must be this dataset's (a run of a version that did not record
         them is not checked)."""
-        try:
-            info = json.loads(self.run.run_info.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if isinstance(info, dict):
-            check_same_images(info, self.dataset, self.run.run_info)
+        check_same_images(self.run.read_run_info(), self.dataset, self.run.run_info)
 
     def _write_run_files(self, dist_info: DistInfo, start_step: int) -> None:
         """config.yaml and run_info.json; on resume, metrics.csv cut back to the checkpoint."""

@@ -52,11 +52,8 @@ def warn_if_trained_on_val(run: str | Path) -> None:
     from partdiscovery.runs import RunFolder, resolve_run
 
     folder, _ = resolve_run(Path(run))
-    try:
-        split = json.loads(RunFolder(folder).run_info.read_text(encoding="utf-8")).get("split")
-    except (OSError, ValueError, AttributeError):
-        return  # an exported file alone, or a run of a version that did not record its split
-    if split == "train":
+    # An exported file alone, or a run of a version that did not record its split, has none.
+    if RunFolder(folder).read_run_info().get("split") == "train":
         warnings.warn(
             f"{run}: was trained on the whole training split, the validation ids included, so its val scores are not "
             f"held out; train with --holdout-val (split {HOLDOUT_SPLIT!r}) to choose settings on val",
@@ -72,19 +69,18 @@ def warn_if_fitted_on_val(predictions: str | Path, data: str) -> None:
 
     from partdiscovery.data import open_dataset
     from partdiscovery.errors import PartDiscoveryError
+    from partdiscovery.runs import RUN_INFO_FILE, RunFolder
 
     folder = Path(predictions)
-    try:
-        if (folder / "run" / "run_info.json").is_file():
-            fit_split = json.loads((folder / "run" / "run_info.json").read_text(encoding="utf-8")).get(
-                "split"
-            )
-        else:
+    if (folder / "run" / RUN_INFO_FILE).is_file():  # SCOPS: the split its run trained on
+        fit_split = RunFolder(folder / "run").read_run_info().get("split")
+    else:
+        try:
             fit_split = json.loads((folder / "baseline_info.json").read_text(encoding="utf-8")).get(
                 "fit_split"
             )
-    except (OSError, ValueError, AttributeError):
-        return  # not a baseline's folder (e.g. `predict`'s output), or one of a version without the record
+        except (OSError, ValueError, AttributeError):
+            return  # not a baseline's folder (e.g. `predict`'s output), or one of a version without the record
     if not isinstance(fit_split, str):
         return
     try:

@@ -80,12 +80,7 @@ def check_finished_run(run: Path, cfg: Config, dataset: PartDataset) -> None:
         check_request(run, cfg, dataset, resume=True)
         return
     check_resume_config(model_config(run), cfg, run)
-    try:
-        info = json.loads(RunFolder(run).run_info.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if isinstance(info, dict):
-        check_same_images(info, dataset, RunFolder(run).run_info)
+    check_same_images(RunFolder(run).read_run_info(), dataset, RunFolder(run).run_info)
 
 
 def train_two_rounds(
