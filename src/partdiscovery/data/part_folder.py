@@ -84,26 +84,15 @@ def _checked(problems: list[str], read, path: Path):
         return None
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
+def _header_size(path: Path, oriented: bool = False) -> tuple[int, int] | None:
     """An image file's width and height from its header, or ``None`` where it cannot be read: the size of a
-    mask that :func:`read_mask` refused, so that a wrong size is reported with the other problem."""
+    mask that :func:`read_mask` refused, so that a wrong size is reported with the other problem. ``oriented``:
+    as the image is shown (and read by :func:`read_image`), swapped where the EXIF orientation turns it by 90°."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # read_mask has said so already
             with Image.open(path) as img:
-                return img.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
-
-
-def _oriented_header_size(path: Path) -> tuple[int, int] | None:
-    """:func:`_header_size` as the image is shown (and read by :func:`read_image`): width and height swapped
-    where the EXIF orientation turns it by 90 degrees."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
+                turned = oriented and img.getexif().get(0x0112) in (5, 6, 7, 8)
                 return img.size[::-1] if turned else img.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
@@ -416,7 +405,7 @@ class ImageFolderDataset(PartDataset):
         # (A file whose header reads but whose data is cut short is found when it is decoded.)
         problems = [p for p in map(_ambiguity, by_id.values()) if p]
         for path in self.paths:
-            size = _oriented_header_size(path)
+            size = _header_size(path, oriented=True)
             if size is None:
                 dangling = path.is_symlink() and not path.exists()
                 problems.append(
