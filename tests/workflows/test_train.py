@@ -47,3 +47,20 @@ def test_run_training_writes_a_run_and_records_the_masks(tmp_path, tiny_config, 
     assert info["masks"]["source"] == "given"
     with pytest.raises(PartDiscoveryError, match="--overwrite|--resume"):
         run_training(tiny_config("train.steps=2"), str(tiny_dataset), tmp_path / "run", "cpu", quiet=True)
+
+
+def test_automatic_masks_under_holdout_val_leave_the_validation_images_out(
+    tmp_path, tiny_config, tiny_dataset
+):
+    from partdiscovery.data import open_dataset
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    shutil.rmtree(data / "masks")
+    dataset, _, info = training_dataset(
+        tiny_config(), str(data), tmp_path / "run", device="cpu", quiet=True, split="train_minus_val"
+    )
+    assert info["masks"]["source"] != "given"
+    made = sorted(p.stem for p in (tmp_path / "run" / "masks").glob("*.png"))
+    assert made == sorted(dataset.ids) == sorted(open_dataset(tiny_dataset, "train_minus_val").ids)
+    assert not set(made) & set(open_dataset(tiny_dataset, "val").ids)

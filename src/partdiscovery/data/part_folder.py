@@ -142,16 +142,40 @@ def find_image(images: Path, image_id: str) -> Path | None:
     return None
 
 
+def split_ids(root: Path, split: str, problems: list[str] | None = None) -> list[str]:
+    """The image ids of a part folder's ``split``, in order: ``all`` = every image in images/; ``val`` =
+    ``val.txt`` if there is one, else a hashed :data:`VAL_FRACTION` of ``train.txt`` (:func:`validation_ids`);
+    :data:`HOLDOUT_SPLIT` = ``train.txt`` without the ``val`` ids; any other name, ``<split>.txt``.
+    ``problems``: as :func:`read_split_file`'s."""
+    if split == "all":
+        ids = sorted({p.stem for p in image_files(root / "images")})
+        if not ids:
+            raise DatasetError(f"{root / 'images'}: no images found")
+        return ids
+    if split not in ("val", HOLDOUT_SPLIT) or (root / f"{split}.txt").is_file():
+        return read_split_file(root / f"{split}.txt", problems)
+    train = read_split_file(root / "train.txt")
+    val_file = root / "val.txt"
+    val = read_split_file(val_file) if val_file.is_file() else validation_ids(train)
+    if not val:
+        raise DatasetError(f"{root / 'train.txt'}: too few training images to hold out a validation split")
+    if split == "val":
+        return val
+    held_out = set(val)
+    return [i for i in train if i not in held_out]
+
+
 def split_image_paths(root: str | Path, split: str) -> list[Path]:
     """The image files of a part folder's ``split`` (no masks needed), or a DatasetError naming the
     missing ones: what ``train`` reads to compute masks for a part folder that has none."""
     root = Path(root)
     if not (root / "images").is_dir():
         raise DatasetError(f"{root}: missing images/ folder (see the part folder format in the README)")
-    ids = read_split_file(root / f"{split}.txt")
+    ids = split_ids(root, split)
     paths = [find_image(root / "images", i) for i in ids]
+    listed = f"{split}.txt" if (root / f"{split}.txt").is_file() else "train.txt"  # val, train_minus_val
     missing = [
-        f"{root / 'images' / i}.*: image is missing (listed in {split}.txt)"
+        f"{root / 'images' / i}.*: image is missing (listed in {listed})"
         for i, p in zip(ids, paths)
         if p is None
     ]
@@ -164,9 +188,8 @@ class PartFolderDataset(PartDataset):
 
     Args:
         root: the dataset folder.
-        split: ``train``, ``test`` or any name with a ``<split>.txt`` file; ``all`` = every image in images/;
-            ``val`` = ``val.txt`` if there is one, else a hashed :data:`VAL_FRACTION` of ``train.txt``
-            (:func:`validation_ids`); ``train_minus_val`` = ``train.txt`` without the ``val`` ids.
+        split: ``train``, ``test`` or any name with a ``<split>.txt`` file; ``all``, ``val`` and
+            ``train_minus_val`` as :func:`split_ids` says.
         validate: check every file up front (sizes, binary masks, non-empty foreground).
         require_parts: fail if ``parts/`` labels are missing (evaluation needs them).
         masks: the folder of ``<id>.png`` foreground masks (default ``root/masks``); e.g. the automatic
@@ -207,14 +230,7 @@ class PartFolderDataset(PartDataset):
                 if masks is None
                 else f"{self.masks_dir}: mask folder does not exist"
             )
-        if split == "all":
-            self.ids = sorted({p.stem for p in image_files(self.root / "images")})
-            if not self.ids:
-                raise DatasetError(f"{self.root / 'images'}: no images found")
-        elif split in ("val", HOLDOUT_SPLIT) and not (self.root / f"{split}.txt").is_file():
-            self.ids = self._holdout_ids(split)
-        else:
-            self.ids = read_split_file(self.root / f"{split}.txt", self._split_problems)
+        self.ids = split_ids(self.root, split, self._split_problems)
         if split != "test":
             self._warn_if_in_test()
         self.has_parts = (self.root / "parts").is_dir()
@@ -247,19 +263,6 @@ class PartFolderDataset(PartDataset):
                 "test scores would include images trained on",
                 stacklevel=3,
             )
-
-    def _holdout_ids(self, split: str) -> list[str]:
-        train = read_split_file(self.root / "train.txt")
-        val_file = self.root / "val.txt"
-        val = read_split_file(val_file) if val_file.is_file() else validation_ids(train)
-        if not val:
-            raise DatasetError(
-                f"{self.root / 'train.txt'}: too few training images to hold out a validation split"
-            )
-        if split == "val":
-            return val
-        held_out = set(val)
-        return [i for i in train if i not in held_out]
 
     def _read_part_names(self) -> dict[int, str]:
         path = self.root / PARTS_FILE

@@ -66,7 +66,7 @@ def training_dataset(
             dataset = open_dataset(data, split)
             given = dataset.masks_dir
             return dataset, cfg, {"masks": {"source": "given", "folder": str(given) if given else str(data)}}
-    paths = _image_paths(data, images)
+    paths = _image_paths(data, images, split)
 
     # No masks anywhere: make them from the images (fitted on this very collection), then train.
     if cfg.foreground.rounds > 1 and keep_background_setting and not cfg.model.learned_background:
@@ -196,7 +196,7 @@ def run_training(
             dataset,
             info,
             out,
-            _image_paths(data, images),
+            _image_paths(data, images, split),
             lambda masks: _with_masks(data, images, split, masks),
             lambda cfg, dataset, run, info: _train_one(
                 cfg, dataset, run, device, resume, overwrite, quiet, info
@@ -208,11 +208,13 @@ def run_training(
     return _train_one(cfg, dataset, out, device, resume, overwrite, quiet, info)
 
 
-def _image_paths(data: str | None, images: str | None) -> list[Path]:
-    """The images that automatic masks are made for: a part folder's training split, or a plain folder's."""
+def _image_paths(data: str | None, images: str | None, split: str) -> list[Path]:
+    """The images that automatic masks are made for, and fitted on: a part folder's training split (``split``:
+    with ``--holdout-val`` the validation images are neither masked nor seen by the mask model), or a plain
+    folder's."""
     from partdiscovery.data.part_folder import list_images, split_image_paths
 
-    return split_image_paths(Path(data), "train") if data is not None else list_images(images)
+    return split_image_paths(Path(data), split) if data is not None else list_images(images)
 
 
 def _with_masks(data: str | None, images: str | None, split: str, masks: Path):
