@@ -328,6 +328,7 @@ class PartSegmenter:
                     parts=parts,
                     probs=probs.numpy() if keep_probs else None,
                     fg_mask=fg,
+                    gt_fg_mask=batch["gt_fg_mask_full"][i],
                     part_labels=batch["part_labels"][i],
                     keypoints=batch["keypoints"][i],
                     image=batch["image_full"][i].permute(1, 2, 0).numpy(),

@@ -62,6 +62,7 @@ def test_scores_become_the_best_part_at_the_original_size_inside_the_foreground_
         "size": [(6, 10)],
         "box": [(0, -2, 10, 8)],
         "fg_mask_full": [fg],
+        "gt_fg_mask_full": [None],
         "part_labels": [None],
         "keypoints": [None],
     }

@@ -120,6 +120,8 @@ def test_predicted_masks_replace_the_foreground_only(deepfashion, tmp_path):
     raw = ds.load(1)
     assert raw.fg_mask[:, : W // 2].all() and not raw.fg_mask[:, W // 2 :].any()
     np.testing.assert_array_equal(raw.part_labels, label_map(len(SPLITS["train"]) + 1))  # still ground truth
+    np.testing.assert_array_equal(raw.gt_fg_mask, raw.part_labels > 0)  # what the FG metrics count
+    assert DeepFashionDataset(deepfashion, "test").load(1).gt_fg_mask is None  # fg_mask is the ground truth
     with pytest.raises(DatasetError, match="predicted mask is missing"):
         DeepFashionDataset(deepfashion, "train", mask_dir=masks)
 

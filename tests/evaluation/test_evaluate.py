@@ -41,3 +41,21 @@ def test_own_background_is_scored_and_iou_reported():
     )
     predicted = pred.parts > 0
     assert result["fg_iou"] == pytest.approx(100 * (predicted & fg).sum() / (predicted | fg).sum())
+
+
+def test_a_predicted_dataset_mask_cuts_the_prediction_and_the_ground_truth_is_scored():
+    """DeepFashion with predicted masks (the reference's table): predictions are cut with the dataset's mask, the FG
+    metrics count the ground-truth foreground."""
+    pred = _prediction()
+    gt_fg = pred.part_labels > 0
+    pred.fg_mask = np.zeros_like(gt_fg)
+    pred.fg_mask[:, :3] = True  # a predicted mask that misses the right column and spills onto the left
+    pred.gt_fg_mask = gt_fg
+    cut = np.where(pred.fg_mask, pred.parts, 0)
+    result = score_pixels([pred])
+    assert result["fg_nmi"] == pytest.approx(
+        100 * normalized_mutual_info_score(pred.part_labels[gt_fg], cut[gt_fg])
+    )
+    assert result["nmi"] == pytest.approx(
+        100 * normalized_mutual_info_score(pred.part_labels.ravel(), cut.ravel())
+    )

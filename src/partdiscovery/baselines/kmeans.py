@@ -126,6 +126,7 @@ def predictions_from_scores(batch: dict, scores: torch.Tensor) -> Iterator[Predi
             id=image_id,
             parts=parts,
             fg_mask=fg,
+            gt_fg_mask=batch["gt_fg_mask_full"][i],
             part_labels=batch["part_labels"][i],
             keypoints=batch["keypoints"][i],
         )

@@ -52,6 +52,10 @@ class RawSample:
     """The tight annotated object box in this sample's pixels (CUB, PASCAL-Part), ``None`` without one.
     :func:`partdiscovery.data.cub.eval_box_fg` crops the network input around it (the keypoint protocol's
     FG variant); ``bbox`` is the padded box training crops use."""
+    gt_fg_mask: np.ndarray | None = None
+    """``bool [H, W]`` the ground-truth foreground, only where ``fg_mask`` is not it (DeepFashion with predicted
+    masks, ``mask_dir``): the FG metrics count its pixels, as the reference's, while predictions are cut with
+    ``fg_mask``. ``None``: ``fg_mask`` is the ground truth."""
     mask_given: bool = True
     """``False`` when ``fg_mask`` is a stand-in (the whole image) because no mask was given (raw photos
     of :class:`~partdiscovery.data.part_folder.ImageFolderDataset`): the segmenter then does not cut

@@ -36,7 +36,9 @@ dataset's sub-folders, ``<pred_dir>/img_highres/WOMEN/.../02_1_front.png``).
 Foreground: ``labels > 0``, or a folder of *predicted* masks (``mask_dir``): the reference computed
 the full-image NMI/ARI of its DeepFashion table with foreground masks predicted for the test split by
 a supervised segmenter (its ``supervisedlabels`` download, ``<file_name>.png``), while its FG scores
-only count ground-truth foreground pixels.
+only count ground-truth foreground pixels. So with ``mask_dir`` the predicted mask is ``fg_mask`` (what
+predictions are cut with) and ``labels > 0`` is ``gt_fg_mask`` (the pixels the FG metrics count:
+:func:`~partdiscovery.evaluation.evaluate.score_pixels`).
 """
 
 from __future__ import annotations
@@ -314,14 +316,13 @@ class DeepFashionDataset(PartDataset):
                 f"{segment_path}: segment is {labels.shape[1]}x{labels.shape[0]} but the "
                 f"image is {image.width}x{image.height}"
             )
-        if self.mask_dir is None:
-            fg = labels > 0
-        else:
-            fg = read_predicted_mask(self.mask_path(index), image.size)
+        gt_fg = labels > 0
+        fg = gt_fg if self.mask_dir is None else read_predicted_mask(self.mask_path(index), image.size)
         return RawSample(
             id=self.ids[index],
             image=image,
             fg_mask=fg,
+            gt_fg_mask=None if self.mask_dir is None else gt_fg,
             part_labels=labels,
             extra={"path": self.file_names[index]},
         )

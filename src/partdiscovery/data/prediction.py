@@ -21,6 +21,8 @@ class Prediction:
         parts: ``int64 [H, W]``, 0 = background, 1..K parts.
         probs: ``float32 [K+1, H, W]`` (channel 0 = background) or ``None``.
         fg_mask: ``bool [H, W]`` the dataset's foreground mask (or all True when none was given).
+        gt_fg_mask: ``bool [H, W]`` the ground-truth foreground when ``fg_mask`` is not it
+            (:attr:`~partdiscovery.data.base.RawSample.gt_fg_mask`), else ``None``.
         part_labels: ``int64 [H, W]`` ground-truth parts or ``None``.
         keypoints: ``float32 [P, 3]`` or ``None``.
         image: ``uint8 [H, W, 3]`` the photo the parts were predicted on, or ``None``: what an overlay is drawn
@@ -31,6 +33,7 @@ class Prediction:
     parts: np.ndarray
     probs: np.ndarray | None = None
     fg_mask: np.ndarray | None = None
+    gt_fg_mask: np.ndarray | None = None
     part_labels: np.ndarray | None = None
     keypoints: np.ndarray | None = None
     image: np.ndarray | None = None

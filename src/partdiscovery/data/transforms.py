@@ -234,7 +234,7 @@ class EvalSet(Dataset):
 
     Keys: ``image`` ``[3,S,S]`` float, ``fg_mask`` ``[1,S,S]``, ``box`` (the crop in source pixels),
     ``size`` ``(H, W)``, ``id``, and the raw sample's ``image_full`` ``uint8 [3,H,W]`` (the guide of the
-    part refiner), ``fg_mask_full`` ``bool [H,W]``,
+    part refiner), ``fg_mask_full`` ``bool [H,W]``, ``gt_fg_mask_full`` (``None`` unless the dataset sets it),
     ``part_labels`` ``int64 [H,W] | None``, ``keypoints``, ``mask_given`` and ``extra``.
     """
 
@@ -261,6 +261,7 @@ class EvalSet(Dataset):
             "id": raw.id,
             "image_full": full,
             "fg_mask_full": raw.fg_mask,
+            "gt_fg_mask_full": raw.gt_fg_mask,
             "part_labels": raw.part_labels,
             "keypoints": raw.keypoints,
             "mask_given": raw.mask_given,

@@ -45,7 +45,12 @@ def read_prediction_dir(
                 "original resolution"
             )
         yield Prediction(
-            id=raw.id, parts=parts, fg_mask=raw.fg_mask, part_labels=raw.part_labels, keypoints=raw.keypoints
+            id=raw.id,
+            parts=parts,
+            fg_mask=raw.fg_mask,
+            gt_fg_mask=raw.gt_fg_mask,
+            part_labels=raw.part_labels,
+            keypoints=raw.keypoints,
         )
 
 
@@ -63,6 +68,9 @@ def score_pixels(predictions: Iterable[Prediction], use_given_masks: bool = True
 
     FG: pixels inside the ground-truth mask, predicted part vs ground-truth part. Full: every pixel,
     with the prediction's background (0) and the ground truth's background as clusters of their own.
+    Where the dataset's mask is not the ground truth (DeepFashion's predicted masks, ``gt_fg_mask``), the
+    prediction is cut with the dataset's mask and the FG metrics (and ``fg_iou``) count the ground truth's
+    pixels, as the reference's evaluation.
 
     ``use_given_masks``: mask each prediction with the ground-truth foreground first, as in the paper
     (the method is given the masks). With False the prediction's own background is scored (a model
@@ -76,10 +84,11 @@ def score_pixels(predictions: Iterable[Prediction], use_given_masks: bool = True
             raise DatasetError(f"image {pred.id}: has no ground-truth part labels to score against")
         fg = pred.part_labels > 0 if pred.fg_mask is None else pred.fg_mask
         parts = np.where(fg, pred.parts, 0) if use_given_masks else pred.parts
-        metrics.update(parts, pred.part_labels, fg)
+        scored = fg if pred.gt_fg_mask is None else pred.gt_fg_mask
+        metrics.update(parts, pred.part_labels, scored)
         predicted_fg = pred.parts > 0
-        intersection += int(np.count_nonzero(predicted_fg & fg))
-        union += int(np.count_nonzero(predicted_fg | fg))
+        intersection += int(np.count_nonzero(predicted_fg & scored))
+        union += int(np.count_nonzero(predicted_fg | scored))
     result = metrics.summary()
     if not use_given_masks:
         result["fg_iou"] = 100.0 * intersection / max(union, 1)
