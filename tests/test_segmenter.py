@@ -78,6 +78,26 @@ def test_every_form_of_an_image_and_a_mask_gives_the_same_labels(segmenter, samp
     )
     grey = np.asarray(sample.image.convert("L"))
     assert np.array_equal(segmenter.predict(grey), segmenter.predict(sample.image.convert("L")))
+    Image.fromarray(sample.fg_mask.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    for mask in (  # a mask file; tensors in dtypes numpy lacks or that require grad
+        tmp_path / "mask.png",
+        torch.from_numpy(sample.fg_mask.astype(np.float32)).bfloat16(),
+        torch.from_numpy(sample.fg_mask.astype(np.float32)).requires_grad_(),
+        torch.from_numpy(sample.fg_mask.astype(np.int32)).to(torch.uint16),
+    ):
+        assert np.array_equal(segmenter.predict(sample.image, mask), parts)
+
+
+def test_pil_images_are_converted_as_files_are_read(segmenter, sample, tmp_path):
+    """A 16-bit or transparent PIL image (``Image.open`` of such a file) was converted by PIL's ``convert("RGB")``:
+    16-bit clipped to white, the hidden colour of transparent pixels kept, unlike the same file's path."""
+    grey = np.asarray(sample.image.convert("L")).astype(np.uint16) * 257
+    Image.fromarray(grey).save(tmp_path / "deep.png")
+    rgba = np.dstack([np.asarray(sample.image), np.where(sample.fg_mask, 255, 0).astype(np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+    for name in ("deep.png", "clear.png"):
+        with Image.open(tmp_path / name) as opened:
+            assert np.array_equal(segmenter.predict(opened), segmenter.predict(tmp_path / name)), name
 
 
 @pytest.mark.parametrize(
@@ -119,6 +139,14 @@ def test_predict_proba_refuses_what_it_would_misread(segmenter, sample):
         segmenter.predict_proba(tensor.permute(0, 2, 3, 1))
     with pytest.raises(InvalidArgumentError, match="expected a torch tensor"):
         segmenter.predict_proba(np.asarray(sample.image))
+    with pytest.raises(InvalidArgumentError, match=r"B, H, W >= 1, got \[0, 3, 8, 8\]"):
+        segmenter.predict_proba(torch.zeros(0, 3, 8, 8))
+    for size in ((0, 20), (-5, 20), (10.5, 20), ("10", 20)):
+        with pytest.raises(InvalidArgumentError, match="size=.*: must be a whole number"):
+            segmenter.predict_proba(tensor, size=size)
+    with pytest.raises(InvalidArgumentError, match=r"size: expected \(height, width\)"):
+        segmenter.predict_proba(tensor, size=10)
+    assert segmenter.predict_proba(tensor, size=(np.int64(5), 7)).shape[-2:] == (5, 7)
 
 
 def test_predict_proba_reads_every_kind_of_mask_and_refuses_what_it_would_misread(segmenter):
@@ -230,6 +258,18 @@ def test_photos_above_max_side_are_segmented_smaller_and_labelled_at_full_size(
     kept = next(small.predict_dataset(test, progress=False, keep_probs=True))
     assert kept.probs.shape == (K + 1, 48, 48)
     assert np.array_equal(kept.parts, next(full.predict_dataset(test, progress=False)).parts)
+
+
+def test_a_one_pixel_max_side_and_arguments_that_are_no_sizes(tiny_run, tiny_dataset):
+    """``max_side=1`` shrinks the uint8 guide to 1 x 1, where torch's antialiased kernel failed an internal assert."""
+    tiny = PartSegmenter.load(tiny_run, device="cpu", max_side=1)
+    pred = next(tiny.predict_dataset(open_dataset(tiny_dataset, "test"), progress=False))
+    assert pred.parts.shape == (48, 48) and len(np.unique(pred.parts[pred.fg_mask])) == 1
+    for bad in ("100", 1.5, -1, True):
+        with pytest.raises(InvalidArgumentError, match="max_side=.*: must be a whole number"):
+            PartSegmenter.load(tiny_run, device="cpu", max_side=bad)
+    with pytest.raises(InvalidArgumentError, match="batch_size=0: must be a whole number"):
+        next(tiny.predict_dataset(open_dataset(tiny_dataset, "test"), batch_size=0, progress=False))
 
 
 def test_full_size_labels_enlarge_the_parts_and_the_learned_background():

@@ -106,11 +106,8 @@ class PartSegmenter:
             part_refiner(refine)  # an unknown name fails here, listing the names
             cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, refine=refine))
         if max_side is not None:
-            if max_side < 0:
-                raise InvalidArgumentError(
-                    f"max_side={max_side}: must be 0 (the photo's own size) or a side in pixels"
-                )
-            cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, max_side=max_side))
+            check_whole_number(max_side, "max_side", 0, "0 (the photo's own size) or a side in pixels")
+            cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, max_side=int(max_side)))
         self.cfg = cfg
         self.amp = amp and self.device.type == "cuda"
 
@@ -211,6 +208,12 @@ class PartSegmenter:
             image's edges by the config's ``predict.refine`` (:mod:`partdiscovery.models.refine`).
         """
         images = batch_tensor(images)
+        if size is not None:
+            if not (isinstance(size, (tuple, list)) and len(size) == 2):
+                raise InvalidArgumentError(f"size: expected (height, width), got {size!r}")
+            for side in size:
+                check_whole_number(side, "size", 1, "(height, width) in pixels, each >= 1")
+            size = (int(size[0]), int(size[1]))
         if fg_mask is not None:
             fg_mask = batch_mask(fg_mask, images.shape[0], *images.shape[2:])
         return self._proba(images, fg_mask, size)
@@ -246,7 +249,9 @@ class PartSegmenter:
         logits = uncrop(logits, box, ph, pw)
         bg = uncrop(bg, box, ph, pw) if bg is not None else None
         if (ph, pw) != (h, w):
-            guide = resize(guide, [ph, pw], antialias=True)
+            # torch's antialiased uint8 kernel fails on a 1 x 1 output (an internal assert): shrink to 2 x 2 first
+            small = resize(guide, [2, 2], antialias=True).float() if (ph, pw) == (1, 1) else guide
+            guide = resize(small, [ph, pw], antialias=True)
         guide = guide.to(logits) / 255.0 if guide.dtype == torch.uint8 else guide.to(logits)
         fg = torch.from_numpy(resize_nearest(mask, ph, pw))[:, None].to(logits) if mask is not None else None
         return refine_probs(guide, self._combine(logits, bg, fg), self.cfg.predict).cpu()
@@ -254,7 +259,7 @@ class PartSegmenter:
     def predict(
         self,
         image: Image.Image | np.ndarray | torch.Tensor | str | Path,
-        mask: np.ndarray | Image.Image | torch.Tensor | None = None,
+        mask: np.ndarray | Image.Image | torch.Tensor | str | Path | None = None,
     ) -> np.ndarray:
         """Part labels of one image: ``int64 [H, W]``, 0 = background, 1..K parts (above ``predict.max_side``
         computed at that size and enlarged, as :meth:`predict_dataset` does).
@@ -262,7 +267,8 @@ class PartSegmenter:
         ``image``: PIL image, image file path, ``uint8 [H, W, 3]`` array (``[H, W]`` grey, ``[H, W, 4]`` with alpha)
         or float array in [0, 1], or ``[3, H, W]`` tensor (``uint8``, or float in [0, 1]); :func:`image_tensor`.
         ``mask``: optional foreground mask of the image's size: bool, 0/1 or 0/255 integers, float in [0, 1]
-        (object where >= 0.5), or a PIL image; :func:`mask_array`. Anything else is an :class:`InvalidArgumentError`.
+        (object where >= 0.5), a PIL image or a mask file; :func:`mask_array`. Anything else is an
+        :class:`InvalidArgumentError`.
         """
         image = image_tensor(image)
         h, w = image.shape[-2:]
@@ -297,6 +303,7 @@ class PartSegmenter:
         ``use_masks``: mask the parts with the dataset's foreground masks (the paper's protocol).
         ``box_fn``: the crop of each raw sample fed to the network (default: letterbox the whole image).
         """
+        check_whole_number(batch_size, "batch_size", 1, "images per batch, >= 1")
         loader = DataLoader(
             EvalSet(dataset, self.input_size, box_fn),
             batch_size=batch_size,
@@ -386,6 +393,14 @@ def _to_unit(tensor: torch.Tensor, what: str) -> torch.Tensor:
     return tensor
 
 
+def check_whole_number(value, name: str, minimum: int, meaning: str) -> None:
+    """An :class:`InvalidArgumentError` unless ``value`` is an integer (not a bool; numpy integers count) of at least
+    ``minimum``: a float side or batch size would be rounded somewhere far from the call, a string fail in a
+    comparison."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidArgumentError(f"{name}={value!r}: must be a whole number, {meaning}")
+
+
 def batch_tensor(images: torch.Tensor) -> torch.Tensor:
     """``[B, 3, H, W]`` float in [0, 1] from a batch (or one ``[3, H, W]`` image) of RGB, ``uint8`` or float in
     [0, 1]; anything else is an :class:`InvalidArgumentError` saying what was expected."""
@@ -396,9 +411,9 @@ def batch_tensor(images: torch.Tensor) -> torch.Tensor:
         )
     if images.dim() == 3:
         images = images[None]
-    if images.dim() != 4 or images.shape[1] != 3 or min(images.shape[2:]) < 1:
+    if images.dim() != 4 or images.shape[1] != 3 or min(images.shape[2:]) < 1 or images.shape[0] < 1:
         raise InvalidArgumentError(
-            f"images: expected RGB [B, 3, H, W] with H, W >= 1, got {list(images.shape)}"
+            f"images: expected RGB [B, 3, H, W] with B, H, W >= 1, got {list(images.shape)}"
         )
     return _to_unit(images, "images")
 
@@ -419,7 +434,9 @@ def batch_mask(fg_mask: torch.Tensor | np.ndarray, batch: int, height: int, widt
         fg_mask = torch.from_numpy(np.ascontiguousarray(fg_mask))  # a flipped view has negative strides
     if not isinstance(fg_mask, torch.Tensor):
         raise InvalidArgumentError(f"fg_mask: expected a tensor [B, 1, H, W], got {type(fg_mask).__name__}")
-    tensor = fg_mask
+    tensor = fg_mask.detach()
+    if tensor.dtype in (torch.uint16, torch.uint32, torch.uint64):  # torch lacks > for these
+        tensor = tensor.to(torch.int64)
     if tensor.dim() == 2 and batch == 1:  # one image's [H, W] mask, as predict takes it
         tensor = tensor[None]
     if tensor.dim() == 3:
@@ -443,15 +460,16 @@ def batch_mask(fg_mask: torch.Tensor | np.ndarray, batch: int, height: int, widt
 
 
 def image_tensor(image: Image.Image | np.ndarray | torch.Tensor | str | Path) -> torch.Tensor:
-    """One image as ``float [3, H, W]`` in [0, 1]: a PIL image, a file path (read as the datasets read images), an
-    ``[H, W, 3]`` array (``[H, W]`` grey; ``[H, W, 4]`` composited on black, as files with alpha are), ``uint8`` or
-    float in [0, 1], or a ``[3, H, W]`` tensor; anything else is an :class:`InvalidArgumentError`."""
-    if isinstance(image, (str, Path)):
-        from partdiscovery.data.image_io import read_image
+    """One image as ``float [3, H, W]`` in [0, 1]: a PIL image (converted as files are read: 16-bit rescaled, alpha
+    composited on black; its EXIF orientation is not applied, a file path's is), a file path (read as the datasets
+    read images), an ``[H, W, 3]`` array (``[H, W]`` grey; ``[H, W, 4]`` composited on black, as files with alpha
+    are), ``uint8`` or float in [0, 1], or a ``[3, H, W]`` tensor; anything else is an :class:`InvalidArgumentError`."""
+    from partdiscovery.data.image_io import read_image, to_rgb
 
+    if isinstance(image, (str, Path)):
         image = read_image(image)
     if isinstance(image, Image.Image):
-        image = np.array(image.convert("RGB"))
+        image = np.array(to_rgb(image))
     if isinstance(image, np.ndarray):
         array = image[..., None].repeat(3, axis=2) if image.ndim == 2 else image
         if array.ndim != 3 or array.shape[2] not in (3, 4):
@@ -478,11 +496,22 @@ def image_tensor(image: Image.Image | np.ndarray | torch.Tensor | str | Path) ->
     return image
 
 
-def mask_array(mask: np.ndarray | Image.Image | torch.Tensor, height: int, width: int) -> np.ndarray:
+def mask_array(
+    mask: np.ndarray | Image.Image | torch.Tensor | str | Path, height: int, width: int
+) -> np.ndarray:
     """``bool [height, width]`` from a foreground mask of the image's size: bool, integers (object where > 0: 0/1 and
-    0/255 masks alike), float in [0, 1] (object where >= 0.5) or a PIL image (its first channel); a mask of another
-    size, or with NaN, is an :class:`InvalidArgumentError` (a resized mask would put the parts in the wrong place)."""
-    array = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    0/255 masks alike), float in [0, 1] (object where >= 0.5), a PIL image (its first channel) or a mask file (read
+    as the datasets read masks); a mask of another size, or with NaN, is an :class:`InvalidArgumentError` (a resized
+    mask would put the parts in the wrong place)."""
+    if isinstance(mask, torch.Tensor):  # numpy has no bfloat16 and takes no tensor that requires grad
+        mask = mask.detach().cpu()
+        array = (mask.float() if mask.is_floating_point() else mask).numpy()
+    elif isinstance(mask, (str, Path)):  # a mask file, read as the datasets read masks (binary)
+        from partdiscovery.data.image_io import read_mask
+
+        array = read_mask(mask)
+    else:
+        array = np.asarray(mask)
     if array.ndim == 3 and array.shape[2] in (1, 3, 4):
         array = array[..., 0]
     if array.shape != (height, width):

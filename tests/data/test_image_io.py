@@ -120,3 +120,11 @@ def test_readers_return_valid_output_or_a_dataset_error(data):
                 assert out.dtype == bool and out.ndim == 2
             else:
                 assert out.dtype == np.int64 and out.ndim == 2
+
+
+def test_float_images_in_zero_one_are_scaled_like_those_in_0_255(tmp_path):
+    """A float TIFF in [0, 1] (the usual range of float images) was divided by 255 as if it were 0..255: black."""
+    unit = np.array([[0.0, 0.5, 1.0, 0.25]] * 3, dtype=np.float32)
+    low = np.asarray(read_image(save(tmp_path, Image.fromarray(unit, "F"), "unit.tiff")))
+    high = np.asarray(read_image(save(tmp_path, Image.fromarray(unit * 255, "F"), "wide.tiff")))
+    assert low[0, :, 0].tolist() == high[0, :, 0].tolist() == [0, 128, 255, 64]

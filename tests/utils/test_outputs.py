@@ -215,3 +215,16 @@ def test_writing_into_removes_a_folder_it_created_for_a_block_that_failed(tmp_pa
     with writing_into(tmp_path / "done", "writing"):
         (tmp_path / "done" / "result.txt").write_text("ok")
     assert (tmp_path / "done" / "result.txt").is_file()
+
+
+def test_writing_into_removes_what_a_killed_call_left_and_nothing_of_the_users(tmp_path):
+    from partdiscovery.utils.outputs import writing_into
+
+    out = tmp_path / "out" / "overlays"
+    out.mkdir(parents=True)
+    left = out / ".007.png.muujk6vo.tmp"  # an atomic write's temporary, its process killed mid-write
+    left.write_bytes(b"half")
+    mine = out / "notes.tmp"
+    mine.write_text("the user's")
+    with writing_into(tmp_path / "out", "writing"):
+        assert not left.exists() and mine.is_file()

@@ -67,10 +67,18 @@ def open_image_file(path: Path, what: str) -> Image.Image:
 
 
 def to_8bit(img: Image.Image) -> Image.Image:
-    """16-bit and 32-bit single-channel images are rescaled to 0..255 (not clipped)."""
+    """16-bit and 32-bit single-channel images rescaled to 0..255: 16-bit from 0..65535; 32-bit integers from
+    0..255 when they fit, else 0..65535; floats (mode ``F``) from [0, 1] when they fit (the usual range of float
+    images), else 0..255 when they fit, else 0..65535. Values above the range are clipped."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        peak = arr.max() if arr.size else 0.0
+        if img.mode.startswith("I;16") or peak > 255:
+            top = 65535.0
+        elif img.mode == "F" and peak <= 1.0:
+            top = 1.0
+        else:
+            top = 255.0
         arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(arr, mode="L")
     return img
@@ -83,6 +91,12 @@ def read_image(path: str | Path) -> Image.Image:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not make a readable image unusable
         pass
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL image as 8-bit RGB, the way every image of the package is read: high bit depths rescaled
+    (:func:`to_8bit`), transparency composited on black."""
     img = to_8bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")

@@ -34,7 +34,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from partdiscovery.errors import OutputPathError, RunLockedError
-from partdiscovery.utils.io import atomic_write_json
+from partdiscovery.utils.io import atomic_write_json, remove_stale_temporaries
 
 MARKER = ".partdiscovery.json"
 """The manifest file of a folder partdiscovery created: ``{"kind": ..., "files": [...]}``."""
@@ -151,10 +151,13 @@ def writing_into(
     path: Path, doing: str, what: str = "output folder", flag: str = "--out", wait: bool = False
 ) -> Iterator[FileLock]:
     """Hold ``path``'s lock (:func:`lock_folder`) for a block that writes into it; a folder created here for a
-    block that fails before writing anything (a refused image, Ctrl-C) is removed again."""
+    block that fails before writing anything (a refused image, Ctrl-C) is removed again. The temporary files a
+    killed call left (:func:`~partdiscovery.utils.io.remove_stale_temporaries`) are removed first: under the lock
+    no other call of ours is writing them."""
     created = not path.exists()
     lock = lock_folder(path, doing, what, flag, wait)
     try:
+        remove_stale_temporaries(path)
         yield lock
     except BaseException:
         if created:

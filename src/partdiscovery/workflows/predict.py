@@ -56,10 +56,13 @@ def predict_folder(
     from PIL import Image
 
     from partdiscovery.data import ImageFolderDataset
-    from partdiscovery.segmenter import PartSegmenter
+    from partdiscovery.segmenter import PartSegmenter, check_whole_number
     from partdiscovery.utils.io import atomic_save_image, atomic_write_json
     from partdiscovery.viz import label_image, parts_figure
 
+    check_whole_number(batch_size, "batch_size", 1, "images per batch, >= 1")
+    if max_side is not None:
+        check_whole_number(max_side, "max_side", 0, "0 (the photo's own size) or a side in pixels")
     inputs = [(images, "image folder"), (masks, "mask folder")]
     prediction_folder(out, [], overwrite, inputs)  # fail before reading anything
     dataset = ImageFolderDataset(images, masks)
