@@ -82,6 +82,20 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
 
 
+def test_a_renamed_export_is_named_for_what_it_is(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match=r"is an exported safetensors model.*end in \.safetensors"):
+        load_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "model.bin").write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x032.9")  # an ONNX ModelProto's start
+    with pytest.raises(CheckpointError, match=r"is an exported ONNX model.*end in \.onnx"):
+        load_checkpoint(tmp_path / "model.bin")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="checkpoint is corrupt, truncated or unsafe"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
 def test_checkpoint_config():
     assert checkpoint_config({"config": {"train": {"steps": 7}}}, "x.pt").train.steps == 7
     with pytest.raises(CheckpointError, match=r"x\.pt: its stored config is invalid"):
