@@ -78,6 +78,8 @@ def test_every_form_of_an_image_and_a_mask_gives_the_same_labels(segmenter, samp
     )
     grey = np.asarray(sample.image.convert("L"))
     assert np.array_equal(segmenter.predict(grey), segmenter.predict(sample.image.convert("L")))
+    assert np.array_equal(segmenter.predict(grey[..., None]), segmenter.predict(grey))  # [H, W, 1]
+    assert np.array_equal(segmenter.predict(sample.image, sample.fg_mask[None]), parts)  # [1, H, W]
     Image.fromarray(sample.fg_mask.astype(np.uint8) * 255).save(tmp_path / "mask.png")
     for mask in (  # a mask file; tensors in dtypes numpy lacks or that require grad
         tmp_path / "mask.png",

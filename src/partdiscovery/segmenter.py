@@ -264,8 +264,9 @@ class PartSegmenter:
         """Part labels of one image: ``int64 [H, W]``, 0 = background, 1..K parts (above ``predict.max_side``
         computed at that size and enlarged, as :meth:`predict_dataset` does).
 
-        ``image``: PIL image, image file path, ``uint8 [H, W, 3]`` array (``[H, W]`` grey, ``[H, W, 4]`` with alpha)
-        or float array in [0, 1], or ``[3, H, W]`` tensor (``uint8``, or float in [0, 1]); :func:`image_tensor`.
+        ``image``: PIL image, image file path, ``uint8 [H, W, 3]`` array (``[H, W]`` or ``[H, W, 1]`` grey,
+        ``[H, W, 4]`` with alpha) or float array in [0, 1], or ``[3, H, W]`` tensor (``uint8``, or float in [0, 1]);
+        :func:`image_tensor`.
         ``mask``: optional foreground mask of the image's size: bool, 0/1 or 0/255 integers, float in [0, 1]
         (object where >= 0.5), a PIL image or a mask file; :func:`mask_array`. Anything else is an
         :class:`InvalidArgumentError`.
@@ -462,8 +463,9 @@ def batch_mask(fg_mask: torch.Tensor | np.ndarray, batch: int, height: int, widt
 def image_tensor(image: Image.Image | np.ndarray | torch.Tensor | str | Path) -> torch.Tensor:
     """One image as ``float [3, H, W]`` in [0, 1]: a PIL image (converted as files are read: 16-bit rescaled, alpha
     composited on black; its EXIF orientation is not applied, a file path's is), a file path (read as the datasets
-    read images), an ``[H, W, 3]`` array (``[H, W]`` grey; ``[H, W, 4]`` composited on black, as files with alpha
-    are), ``uint8`` or float in [0, 1], or a ``[3, H, W]`` tensor; anything else is an :class:`InvalidArgumentError`."""
+    read images), an ``[H, W, 3]`` array (``[H, W]`` or ``[H, W, 1]`` grey; ``[H, W, 4]`` composited on black, as
+    files with alpha are), ``uint8`` or float in [0, 1], or a ``[3, H, W]`` tensor; anything else is an
+    :class:`InvalidArgumentError`."""
     from partdiscovery.data.image_io import read_image, to_rgb
 
     if isinstance(image, (str, Path)):
@@ -471,7 +473,8 @@ def image_tensor(image: Image.Image | np.ndarray | torch.Tensor | str | Path) ->
     if isinstance(image, Image.Image):
         image = np.array(to_rgb(image))
     if isinstance(image, np.ndarray):
-        array = image[..., None].repeat(3, axis=2) if image.ndim == 2 else image
+        grey = image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)  # [H, W] or [H, W, 1]
+        array = image.reshape(image.shape[:2])[..., None].repeat(3, axis=2) if grey else image
         if array.ndim != 3 or array.shape[2] not in (3, 4):
             raise InvalidArgumentError(
                 f"image: expected an array [H, W, 3] (or [H, W], [H, W, 4]), got shape {list(image.shape)}"
@@ -512,7 +515,9 @@ def mask_array(
         array = read_mask(mask)
     else:
         array = np.asarray(mask)
-    if array.ndim == 3 and array.shape[2] in (1, 3, 4):
+    if array.shape == (1, height, width):  # as torchvision keeps masks
+        array = array[0]
+    elif array.ndim == 3 and array.shape[2] in (1, 3, 4):  # [H, W, 1], or an RGB(A) mask's first channel
         array = array[..., 0]
     if array.shape != (height, width):
         raise InvalidArgumentError(
