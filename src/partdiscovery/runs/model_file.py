@@ -132,9 +132,8 @@ def build_net(cfg: Config, state: dict[str, torch.Tensor], source: str) -> PartS
         net = PartSegmentationNet(dataclasses.replace(cfg.model, pretrained=False, backbone_weights=None))
     try:
         net.load_state_dict(net_state(state), strict=True)
-    except (
-        RuntimeError
-    ) as e:  # torch's first line only says "Error(s) in loading state_dict": show the first error
+    except RuntimeError as e:
+        # torch's first line only says "Error(s) in loading state_dict for ...": show the first error itself
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
         raise CheckpointError(
