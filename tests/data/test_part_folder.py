@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -310,7 +311,9 @@ def test_masks_from_another_folder_and_split_image_paths(tmp_path, folder):
     from partdiscovery.data.part_folder import split_image_paths
 
     (folder / "masks").rename(tmp_path / "elsewhere")
-    assert "computes masks" in problems_of(folder)
+    (folder / "parts").rename(tmp_path / "parts")
+    assert "computes masks" in problems_of(folder)  # neither masks/ nor parts/ to give the foreground
+    (tmp_path / "parts").rename(folder / "parts")
     dataset = PartFolderDataset(folder, masks=tmp_path / "elsewhere")
     assert dataset.load(0).fg_mask.any()
     assert "mask folder does not exist" in problems_of(folder, masks=tmp_path / "nowhere")
@@ -383,3 +386,15 @@ def test_a_link_to_a_missing_file_is_reported_not_skipped(tmp_path):
     assert [p.name for p in list_images(images)] == ["a.png", "b.png", "gone.jpg"]
     with pytest.raises(DatasetError, match="gone.jpg: a link to a missing file"):
         ImageFolderDataset(images)
+
+
+def test_without_masks_the_labelled_parts_are_the_foreground(folder):
+    """So that a folder whose masks ``train`` made itself can be scored, and baselines fitted, on it."""
+    shutil.rmtree(folder / "masks")
+    ds = PartFolderDataset(folder, "train", require_parts=True)
+    assert ds.foreground_from_parts
+    for index in range(len(ds)):
+        sample = ds.load(index)
+        assert np.array_equal(sample.fg_mask, sample.part_labels > 0)
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(folder / "parts" / "b.png")
+    assert "parts/b.png: no labelled part pixel, and no masks/" in problems_of(folder)

@@ -193,7 +193,10 @@ class PartFolderDataset(PartDataset):
         validate: check every file up front (sizes, binary masks, non-empty foreground).
         require_parts: fail if ``parts/`` labels are missing (evaluation needs them).
         masks: the folder of ``<id>.png`` foreground masks (default ``root/masks``); e.g. the automatic
-            masks that ``train`` computes for a part folder that has none.
+            masks that ``train`` computes for a part folder that has none. A folder with ``parts/`` and neither
+            ``masks/`` nor ``masks``: the foreground is the labelled parts' union (``parts > 0``, what a mask of
+            the shared datasets is to the pixel), so that runs trained on automatic masks and the baselines can
+            be scored on it; ``train`` still computes masks for it (:mod:`partdiscovery.workflows.train`).
 
     Example:
         >>> ds = PartFolderDataset("../shared/data/ccp", "test")  # doctest: +SKIP
@@ -223,7 +226,10 @@ class PartFolderDataset(PartDataset):
             raise DatasetError(
                 f"{self.root}: missing images/ folder (see the part folder format in the README)"
             )
-        if not self.masks_dir.is_dir():
+        self.foreground_from_parts = (
+            masks is None and not self.masks_dir.is_dir() and (self.root / "parts").is_dir()
+        )
+        if not self.masks_dir.is_dir() and not self.foreground_from_parts:
             raise DatasetError(
                 f"{self.root}: missing masks/ folder (see the part folder format in the README; "
                 "`partdiscovery train` computes masks when there are none)"
@@ -305,17 +311,19 @@ class PartFolderDataset(PartDataset):
                 continue
             # Each file is checked on its own, so that a sample with several problems shows them all at once.
             # Decode fully (a truncated file fails here, not mid-training) with EXIF orientation applied.
-            mask_path = self._mask_path(image_id)
             image = _checked(problems, read_image, image_path)
             size = image.size if image is not None else None
-            mask = _checked(problems, read_mask, mask_path)
-            mask_size = mask.shape[::-1] if mask is not None else _header_size(mask_path)
-            if size is not None and mask_size is not None and mask_size != size:
-                problems.append(
-                    f"{mask_path}: mask is {mask_size[0]}x{mask_size[1]} but the image is {size[0]}x{size[1]}"
-                )
-            elif mask is not None and not mask.any():
-                problems.append(f"{mask_path}: mask has no foreground pixel")
+            mask_size = size  # without masks/, the part labels are checked against the image
+            if not self.foreground_from_parts:
+                mask_path = self._mask_path(image_id)
+                mask = _checked(problems, read_mask, mask_path)
+                mask_size = mask.shape[::-1] if mask is not None else _header_size(mask_path)
+                if size is not None and mask_size is not None and mask_size != size:
+                    problems.append(
+                        f"{mask_path}: mask is {mask_size[0]}x{mask_size[1]} but the image is {size[0]}x{size[1]}"
+                    )
+                elif mask is not None and not mask.any():
+                    problems.append(f"{mask_path}: mask has no foreground pixel")
             if not self.has_parts:
                 continue
             parts_path = self._parts_path(image_id)
@@ -325,10 +333,12 @@ class PartFolderDataset(PartDataset):
             labels = _checked(problems, read_labels, parts_path)
             if labels is None:
                 continue
+            if self.foreground_from_parts and not labels.any():
+                problems.append(f"{parts_path}: no labelled part pixel, and no masks/ to give the foreground")
             if mask_size is not None and labels.shape[::-1] != mask_size:
                 problems.append(
                     f"{parts_path}: part labels are {labels.shape[1]}x{labels.shape[0]} "
-                    f"but the mask is {mask_size[0]}x{mask_size[1]}"
+                    f"but the {'image' if self.foreground_from_parts else 'mask'} is {mask_size[0]}x{mask_size[1]}"
                 )
             if self.part_names:
                 for label in np.unique(labels):
@@ -352,14 +362,21 @@ class PartFolderDataset(PartDataset):
         if image_path is None:
             raise DatasetError(f"{self.root / 'images' / image_id}.*: image is missing")
         image = read_image(image_path)
-        mask = read_mask(self._mask_path(image_id))
-        if mask.shape[::-1] != image.size:
-            raise DatasetError(
-                f"{self._mask_path(image_id)}: mask size {mask.shape[::-1]} differs from image size {image.size}"
-            )
         labels = None
         if self.has_parts and self._parts_path(image_id).is_file():
             labels = read_labels(self._parts_path(image_id))
+        if self.foreground_from_parts:
+            if labels is None:
+                raise DatasetError(
+                    f"{self._parts_path(image_id)}: part labels are missing (no masks/ either)"
+                )
+            mask, mask_path = labels > 0, self._parts_path(image_id)
+        else:
+            mask, mask_path = read_mask(self._mask_path(image_id)), self._mask_path(image_id)
+        if mask.shape[::-1] != image.size:
+            raise DatasetError(
+                f"{mask_path}: mask size {mask.shape[::-1]} differs from image size {image.size}"
+            )
         return RawSample(id=image_id, image=image, fg_mask=mask, part_labels=labels)
 
 
