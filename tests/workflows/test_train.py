@@ -64,3 +64,17 @@ def test_automatic_masks_under_holdout_val_leave_the_validation_images_out(
     made = sorted(p.stem for p in (tmp_path / "run" / "masks").glob("*.png"))
     assert made == sorted(dataset.ids) == sorted(open_dataset(tiny_dataset, "train_minus_val").ids)
     assert not set(made) & set(open_dataset(tiny_dataset, "val").ids)
+
+
+def test_reused_masks_are_recorded_as_they_were_made(tmp_path, tiny_config, tiny_dataset):
+    """A resume with another ``foreground`` section reuses the masks; the record names how they were made."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    shutil.rmtree(data / "masks")
+    run_training(tiny_config("train.steps=1"), str(data), tmp_path / "run", "cpu", quiet=True)
+    made = json.loads((tmp_path / "run" / "run_info.json").read_text())["masks"]["approach"]
+    _, _, info = training_dataset(
+        tiny_config("train.steps=1", "foreground.refine=none"), str(data), tmp_path / "run", device="cpu", quiet=True,
+        resume=True,
+    )  # fmt: skip
+    assert info["masks"]["reused"] and info["masks"]["approach"] == made != "border_contrast+none"

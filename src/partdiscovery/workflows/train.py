@@ -119,10 +119,12 @@ def training_dataset(
             f"kept the {manifest['kept_from_interrupted_call']} masks an interrupted call wrote",
             file=sys.stderr,
         )
+    made = manifest.get("config") or {}  # reused masks: how they were made, not this call's foreground config
+    approach = f"{made.get('coarse', fg.coarse)}+{made.get('refine', fg.refine)}"
     return (
         _with_masks(data, images, split, mask_dir),
         _with_learned_background(cfg, keep_background_setting),
-        {"masks": masks_record(mask_dir, f"{fg.coarse}+{fg.refine}", manifest, rounds=fg.rounds)},
+        {"masks": masks_record(mask_dir, approach, manifest, rounds=fg.rounds)},
     )
 
 
