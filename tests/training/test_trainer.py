@@ -195,7 +195,9 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
     run = tmp_path / "run"
     cfg = tiny_config("train.steps=20", "train.checkpoint_every=1", "train.max_bad_steps=3")
     with (
-        pytest.raises(TrainingDivergedError, match="3 consecutive"),
+        pytest.raises(
+            TrainingDivergedError, match=r"3 consecutive.*the last good checkpoint, step_00000002.pt in"
+        ),
         pytest.warns(UserWarning, match="non-finite"),
     ):
         train_tiny(tiny_dataset, run, cfg)
@@ -205,6 +207,26 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
     for key, value in weights_at_step_2.items():
         assert torch.equal(good["model"][key], value), key
     assert not (run / "train_summary.json").exists()
+
+
+def test_a_run_that_diverges_from_its_first_step_says_no_checkpoint_was_written(
+    tiny_dataset, tmp_path, tiny_config, train_tiny, monkeypatch
+):
+    original = ContrastiveReconstruction.training_step
+
+    def always_nan(self, *args, **kwargs):
+        losses = original(self, *args, **kwargs)
+        losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(ContrastiveReconstruction, "training_step", always_nan)
+    cfg = tiny_config("train.steps=20", "train.max_bad_steps=2")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TrainingDivergedError, match="no checkpoint had been written yet"):
+            train_tiny(tiny_dataset, tmp_path / "run", cfg)
+    # the schedule steps with the skipped steps on purpose: torch's warning about its order is not the user's
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)]
 
 
 def test_a_skipped_step_leaves_no_trace_in_the_model(

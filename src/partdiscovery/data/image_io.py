@@ -119,7 +119,9 @@ def read_mask(path: str | Path) -> np.ndarray:
     values = np.unique(arr)
     if values.size > 2 or (values.size == 2 and values[0] != 0):
         shown = ", ".join(str(v) for v in values[:6]) + (", ..." if values.size > 6 else "")
-        raise DatasetError(f"{path}: mask is not binary (values {shown}); masks must hold only 0 and 255")
+        raise DatasetError(
+            f"{path}: mask is not binary (values {shown}); masks must hold only 0 and 255 (or 0 and 1)"
+        )
     return arr > 0
 
 

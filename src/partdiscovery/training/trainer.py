@@ -284,7 +284,11 @@ class Trainer:
                         amp=cfg.train.amp and self.device.type == "cuda",
                         shard=shard if dist_info.enabled else None,
                     )
-                    schedule.step()
+                    with warnings.catch_warnings():
+                        # A skipped first step never called optimizer.step(): torch warns of a misordered schedule,
+                        # but the rate is a function of the step on purpose, skipped steps included.
+                        warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
+                        schedule.step()
                     if not finite:
                         bad_steps += 1
                         self._skip(step, losses["total"], bad_steps)
@@ -401,10 +405,15 @@ class Trainer:
         """Warn about a skipped step; stop after ``train.max_bad_steps`` in a row."""
         warnings.warn(f"step {step}: non-finite loss ({float(total.detach())}), step skipped", stacklevel=2)
         if bad_steps >= self.cfg.train.max_bad_steps:
+            saved = list_checkpoints(self.run.path)
+            kept = (
+                f"the last good checkpoint, {saved[0].name} in {self.run.checkpoints}, is intact"
+                if saved
+                else "no checkpoint had been written yet"
+            )
             raise TrainingDivergedError(
-                f"{bad_steps} consecutive steps had a non-finite loss (at step {step}); training "
-                f"stopped. The last good checkpoint in {self.run.checkpoints} is intact; "
-                "lower optim.lr or check the data"
+                f"{bad_steps} consecutive steps had a non-finite loss (at step {step}); training stopped ({kept}); "
+                "lower optim.lr or the loss weights, or check the data"
             )
 
     def _checkpoint(self, step: int, optimizer, schedule, main: bool) -> None:
