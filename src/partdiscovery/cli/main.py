@@ -416,10 +416,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (new or empty)")
     p.add_argument("--n", type=_int_in(2, 1_000_000), default=300, help="number of images (default 300)")
     p.add_argument(
-        "--parts", type=_parts_type(SYNTH_MAX_PARTS), default=4, help="number of parts K (default 4)"
+        "--parts",
+        type=_parts_type(SYNTH_MAX_PARTS),
+        default=4,
+        help=f"number of parts K, 2..{SYNTH_MAX_PARTS} (default 4)",
     )
     p.add_argument("--size", type=_int_in(32, 4096), default=128, help="image side in pixels (default 128)")
-    p.add_argument("--seed", type=_int_in(0), default=0)
+    p.add_argument(
+        "--seed", type=_int_in(0), default=0, help="random seed of the shapes and colours (default 0)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a synthetic dataset written earlier")
     p.set_defaults(func=cmd_synth)
 
@@ -447,12 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="a YAML file merged over the preset")
     p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=None, help="number of parts K")
     p.add_argument("--steps", type=_int_in(1), default=None, help="default: the preset's train.steps")
-    p.add_argument("--seed", type=_int_in(0), default=None)
+    p.add_argument("--seed", type=_int_in(0), default=None, help="default: the preset's train.seed (0)")
     p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")
     p.add_argument(
         "--holdout-val",
         action="store_true",
-        help="train without the validation split (a hashed 20%% of train), to tune on `evaluate --split val`",
+        help="train without the validation split (val.txt, or a hashed 20%% of train.txt), to tune on "
+        "`evaluate --split val`",
     )
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     p.add_argument(
@@ -471,7 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset with ground truth: a part folder or NAME:ARGS "
         "(cub:PATH, deepfashion:PATH, pascal-part:CLASS:PATH)",
     )
-    p.add_argument("--split", default="test")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="split to score (default test; val: the held-out split of --holdout-val)",
+    )
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace the --json file of an earlier evaluate")
     p.add_argument(
@@ -497,15 +507,17 @@ def build_parser() -> argparse.ArgumentParser:
         "part folder's train.txt) they are fitted or trained on the train split without the validation ids.",
     )
     p.add_argument("name", choices=list_baselines(), help="the baseline")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="dataset: a part folder path, or NAME:ARGS (e.g. cub:PATH)")
     p.add_argument("--out", required=True, help="folder for <id>.png predictions")
-    p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=4)
+    p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=4, help="number of parts K (default 4)")
     p.add_argument("--input-size", type=_int_in(32, 4096), default=None, help="default: the preset's")
     p.add_argument(
         "--split", default="test", help="split to predict (fitted on train; on train without val for val)"
     )
-    p.add_argument("--seed", type=_int_in(0), default=0)
-    p.add_argument("--no-pretrained", action="store_true")
+    p.add_argument(
+        "--seed", type=_int_in(0), default=0, help="seed of the clustering or training (default 0)"
+    )
+    p.add_argument("--no-pretrained", action="store_true", help="random weights for φ (smoke tests, timing)")
     p.add_argument(
         "--steps", type=_int_in(1), default=None, help="scops: training steps (default: the preset's)"
     )
@@ -553,7 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=_int_in(0, 4096),
         default=0,
-        help="CPU threads: torch's intra-op threads and the images masked at once (0: every CPU; same masks)",
+        help="CPU threads: torch's intra-op threads and the images masked at once (default 0: every CPU; the "
+        "masks are the same)",
     )
     p.add_argument("overrides", nargs="*", metavar="foreground.key=value")
     _add_common_model_flags(p)
@@ -564,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, help="folder of images")
     p.add_argument("--out", required=True, help="output folder (labels/ and overlays/)")
     p.add_argument("--masks", default=None, help="optional folder of <stem>.png foreground masks")
-    p.add_argument("--batch-size", type=_int_in(1, 65536), default=8)
+    p.add_argument("--batch-size", type=_int_in(1, 65536), default=8, help="images per batch (default 8)")
     p.add_argument("--overwrite", action="store_true", help="replace the predictions of an earlier predict")
     p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
     p.add_argument(
@@ -583,7 +596,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a trained model as safetensors, ONNX or TorchScript")
     p.add_argument("run", help="run folder, checkpoint or exported .safetensors")
-    p.add_argument("--format", required=True, choices=list_export_formats())
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=list_export_formats(),
+        help="safetensors (weights + config, loads back), onnx (name it .onnx) or torchscript",
+    )
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export at --out")
     p.set_defaults(func=cmd_export)
@@ -612,8 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="number of synthetic images (default: the demo's)",
     )
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     p.set_defaults(func=cmd_demo)
     return parser
 
