@@ -50,7 +50,8 @@ def run_demo(
     # one needs it. Every step below then replaces only its own earlier output in that folder.
     folder = OutputFolder(out, DEMO_KIND)
     folder.check(overwrite, has_result=lambda path: (path / "metrics.json").exists())
-    folder.claim()
+    results = ["metrics.json", "overlays.png"]  # the demo's own files; data/, run/, ... carry their own markers
+    folder.claim(results)
     steps, n = steps or DEMO_STEPS, n or DEMO_IMAGES
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     timings: dict[str, float] = {}
@@ -122,6 +123,7 @@ def run_demo(
         "columns_of_overlays_png": ["image", "ground truth", "method", "k-means"],
     }
     atomic_write_json(out / "metrics.json", result)
+    folder.finish(results, remove_stale=False)
     say(
         f"method  FG-NMI {method['fg_nmi']:.1f}  FG-ARI {method['fg_ari']:.1f}  NMI {method['nmi']:.1f}  "
         f"ARI {method['ari']:.1f}"
