@@ -50,7 +50,8 @@ def run_demo(
     # one needs it. Every step below then replaces only its own earlier output in that folder.
     folder = OutputFolder(out, DEMO_KIND)
     folder.check(overwrite, has_result=lambda path: (path / "metrics.json").exists())
-    results = ["metrics.json", "overlays.png"]  # the demo's own files; data/, run/, ... carry their own markers
+    # The demo's own files; data/, run/, predictions/ and kmeans/ carry markers of their own.
+    results = ["metrics.json", "overlays.png"]
     folder.claim(results)
     steps, n = steps or DEMO_STEPS, n or DEMO_IMAGES
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
