@@ -250,8 +250,10 @@ class PartSegmenter:
         bg = uncrop(bg, box, ph, pw) if bg is not None else None
         if (ph, pw) != (h, w):
             # torch's antialiased uint8 kernel fails on a 1 x 1 output (an internal assert): shrink to 2 x 2 first
-            small = resize(guide, [2, 2], antialias=True).float() if (ph, pw) == (1, 1) else guide
-            guide = resize(small, [ph, pw], antialias=True)
+            if (ph, pw) == (1, 1):
+                small = resize(guide, [2, 2], antialias=True)
+                guide = small.float() / 255.0 if small.dtype == torch.uint8 else small
+            guide = resize(guide, [ph, pw], antialias=True)
         guide = guide.to(logits) / 255.0 if guide.dtype == torch.uint8 else guide.to(logits)
         fg = torch.from_numpy(resize_nearest(mask, ph, pw))[:, None].to(logits) if mask is not None else None
         return refine_probs(guide, self._combine(logits, bg, fg), self.cfg.predict).cpu()
@@ -307,7 +309,7 @@ class PartSegmenter:
         check_whole_number(batch_size, "batch_size", 1, "images per batch, >= 1")
         loader = DataLoader(
             EvalSet(dataset, self.input_size, box_fn),
-            batch_size=batch_size,
+            batch_size=int(batch_size),
             collate_fn=collate_eval,
             num_workers=0,
         )

@@ -190,6 +190,7 @@ def _cases() -> list[tuple[str, str]]:
         ("baseline scops --data W/data --out W/k --steps 0 --no-pretrained", "--steps"),
         ("baseline scops --data W/data --out W/user --no-pretrained", "not written by partdiscovery"),
         ("baseline scops --data W/data --out W/k --preset huge", "--preset"),
+        (f"{km} --out W/k --masks W/no_masks_here", "no_masks_here: mask folder does not exist"),
         (
             "baseline scops --data W/data --out W/k --no-pretrained --set train.batch_size=0",
             "train.batch_size",

@@ -311,17 +311,22 @@ def test_masks_from_another_folder_and_split_image_paths(tmp_path, folder):
     from partdiscovery.data.part_folder import split_image_paths
 
     (folder / "masks").rename(tmp_path / "elsewhere")
-    (folder / "parts").rename(tmp_path / "parts")
-    assert "computes masks" in problems_of(folder)  # neither masks/ nor parts/ to give the foreground
-    (tmp_path / "parts").rename(folder / "parts")
+    assert "computes masks" in problems_of(folder)  # parts/ gives the foreground only when asked
     dataset = PartFolderDataset(folder, masks=tmp_path / "elsewhere")
     assert dataset.load(0).fg_mask.any()
     assert "mask folder does not exist" in problems_of(folder, masks=tmp_path / "nowhere")
     paths = split_image_paths(folder, "train")
     assert [p.stem for p in paths] == dataset.ids and all(p.is_file() for p in paths)
     paths[0].unlink()
-    with pytest.raises(DatasetError, match="image is missing"):
+    with pytest.raises(DatasetError, match=r"image is missing \(listed in train.txt\)"):
         split_image_paths(folder, "train")
+    # val and train_minus_val without files of their own name the file their ids come from
+    for split in ("val", "train_minus_val"):
+        ids = open_dataset(folder, split, validate=False, masks=tmp_path / "elsewhere").ids
+        if paths[0].stem in ids:
+            with pytest.raises(DatasetError, match=r"image is missing \(listed in train.txt\)"):
+                split_image_paths(folder, split)
+            assert "(listed in train.txt)" in problems_of(folder, split, masks=tmp_path / "elsewhere")
 
 
 @FAST
@@ -388,13 +393,27 @@ def test_a_link_to_a_missing_file_is_reported_not_skipped(tmp_path):
         ImageFolderDataset(images)
 
 
-def test_without_masks_the_labelled_parts_are_the_foreground(folder):
-    """So that a folder whose masks ``train`` made itself can be scored, and baselines fitted, on it."""
+def test_scored_without_masks_the_labelled_parts_are_the_foreground(folder, tmp_path):
+    """So that a folder ``train`` made automatic masks for can be scored; never for training or fitting unasked."""
+    from partdiscovery.data.part_folder import open_to_score
+
     shutil.rmtree(folder / "masks")
-    ds = PartFolderDataset(folder, "train", require_parts=True)
-    assert ds.foreground_from_parts
-    for index in range(len(ds)):
-        sample = ds.load(index)
-        assert np.array_equal(sample.fg_mask, sample.part_labels > 0)
+    assert "missing masks/ folder" in problems_of(folder)
+    for ds in (
+        open_to_score(folder, "train"),
+        open_to_score(f"folder:{folder}", "train", require_parts=True),
+    ):
+        assert ds.foreground_from_parts
+        for index in range(len(ds)):
+            sample = ds.load(index)
+            assert np.array_equal(sample.fg_mask, sample.part_labels > 0)
+    (tmp_path / "given").mkdir()  # given masks win
+    for part in (folder / "parts").glob("*.png"):
+        Image.fromarray(((read_labels(part) > 0) * 255).astype(np.uint8)).save(tmp_path / "given" / part.name)
+    assert not PartFolderDataset(
+        folder, masks=tmp_path / "given", foreground_from_parts=True
+    ).foreground_from_parts
     Image.fromarray(np.zeros((H, W), np.uint8)).save(folder / "parts" / "b.png")
-    assert "parts/b.png: no labelled part pixel, and no masks/" in problems_of(folder)
+    assert "parts/b.png: no labelled part pixel, and no masks/" in problems_of(
+        folder, foreground_from_parts=True
+    )

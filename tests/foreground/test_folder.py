@@ -54,6 +54,11 @@ def test_keep_existing_reuses_masks_made_with_another_config(photos, tmp_path):
     remade = write_mask_folder(list_images(photos), out, other, progress=False)
     assert not remade["reused"] and not remade["config_differs"]
     assert json.loads((out / MANIFEST).read_text())["config"]["certain_fraction"] == 0.3
+    # A resume that needs fewer images (0.24 made a --holdout-val run's masks for its validation images too).
+    fewer = write_mask_folder(list_images(photos)[1:], out, other, progress=False, keep_existing=True)
+    assert fewer["reused"] and (out / "img0.png").is_file()
+    with pytest.raises(OutputPathError, match="holds the masks of"):  # not reused without a resume
+        write_mask_folder(list_images(photos)[1:], out, other, progress=False)
 
 
 class Killed(Exception):

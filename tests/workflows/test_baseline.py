@@ -10,7 +10,7 @@ import pytest
 
 from partdiscovery.baselines import BASELINES
 from partdiscovery.data import open_dataset
-from partdiscovery.errors import InvalidArgumentError, OutputPathError
+from partdiscovery.errors import DatasetError, InvalidArgumentError, OutputPathError
 from partdiscovery.evaluation import read_prediction_dir
 from partdiscovery.utils.registry import UnknownNameError
 from partdiscovery.workflows.baseline import is_trained_baseline, list_baselines, run_baseline
@@ -127,3 +127,26 @@ def test_a_baseline_scored_on_val_is_fitted_without_the_val_images(
         progress=False,
     )
     assert fitted_on[2] == open_dataset(tiny_dataset, "train").ids  # given: used as given
+
+
+def test_on_a_folder_without_masks_a_baseline_fits_on_the_masks_it_is_given(
+    tmp_path, tiny_dataset, tiny_config
+):
+    """The folder ``train`` made automatic masks for: fitted on ``masks`` (e.g. ``RUN/masks``), cut and scored on the
+    labelled parts' union; without ``masks`` refused, not fitted on a label-derived foreground."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    shutil.move(data / "masks", tmp_path / "run_masks")
+    with pytest.raises(DatasetError, match="missing masks/ folder.*baseline --masks"):
+        run_baseline("kmeans", str(data), tmp_path / "km", 3, tiny_config(), progress=False)
+    out = run_baseline(
+        "kmeans", str(data), tmp_path / "km", 3, tiny_config(), progress=False, masks=tmp_path / "run_masks"
+    )
+    assert json.loads((out / "baseline_info.json").read_text())["fit_masks"] == str(tmp_path / "run_masks")
+    test = open_dataset(tiny_dataset, "test", require_parts=True)
+    for pred, index in zip(read_prediction_dir(out, test), range(len(test)), strict=True):
+        assert np.array_equal(pred.parts > 0, test.load(index).part_labels > 0)
+    with pytest.raises(InvalidArgumentError, match="--masks applies to a part folder"):
+        run_baseline("kmeans", "cub:/nowhere", tmp_path / "km2", 3, masks=tmp_path / "run_masks")

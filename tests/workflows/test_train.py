@@ -57,13 +57,14 @@ def test_automatic_masks_under_holdout_val_leave_the_validation_images_out(
     data = tmp_path / "data"
     shutil.copytree(tiny_dataset, data)
     shutil.rmtree(data / "masks")
-    dataset, _, info = training_dataset(
-        tiny_config(), str(data), tmp_path / "run", device="cpu", quiet=True, split="train_minus_val"
-    )
-    assert info["masks"]["source"] != "given"
-    made = sorted(p.stem for p in (tmp_path / "run" / "masks").glob("*.png"))
-    assert made == sorted(dataset.ids) == sorted(open_dataset(tiny_dataset, "train_minus_val").ids)
-    assert not set(made) & set(open_dataset(tiny_dataset, "val").ids)
+    for spec, run in ((str(data), "run"), (f"folder:{data}", "run_folder_spec")):  # both say a part folder
+        dataset, cfg, info = training_dataset(
+            tiny_config(), spec, tmp_path / run, device="cpu", quiet=True, split="train_minus_val"
+        )
+        assert info["masks"]["source"] == "automatic" and cfg.model.learned_background
+        made = sorted(p.stem for p in (tmp_path / run / "masks").glob("*.png"))
+        assert made == sorted(dataset.ids) == sorted(open_dataset(tiny_dataset, "train_minus_val").ids)
+        assert not set(made) & set(open_dataset(tiny_dataset, "val").ids)
 
 
 def test_reused_masks_are_recorded_as_they_were_made(tmp_path, tiny_config, tiny_dataset):

@@ -330,6 +330,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
         overwrite=args.overwrite,
+        masks=args.masks,
     )
     print(f"wrote {args.name} predictions for split {args.split!r} to {out}")
     return 0
@@ -510,6 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset: a part folder path, or NAME:ARGS (e.g. cub:PATH)")
     p.add_argument("--out", required=True, help="folder for <id>.png predictions")
     p.add_argument("--parts", type=_parts_type(MAX_PARTS), default=4, help="number of parts K (default 4)")
+    p.add_argument(
+        "--masks",
+        default=None,
+        help="folder of <id>.png foreground masks to fit on instead of the folder's own (e.g. RUN/masks, the "
+        "automatic masks of a run trained without masks)",
+    )
     p.add_argument("--input-size", type=_int_in(32, 4096), default=None, help="default: the preset's")
     p.add_argument(
         "--split", default="test", help="split to predict (fitted on train; on train without val for val)"

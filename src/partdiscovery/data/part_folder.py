@@ -165,6 +165,24 @@ def split_ids(root: Path, split: str, problems: list[str] | None = None) -> list
     return [i for i in train if i not in held_out]
 
 
+def split_file_name(root: Path, split: str) -> str:
+    """The file a split's ids come from: ``<split>.txt``, or ``train.txt`` for a ``val`` or :data:`HOLDOUT_SPLIT`
+    without a file of its own (:func:`split_ids`)."""
+    own = f"{split}.txt"
+    return own if split not in ("val", HOLDOUT_SPLIT) or (root / own).is_file() else "train.txt"
+
+
+def open_to_score(spec: str | Path, split: str, **kwargs) -> PartDataset:
+    """:func:`~partdiscovery.data.registry.open_dataset` for scoring or showing a split: a part folder without
+    ``masks/`` (one ``train`` made automatic masks for) takes its labelled parts' union as the ground-truth
+    foreground (``foreground_from_parts``); other datasets open as they are."""
+    from partdiscovery.data.registry import dataset_kind, open_dataset
+
+    if issubclass(dataset_kind(spec).dataset_class, PartFolderDataset):
+        kwargs.setdefault("foreground_from_parts", True)
+    return open_dataset(spec, split, **kwargs)
+
+
 def split_image_paths(root: str | Path, split: str) -> list[Path]:
     """The image files of a part folder's ``split`` (no masks needed), or a DatasetError naming the
     missing ones: what ``train`` reads to compute masks for a part folder that has none."""
@@ -173,7 +191,7 @@ def split_image_paths(root: str | Path, split: str) -> list[Path]:
         raise DatasetError(f"{root}: missing images/ folder (see the part folder format in the README)")
     ids = split_ids(root, split)
     paths = [find_image(root / "images", i) for i in ids]
-    listed = f"{split}.txt" if (root / f"{split}.txt").is_file() else "train.txt"  # val, train_minus_val
+    listed = split_file_name(root, split)
     missing = [
         f"{root / 'images' / i}.*: image is missing (listed in {listed})"
         for i, p in zip(ids, paths)
@@ -193,10 +211,11 @@ class PartFolderDataset(PartDataset):
         validate: check every file up front (sizes, binary masks, non-empty foreground).
         require_parts: fail if ``parts/`` labels are missing (evaluation needs them).
         masks: the folder of ``<id>.png`` foreground masks (default ``root/masks``); e.g. the automatic
-            masks that ``train`` computes for a part folder that has none. A folder with ``parts/`` and neither
-            ``masks/`` nor ``masks``: the foreground is the labelled parts' union (``parts > 0``, what a mask of
-            the shared datasets is to the pixel), so that runs trained on automatic masks and the baselines can
-            be scored on it; ``train`` still computes masks for it (:mod:`partdiscovery.workflows.train`).
+            masks that ``train`` computes for a part folder that has none.
+        foreground_from_parts: for scoring (:func:`open_to_score`): a folder with ``parts/`` and neither ``masks/``
+            nor ``masks`` takes the labelled parts' union (``parts > 0``, what a mask of the shared datasets is to
+            the pixel) as its ground-truth foreground. Off by default: training and fitting never get a
+            label-derived foreground without asking (``train`` computes masks for such a folder).
 
     Example:
         >>> ds = PartFolderDataset("../shared/data/ccp", "test")  # doctest: +SKIP
@@ -210,6 +229,7 @@ class PartFolderDataset(PartDataset):
         validate: bool = True,
         require_parts: bool = False,
         masks: str | Path | None = None,
+        foreground_from_parts: bool = False,
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -227,12 +247,16 @@ class PartFolderDataset(PartDataset):
                 f"{self.root}: missing images/ folder (see the part folder format in the README)"
             )
         self.foreground_from_parts = (
-            masks is None and not self.masks_dir.is_dir() and (self.root / "parts").is_dir()
+            foreground_from_parts
+            and masks is None
+            and not self.masks_dir.is_dir()
+            and (self.root / "parts").is_dir()
         )
         if not self.masks_dir.is_dir() and not self.foreground_from_parts:
             raise DatasetError(
                 f"{self.root}: missing masks/ folder (see the part folder format in the README; "
-                "`partdiscovery train` computes masks when there are none)"
+                "`partdiscovery train` computes masks when there are none, `baseline --masks RUN/masks` fits on "
+                "those)"
                 if masks is None
                 else f"{self.masks_dir}: mask folder does not exist"
             )
@@ -306,7 +330,11 @@ class PartFolderDataset(PartDataset):
                 problems.append(_ambiguity(found))
                 continue
             if image_path is None:
-                listed = "an image of images/" if self.split == "all" else f"listed in {self.split}.txt"
+                listed = (
+                    "an image of images/"
+                    if self.split == "all"
+                    else f"listed in {split_file_name(self.root, self.split)}"
+                )
                 problems.append(f"{self.root / 'images' / image_id}.*: image is missing ({listed})")
                 continue
             # Each file is checked on its own, so that a sample with several problems shows them all at once.

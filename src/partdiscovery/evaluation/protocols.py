@@ -107,9 +107,9 @@ def pixel_protocol(predictions: Iterable[Prediction], use_given_masks: bool = Tr
 @PROTOCOLS.register("pixel")
 def run_pixel(source: EvalSource, data: str, split: str) -> dict:
     """``pixel`` on any dataset with part labels; the source's masks setting decides the background."""
-    from partdiscovery.data import open_dataset
+    from partdiscovery.data.part_folder import open_to_score
 
-    dataset = open_dataset(data, split, require_parts=True)
+    dataset = open_to_score(data, split, require_parts=True)
     preds = source.predict(dataset, use_masks=source.use_masks)
     return pixel_protocol(preds, use_given_masks=source.use_masks)
 

@@ -85,10 +85,14 @@ def _manifest_matches(
     from_run: str | None = None,
 ) -> dict | None:
     """``manifest`` (``out``'s, read) when it is that of a complete mask folder for ``stems`` made with ``cfg``
-    (with any config when ``any_config``) from the same run (``from_run``, None: fitted on the images), else None."""
+    from the same run (``from_run``, None: fitted on the images), else None. ``any_config`` (a resume: the masks
+    the run started on) takes any config, and a folder made for more images than ``stems`` (0.24 made the masks of
+    ``train --holdout-val`` for the validation images too)."""
     if manifest is None:
         return None
-    if manifest.get("ids") != stems or not (any_config or manifest.get("config") == asdict(cfg)):
+    ids = manifest.get("ids")
+    same_images = ids == stems or (any_config and isinstance(ids, list) and set(stems) <= set(ids))
+    if not same_images or not (any_config or manifest.get("config") == asdict(cfg)):
         return None
     if manifest.get("from_run") != from_run:
         return None
@@ -134,9 +138,10 @@ def write_mask_folder(
     (0/255, the size of each image) for every image of ``paths``.
 
     Args:
-        keep_existing: reuse a complete folder of masks of the same images even if it was made with
-            another config (a resumed run must go on training on the masks it started with, e.g. after
-            an upgrade changed a default; ``config_differs`` in the result says so).
+        keep_existing: reuse a complete folder of masks of the same images (or of more: 0.24 made a
+            ``--holdout-val`` run's masks for the validation images too) even if it was made with another config
+            (a resumed run must go on training on the masks it started with, e.g. after an upgrade changed a
+            default; ``config_differs`` in the result says so).
         from_run: a :class:`~partdiscovery.segmenter.PartSegmenter` with a learned background: the masks
             come from it (:func:`~partdiscovery.foreground.distill.mask_from_run`) and nothing is fitted.
         run_source: where ``from_run`` was loaded from (recorded in the manifest; a folder made from

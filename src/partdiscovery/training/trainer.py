@@ -270,7 +270,14 @@ class Trainer:
             end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
             loader = self._loader(method, shard, start_step, end)
             last, bad_steps = {}, 0
-            with TrainingLog(self.run, cfg, start_step, main, self.progress) as log:
+            with (
+                TrainingLog(self.run, cfg, start_step, main, self.progress) as log,
+                warnings.catch_warnings(),
+            ):
+                # A skipped first step never calls optimizer.step(): torch warns of a misordered schedule, but the
+                # rate is a function of the step on purpose, skipped steps included. (Set once for the loop: a
+                # filter set per step would reset the registry that shows a repeated warning once.)
+                warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
                 started = time.perf_counter()
                 for step, batch in enumerate(loader, start=start_step):
                     # The rate this step trains at, logged with it (the schedule moves on after the step).
@@ -284,11 +291,7 @@ class Trainer:
                         amp=cfg.train.amp and self.device.type == "cuda",
                         shard=shard if dist_info.enabled else None,
                     )
-                    with warnings.catch_warnings():
-                        # A skipped first step never called optimizer.step(): torch warns of a misordered schedule,
-                        # but the rate is a function of the step on purpose, skipped steps included.
-                        warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
-                        schedule.step()
+                    schedule.step()
                     if not finite:
                         bad_steps += 1
                         self._skip(step, losses["total"], bad_steps)

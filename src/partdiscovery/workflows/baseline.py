@@ -49,6 +49,10 @@ class BaselineJob:
     device: str = "auto"
     progress: bool = True
     overwrite: bool = False
+    masks: str | None = None
+    """A folder of ``<id>.png`` foreground masks for the fitted (or trained) split instead of the part folder's
+    own, e.g. the automatic masks a run made (``RUN/masks``), so that a baseline is fitted on the foreground the
+    method was trained on; ``None``: the dataset's masks."""
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,16 @@ def run_baseline(
     device: str = "auto",
     progress: bool = True,
     overwrite: bool = False,
+    masks: str | Path | None = None,
 ) -> Path:
     """Run baseline ``name`` (:func:`list_baselines`) on ``data`` and write its ``split`` predictions to
     ``out`` (a new or empty folder, or, with ``overwrite``, an earlier predictions folder of ours).
 
     ``cfg`` (default: the cpu preset) gives φ and the input size (``input_size`` overrides it). ``fit_split``
-    (default :func:`default_fit_split`) is the split fitted or trained on."""
+    (default :func:`default_fit_split`) is the split fitted or trained on; ``masks`` (a part folder's only) its
+    foreground masks instead of the folder's own (:attr:`BaselineJob.masks`). The predictions are cut with the
+    ``split``'s ground-truth foreground (for a folder without ``masks/``, its labelled parts' union:
+    :func:`~partdiscovery.data.part_folder.open_to_score`)."""
     kind = baseline_kind(name)  # an unknown name fails here, listing the names
     if isinstance(parts, bool) or not isinstance(parts, int) or not 2 <= parts <= MAX_PARTS:
         raise InvalidArgumentError(f"--parts must be in 2..{MAX_PARTS}, got {parts!r}")
@@ -110,8 +118,17 @@ def run_baseline(
         if isinstance(input_size, bool) or not isinstance(input_size, int) or not 32 <= input_size <= 4096:
             raise InvalidArgumentError(f"--input-size must be in 32..4096 pixels, got {input_size!r}")
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, input_size=input_size))
+    from partdiscovery.data import PartFolderDataset, dataset_kind
+
     fit_split = fit_split or default_fit_split(data, split)
-    job = BaselineJob(str(data), Path(out), parts, cfg, split, fit_split, seed, device, progress, overwrite)
+    if masks is not None and not issubclass(dataset_kind(data).dataset_class, PartFolderDataset):
+        raise InvalidArgumentError(
+            f"--masks applies to a part folder, not {data}; give NAME:PATH?mask_dir=DIR"
+        )
+    job = BaselineJob(
+        str(data), Path(out), parts, cfg, split, fit_split, seed, device, progress, overwrite,
+        str(masks) if masks is not None else None,
+    )  # fmt: skip
     return kind.run(job)
 
 
@@ -131,6 +148,7 @@ def default_fit_split(data: str | Path, split: str) -> str:
 def _fit_on_features(name: str, job: BaselineJob) -> Path:
     """k-means / DFF: fit on the ``fit_split`` φ features, predict ``split``."""
     from partdiscovery.data import open_dataset
+    from partdiscovery.data.part_folder import open_to_score
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.models import create_feature_extractor
     from partdiscovery.utils.seed import seed_everything
@@ -139,7 +157,8 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
     model_cfg, input_size = job.cfg.model, job.cfg.data.input_size
     inputs = dataset_inputs(job.data)
     prediction_folder(job.out, [], job.overwrite, inputs)  # fail before reading any data
-    train_set, predict_set = open_dataset(job.data, job.fit_split), open_dataset(job.data, job.split)
+    train_set = open_dataset(job.data, job.fit_split, **({"masks": job.masks} if job.masks else {}))
+    predict_set = open_to_score(job.data, job.split)
     files = [f"{i}.png" for i in predict_set.ids] + ["baseline_info.json"]
     # A user's file among the outputs, or an output inside the dataset, fails before fitting.
     prediction_folder(job.out, files, job.overwrite, inputs + [(predict_set.root, "dataset folder")])
@@ -177,6 +196,7 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
                 "feature_extractor": model_cfg.feature_extractor,
                 "feature_layers": list(phi.layer_weights),
                 "fit_split": job.fit_split,
+                "fit_masks": job.masks or "the dataset's",
                 "normalize_features": baseline.normalize_features,
                 "pretrained": model_cfg.pretrained,
                 "refine": dataclasses.asdict(job.cfg.predict),
@@ -206,7 +226,7 @@ def refined(
 def _train_scops(job: BaselineJob) -> Path:
     """SCOPS is trained, not fitted: train it with the trainer into ``OUT/run`` (config, checkpoints, log,
     as any run), then write its ``split`` predictions to ``OUT`` like the other baselines."""
-    from partdiscovery.data import open_dataset
+    from partdiscovery.data.part_folder import open_to_score
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.training.checks import check_config
@@ -215,7 +235,7 @@ def _train_scops(job: BaselineJob) -> Path:
     check_config(cfg)  # a bad name fails before the predictions folder is claimed
     inputs = dataset_inputs(job.data)
     prediction_folder(job.out, [], job.overwrite, inputs)  # fail before training
-    dataset = open_dataset(job.data, job.split)
+    dataset = open_to_score(job.data, job.split)
     files = [f"{i}.png" for i in dataset.ids]
     prediction_folder(job.out, files, job.overwrite, inputs)  # a user's file among them: before training
     run = job.out / "run"
@@ -230,6 +250,7 @@ def _train_scops(job: BaselineJob) -> Path:
             overwrite=job.overwrite,
             quiet=not job.progress,
             split=job.fit_split,
+            masks=job.masks,
         )
         segmenter = PartSegmenter.load(run, device=job.device)
         for _ in write_predictions(segmenter.predict_dataset(dataset, progress=job.progress), job.out):

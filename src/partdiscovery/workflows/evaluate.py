@@ -67,7 +67,7 @@ def warn_if_fitted_on_val(predictions: str | Path, data: str) -> None:
     whatever the scored split), or the ``run_info.json`` of SCOPS's run in ``PREDICTIONS/run``."""
     import warnings
 
-    from partdiscovery.data import open_dataset
+    from partdiscovery.data.part_folder import open_to_score
     from partdiscovery.errors import PartDiscoveryError
     from partdiscovery.runs import RUN_INFO_FILE, RunFolder
 
@@ -84,8 +84,8 @@ def warn_if_fitted_on_val(predictions: str | Path, data: str) -> None:
     if not isinstance(fit_split, str):
         return
     try:
-        shared = set(open_dataset(data, "val", validate=False).ids) & set(
-            open_dataset(data, fit_split, validate=False).ids
+        shared = set(open_to_score(data, "val", validate=False).ids) & set(
+            open_to_score(data, fit_split, validate=False).ids
         )
     except (PartDiscoveryError, TypeError):
         return  # the scoring itself says what is wrong with the data

@@ -36,7 +36,8 @@ def write_report(
         overwrite: replace an existing ``out`` (only a report of ours). The default ``run/report.html``
             is the run's own and is replaced when it is a report of ours.
     """
-    from partdiscovery.data import dataset_root, open_dataset
+    from partdiscovery.data import dataset_root
+    from partdiscovery.data.part_folder import open_to_score
     from partdiscovery.evaluation import score_pixels
     from partdiscovery.runs import REPORT_FILE, RunFolder, config_text, is_report, resolve_run
     from partdiscovery.segmenter import PartSegmenter
@@ -72,7 +73,7 @@ def write_report(
     if data is not None:
         segmenter = PartSegmenter.load(source, device=device)
         names = name_parts(part_names, segmenter.num_parts)  # before the split is read
-        dataset = open_dataset(data, split)
+        dataset = open_to_score(data, split)
     page = render_report(
         folder,
         source,

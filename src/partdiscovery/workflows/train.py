@@ -58,6 +58,7 @@ def training_dataset(
 
     if (data is None) == (images is None):
         raise PartDiscoveryError("give exactly one of --data DATASET or --images FOLDER")
+    data = part_folder_path(data)
     if masks is not None:
         return _with_masks(data, images, split, masks), *_passed_masks(cfg, masks, keep_background_setting)
     root = Path(data) if data is not None else None
@@ -185,6 +186,7 @@ def run_training(
     from partdiscovery.utils.distributed import process_device
 
     check_config(cfg)  # registered names, before any work
+    data = part_folder_path(data)
     inputs = dataset_inputs(data) + ([(Path(images), "image folder")] if images else [])
     RunFolder(Path(out)).check(resume, overwrite, inputs=inputs)  # before reading any data
     dataset, cfg, info = training_dataset(
@@ -208,6 +210,16 @@ def run_training(
             progress=not quiet,
         )
     return _train_one(cfg, dataset, out, device, resume, overwrite, quiet, info)
+
+
+def part_folder_path(data: str | None) -> str | None:
+    """A part folder's spec as its plain path (``folder:PATH`` -> ``PATH``), so that whether it has ``masks/`` is
+    judged on the folder itself; other specs unchanged."""
+    from partdiscovery.data import PartFolderDataset, dataset_kind, dataset_root
+
+    if data is None or not issubclass(dataset_kind(data).dataset_class, PartFolderDataset):
+        return data
+    return str(dataset_root(data))
 
 
 def _image_paths(data: str | None, images: str | None, split: str) -> list[Path]:
