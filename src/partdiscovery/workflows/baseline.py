@@ -110,6 +110,8 @@ def run_baseline(
     foreground masks instead of the folder's own (:attr:`BaselineJob.masks`). The predictions are cut with the
     ``split``'s ground-truth foreground (for a folder without ``masks/``, its labelled parts' union:
     :func:`~partdiscovery.data.part_folder.open_to_score`)."""
+    from partdiscovery.data import PartFolderDataset, dataset_kind
+
     kind = baseline_kind(name)  # an unknown name fails here, listing the names
     if isinstance(parts, bool) or not isinstance(parts, int) or not 2 <= parts <= MAX_PARTS:
         raise InvalidArgumentError(f"--parts must be in 2..{MAX_PARTS}, got {parts!r}")
@@ -118,8 +120,6 @@ def run_baseline(
         if isinstance(input_size, bool) or not isinstance(input_size, int) or not 32 <= input_size <= 4096:
             raise InvalidArgumentError(f"--input-size must be in 32..4096 pixels, got {input_size!r}")
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, input_size=input_size))
-    from partdiscovery.data import PartFolderDataset, dataset_kind
-
     fit_split = fit_split or default_fit_split(data, split)
     if masks is not None and not issubclass(dataset_kind(data).dataset_class, PartFolderDataset):
         raise InvalidArgumentError(
