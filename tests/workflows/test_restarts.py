@@ -191,3 +191,22 @@ def test_an_early_choice_trains_only_the_chosen_candidate_on(
     # Started again over the finished run (--overwrite): the same choice and run.
     assert choice(_train(cfg, tiny_dataset, out, overwrite=True)) == choice(summary)
     assert len(scored) == 3
+
+
+def test_a_resume_goes_on_as_the_run_began_one_run_or_restarts(tmp_path, tiny_config, tiny_dataset):
+    """Resumed with restarts, an interrupted single run was started afresh as candidates and its checkpoints replaced;
+    resumed without them, a restarts run trained a new single run."""
+    single, several = tmp_path / "single", tmp_path / "several"
+    one = tiny_config("train.steps=4", "train.checkpoint_every=1")
+    _train(one, tiny_dataset, single)
+    (single / "train_summary.json").unlink()  # interrupted after its last checkpoint
+    with pytest.raises(CheckpointError, match=r"different settings \(train.restarts 1 -> 2"):
+        _train(with_overrides(one, ["train.restarts=2"]), tiny_dataset, single, resume=True)
+    assert list_checkpoints(single)  # untouched
+    cfg = tiny_config("train.steps=2", "train.restarts=2")
+    _train(cfg, tiny_dataset, several)
+    (several / "restarts" / "selection.json").unlink()
+    with pytest.raises(
+        CheckpointError, match=r"train_request.json: .*different settings \(train.restarts 2 -> 1"
+    ):
+        _train(with_overrides(cfg, ["train.restarts=1"]), tiny_dataset, several, resume=True)

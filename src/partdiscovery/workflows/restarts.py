@@ -42,7 +42,7 @@ from partdiscovery.data.base import PartDataset
 from partdiscovery.errors import CheckpointError, ConfigError
 from partdiscovery.evaluation.consistency import deepest_layer_phi, explained_variances
 from partdiscovery.runs import RunFolder
-from partdiscovery.runs.checkpoint import checkpoint_path, list_checkpoints
+from partdiscovery.runs.checkpoint import checkpoint_config, checkpoint_path, list_checkpoints, load_latest
 from partdiscovery.runs.folder import CONFIG_FILE, METRICS_FILE, REQUEST_FILE
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.training.methods import create_method
@@ -183,14 +183,33 @@ def check_request(out: Path, cfg: Config, dataset: PartDataset, resume: bool) ->
     request that differs from the recorded one (:func:`~partdiscovery.training.trainer.check_resume_config`)."""
     path = out / REQUEST_FILE
     if resume and path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-            recorded = config_from_dict(stored["config"])
-        except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
-            raise CheckpointError(f"{path}: cannot read the run's request ({e})") from None
+        stored, recorded = _read_request(path)
         check_resume_config(recorded, cfg, path)
         check_same_images(stored, dataset, path)
     atomic_write_json(path, {"config": cfg.to_dict(), **training_images(dataset)})
+
+
+def _read_request(path: Path) -> tuple[dict, Config]:
+    """``OUT/train_request.json`` as read, and its config; a :class:`CheckpointError` naming it if unreadable."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        return stored, config_from_dict(stored["config"])
+    except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
+        raise CheckpointError(f"{path}: cannot read the run's request ({e})") from None
+
+
+def check_resume_kind(out: Path, cfg: Config) -> None:
+    """A resume goes on as the run began: a run begun with restarts (it wrote ``train_request.json``) is not
+    resumed as one run, nor one run (its checkpoints) with restarts, which would start the candidates afresh and
+    replace the run's checkpoints. :func:`~partdiscovery.training.trainer.check_resume_config` names what changed
+    (``train.restarts`` and the other settings, e.g. a preset's)."""
+    request = out / REQUEST_FILE
+    if request.is_file():
+        if cfg.train.restarts <= 1:
+            check_resume_config(_read_request(request)[1], cfg, request)
+    elif cfg.train.restarts > 1 and list_checkpoints(out):
+        path, payload = load_latest(out)
+        check_resume_config(checkpoint_config(payload, path), cfg, path)
 
 
 def train_with_restarts(

@@ -247,7 +247,10 @@ def _train_one(
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.training import Trainer, create_method
     from partdiscovery.utils.seed import seed_everything
+    from partdiscovery.workflows.restarts import check_resume_kind
 
+    if resume:
+        check_resume_kind(Path(out), cfg)
     if cfg.train.restarts > 1:
         from partdiscovery.workflows.restarts import train_with_restarts
 
