@@ -151,8 +151,19 @@ def test_ids_escaping_the_root_are_refused(folder, bad_id):
 def test_missing_parts_label_and_parts_size_mismatch(folder):
     (folder / "parts" / "a.png").unlink()
     Image.fromarray(np.zeros((5, 5), dtype=np.uint8)).save(folder / "parts" / "b.png")
-    message = problems_of(folder)
+    message = problems_of(folder, require_parts=True)
     assert str(folder / "parts" / "a.png") in message and str(folder / "parts" / "b.png") in message
+
+
+def test_images_without_part_labels_train_with_a_warning_and_are_refused_for_scoring(folder):
+    """parts/ is for scoring: a user who labelled some images only trains on all of them."""
+    (folder / "parts" / "a.png").unlink()
+    with pytest.warns(
+        UserWarning, match=r"1 image\(s\) of split 'train' have no part labels \(first: a.png\)"
+    ):
+        ds = PartFolderDataset(folder, "train")
+    assert ds.load(0).part_labels is None and ds.load(1).part_labels is not None
+    assert "parts/a.png: part labels are missing" in problems_of(folder, require_parts=True)
 
 
 def test_all_problems_are_reported_at_once(folder):

@@ -59,6 +59,12 @@ def test_keep_existing_reuses_masks_made_with_another_config(photos, tmp_path):
     assert fewer["reused"] and (out / "img0.png").is_file()
     with pytest.raises(OutputPathError, match="holds the masks of"):  # not reused without a resume
         write_mask_folder(list_images(photos)[1:], out, other, progress=False)
+    # A resume with an image the run did not start on says so (not "choose another folder").
+    write_mask_folder(list_images(photos)[1:], out, other, progress=False, replace_other=True)
+    with pytest.raises(
+        OutputPathError, match=r"1 of this call's are new \(e.g. img0\): resume with the images"
+    ):
+        write_mask_folder(list_images(photos), out, other, progress=False, keep_existing=True)
 
 
 class Killed(Exception):

@@ -264,6 +264,7 @@ class PartFolderDataset(PartDataset):
         if split != "test":
             self._warn_if_in_test()
         self.has_parts = (self.root / "parts").is_dir()
+        self.require_parts = require_parts
         if require_parts and not self.has_parts:
             raise DatasetError(
                 f"{self.root}: missing parts/ folder; evaluation needs ground-truth part labels"
@@ -324,6 +325,7 @@ class PartFolderDataset(PartDataset):
     def validate(self) -> None:
         """Check every sample; raise one :class:`DatasetError` listing every problem found."""
         problems: list[str] = list(self._split_problems)
+        unlabelled: list[Path] = []  # images without part labels, in a split that is not scored
         unnamed: dict[int, Path] = {}  # part label -> first file using it, for labels parts.json lacks
         for image_id, image_path, found in zip(self.ids, self._image_paths, self._candidates):
             if len(found) > 1:
@@ -356,7 +358,10 @@ class PartFolderDataset(PartDataset):
                 continue
             parts_path = self._parts_path(image_id)
             if not parts_path.is_file():
-                problems.append(f"{parts_path}: part labels are missing")
+                if self.require_parts or self.foreground_from_parts:  # scoring needs them; training does not
+                    problems.append(f"{parts_path}: part labels are missing")
+                else:
+                    unlabelled.append(parts_path)
                 continue
             labels = _checked(problems, read_labels, parts_path)
             if labels is None:
@@ -373,6 +378,17 @@ class PartFolderDataset(PartDataset):
                     if label > 0 and int(label) not in self.part_names:
                         unnamed.setdefault(int(label), parts_path)
         raise_problems(self.root, self.split, problems)
+        if unlabelled:
+            warnings.warn(
+                f"{self.root / 'parts'}: {len(unlabelled)} image(s) of split {self.split!r} have no part labels "
+                f"(first: {unlabelled[0].name}); they train as the others, scoring needs them",
+                stacklevel=2,
+            )
+        if self.foreground_from_parts:
+            warnings.warn(
+                f"{self.root}: no masks/ folder: scored on the labelled parts' union (parts > 0) as the foreground",
+                stacklevel=2,
+            )
         if unnamed:
             labels = sorted(unnamed)
             warnings.warn(

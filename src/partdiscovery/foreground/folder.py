@@ -102,13 +102,25 @@ def _manifest_matches(
 
 
 def _clear_other_images(
-    out: Path, complete: dict | None, partial: dict | None, stems: list[str], replace: bool
+    out: Path,
+    complete: dict | None,
+    partial: dict | None,
+    stems: list[str],
+    replace: bool,
+    resuming: bool = False,
 ) -> None:
     """Masks in ``out`` of images other than ``stems`` must not pass for theirs: a complete folder of other images'
     masks is refused (unless ``replace``), and the masks of other images that an interrupted call or a replaced
     folder left (ours: named in its manifest, ``complete``, or marker, ``partial``) are removed."""
     if complete is not None and complete.get("ids") != stems and not replace:
         ids = complete.get("ids") or []
+        if resuming:  # a run's own masks: its images changed since it started
+            added = sorted(set(stems) - set(ids))
+            raise OutputPathError(
+                f"{out}: the run's masks were made for {len(ids)} image(s); {len(added)} of this call's are new "
+                f"(e.g. {added[0] if added else '?'}): resume with the images the run started on, or start it "
+                "again with --overwrite"
+            )
         raise OutputPathError(
             f"{out}: holds the masks of {len(ids)} other image(s) (made from {complete.get('images', '?')}); "
             "choose another output folder, or delete it first"
@@ -208,7 +220,7 @@ def _write_mask_folder(
             else "holds files not written by partdiscovery masks"
         )
         raise DatasetError(f"{out}: {held}; choose another output folder")
-    _clear_other_images(out, complete, interrupted, stems, replace_other)
+    _clear_other_images(out, complete, interrupted, stems, replace_other, resuming=keep_existing)
     check_collection(paths, folder)
     # The same images, config and source as an interrupted call: keep what it wrote (a different config
     # makes other masks, so with one the folder is written anew).

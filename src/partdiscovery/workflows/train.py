@@ -109,9 +109,12 @@ def training_dataset(
         )
     )
     if not quiet and manifest["reused"]:
+        made_for = manifest.get("ids")
         why = (
             "the run started on them; they were made with another foreground config"
             if manifest["config_differs"]
+            else "the run started on them; they were made for more images"
+            if isinstance(made_for, list) and len(made_for) != len(paths)
             else "same images and foreground config"
         )
         print(f"reusing the masks in {mask_dir} ({why})", file=sys.stderr)
