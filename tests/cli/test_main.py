@@ -368,3 +368,14 @@ def test_evaluate_prints_fg_iou_when_it_scored_a_learned_background(capsys):
         {"fg_nmi": 20.0, "fg_ari": 10.0, "nmi": 50.0, "ari": 60.0, "fg_iou": 71.25, "split": "test"}
     )
     assert "fg_iou=71.25" in capsys.readouterr().out
+
+
+def test_an_interrupted_train_says_how_to_go_on(monkeypatch, capsys):
+    import partdiscovery.cli.main as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_train", interrupted)
+    assert cli.main(["train", "--data", "D", "--out", "R"]) == 130
+    assert "train: interrupted (the same command with --resume goes on" in capsys.readouterr().err

@@ -678,7 +678,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"partdiscovery {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"partdiscovery {args.command}: interrupted", file=sys.stderr)
+        again = (
+            " (the same command with --resume goes on from the last checkpoint)"
+            if args.command == "train"
+            else ""
+        )
+        print(f"partdiscovery {args.command}: interrupted{again}", file=sys.stderr)
         return 130
 
 
