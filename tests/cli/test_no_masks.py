@@ -282,3 +282,12 @@ def test_bad_input_is_one_line(case, tmp_path, capsys):
         "rounds without a background": "foreground.rounds=2 makes the second masks from the first run's learned",
     }
     assert expected[case] in err
+
+
+def test_train_on_a_single_image_refuses_before_it_makes_a_run_folder(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "one.png")
+    assert cli(f"train --images {folder} --out {tmp_path / 'run'}") == 2
+    assert "is the only image" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

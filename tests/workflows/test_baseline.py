@@ -144,7 +144,8 @@ def test_on_a_folder_without_masks_a_baseline_fits_on_the_masks_it_is_given(
     out = run_baseline(
         "kmeans", str(data), tmp_path / "km", 3, tiny_config(), progress=False, masks=tmp_path / "run_masks"
     )
-    assert json.loads((out / "baseline_info.json").read_text())["fit_masks"] == str(tmp_path / "run_masks")
+    info = json.loads((out / "baseline_info.json").read_text())
+    assert (info["fit_masks"], info["cut_with"]) == (str(tmp_path / "run_masks"), "the labelled parts' union")
     test = open_dataset(tiny_dataset, "test", require_parts=True)
     for pred, index in zip(read_prediction_dir(out, test), range(len(test)), strict=True):
         assert np.array_equal(pred.parts > 0, test.load(index).part_labels > 0)

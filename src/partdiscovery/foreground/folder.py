@@ -60,6 +60,12 @@ def check_collection(paths: Sequence[Path], folder: Path) -> None:
     if unreadable and len(unreadable) == len(paths):
         raise DatasetError(f"{folder}: none of its {len(paths)} image file(s) can be read ({unreadable[0]})")
     raise_problems(folder, None, unreadable + problems, kind="image")
+    check_enough_images(paths, folder)
+
+
+def check_enough_images(paths: Sequence[Path], folder: Path) -> None:
+    """Refuse a single image: the foreground model is fitted on the collection. Cheap (no image is read), so that
+    ``train`` can say it before it makes a run folder."""
     if len(paths) < 2:
         raise DatasetError(
             f"{paths[0]}: is the only image in {folder}; the foreground model is fitted on the "

@@ -197,6 +197,9 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
                 "feature_layers": list(phi.layer_weights),
                 "fit_split": job.fit_split,
                 "fit_masks": job.masks or "the dataset's",
+                "cut_with": "the labelled parts' union"
+                if getattr(predict_set, "foreground_from_parts", False)
+                else "the dataset's masks",
                 "normalize_features": baseline.normalize_features,
                 "pretrained": model_cfg.pretrained,
                 "refine": dataclasses.asdict(job.cfg.predict),

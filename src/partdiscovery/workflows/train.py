@@ -50,7 +50,7 @@ def training_dataset(
     """
     from partdiscovery.data import open_dataset
     from partdiscovery.foreground.folder import MANIFEST as MASKS_MANIFEST
-    from partdiscovery.foreground.folder import masks_record, write_mask_folder
+    from partdiscovery.foreground.folder import check_enough_images, masks_record, write_mask_folder
     from partdiscovery.runs import RunFolder
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.utils.distributed import main_first, process_device, setup
@@ -75,6 +75,7 @@ def training_dataset(
             "foreground.rounds=2 makes the second masks from the first run's learned background: "
             "it needs model.learned_background=true"
         )
+    check_enough_images(paths, root / "images" if root is not None else Path(images))  # before the run folder
     # Under torchrun the main process makes the masks and the others wait for them (one writer, no repeated work).
     dev = process_device(resolve_device(device))
     main = setup(dev).is_main
