@@ -172,13 +172,20 @@ def split_file_name(root: Path, split: str) -> str:
     return own if split not in ("val", HOLDOUT_SPLIT) or (root / own).is_file() else "train.txt"
 
 
+def is_part_folder(spec: str | Path) -> bool:
+    """Whether a dataset spec names a part folder (a plain path or ``folder:PATH``), without opening it."""
+    from partdiscovery.data.registry import dataset_kind
+
+    return issubclass(dataset_kind(spec).dataset_class, PartFolderDataset)
+
+
 def open_to_score(spec: str | Path, split: str, **kwargs) -> PartDataset:
     """:func:`~partdiscovery.data.registry.open_dataset` for scoring or showing a split: a part folder without
     ``masks/`` (one ``train`` made automatic masks for) takes its labelled parts' union as the ground-truth
     foreground (``foreground_from_parts``); other datasets open as they are."""
-    from partdiscovery.data.registry import dataset_kind, open_dataset
+    from partdiscovery.data.registry import open_dataset
 
-    if issubclass(dataset_kind(spec).dataset_class, PartFolderDataset):
+    if is_part_folder(spec):
         kwargs.setdefault("foreground_from_parts", True)
     return open_dataset(spec, split, **kwargs)
 

@@ -110,7 +110,7 @@ def run_baseline(
     foreground masks instead of the folder's own (:attr:`BaselineJob.masks`). The predictions are cut with the
     ``split``'s ground-truth foreground (for a folder without ``masks/``, its labelled parts' union:
     :func:`~partdiscovery.data.part_folder.open_to_score`)."""
-    from partdiscovery.data import PartFolderDataset, dataset_kind
+    from partdiscovery.data.part_folder import is_part_folder
 
     kind = baseline_kind(name)  # an unknown name fails here, listing the names
     if isinstance(parts, bool) or not isinstance(parts, int) or not 2 <= parts <= MAX_PARTS:
@@ -121,7 +121,7 @@ def run_baseline(
             raise InvalidArgumentError(f"--input-size must be in 32..4096 pixels, got {input_size!r}")
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, input_size=input_size))
     fit_split = fit_split or default_fit_split(data, split)
-    if masks is not None and not issubclass(dataset_kind(data).dataset_class, PartFolderDataset):
+    if masks is not None and not is_part_folder(data):
         raise InvalidArgumentError(
             f"--masks applies to a part folder, not {data}; give NAME:PATH?mask_dir=DIR"
         )
@@ -137,10 +137,9 @@ def default_fit_split(data: str | Path, split: str) -> str:
     part folder's ``val``, which is held out of ``train.txt``: then ``train_minus_val``, the split that
     ``train --holdout-val`` trains the method on. A clustering fitted on the images it is scored on would not be
     compared with the method as the method is."""
-    from partdiscovery.data import PartFolderDataset, dataset_kind
-    from partdiscovery.data.part_folder import HOLDOUT_SPLIT
+    from partdiscovery.data.part_folder import HOLDOUT_SPLIT, is_part_folder
 
-    if split == "val" and issubclass(dataset_kind(data).dataset_class, PartFolderDataset):
+    if split == "val" and is_part_folder(data):
         return HOLDOUT_SPLIT
     return "train"
 

@@ -219,9 +219,10 @@ def run_training(
 def part_folder_path(data: str | None) -> str | None:
     """A part folder's spec as its plain path (``folder:PATH`` -> ``PATH``), so that whether it has ``masks/`` is
     judged on the folder itself; other specs unchanged."""
-    from partdiscovery.data import PartFolderDataset, dataset_kind, dataset_root
+    from partdiscovery.data import dataset_root
+    from partdiscovery.data.part_folder import is_part_folder
 
-    if data is None or not issubclass(dataset_kind(data).dataset_class, PartFolderDataset):
+    if data is None or not is_part_folder(data):
         return data
     return str(dataset_root(data))
 
