@@ -17,6 +17,7 @@ import torch
 
 from partdiscovery.config import Config, config_from_dict
 from partdiscovery.errors import CheckpointError, ConfigError
+from partdiscovery.runs.exported import sniff_export
 from partdiscovery.utils.io import atomic_write
 
 CHECKPOINT_DIR = "checkpoints"
@@ -49,11 +50,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        exported = _exported_kind(path)
+        exported = sniff_export(path)
         if exported is not None:  # torch's message would speak of pickles and weights_only
-            suffix = ".onnx" if exported == "ONNX" else ".safetensors"
             raise CheckpointError(
-                f"{path}: is an exported {exported} model, not a checkpoint; rename it to end in {suffix} to load it"
+                f"{path}: is an exported {'ONNX' if exported == 'onnx' else exported} model, not a checkpoint; "
+                f"rename it to end in .{exported} to load it"
             ) from None
         raise CheckpointError(
             f"{path}: checkpoint is corrupt, truncated or unsafe to load ({type(e).__name__}: "
@@ -69,27 +70,6 @@ def checkpoint_config(payload: dict[str, Any], path: str | Path) -> Config:
         return config_from_dict(payload["config"])
     except ConfigError as e:
         raise CheckpointError(f"{path}: its stored config is invalid ({e})") from None
-
-
-def _exported_kind(path: Path) -> str | None:
-    """``"safetensors"`` or ``"ONNX"`` when the file's first bytes are those of one (a renamed export), else None.
-
-    safetensors: an 8-byte little-endian header length, then the JSON header's ``{``; ONNX (a protobuf
-    ``ModelProto``): field 1, ``ir_version``, a varint (byte 0x08) whose value is small, then more fields."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(9)
-    except OSError:
-        return None
-    if (
-        len(head) == 9
-        and head[8:9] == b"{"
-        and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size
-    ):
-        return "safetensors"
-    if len(head) >= 2 and head[0] == 0x08 and 1 <= head[1] <= 20:
-        return "ONNX"
-    return None
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:

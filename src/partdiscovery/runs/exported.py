@@ -28,6 +28,25 @@ SUFFIXES = {".safetensors": "safetensors", ".onnx": "onnx"}
 an export must not carry another format's extension, or it could never be loaded back."""
 
 
+def sniff_export(path: Path) -> str | None:
+    """``"safetensors"`` or ``"onnx"`` when a file's first bytes are those of one (an export renamed or saved
+    without its suffix), else None (a checkpoint, or no readable file).
+
+    safetensors: an 8-byte little-endian header length that fits in the file, then the JSON header's ``{``; ONNX
+    (a protobuf ``ModelProto``): field 1, ``ir_version``, a varint (byte 0x08) with a small value."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size:
+        return "safetensors"
+    if len(head) >= 2 and head[0] == 0x08 and 1 <= head[1] <= 20:
+        return "onnx"
+    return None
+
+
 def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0][:160] if str(error) else ""
 

@@ -27,7 +27,7 @@ from partdiscovery.runs.checkpoint import (
     load_checkpoint,
     load_latest,
 )
-from partdiscovery.runs.exported import OnnxRuntimeNet, exported_config, load_safetensors
+from partdiscovery.runs.exported import OnnxRuntimeNet, exported_config, load_safetensors, sniff_export
 from partdiscovery.runs.folder import CONFIG_FILE, RUN_FILES
 
 NET_PREFIX = "net."
@@ -74,11 +74,11 @@ def file_kind(source: Path) -> str:
         return source.suffix[1:].lower()
     if not source.is_file():
         return "checkpoint"
+    if sniff_export(source) == "safetensors":
+        return "safetensors"
     try:
         with open(source, "rb") as handle:
-            head = handle.read(9)
-        if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
-            return "safetensors"  # an 8-byte header length, then the JSON header
+            head = handle.read(4)
         torchscript = False
         if head[:4] == b"PK\x03\x04":  # torch.save's and torch.jit.save's archives are zip files
             with zipfile.ZipFile(source) as archive:
