@@ -102,6 +102,22 @@ def test_pil_images_are_converted_as_files_are_read(segmenter, sample, tmp_path)
             assert np.array_equal(segmenter.predict(opened), segmenter.predict(tmp_path / name)), name
 
 
+def test_an_opened_photo_is_turned_by_its_exif_orientation_as_its_path_is(segmenter, sample, tmp_path):
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise
+    stored = sample.image.crop((0, 0, sample.image.width, sample.image.height * 3 // 4))  # not square
+    stored.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "turned.jpg") as opened:
+        parts = segmenter.predict(opened)
+        assert parts.shape == (stored.width, stored.height)  # as shown, not as stored
+        assert np.array_equal(parts, segmenter.predict(tmp_path / "turned.jpg"))
+        # already turned by the user (exif_transpose drops the tag) or changed in memory: taken as it is
+        assert np.array_equal(segmenter.predict(ImageOps.exif_transpose(opened)), parts)
+        assert segmenter.predict(opened.convert("RGB")).shape == (stored.height, stored.width)
+
+
 @pytest.mark.parametrize(
     ("image", "mask", "match"),
     [

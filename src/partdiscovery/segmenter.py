@@ -464,16 +464,18 @@ def batch_mask(fg_mask: torch.Tensor | np.ndarray, batch: int, height: int, widt
 
 def image_tensor(image: Image.Image | np.ndarray | torch.Tensor | str | Path) -> torch.Tensor:
     """One image as ``float [3, H, W]`` in [0, 1]: a PIL image (converted as files are read: 16-bit rescaled, alpha
-    composited on black; its EXIF orientation is not applied, a file path's is), a file path (read as the datasets
-    read images), an ``[H, W, 3]`` array (``[H, W]`` or ``[H, W, 1]`` grey; ``[H, W, 4]`` composited on black, as
-    files with alpha are), ``uint8`` or float in [0, 1], or a ``[3, H, W]`` tensor; anything else is an
-    :class:`InvalidArgumentError`."""
-    from partdiscovery.data.image_io import read_image, to_rgb
+    composited on black; one straight from ``Image.open`` turned by its EXIF orientation as its path would be, one
+    made or changed in memory taken as it is), a file path (read as the datasets read images), an ``[H, W, 3]``
+    array (``[H, W]`` or ``[H, W, 1]`` grey; ``[H, W, 4]`` composited on black, as files with alpha are), ``uint8``
+    or float in [0, 1], or a ``[3, H, W]`` tensor; anything else is an :class:`InvalidArgumentError`."""
+    from partdiscovery.data.image_io import oriented, read_image, to_rgb
 
     if isinstance(image, (str, Path)):
         image = read_image(image)
     if isinstance(image, Image.Image):
-        image = np.array(to_rgb(image))
+        # PIL sets `format` on an image read from a file and on no image derived from it: an untouched
+        # Image.open(f) gives what f gives; a rotated or converted one may have kept the EXIF tag it already obeys.
+        image = np.array(to_rgb(oriented(image) if image.format else image))
     if isinstance(image, np.ndarray):
         grey = image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)  # [H, W] or [H, W, 1]
         array = image.reshape(image.shape[:2])[..., None].repeat(3, axis=2) if grey else image

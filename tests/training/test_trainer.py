@@ -372,7 +372,24 @@ def test_a_resume_on_other_images_of_the_same_number_is_refused(four_step_run, t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights
         trainer = Trainer(create_method(cfg), cfg, dataset, copy, device="cpu", resume=True, progress=False)
-    with pytest.raises(CheckpointError, match="trained on other images .*the ids differ"):
+    with pytest.raises(CheckpointError, match="trained on other images .*the ids differ") as refused:
+        trainer.fit()
+    assert f"removed: {ids[0]}; new: {renamed}" in str(refused.value)
+
+
+def test_a_resume_after_an_image_was_removed_names_it(four_step_run, tiny_dataset, tmp_path):
+    run, _, cfg = four_step_run
+    copy = interrupted_copy(run, tmp_path)
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dataset, other)
+    ids = (other / "train.txt").read_text().split()
+    (other / "train.txt").write_text("\n".join(ids[1:]) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        trainer = Trainer(
+            create_method(cfg), cfg, open_dataset(other, "train"), copy, device="cpu", resume=True
+        )
+    with pytest.raises(CheckpointError, match=f"images\\); removed: {ids[0]}; resume with the same data"):
         trainer.fit()
 
 

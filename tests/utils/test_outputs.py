@@ -217,6 +217,23 @@ def test_writing_into_removes_a_folder_it_created_for_a_block_that_failed(tmp_pa
     assert (tmp_path / "done" / "result.txt").is_file()
 
 
+def test_remove_if_unwritten_keeps_a_folder_with_any_file(tmp_path):
+    from partdiscovery.utils.outputs import LOCK, MARKER, remove_if_unwritten
+
+    claimed = tmp_path / "claimed"
+    (claimed / "masks" / "empty").mkdir(parents=True)
+    (claimed / MARKER).write_text("{}")
+    (claimed / LOCK).write_text("")
+    remove_if_unwritten(claimed)  # a marker, a lock and empty folders: nothing was written
+    assert not claimed.exists()
+    written = tmp_path / "written"
+    (written / "masks").mkdir(parents=True)
+    (written / MARKER).write_text("{}")
+    (written / "masks" / MARKER).write_text("{}")  # a nested folder's marker is a file written
+    remove_if_unwritten(written)
+    assert (written / "masks" / MARKER).is_file()
+
+
 def test_writing_into_removes_what_a_killed_call_left_and_nothing_of_the_users(tmp_path):
     from partdiscovery.utils.outputs import writing_into
 

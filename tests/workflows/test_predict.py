@@ -139,3 +139,15 @@ def test_a_second_predict_into_a_folder_being_written_is_refused(tmp_path, tiny_
             predict_with_masks(tmp_path, tiny_run, tiny_dataset)
         assert sorted(p.name for p in out.iterdir()) == [LOCK]
     assert predict_with_masks(tmp_path, tiny_run, tiny_dataset)["count"] > 0  # free again
+
+
+def test_a_predict_refused_at_its_first_image_leaves_no_folder(tmp_path, tiny_run, tiny_dataset):
+    from partdiscovery.errors import PartDiscoveryError
+
+    images = tmp_path / "photos"
+    images.mkdir()
+    first = sorted((tiny_dataset / "images").iterdir())[0]
+    (images / f"a{first.suffix}").write_bytes(first.read_bytes()[: first.stat().st_size // 2])  # truncated
+    with pytest.raises(PartDiscoveryError, match=f"a{first.suffix}: cannot read image"):
+        predict_folder(tiny_run, images, tmp_path / "out", device="cpu", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -79,3 +79,16 @@ def test_reused_masks_are_recorded_as_they_were_made(tmp_path, tiny_config, tiny
         resume=True,
     )  # fmt: skip
     assert info["masks"]["reused"] and info["masks"]["approach"] == made != "border_contrast+none"
+
+
+def test_a_train_refused_for_a_corrupt_image_leaves_no_run_folder(tmp_path, tiny_config, tiny_dataset):
+    images = tmp_path / "photos"
+    shutil.copytree(tiny_dataset / "images", images)
+    (images / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(PartDiscoveryError, match="broken.jpg"):
+        run_training(tiny_config(), None, tmp_path / "run", "cpu", quiet=True, images=str(images))
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made is theirs: left as it was
+    with pytest.raises(PartDiscoveryError, match="broken.jpg"):
+        run_training(tiny_config(), None, tmp_path / "mine", "cpu", quiet=True, images=str(images))
+    assert (tmp_path / "mine").is_dir()

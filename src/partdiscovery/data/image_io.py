@@ -86,12 +86,15 @@ def to_8bit(img: Image.Image) -> Image.Image:
 
 def read_image(path: str | Path) -> Image.Image:
     """Read any image as RGB, with EXIF orientation applied."""
-    img = open_image_file(Path(path), "image")
+    return to_rgb(oriented(open_image_file(Path(path), "image")))
+
+
+def oriented(img: Image.Image) -> Image.Image:
+    """``img`` turned as its EXIF orientation says (as a photo viewer shows it); unchanged where it has none."""
     try:
-        img = ImageOps.exif_transpose(img)
+        return ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not make a readable image unusable
-        pass
-    return to_rgb(img)
+        return img
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

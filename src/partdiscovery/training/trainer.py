@@ -174,30 +174,53 @@ def check_resume_config(stored: Config, cfg: Config, where: str | Path) -> None:
 
 
 def training_images(dataset) -> dict:
-    """What a run records of its training images: ``split``, the number of ``images`` and ``ids_sha256``, a digest
-    of the sorted ids (None for a dataset without ids)."""
+    """What a run records of its training images: ``split``, the number of ``images``, ``ids_sha256``, a digest of
+    the sorted ids, and the sorted ``ids`` themselves (so that a refused resume can name the images that changed;
+    both None for a dataset without ids)."""
     ids = getattr(dataset, "ids", None)
-    digest = None if ids is None else hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
-    return {"split": getattr(dataset, "split", None), "images": len(dataset), "ids_sha256": digest}
+    ordered = None if ids is None else sorted(map(str, ids))
+    digest = None if ordered is None else hashlib.sha256("\n".join(ordered).encode()).hexdigest()
+    return {
+        "split": getattr(dataset, "split", None),
+        "images": len(dataset),
+        "ids_sha256": digest,
+        "ids": ordered,
+    }
+
+
+def _changed_ids(recorded: dict, now: dict) -> str:
+    """``"; removed: a, b; new: c"`` from the recorded and current ids, the first three of each named; empty where a
+    record has no ids (an older version's) or the current dataset has none."""
+    if recorded.get("ids") is None or now["ids"] is None:
+        return ""
+    before, after = set(recorded["ids"]), set(now["ids"])
+    parts = []
+    for label, ids in (("removed", sorted(before - after)), ("new", sorted(after - before))):
+        if ids:
+            more = f" and {len(ids) - 3} more" if len(ids) > 3 else ""
+            parts.append(f"{label}: {', '.join(ids[:3])}{more}")
+    return "".join(f"; {part}" for part in parts)
 
 
 def check_same_images(recorded: dict, dataset, where: str | Path) -> None:
-    """Raise :class:`CheckpointError` (naming ``where``) when ``dataset`` is not the training images ``recorded``
-    (:func:`training_images`; what a record lacks, an older version's, is not compared)."""
+    """Raise :class:`CheckpointError` (naming ``where``, and the removed and new ids where the record lists them)
+    when ``dataset`` is not the training images ``recorded`` (:func:`training_images`; what a record lacks, an
+    older version's, is not compared)."""
     now = training_images(dataset)
+    changes = _changed_ids(recorded, now)
     if ("split" in recorded and recorded["split"] != now["split"]) or recorded.get(
         "images", now["images"]
     ) != now["images"]:
         raise CheckpointError(
             f"{where}: the run was trained on split {recorded.get('split')!r}"
             + (f" ({recorded['images']} images)" if "images" in recorded else "")
-            + f", not on split {now['split']!r} ({now['images']} images); resume with the same data and split, or "
-            "start a new run (another --out, or --overwrite)"
+            + f", not on split {now['split']!r} ({now['images']} images){changes}; resume with the same data and "
+            "split, or start a new run (another --out, or --overwrite)"
         )
     if recorded.get("ids_sha256") not in (None, now["ids_sha256"]):
         raise CheckpointError(
-            f"{where}: the run was trained on other images (the ids differ, not their number); resume with the "
-            "same data, or start a new run (another --out, or --overwrite)"
+            f"{where}: the run was trained on other images (the ids differ, not their number{changes}); resume "
+            "with the same data, or start a new run (another --out, or --overwrite)"
         )
 
 

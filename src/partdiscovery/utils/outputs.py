@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -135,15 +136,23 @@ def lock_folder(
     return lock
 
 
-def remove_if_only_lock(path: Path) -> None:
-    """Remove the folder ``path`` if it holds nothing but its :data:`LOCK` (a folder :func:`writing_into` created
-    for a call that was refused before it wrote anything). Called while the lock is still held."""
+def remove_if_unwritten(path: Path) -> None:
+    """Remove the folder ``path`` if nothing was written into it: it holds only its :data:`LOCK`, its :data:`MARKER`
+    and empty folders (a folder created for a call that was refused before it wrote a result: a corrupt image, an
+    interrupt). Called by the call that created it; a folder left behind is harmless, so errors are ignored."""
+
+    def unwritten(folder: Path) -> bool:
+        return all(
+            (entry.is_dir() and not entry.is_symlink() and unwritten(entry))
+            or (folder == path and entry.name in (LOCK, MARKER))
+            for entry in folder.iterdir()
+        )
+
     try:
-        if all(p.name == LOCK for p in path.iterdir()):
-            (path / LOCK).unlink(missing_ok=True)
-            path.rmdir()
+        if path.is_dir() and unwritten(path):
+            shutil.rmtree(path)
     except OSError:
-        pass  # not ours to insist on: a folder left empty is harmless
+        pass
 
 
 @contextmanager
@@ -161,7 +170,7 @@ def writing_into(
         yield lock
     except BaseException:
         if created:
-            remove_if_only_lock(path)
+            remove_if_unwritten(path)
         raise
     finally:
         lock.release()
@@ -367,6 +376,6 @@ __all__ = [
     "check_output_file",
     "lock_folder",
     "make_folder",
-    "remove_if_only_lock",
+    "remove_if_unwritten",
     "writing_into",
 ]

@@ -82,7 +82,6 @@ def predict_folder(
             out, files, overwrite, inputs
         )  # again: another call may have written meanwhile
         folder.claim(files)
-        atomic_write_json(out / PARTS_FILE, {"names": {str(k): name for k, name in names.items()}})
         count = 0
         for pred in segmenter.predict_dataset(dataset, batch_size=batch_size, progress=progress):
             atomic_save_image(out / "labels" / f"{pred.id}.png", label_image(pred.parts))
@@ -91,6 +90,8 @@ def predict_folder(
             figure = parts_figure(image, parts, segmenter.num_parts, names)
             atomic_save_image(out / "overlays" / f"{pred.id}.png", figure)
             count += 1
+        # Last: a call refused at its first image (a truncated photo) has written nothing, and leaves no folder.
+        atomic_write_json(out / PARTS_FILE, {"names": {str(k): name for k, name in names.items()}})
         folder.finish(files)
     return {
         "count": count,

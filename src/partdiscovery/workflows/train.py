@@ -185,14 +185,43 @@ def run_training(
 
     Returns the run's training summary (``train_summary.json``)."""
     from partdiscovery.runs import RunFolder
-    from partdiscovery.segmenter import resolve_device
     from partdiscovery.training.checks import check_config
-    from partdiscovery.utils.distributed import process_device
+    from partdiscovery.utils.outputs import remove_if_unwritten
 
     check_config(cfg)  # registered names, before any work
     data = part_folder_path(data)
     inputs = dataset_inputs(data) + ([(Path(images), "image folder")] if images else [])
     RunFolder(Path(out)).check(resume, overwrite, inputs=inputs)  # before reading any data
+    created = not Path(out).exists()
+    try:
+        return _train(
+            cfg, data, out, device, resume, overwrite, quiet, split, images, masks, keep_background_setting
+        )
+    except BaseException:
+        if (
+            created
+        ):  # refused before anything was written (a corrupt image while making masks): leave no folder
+            remove_if_unwritten(Path(out))
+        raise
+
+
+def _train(
+    cfg: Config,
+    data: str | None,
+    out: str | Path,
+    device: str,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+    split: str,
+    images: str | None,
+    masks: str | None,
+    keep_background_setting: bool,
+) -> dict:
+    """:func:`run_training` once ``out`` is checked."""
+    from partdiscovery.segmenter import resolve_device
+    from partdiscovery.utils.distributed import process_device
+
     dataset, cfg, info = training_dataset(
         cfg, data, out, images, masks, device, resume, overwrite, quiet, keep_background_setting, split
     )
