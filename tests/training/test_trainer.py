@@ -356,39 +356,42 @@ def test_a_resume_on_another_split_is_refused(four_step_run, tiny_dataset, tmp_p
     assert json.loads((copy / "run_info.json").read_text()) == info  # the record still says what f saw
 
 
-def test_a_resume_on_other_images_of_the_same_number_is_refused(four_step_run, tiny_dataset, tmp_path):
+def resume_on_changed_copy(four_step_run, tiny_dataset, tmp_path, change) -> tuple[Trainer, list[str]]:
+    """A trainer resuming an interrupted copy of the four-step run on a copy of the tiny dataset that ``change``
+    (``change(folder, ids)``) altered; also the original training ids."""
     run, _, cfg = four_step_run
     copy = interrupted_copy(run, tmp_path)
     other = tmp_path / "other"
     shutil.copytree(tiny_dataset, other)
     ids = (other / "train.txt").read_text().split()
-    renamed = ids[0] + "b"
-    for sub in ("images", "masks", "parts"):  # the same image under another id
-        for p in (other / sub).glob(f"{ids[0]}.*") if (other / sub).is_dir() else []:
-            p.rename(p.with_name(renamed + p.suffix))
-    (other / "train.txt").write_text("\n".join([renamed, *ids[1:]]) + "\n")
-    dataset = open_dataset(other, "train")
-    assert len(dataset) == len(open_dataset(tiny_dataset, "train"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights
-        trainer = Trainer(create_method(cfg), cfg, dataset, copy, device="cpu", resume=True, progress=False)
-    with pytest.raises(CheckpointError, match="trained on other images .*the ids differ") as refused:
-        trainer.fit()
-    assert f"removed: {ids[0]}; new: {renamed}" in str(refused.value)
-
-
-def test_a_resume_after_an_image_was_removed_names_it(four_step_run, tiny_dataset, tmp_path):
-    run, _, cfg = four_step_run
-    copy = interrupted_copy(run, tmp_path)
-    other = tmp_path / "other"
-    shutil.copytree(tiny_dataset, other)
-    ids = (other / "train.txt").read_text().split()
-    (other / "train.txt").write_text("\n".join(ids[1:]) + "\n")
+    change(other, ids)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights
         trainer = Trainer(
             create_method(cfg), cfg, open_dataset(other, "train"), copy, device="cpu", resume=True
         )
+    return trainer, ids
+
+
+def test_a_resume_on_other_images_of_the_same_number_is_refused(four_step_run, tiny_dataset, tmp_path):
+    def rename_first(other, ids):  # the same image under another id
+        for sub in ("images", "masks", "parts"):
+            for p in (other / sub).glob(f"{ids[0]}.*") if (other / sub).is_dir() else []:
+                p.rename(p.with_name(ids[0] + "b" + p.suffix))
+        (other / "train.txt").write_text("\n".join([ids[0] + "b", *ids[1:]]) + "\n")
+
+    trainer, ids = resume_on_changed_copy(four_step_run, tiny_dataset, tmp_path, rename_first)
+    assert len(trainer.dataset) == len(ids)
+    with pytest.raises(CheckpointError, match="trained on other images .*the ids differ") as refused:
+        trainer.fit()
+    assert f"removed: {ids[0]}; new: {ids[0]}b" in str(refused.value)
+
+
+def test_a_resume_after_an_image_was_removed_names_it(four_step_run, tiny_dataset, tmp_path):
+    def remove_first(other, ids):
+        (other / "train.txt").write_text("\n".join(ids[1:]) + "\n")
+
+    trainer, ids = resume_on_changed_copy(four_step_run, tiny_dataset, tmp_path, remove_first)
     with pytest.raises(CheckpointError, match=f"images\\); removed: {ids[0]}; resume with the same data"):
         trainer.fit()
 
