@@ -88,6 +88,20 @@ def test_split_keeps_the_negative_half():
         DFFModel(nmf=None, nonnegative="abs").pixel_features(feats)
 
 
+def test_scores_are_contributions_not_raw_activations():
+    """NMF's A H is defined up to a per-factor scale, so a pixel's score for factor k is A_k ||H_k||. (The test
+    above cannot see this: its activations differ by 0.8 vs 0.15 and its factors have unit norm.)"""
+
+    class Diagonal:  # a fitted NMF whose factors have norms 4 and 0.5; NNLS against them is a division
+        components_ = np.array([[4.0, 0.0], [0.0, 0.5]])
+
+        def transform(self, pixels):
+            return pixels / np.array([4.0, 0.5])
+
+    scores = DFFModel(nmf=Diagonal(), nonnegative="clamp").scores(np.array([[2.0, 1.0]]))
+    np.testing.assert_allclose(scores, [[2.0, 1.0]])  # raw activations would be [0.5, 2]: the other factor
+
+
 def test_end_to_end_on_the_synthetic_dataset(tmp_path):
     data = generate_synthetic_dataset(tmp_path / "synth", n=8, num_parts=3, size=48)
     with warnings.catch_warnings():

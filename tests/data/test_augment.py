@@ -107,8 +107,9 @@ def test_pure_translation_shifts_every_pixel_equally():
 
 
 def test_warp_resizes_a_grid_of_another_resolution():
-    grid = identity_grid(1, 16, 16)
-    x = torch.rand(1, 2, 8, 8)
+    # Not square: a grid resized to (W, H) instead of (H, W) must fail.
+    grid = identity_grid(1, 20, 28)
+    x = torch.rand(1, 2, 10, 14)
     torch.testing.assert_close(warp(x, grid), x, atol=1e-4, rtol=0)
 
 
@@ -158,19 +159,36 @@ def test_warp_fill_pads_outside_with_the_given_colour():
     torch.testing.assert_close(warp(x, identity_grid(1, 4, 4), fill=REFERENCE_FILL), x, atol=1e-5, rtol=0)
 
 
-def test_saturation_jitter_matches_torchvision():
+JITTERS = ("brightness", "contrast", "saturation", "hue")
+
+
+@pytest.mark.parametrize("name", JITTERS)
+def test_each_jitter_matches_torchvision(name):
+    """Each adjustment alone equals torchvision's with the same factor (the others at strength 0): not only
+    saturation, so that e.g. a contrast about the batch's mean or a hue shift in the wrong unit shows."""
     import torchvision.transforms.functional as TF
 
-    cfg = JitterConfig(brightness=0.0, contrast=0.0, saturation=0.5, hue=0.0, p=1.0, grayscale_p=0.0)
+    strength = 0.3 if name == "hue" else 0.5
+    cfg = JitterConfig(**{n: strength if n == name else 0.0 for n in JITTERS}, p=1.0, grayscale_p=0.0)
     images = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     out = photometric_jitter(images, cfg, torch.Generator().manual_seed(2))
     factors = torch.Generator().manual_seed(2)
     torch.rand(6, generator=factors)  # apply
-    for _ in range(2):  # brightness, contrast (strength 0: factor 1)
-        torch.rand(6, generator=factors)
-    sat = 0.5 + torch.rand(6, generator=factors)
-    expected = torch.stack([TF.adjust_saturation(images[i], float(sat[i])) for i in range(6)])
+    draw = [torch.rand(6, generator=factors) for _ in JITTERS][JITTERS.index(name)]  # drawn in this order
+    factor = strength * (2 * draw - 1) + (0.0 if name == "hue" else 1.0)
+    adjust = getattr(TF, f"adjust_{name}")
+    expected = torch.stack([adjust(images[i], float(factor[i])) for i in range(6)])
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
+
+
+def test_rotation_is_in_degrees_and_spans_the_range():
+    """Only rotation: the pixel right of the centre turns by the drawn angle, within +-30 degrees."""
+    g = torch.Generator().manual_seed(0)
+    grid = random_warp_grid(
+        500, 3, 3, g, tps_sigma=0.0, rotation_deg=30.0, zoom_range=(1.0, 1.0), translation=0.0
+    )
+    angle = torch.rad2deg(torch.atan2(grid[:, 1, 2, 1], grid[:, 1, 2, 0]))
+    assert float(angle.abs().max()) <= 30.0 + 1e-3 and float(angle.min()) < -25 and float(angle.max()) > 25
 
 
 def test_hflip_mirrors_the_warp_and_leaves_the_other_draws_unchanged():

@@ -186,3 +186,14 @@ def test_eval_set_and_collate(tiny_dataset):
     assert batch["size"] == [(48, 48), (48, 48)] and batch["box"] == [(0, 0, 48, 48)] * 2
     assert batch["id"] == ds.ids[:2]
     assert batch["part_labels"][0].shape == (48, 48) and batch["fg_mask_full"][0].dtype == bool
+
+
+def test_eval_set_size_is_height_then_width(tmp_path):
+    """The synthetic images are square; CUB's fixture image 2 is 56 wide and 44 high, so a (W, H) size shows."""
+    from partdiscovery.data.cub import CUBDataset
+    from tests.data.dataset_builders import make_cub
+
+    ds = CUBDataset(make_cub(tmp_path), "test")
+    item = EvalSet(ds, 32)[ds.ids.index("2")]
+    assert item["size"] == (44, 56) == item["fg_mask_full"].shape
+    assert item["box"] == letterbox_box(56, 44) and item["image"].shape == (3, 32, 32)

@@ -111,3 +111,18 @@ def test_foreground_partitions_give_each_model_a_part_per_foreground_cell(tiny_d
     assert partition_r2(cells, parts[1]) == pytest.approx(
         explained_variance(_SplitNet(32), phi, dataset, input_size=64, max_images=6), abs=1e-12
     )
+
+
+def test_each_cells_part_is_read_at_that_cell(tiny_dataset):
+    """A φ whose features are the cell's own (x, y): the split net's part 1 is exactly the cells right of the
+    middle, so parts paired with the cells of another place (e.g. transposed) show."""
+
+    def coordinates(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        ys, xs = ((torch.arange(n) + 0.5) / n for n in size)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        return torch.stack([grid_x, grid_y]).expand(len(images), -1, -1, -1)
+
+    dataset = open_dataset(tiny_dataset, "train")
+    cells, (parts,) = foreground_partitions([_SplitNet(32)], coordinates, dataset, 64, max_images=6)
+    assert parts.unique().tolist() == [0, 1]
+    assert torch.equal(parts, (cells[:, 0] > 0.5).long())

@@ -365,19 +365,19 @@ def test_keypoint_regression_exact_and_shuffled():
 
 def test_keypoint_regression_matches_an_independent_least_squares():
     rng = np.random.default_rng(6)
-    preds = [random_prediction(rng, str(i), h=16, w=18, k=3) for i in range(20)]
+    preds = [random_prediction(rng, str(i), h=16, w=18, k=3) for i in range(30)]
     for p in preds:
         p.keypoints[0, :2] = rng.uniform(0, 16, 2)  # no constant keypoint (its scale would be 0)
-    boxes = {p.id: (2.0, 1.0, 16.0, 15.0) for p in preds}
-    train, test = preds[:14], preds[14:]
+    boxes = {p.id: (2.0, 1.0, 16.0, 13.0) for p in preds}  # 14 wide, 12 high: x and y scale differently
+    train, test = preds[:22], preds[22:]
     result = keypoint_regression(train, test, boxes=boxes)
 
     def centres(p):  # soft centre of mass of parts 1..K inside the foreground and the box, box units
         w = p.probs[1:].astype(np.float64) * p.fg_mask
-        w[:, :, :2], w[:, :, 16:], w[:, :1], w[:, 15:] = 0, 0, 0, 0
+        w[:, :, :2], w[:, :, 16:], w[:, :1], w[:, 13:] = 0, 0, 0, 0
         ys, xs = np.mgrid[0:16, 0:18]
         cx, cy = (w * xs).sum((1, 2)) / w.sum((1, 2)), (w * ys).sum((1, 2)) / w.sum((1, 2))
-        return np.stack([(cx - 2) / 14, (cy - 1) / 14], 1).ravel()
+        return np.stack([(cx - 2) / 14, (cy - 1) / 12], 1).ravel()
 
     x_tr, x_te = np.stack([centres(p) for p in train]), np.stack([centres(p) for p in test])
     errors = []
@@ -386,11 +386,12 @@ def test_keypoint_regression_matches_an_independent_least_squares():
         ev = np.array([p.keypoints[j, 2] > 0 for p in test])
         if not ev.any():
             continue
-        y_tr = np.stack([(p.keypoints[j, :2] - (2, 1)) / 14 for p in train])[fit]
-        y_te = np.stack([(p.keypoints[j, :2] - (2, 1)) / 14 for p in test])[ev]
+        y_tr = np.stack([(p.keypoints[j, :2] - (2, 1)) / (14, 12) for p in train])[fit]
+        y_te = np.stack([(p.keypoints[j, :2] - (2, 1)) / (14, 12) for p in test])[ev]
         mx, sx, my, sy = x_tr[fit].mean(0), x_tr[fit].std(0), y_tr.mean(0), y_tr.std(0)
         coef = np.linalg.lstsq((x_tr[fit] - mx) / sx, (y_tr - my) / sy, rcond=None)[0]
         errors += list(np.linalg.norm(((x_te[ev] - mx) / sx) @ coef * sy + my - y_te, axis=1))
+        assert fit.sum() > x_tr.shape[1]  # a determined fit: least-squares solvers agree (not only min-norm)
     assert result["n_keypoints"] == len(errors)
     assert result["error"] == pytest.approx(100 * np.mean(errors), rel=1e-9)
 

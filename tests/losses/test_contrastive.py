@@ -110,6 +110,8 @@ def test_contrastive_is_reproducible_with_a_generator_and_differentiable():
             "not the anchor's own",
         ),  # one part of image 2
         (torch.tensor([1, 2, 3, 4]), "another image of the batch's 4"),
+        # Negative: unchecked, -1 would index from the end, i.e. image 3's own prototypes.
+        (torch.tensor([1, 2, 3, -1]), "another image of the batch's 4"),
         (torch.tensor([1, 2, 3]), r"positives must be \[4, 3\] or \[4\]"),
     ],
 )

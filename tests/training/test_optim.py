@@ -40,19 +40,29 @@ def test_registered_names():
 
 @pytest.mark.parametrize(("name", "cls"), [("adam", torch.optim.Adam), ("sgd", torch.optim.SGD)])
 def test_optimizers_keep_the_group_learning_rates(name, cls):
-    cfg = load_config("cpu", overrides=[f"optim.optimizer={name}", "optim.lr=0.5", "optim.backbone_lr=0.25"])
+    cfg = load_config(
+        "cpu",
+        overrides=[
+            f"optim.optimizer={name}",
+            "optim.lr=0.5",
+            "optim.backbone_lr=0.25",
+            "optim.weight_decay=0.01",
+        ],
+    )
     optimizer = build_optimizer(TwoGroups(), cfg)
     assert type(optimizer) is cls
     assert [g["lr"] for g in optimizer.param_groups] == [0.25, 0.5]
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.01]  # the paper preset's 5e-4
     if name == "sgd":
         assert optimizer.defaults["momentum"] == cfg.optim.momentum
 
 
 def test_schedules():
     cfg = load_config(
-        "cpu", overrides=["train.steps=4", "optim.poly_power=1.0", "optim.lr=1.0", "optim.backbone_lr=1.0"]
+        "cpu", overrides=["train.steps=4", "optim.poly_power=2.0", "optim.lr=1.0", "optim.backbone_lr=1.0"]
     )
-    for name, expected in (("poly", [1.0, 0.75, 0.5, 0.25, 0.0]), ("constant", [1.0] * 5)):
+    # Power 2, not 1: with power 1 a schedule that ignored poly_power would pass.
+    for name, expected in (("poly", [1.0, 0.5625, 0.25, 0.0625, 0.0]), ("constant", [1.0] * 5)):
         run = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, schedule=name))
         optimizer = build_optimizer(TwoGroups(), run)
         schedule = build_schedule(optimizer, run)

@@ -37,6 +37,12 @@ def test_training_step_losses(tiny_config, learned_background):
     expected = {"feature", "contrastive", "visual", "equivariance", "total"}
     assert set(losses) == expected | ({"background"} if learned_background else set())
     assert all(math.isfinite(float(v.detach())) for v in losses.values())
+    # The total is the weighted sum of the terms, the learned background's included (usage is off: weight 0).
+    weights = method.cfg.loss
+    expected_total = sum(getattr(weights, name) * losses[name] for name in expected - {"total"})
+    if learned_background:
+        expected_total = expected_total + weights.background * losses["background"]
+    torch.testing.assert_close(losses["total"], expected_total)
     again = method.training_step(batch, torch.Generator().manual_seed(1))  # a pure function of the generator
     assert float(again["total"]) == float(losses["total"])
 

@@ -72,6 +72,11 @@ def test_training_step_reaches_every_parameter(tiny_config):
         "total",
     }
     assert all(math.isfinite(float(v.detach())) for v in losses.values())
+    # The total is every term with its weight (the background's from loss.background): a dropped term shows here.
+    expected = sum(w * losses[name] for name, w in method.weights.items())
+    expected = expected + method.cfg.loss.background * losses["background"]
+    assert set(method.weights) == set(losses) - {"background", "total"}
+    torch.testing.assert_close(losses["total"], expected)
     losses["total"].backward()
     assert method.part_basis.grad is not None and method.part_basis.grad.abs().sum() > 0
     assert method.net.classifier.weight.grad.abs().sum() > 0
