@@ -441,15 +441,50 @@ def list_images(folder: str | Path) -> list[Path]:
     paths = image_files(folder)
     nested = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and image_files(p)]
     where = f"; its subfolder {nested[0].name}/ holds images, give that folder" if nested else ""
+    skipped = other_pictures(folder)
+    shown = ", ".join(p.name for p in skipped[:3]) + (
+        f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    )
     if not paths:
-        raise DatasetError(f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)}){where}")
+        other = (
+            f"; it holds {len(skipped)} picture(s) of another format ({shown}): convert them to JPEG or PNG"
+        )
+        raise DatasetError(
+            f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)}){where}{other if skipped else ''}"
+        )
     if nested:
         warnings.warn(
             f"{folder}: the images in {len(nested)} subfolder(s) ({nested[0].name}/, ...) are not used, only those "
             "directly in the folder",
             stacklevel=2,
         )
+    if skipped:
+        warnings.warn(
+            f"{folder}: {len(skipped)} picture(s) of another format are not used ({shown}); the images read are "
+            f"{', '.join(IMAGE_EXTENSIONS)}: convert the others to JPEG or PNG to use them",
+            stacklevel=2,
+        )
     return paths
+
+
+CAMERA_EXTENSIONS = (".heic", ".heif", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf")
+"""Phone and camera formats that Pillow does not read: a folder of them is a folder of photos all the same."""
+
+
+def other_pictures(folder: Path) -> list[Path]:
+    """The files directly in ``folder`` that are pictures of a format not in :data:`IMAGE_EXTENSIONS` (one Pillow
+    knows, such as GIF, or a phone's or camera's, such as HEIC): skipped, and said so, unlike a notes file."""
+    from PIL import Image
+
+    known = set(Image.registered_extensions()) | set(CAMERA_EXTENSIONS)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in known
+        and p.suffix.lower() not in IMAGE_EXTENSIONS
+        and not p.name.startswith(".")
+        and p.is_file()
+    )
 
 
 class ImageFolderDataset(PartDataset):
