@@ -140,6 +140,18 @@ def test_split_lists_a_missing_id(folder):
     assert str(folder / "images" / "zzz") in message and "train.txt" in message
 
 
+def test_an_id_whose_image_is_of_a_format_not_read_says_so(folder):
+    from partdiscovery.data.part_folder import split_image_paths
+
+    image = folder / "images" / "a.png"
+    Image.open(image).save(folder / "images" / "a.gif")
+    image.unlink()
+    hint = "a.gif is of a format not read: convert it to JPEG or PNG"
+    assert hint in problems_of(folder)
+    with pytest.raises(DatasetError, match=hint):  # as `train` lists a maskless folder's images
+        split_image_paths(folder, "train")
+
+
 @pytest.mark.parametrize("bad_id", ["../x", "../../etc/passwd", "/etc/passwd"])
 def test_ids_escaping_the_root_are_refused(folder, bad_id):
     Image.new("RGB", (W, H)).save(folder / "x.png")  # exists, but outside images/

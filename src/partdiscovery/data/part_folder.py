@@ -142,6 +142,20 @@ def find_image(images: Path, image_id: str) -> Path | None:
     return None
 
 
+def missing_image(images: Path, image_id: str, listed: str = "", others: dict[str, str] | None = None) -> str:
+    """The problem line of an id with no image: ``images/<id>.*: image is missing (<listed>)``, naming a file of the
+    id in a format that is not read (``<id>.gif``, ``<id>.heic``), so the user knows to convert it. ``others``:
+    :func:`other_pictures_by_id` of ``images``, computed once by a caller that reports many ids."""
+    other = (other_pictures_by_id(images) if others is None else others).get(image_id)
+    hint = f"; {other} is of a format not read: convert it to JPEG or PNG" if other else ""
+    return f"{images / image_id}.*: image is missing{f' ({listed})' if listed else ''}{hint}"
+
+
+def other_pictures_by_id(images: Path) -> dict[str, str]:
+    """``{id: file name}`` of :func:`other_pictures` in ``images`` (empty when there is no such folder)."""
+    return {p.stem: p.name for p in other_pictures(images)} if images.is_dir() else {}
+
+
 def split_ids(root: Path, split: str, problems: list[str] | None = None) -> list[str]:
     """The image ids of a part folder's ``split``, in order: ``all`` = every image in images/; ``val`` =
     ``val.txt`` if there is one, else a hashed :data:`VAL_FRACTION` of ``train.txt`` (:func:`validation_ids`);
@@ -199,8 +213,9 @@ def split_image_paths(root: str | Path, split: str) -> list[Path]:
     ids = split_ids(root, split)
     paths = [find_image(root / "images", i) for i in ids]
     listed = split_file_name(root, split)
+    others = other_pictures_by_id(root / "images") if None in paths else {}
     missing = [
-        f"{root / 'images' / i}.*: image is missing (listed in {listed})"
+        missing_image(root / "images", i, f"listed in {listed}", others)
         for i, p in zip(ids, paths)
         if p is None
     ]
@@ -334,6 +349,7 @@ class PartFolderDataset(PartDataset):
         problems: list[str] = list(self._split_problems)
         unlabelled: list[Path] = []  # images without part labels, in a split that is not scored
         unnamed: dict[int, Path] = {}  # part label -> first file using it, for labels parts.json lacks
+        others = other_pictures_by_id(self.root / "images") if None in self._image_paths else {}
         for image_id, image_path, found in zip(self.ids, self._image_paths, self._candidates):
             if len(found) > 1:
                 problems.append(_ambiguity(found))
@@ -344,7 +360,7 @@ class PartFolderDataset(PartDataset):
                     if self.split == "all"
                     else f"listed in {split_file_name(self.root, self.split)}"
                 )
-                problems.append(f"{self.root / 'images' / image_id}.*: image is missing ({listed})")
+                problems.append(missing_image(self.root / "images", image_id, listed, others))
                 continue
             # Each file is checked on its own, so that a sample with several problems shows them all at once.
             # Decode fully (a truncated file fails here, not mid-training) with EXIF orientation applied.
@@ -411,7 +427,7 @@ class PartFolderDataset(PartDataset):
         if len(self._candidates[index]) > 1:
             raise DatasetError(_ambiguity(self._candidates[index]))
         if image_path is None:
-            raise DatasetError(f"{self.root / 'images' / image_id}.*: image is missing")
+            raise DatasetError(missing_image(self.root / "images", image_id))
         image = read_image(image_path)
         labels = None
         if self.has_parts and self._parts_path(image_id).is_file():
