@@ -34,3 +34,11 @@ def test_a_bad_override_raises_a_config_error_that_callers_can_catch_as_value_er
         with_overrides(Config(), ["loss.no_such_key=1"])
     assert isinstance(caught.value, errors.ConfigError)
     assert "no_such_key" in str(caught.value)
+
+
+def test_some_of_names_the_first_three_and_counts_the_rest():
+    from partdiscovery.errors import some_of
+
+    assert some_of(["a", "b"]) == "a, b"
+    assert some_of(["a", "b", "c"]) == "a, b, c"
+    assert some_of(f"f{i}" for i in range(7)) == "f0, f1, f2 and 4 more"

@@ -48,3 +48,11 @@ class OutputPathError(PartDiscoveryError):
 class RunLockedError(OutputPathError):
     """Another process holds the lock of a folder being written: a run folder (two trainings would mix their
     files), a predictions or a mask folder (each write would remove the other's files as stale)."""
+
+
+def some_of(names, shown: int = 3) -> str:
+    """``"a, b, c and 4 more"``: the first ``shown`` of ``names`` for a message, and how many are left out (one line
+    however many files a problem concerns)."""
+    names = [str(name) for name in names]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

@@ -25,7 +25,7 @@ from PIL import Image
 from partdiscovery.data.base import PartDataset, RawSample, raise_problems, read_text_lines, safe_join
 from partdiscovery.data.image_io import read_image, read_labels, read_mask
 from partdiscovery.data.registry import register_dataset
-from partdiscovery.errors import DatasetError
+from partdiscovery.errors import DatasetError, some_of
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -458,9 +458,7 @@ def list_images(folder: str | Path) -> list[Path]:
     nested = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and image_files(p)]
     where = f"; its subfolder {nested[0].name}/ holds images, give that folder" if nested else ""
     skipped = other_pictures(folder)
-    shown = ", ".join(p.name for p in skipped[:3]) + (
-        f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-    )
+    shown = some_of(p.name for p in skipped)
     if not paths:
         other = (
             f"; it holds {len(skipped)} picture(s) of another format ({shown}): convert them to JPEG or PNG"

@@ -26,7 +26,7 @@ from partdiscovery import __version__
 from partdiscovery.config import Config, config_differences
 from partdiscovery.data.base import PartDataset
 from partdiscovery.data.transforms import StepBatchSampler, TrainingSet
-from partdiscovery.errors import CheckpointError, PartDiscoveryError
+from partdiscovery.errors import CheckpointError, PartDiscoveryError, some_of
 from partdiscovery.runs.checkpoint import (
     checkpoint_config,
     checkpoint_path,
@@ -197,8 +197,7 @@ def _changed_ids(recorded: dict, now: dict) -> str:
     parts = []
     for label, ids in (("removed", sorted(before - after)), ("new", sorted(after - before))):
         if ids:
-            more = f" and {len(ids) - 3} more" if len(ids) > 3 else ""
-            parts.append(f"{label}: {', '.join(ids[:3])}{more}")
+            parts.append(f"{label}: {some_of(ids)}")
     return "".join(f"; {part}" for part in parts)
 
 

@@ -198,9 +198,8 @@ def run_training(
             cfg, data, out, device, resume, overwrite, quiet, split, images, masks, keep_background_setting
         )
     except BaseException:
-        if (
-            created
-        ):  # refused before anything was written (a corrupt image while making masks): leave no folder
+        # Refused before anything was written (a corrupt image while making masks): no folder is left behind.
+        if created:
             remove_if_unwritten(Path(out))
         raise
 
