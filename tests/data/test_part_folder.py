@@ -254,6 +254,13 @@ def test_image_folder_dataset(tmp_path, folder):
         ImageFolderDataset(tmp_path / "empty")
 
 
+def test_one_image_file_is_a_collection_of_one(folder):
+    one = ImageFolderDataset(folder / "images" / "b.png", folder / "masks")
+    assert one.ids == ["b"] and one.load(0).mask_given
+    with pytest.raises(DatasetError, match=r"train.txt: is not an image of a format read \(.jpg"):
+        ImageFolderDataset(folder / "train.txt")
+
+
 @pytest.mark.parametrize("name", ["ccp", "pascal_person"])
 def test_shared_datasets_are_part_folders(shared_data, name):
     root = shared_data / name

@@ -151,3 +151,10 @@ def test_a_predict_refused_at_its_first_image_leaves_no_folder(tmp_path, tiny_ru
     with pytest.raises(PartDiscoveryError, match=f"a{first.suffix}: cannot read image"):
         predict_folder(tiny_run, images, tmp_path / "out", device="cpu", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_one_photo_is_segmented_into_a_folder_beside_it(tmp_path, tiny_run, tiny_dataset):
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(sorted((tiny_dataset / "images").iterdir())[0].read_bytes())
+    done = predict_folder(tiny_run, photo, tmp_path / "seg", device="cpu", progress=False)
+    assert done["count"] == 1 and [p.name for p in done["labels"].iterdir()] == ["photo.png"]

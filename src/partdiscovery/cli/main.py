@@ -355,7 +355,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         part_names=args.part_names,
     )
     print(
-        f"segmented {done['count']} images into {done['num_parts']} parts: {done['labels']} (labels), "
+        f"segmented {done['count']} image(s) into {done['num_parts']} parts: {done['labels']} (labels), "
         f"{done['overlays']} (overlays)"
     )
     return 0
@@ -581,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="segment a folder of images into parts (labels + overlays)")
     p.add_argument("--run", required=True, help="run folder, checkpoint or exported model")
-    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--images", required=True, help="folder of images (or one image file)")
     p.add_argument("--out", required=True, help="output folder (labels/ and overlays/)")
     p.add_argument("--masks", default=None, help="optional folder of <stem>.png foreground masks")
     p.add_argument("--batch-size", type=_int_in(1, 65536), default=8, help="images per batch (default 8)")

@@ -502,7 +502,7 @@ def other_pictures(folder: Path) -> list[Path]:
 
 
 class ImageFolderDataset(PartDataset):
-    """Raw images (any folder of pictures), optionally with a folder of masks named ``<stem>.png``.
+    """Raw images (any folder of pictures, or one picture), optionally with a folder of masks named ``<stem>.png``.
 
     Used by ``predict`` on a user's own photos. Without masks the foreground is the whole image
     (or the model's learned background, if it has one).
@@ -511,8 +511,14 @@ class ImageFolderDataset(PartDataset):
     def __init__(self, images: str | Path, masks: str | Path | None = None) -> None:
         self.root = Path(images)
         self.split = "all"
-        # A file, a missing folder, no images, a part folder's root: one line.
-        self.paths = list_images(self.root)
+        # One photo is a collection of one (`predict --images photo.jpg`); a missing folder, no images, a file that
+        # is not an image: one line.
+        if self.root.is_file() and self.root.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise DatasetError(
+                f"{self.root}: is not an image of a format read ({', '.join(IMAGE_EXTENSIONS)}); give an image or "
+                "a folder of images"
+            )
+        self.paths = [self.root] if self.root.is_file() else list_images(self.root)
         self.ids = [p.stem for p in self.paths]
         by_id: dict[str, list[Path]] = {}
         for path in self.paths:
