@@ -109,6 +109,9 @@ def test_report_with_data(report, run_copy):
         image = _decode_png(img["src"])
         assert (str(image.width), str(image.height)) == (img["width"], img["height"])
     assert _decode_png(grid[0]["src"]).width > _decode_png(grid[0]["src"]).height  # side by side
+    # The run's record, without the list of its training ids (their number is there).
+    info = json.loads((run_copy / "run_info.json").read_text())
+    assert info["ids"] and info["ids"][0] not in text and f">{info['images']}<" in text
 
 
 def test_part_names_title_the_legend_and_the_galleries(run_copy, tiny_dataset, tmp_path):

@@ -448,10 +448,12 @@ def _summary_rows(folder: Path) -> list[tuple[str, Any]] | None:
 
 
 def _run_info_rows(folder: Path) -> list[tuple[str, Any]] | None:
-    """``run_info.json`` as rows, the command line as one string."""
+    """``run_info.json`` as rows, the command line as one string, without the list of training ids (``images``
+    counts them; thousands of ids would be most of the page)."""
     info = _read_json(folder / RUN_INFO_FILE)
     if not isinstance(info, dict):
         return None
+    info.pop("ids", None)
     if isinstance(info.get("argv"), list):
         info["argv"] = " ".join(map(str, info["argv"]))
     return _flatten(info)
