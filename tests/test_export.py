@@ -170,8 +170,15 @@ def test_an_existing_file_is_replaced_only_with_overwrite_and_only_when_it_is_an
     first_cfg, first_state = load_safetensors(out)
     with pytest.raises(OutputPathError, match="--overwrite"):
         export_model(fake_run, "safetensors", out)
+    # An older export of ours with other weights: had the overwrite left the file alone, its zeros would show.
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(out), "pt") as handle:
+        metadata = handle.metadata()
+    save_file({k: torch.zeros_like(v) for k, v in first_state.items()}, str(out), metadata=metadata)
     assert export_model(fake_run, "safetensors", out, overwrite=True) == out
-    cfg, state = load_safetensors(out)  # the same model, exported again
+    cfg, state = load_safetensors(out)  # the model, exported again over the older export
     assert cfg == first_cfg and all(torch.equal(state[k], v) for k, v in first_state.items())
     theirs = tmp_path / "theirs.safetensors"
     theirs.write_bytes(b"someone's weights")

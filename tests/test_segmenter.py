@@ -71,6 +71,7 @@ def test_every_form_of_an_image_and_a_mask_gives_the_same_labels(segmenter, samp
         sample.fg_mask.astype(np.uint8),
         sample.fg_mask.astype(np.float32),
         np.dstack([sample.fg_mask] * 3),
+        np.where(sample.fg_mask, 0.5, 0.49),  # a soft mask: object where >= 0.5 (a 0/1 mask cannot tell)
     ):
         assert np.array_equal(segmenter.predict(sample.image, mask), parts)
     assert torch.equal(
@@ -100,6 +101,8 @@ def test_pil_images_are_converted_as_files_are_read(segmenter, sample, tmp_path)
     for name in ("deep.png", "clear.png"):
         with Image.open(tmp_path / name) as opened:
             assert np.array_equal(segmenter.predict(opened), segmenter.predict(tmp_path / name)), name
+    # An [H, W, 4] array is composited on black as its file is (its hidden colours would change the labels).
+    assert np.array_equal(segmenter.predict(rgba), segmenter.predict(tmp_path / "clear.png"))
 
 
 def test_an_opened_photo_is_turned_by_its_exif_orientation_as_its_path_is(segmenter, sample, tmp_path):
@@ -202,9 +205,13 @@ def test_predict_proba_reads_every_kind_of_mask_and_refuses_what_it_would_misrea
             segmenter.predict_proba(images, bad)
 
 
-def test_predict_without_mask_labels_every_pixel(segmenter, sample):
+def test_predict_without_mask_labels_every_pixel(segmenter, sample, tiny_dataset):
     parts = segmenter.predict(sample.image)
     assert (parts >= 1).all() and (parts <= K).all()
+    # use_masks=False: the dataset's masks are not used (the run has no learned background: no pixel is background).
+    test = open_dataset(tiny_dataset, "test")
+    pred = next(segmenter.predict_dataset(test, use_masks=False, progress=False))
+    assert (~test.load(0).fg_mask).any() and np.array_equal(pred.parts, parts)
 
 
 def test_predict_proba_is_a_distribution_with_background_first(segmenter):
@@ -227,6 +234,13 @@ def test_predict_proba_is_a_distribution_with_background_first(segmenter):
     torch.testing.assert_close(soft[:, 0], torch.full((2, 40, 40), 0.75))
     small = segmenter.predict_proba(images, masks, size=(20, 20))  # maps, mask and guide at a smaller size
     assert small.shape == (2, K + 1, 20, 20) and torch.equal(small[:, 0], 1 - masks[:, 0, 1::2, 1::2])
+    # Another size per axis (45 x 30 -> 15 x 30): the maps are the full-size ones at every third row, the pixel
+    # centres they share; on a square a box scaled with the height's factor horizontally went unnoticed.
+    tall = torch.rand(2, 3, 45, 30, generator=g)
+    tall_masks = (torch.rand(2, 1, 45, 30, generator=g) > 0.5).float()
+    shrunk = segmenter.predict_proba(tall, tall_masks, size=(15, 30))
+    assert torch.equal(shrunk[:, 0], 1 - tall_masks[:, 0, 1::3])
+    torch.testing.assert_close(shrunk, segmenter.predict_proba(tall, tall_masks)[:, :, 1::3])
 
 
 @pytest.mark.parametrize("width, height", [(70, 30), (25, 61)])
@@ -239,6 +253,17 @@ def test_non_square_images_keep_their_size(segmenter, width, height):
     assert parts.shape == (height, width)
     assert (parts[~mask] == 0).all() and (parts[mask] > 0).all()
     assert segmenter.predict_proba(torch.rand(1, 3, height, width)).shape == (1, K + 1, height, width)
+    # Letterboxed: f sees the photo centred in a black square, so that square gives the same maps on the photo's
+    # pixels (with the letterbox's width and height swapped f saw another crop, and the sizes above still held).
+    photo = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(1))
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    square = torch.zeros(1, 3, side, side)
+    square[:, :, top : top + height, left : left + width] = photo
+    torch.testing.assert_close(
+        segmenter.predict_proba(photo),
+        segmenter.predict_proba(square)[:, :, top : top + height, left : left + width],
+    )
 
 
 def test_predict_dataset_matches_predict(segmenter, tiny_dataset):

@@ -68,8 +68,8 @@ def test_mask_dir_replaces_ground_truth(cub, tmp_path):
     masks = tmp_path / "pred_masks"
     masks.mkdir()
     for image_id in ("1", "3"):
-        half = np.zeros((10, 12), dtype=np.uint8)  # another resolution: resized (nearest) to the image
-        half[:, :6] = 200
+        half = np.full((10, 12), 100, dtype=np.uint8)  # another resolution: resized (nearest) to the image
+        half[:, :6] = 200  # soft 0..255 values: object from 0.5 * 255 on (100 is background, not merely > 0)
         Image.fromarray(half).save(masks / f"{image_id}.png")
     raw = CUBDataset(cub, "train", mask_dir=masks).load(0)
     w, h = CUB_IMAGES[1][3]

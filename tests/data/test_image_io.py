@@ -78,6 +78,9 @@ def test_masks_in_other_modes(tmp_path):
     assert np.array_equal(read_mask(save(tmp_path, rgb, "rgb.png")), m)
     wide = Image.fromarray(m.astype(np.uint16) * 65535)
     assert np.array_equal(read_mask(save(tmp_path, wide, "m16.png")), m)
+    # Two levels without a 0 are refused too (else every pixel would be object); a third level is tested elsewhere.
+    with pytest.raises(DatasetError, match="not binary"):
+        read_mask(save(tmp_path, Image.fromarray(np.where(m, 255, 1).astype(np.uint8)), "1_255.png"))
 
 
 def test_16_bit_mask_with_values_0_and_1(tmp_path):

@@ -61,6 +61,8 @@ def test_labels_crop_and_foreground(pascal):
     assert raw.bbox == pytest.approx((0, 5.5, 44, 38.5))
     obj = open_cat(pascal, "test", size=None, foreground="object").load(0)
     assert obj.fg_mask.sum() == 40 * 30 > raw.fg_mask.sum()  # the instance mask also covers unlabelled pixels
+    # Resized (twice the 44-pixel crop): the instance mask is resized too, not taken from the labelled parts.
+    assert open_cat(pascal, "test", size=88, foreground="object").load(0).fg_mask.sum() == 4 * 40 * 30
     assert ds.part_names[CAT["lear"]] == "lear"
 
 

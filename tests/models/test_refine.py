@@ -70,6 +70,8 @@ def test_guided_takes_strips_and_tiny_images(height, width):
     probs = split_parts(height, width, width // 2)
     refined = refine_probs(torch.rand(1, 3, height, width), probs, GUIDED)
     assert refined.shape == probs.shape and torch.isfinite(refined).all()
+    # The window's radius is a fraction of the shorter side: a strip has none (from the longer side it would).
+    assert torch.equal(refined, probs) == (min(height, width) == 1)
     torch.testing.assert_close(refined.sum(dim=1), torch.ones(1, height, width))
 
 
@@ -93,4 +95,8 @@ def test_refine_labels_snaps_a_clustering_and_keeps_its_background():
     assert refined.dtype == np.int64 and (refined[:3] == 0).all()
     assert (refined[3:, :36] == 1).all() and (refined[3:, 40:] == 2).all()
     assert 36 < (refined[3:] == 1).sum(axis=1).mean() <= 40  # the boundary moved towards the edge
+    # The guide is in [0, 1] as f's is: an edge of 3/255 lies below refine_eps and is not snapped to (read in 0..255
+    # it was, and nothing above told the two apart).
+    faint = (two_colours(40, 80, 40)[0].permute(1, 2, 0).numpy() / 0.9 * 3).astype(np.uint8)
+    assert (refine_labels(faint, parts, 2, GUIDED)[3:] == 1).sum(axis=1).mean() == 36
     assert np.array_equal(refine_labels(image, parts, 2, PredictConfig(refine="none")), parts)

@@ -103,6 +103,12 @@ def test_missing_and_mismatched_sources(run, cfg, tmp_path):
         CheckpointError, match=r"x.pt: weights do not match the model in its config \(size mismatch for"
     ):
         build_net(other, read_model_file(run[0]).state, "x.pt")
+    # Loaded strictly: a tensor missing from the file would otherwise stay at its random init, silently.
+    state = {k: v for k, v in read_model_file(run[0]).state.items() if k != "classifier.weight"}
+    with pytest.raises(
+        CheckpointError, match=r"x.pt: weights do not match .*Missing key.*classifier\.weight"
+    ):
+        build_net(cfg, state, "x.pt")
 
 
 def test_resolve_run(run, tmp_path):

@@ -20,6 +20,10 @@ def test_atomic_write_creates_parents_and_writes(tmp_path):
     assert atomic_write(path, lambda fh: fh.write(b"hello")) == path
     assert path.read_bytes() == b"hello"
     assert sorted(p.name for p in path.parent.iterdir()) == ["file.bin"]
+    # The permissions a plain open() gives (mkstemp's temporary file is 0600: others could not read the result).
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
 def test_failure_keeps_original_and_leaves_no_temp_file(tmp_path):
@@ -80,6 +84,12 @@ def test_failed_image_save_keeps_the_old_image(tmp_path):
     Image.new("L", (4, 4), 7).save(path)
     with pytest.raises(Exception):  # noqa: B017  (Pillow's error for an unknown format)
         atomic_save_image(tmp_path / "im.notaformat", Image.new("L", (4, 4), 9))
+    assert np.asarray(Image.open(path)).max() == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["im.png"]
+    # The same file, failing mid-save (the format is known, the mode is not PNG's): a direct save would have
+    # truncated the old image; above, the failed save was to another name, which a direct save leaves alone too.
+    with pytest.raises(OSError, match="cannot write mode CMYK as PNG"):
+        atomic_save_image(path, Image.new("CMYK", (4, 4)))
     assert np.asarray(Image.open(path)).max() == 7
     assert sorted(p.name for p in tmp_path.iterdir()) == ["im.png"]
 

@@ -89,6 +89,9 @@ def test_draw_parts_outline_thickness():
     assert thin_rows.tolist() == [5, 19]
     assert thick_rows.tolist() == [5, 6, 7, 17, 18, 19]  # thickened inwards only
     assert (thick[parts == 0] == 128).all()
+    # By default about 1/200 of the longer side: 2 pixels on a 400-pixel photo (the cases above name a thickness).
+    large = np.asarray(draw_parts(*photo_and_parts(400)))
+    assert (np.flatnonzero((large[5:20, column] == part_colour(1)).all(-1)) + 5).tolist() == [5, 6, 18, 19]
 
 
 def test_legend_shows_the_names_on_one_row_when_wide_enough():

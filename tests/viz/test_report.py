@@ -82,7 +82,7 @@ def report(run_copy, tiny_dataset) -> Path:
     return write_report(run_copy, data=str(tiny_dataset), max_images=2, gallery_size=3)
 
 
-def test_report_with_data(report, run_copy):
+def test_report_with_data(report, run_copy, tiny_dataset):
     assert report == run_copy / "report.html"
     text = report.read_text(encoding="utf-8")
     page = _parse(text)
@@ -100,6 +100,13 @@ def test_report_with_data(report, run_copy):
     )
     assert all(_decode_png(img["src"]).size == CHART_PIXELS for img in page.curves)
     assert "Computed now on split test" in text and "fg_nmi" in text and "test_metrics.json" in text
+    # The table under that heading holds evaluate's scores (fg_nmi is also a stored metric's name, shown below it).
+    from partdiscovery.workflows import evaluate
+
+    computed = text.split("Computed now on split test")[1].split("</table>")[0]
+    scores = evaluate(str(tiny_dataset), "test", run=str(run_copy), device="cpu", progress=False)
+    for key in ("fg_nmi", "fg_ari", "nmi", "ari"):
+        assert f'<td>{key}</td><td class="num">{scores[key]:.4g}</td>' in computed, key
     # 2 grid cells (image | parts side by side), then up to 3 gallery images per part.
     grid = [img for img in page.imgs if "image and predicted parts" in (img.get("alt") or "")]
     gallery = [img for img in page.imgs if "highlighted" in (img.get("alt") or "")]

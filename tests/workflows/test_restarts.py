@@ -65,6 +65,13 @@ def test_candidates_cycle_through_two_variants_after_the_plain_config(tiny_confi
     assert candidate_configs(tiny_config("train.restarts=1"), variants)[0].loss.mask_erosion == 0.0
 
 
+def test_a_tie_keeps_the_lowest_seed(tmp_path, tiny_config, monkeypatch):
+    """Equal scores (real ones never tie, so no training run shows it) choose the lowest seed."""
+    monkeypatch.setattr(restarts, "score_runs", lambda cfg, runs, *args: [0.5] * len(runs))
+    selection = restarts._choose(tiny_config(), [None] * 3, tmp_path, [4, 2, 3], 1, torch.device("cpu"), 10)
+    assert selection["chosen_seed"] == 2 and selection["images"] == 3
+
+
 def test_restarts_keep_the_highest_scoring_candidate(tmp_path, tiny_config, tiny_dataset, train_tiny):
     out = tmp_path / "run"
     cfg = tiny_config("train.steps=2", "train.restarts=2")

@@ -44,6 +44,31 @@ def test_the_intersection_keeps_what_both_masks_call_foreground(tiny_dataset, tm
     assert common.load(0).fg_mask.sum() < given.load(0).fg_mask.sum()  # the cut removed something
 
 
+def test_the_choice_scores_the_foreground_both_rounds_agree_on(tiny_dataset, tmp_path, monkeypatch):
+    """Masks that neither contains the other (top half, right half): scored on one round's masks, the choice would
+    favour that round; the test above gave both rounds the same masks, where any of the three is the same."""
+    from partdiscovery.workflows import rounds
+
+    given = PartFolderDataset(tiny_dataset, "train")
+    top = PartFolderDataset(tiny_dataset, "train", masks=top_half_masks(given, tmp_path / "top"))
+    (tmp_path / "right").mkdir()
+    for index, sample_id in enumerate(given.ids):
+        mask = given.load(index).fg_mask.copy()
+        mask[:, : int(np.median(np.nonzero(mask)[1]))] = False
+        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "right" / f"{sample_id}.png")
+    right = PartFolderDataset(tiny_dataset, "train", masks=tmp_path / "right")
+    scored = []
+    monkeypatch.setattr(
+        rounds, "score_runs", lambda cfg, runs, dataset, *args: scored.append(dataset) or [0.2, 0.1]
+    )
+    record = choose_round(make_tiny_config(), [tmp_path / "a", tmp_path / "b"], [top, right], "cpu")
+    assert record["kept"] == 1 and record["scores"] == {"1": 0.2, "2": 0.1}
+    for index in range(len(given)):
+        both = top.load(index).fg_mask & right.load(index).fg_mask
+        assert both.any() and not np.array_equal(both, top.load(index).fg_mask)
+        np.testing.assert_array_equal(scored[0].load(index).fg_mask, both)
+
+
 def test_the_intersection_needs_the_same_images(tiny_dataset):
     with pytest.raises(ValueError, match="same images"):
         MaskIntersection(PartFolderDataset(tiny_dataset, "train"), PartFolderDataset(tiny_dataset, "test"))
