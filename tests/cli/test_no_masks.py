@@ -161,7 +161,7 @@ def test_a_second_round_of_masks_from_a_run_trained_without_masks(
     assert sorted(p.stem for p in masks.glob("*.png")) == sorted(p.stem for p in (data / "images").iterdir())
     for path in masks.glob("*.png"):
         assert set(np.unique(np.asarray(Image.open(path)))) <= {0, 255}
-    # The same call again reuses them; masks fitted on the images (no run) are not these.
+    # The same call again reuses them (that another source's are not: tests/foreground/test_folder.py).
     assert cli(f"masks --images {data / 'images'} --out {masks} --from-run {run} --device cpu --quiet") == 0
     assert capsys.readouterr().out.startswith("reused the 8 foreground masks")
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from partdiscovery.config import DataConfig
 from partdiscovery.data import PartDataset, RawSample, dataset_kind, list_datasets, open_dataset
-from partdiscovery.data.base import find_mask_file, raise_problems, safe_join
+from partdiscovery.data.base import MAX_REPORTED, find_mask_file, raise_problems, safe_join
 from partdiscovery.data.transforms import EvalSet, TrainingSet
 from partdiscovery.errors import DatasetError
 from partdiscovery.evaluation.protocols import PROTOCOLS
@@ -104,3 +104,7 @@ def test_helpers_refuse_escapes_and_list_every_problem(tmp_path):
     raise_problems(tmp_path, "train", [])
     with pytest.raises(DatasetError, match=r"3 file problem\(s\) in split 'train':\n  a\n  b\n  c"):
         raise_problems(tmp_path, "train", ["a", "b", "c"], "file")
+    with pytest.raises(DatasetError) as info:  # a long list is cut at MAX_REPORTED, the rest counted
+        raise_problems(tmp_path, "train", [f"p{i}" for i in range(MAX_REPORTED + 5)])
+    lines = str(info.value).splitlines()
+    assert len(lines) == 1 + MAX_REPORTED + 1 and lines[-1] == "... and 5 more" and "p20" not in lines

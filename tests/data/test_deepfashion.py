@@ -108,14 +108,19 @@ def test_segment_size_mismatch(tmp_path):
         DeepFashionDataset(root, "train").load(0)
 
 
-def test_predicted_masks_replace_the_foreground_only(deepfashion, tmp_path):
-    masks = tmp_path / "supervisedlabels"
-    for name in SPLITS["query"] + SPLITS["gallery"]:  # the reference's layout: <file_name>.png, 0/1
-        path = masks / (name + ".png")
+def predicted_masks(folder: Path) -> Path:
+    """Predicted masks of the test images in the reference's layout (``<file_name>.png``, 0/1): the left half."""
+    for name in SPLITS["query"] + SPLITS["gallery"]:
+        path = folder / (name + ".png")
         path.parent.mkdir(parents=True, exist_ok=True)
         binary = np.zeros((H, W), dtype=np.uint8)
         binary[:, : W // 2] = 1
         Image.fromarray(binary).save(path)
+    return folder
+
+
+def test_predicted_masks_replace_the_foreground_only(deepfashion, tmp_path):
+    masks = predicted_masks(tmp_path / "supervisedlabels")
     ds = open_dataset(f"deepfashion:{deepfashion}?mask_dir={masks}", "test")
     raw = ds.load(1)
     assert raw.fg_mask[:, : W // 2].all() and not raw.fg_mask[:, W // 2 :].any()
@@ -124,6 +129,27 @@ def test_predicted_masks_replace_the_foreground_only(deepfashion, tmp_path):
     assert DeepFashionDataset(deepfashion, "test").load(1).gt_fg_mask is None  # fg_mask is the ground truth
     with pytest.raises(DatasetError, match="predicted mask is missing"):
         DeepFashionDataset(deepfashion, "train", mask_dir=masks)
+
+
+def test_the_ground_truth_foreground_reaches_the_scores_of_a_model_and_of_a_folder(
+    deepfashion, tmp_path, tiny_run
+):
+    """With predicted masks the FG metrics count the ground truth's pixels (``gt_fg_mask``) whichever way the split is
+    scored: the segmenter's predictions and a predictions folder carry it to ``score_pixels``, not only a hand-made
+    Prediction (tests/evaluation/test_evaluate.py)."""
+    from partdiscovery.evaluation import read_prediction_dir, write_predictions
+    from partdiscovery.segmenter import PartSegmenter
+
+    ds = open_dataset(f"deepfashion:{deepfashion}?mask_dir={predicted_masks(tmp_path / 'masks')}", "test")
+    by_model = list(PartSegmenter.load(tiny_run, device="cpu").predict_dataset(ds, progress=False))
+    list(write_predictions(by_model, tmp_path / "pred"))
+    by_folder = list(read_prediction_dir(tmp_path / "pred", ds))
+    assert len(by_model) == len(by_folder) == len(ds)
+    for index, (model, folder) in enumerate(zip(by_model, by_folder, strict=True)):
+        gt_fg = ds.load(index).part_labels > 0
+        assert not np.array_equal(gt_fg, model.fg_mask)  # the predicted mask is not the ground truth here
+        np.testing.assert_array_equal(model.gt_fg_mask, gt_fg)
+        np.testing.assert_array_equal(folder.gt_fg_mask, gt_fg)
 
 
 def test_registry(deepfashion):

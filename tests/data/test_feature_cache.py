@@ -38,6 +38,13 @@ def test_letterbox_offsets_are_respected():
     fmap = ys.view(1, 20, 1).expand(1, 20, 20).clone()
     out = crop_cached_features(fmap, letterbox, (10, 0, 30, 20), (10, 10))
     torch.testing.assert_close(out[0, :, 5], (torch.arange(10) + 0.5) * 2, atol=1e-4, rtol=0)
+    # A tall image: the square starts left of the image (negative x0), and x is read from its own offset.
+    letterbox = letterbox_box(20, 40)
+    assert letterbox[0] < 0 == letterbox[1]
+    xs = (torch.arange(20) + 0.5) * 2 + letterbox[0]
+    fmap = xs.view(1, 1, 20).expand(1, 20, 20).clone()
+    out = crop_cached_features(fmap, letterbox, (0, 10, 20, 30), (10, 10))
+    torch.testing.assert_close(out[0, 5], (torch.arange(10) + 0.5) * 2, atol=1e-4, rtol=0)
 
 
 def test_the_cache_runs_phi_once_per_image():

@@ -285,6 +285,10 @@ def test_validation_split_is_a_hashed_share_of_train_held_out_of_training(tmp_pa
     more = validation_ids(list(reversed(ids)) + [f"new{i}" for i in range(20)])
     assert set(val) <= set(more) and not (set(more) - set(val)) & set(ids)
     assert validation_ids(["a", "b"]) in (["a"], ["b"]) and validation_ids(["a"]) == []
+    # At least one id held out and one left for training, whatever the share ("a" / "b" alone do not test it).
+    assert (
+        len(validation_ids(ids, fraction=0.0)) == 1 and len(validation_ids(ids, fraction=1.0)) == len(ids) - 1
+    )
 
     root = make_folder(tmp_path / "ds")
     val_ds, rest = PartFolderDataset(root, "val"), PartFolderDataset(root, HOLDOUT_SPLIT)

@@ -48,10 +48,10 @@ def test_dataset_root_of_each_spec_form():
 def test_spec_options():
     allowed = ("classes", "mask_dir")
     assert parse_spec_options("/a/b?c", allowed) == ("/a/b?c", {})  # not an option string: part of the path
-    assert parse_spec_options("/x?classes=1&mask_dir=/m", allowed) == (
+    assert parse_spec_options("/x?classes=1,12&mask_dir=/m", allowed) == (
         "/x",
-        {"classes": [1], "mask_dir": "/m"},
-    )
+        {"classes": [1, 12], "mask_dir": "/m"},
+    )  # several classes: comma-separated
     assert parse_spec_options("/x?mask_dir=/m", ("classes",)) == ("/x?mask_dir=/m", {})  # key not allowed
     with pytest.raises(DatasetError, match="comma-separated class ids"):
         parse_spec_options("/x?classes=a", allowed)

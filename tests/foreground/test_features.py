@@ -33,3 +33,15 @@ def test_image_features_of_a_panorama(phi):
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 2000, 3), dtype=np.uint8))
     features = image_features(phi, image, 256)
     assert features.shape == (16 // 8, 256 // 8, phi.channels) and np.isfinite(features).all()
+
+
+def test_the_cells_cropped_off_are_the_paddings():
+    """With a φ that only averages 8 x 8 blocks, the padded image's cells left after the crop are exactly the plain
+    image's: a crop shifted by one cell (or only on one axis) would read the reflected padding."""
+    import torch
+
+    phi = torch.nn.AvgPool2d(8)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 120, 3), dtype=np.uint8))
+    padded, plain = image_features(phi, image, 128), image_features(phi, image, 128, pad=0)
+    assert padded.shape == plain.shape == (8, 16, 3)
+    np.testing.assert_allclose(padded, plain, atol=1e-6)

@@ -235,3 +235,29 @@ def test_bad_input_is_one_line_naming_the_folder_or_file(tmp_path):
         write_mask_folder(list_images(single), tmp_path / "out2", FAST, progress=False)
     assert str(info.value).startswith(f"{single / 'only.png'}: is the only image")
     assert len(str(info.value).splitlines()) == 1
+
+
+class _Background:
+    """A trained run's learned background (``predict_proba``'s channel 0): the object is the image's middle."""
+
+    def predict_proba(self, images):
+        import torch
+
+        h, w = images.shape[-2:]
+        background = torch.ones(h, w)
+        background[h // 4 : -h // 4, w // 4 : -w // 4] = 0
+        return torch.stack([background, 1 - background])[None]
+
+
+def test_masks_from_a_run_are_reused_for_that_run_only(photos, tmp_path):
+    """The manifest records the run the masks came from: another run's, or masks fitted on the images, are made anew."""
+    paths, out = list_images(photos), tmp_path / "masks"
+    cfg = dataclasses.replace(FAST, refine="none")
+    made = write_mask_folder(paths, out, cfg, progress=False, from_run=_Background(), run_source="run_a")
+    assert made["from_run"] == "run_a" and read_mask(out / "img0.png")[48, 48]
+    again = write_mask_folder(paths, out, cfg, progress=False, from_run=_Background(), run_source="run_a")
+    assert again["reused"]
+    other = write_mask_folder(paths, out, cfg, progress=False, from_run=_Background(), run_source="run_b")
+    assert not other["reused"] and other["from_run"] == "run_b"
+    fitted = write_mask_folder(paths, out, cfg, progress=False)
+    assert not fitted["reused"] and fitted["from_run"] is None

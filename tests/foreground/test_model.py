@@ -83,3 +83,20 @@ def test_coarse_maps_scores_each_image_once(collection, phi, monkeypatch):
     monkeypatch.setattr(type(model.coarse), "score", lambda self, f: calls.append(1) or score(self, f))
     model.coarse_maps(image)
     assert len(calls) == 1
+
+
+def test_teacher_labels_are_the_first_mask_on_phis_grid_of_a_wide_image(collection, phi):
+    """A wide crop (96 x 48 pixels, 12 x 6 cells) of an image whose object is off-centre: a mask transposed on its
+    way to φ's grid would not keep the object's cells (the square fixture images hid that)."""
+    from partdiscovery.foreground.features import image_features
+    from partdiscovery.foreground.model import teacher_labels
+
+    image, gt = collection[0]
+    box = (0, 24, 96, 72)
+    wide, gt = image.crop(box), gt[box[1] : box[3], box[0] : box[2]]
+    cfg = ForegroundConfig(input_size=96)
+    features = image_features(phi, wide, cfg.input_size)
+    teacher = teacher_labels(wide, features, cfg)
+    expected = gt.reshape(6, 8, 12, 8).mean((1, 3))  # the object fraction of each 8 x 8 cell
+    assert teacher.shape == expected.shape == features.shape[:2] == (6, 12)
+    assert np.abs(teacher - expected).mean() < 0.1

@@ -6,7 +6,9 @@ import json
 import shutil
 import warnings
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.workflows.train import dataset_inputs, run_training, training_dataset
@@ -24,9 +26,14 @@ def test_exactly_one_of_data_and_images(tmp_path, tiny_config, tiny_dataset):
 def test_given_masks_take_precedence_over_the_part_folders(tmp_path, tiny_config, tiny_dataset):
     other = tmp_path / "other_masks"
     shutil.copytree(tiny_dataset / "masks", other)
+    first = sorted(other.glob("*.png"))[0]
+    changed = np.zeros_like(np.asarray(Image.open(first)))
+    changed[:4, :6] = 255  # unlike the folder's own mask: the dataset must read it from `other`
+    Image.fromarray(changed).save(first)
     cfg = tiny_config()
     dataset, used, info = training_dataset(cfg, str(tiny_dataset), tmp_path / "run", masks=str(other))
     assert used is cfg and info == {"masks": {"source": "given", "folder": str(other)}}
+    np.testing.assert_array_equal(dataset.load(dataset.ids.index(first.stem)).fg_mask, changed > 0)
     own, _, info = training_dataset(cfg, str(tiny_dataset), tmp_path / "run")
     assert info["masks"]["source"] == "given" and len(own) == len(dataset)
 
