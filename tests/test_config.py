@@ -14,6 +14,7 @@ from partdiscovery.config import (
     list_presets,
     load_config,
     parse_override,
+    with_overrides,
 )
 from partdiscovery.errors import ConfigError
 
@@ -88,6 +89,7 @@ def test_dotted_overrides_with_floats_ints_bools_tuples_and_strings():
     # The preset is still applied underneath the overrides, and later overrides win.
     assert cfg.optim.optimizer == "sgd"
     assert load_config("cpu", overrides=["train.steps=3", "train.steps=5"]).train.steps == 5
+    assert with_overrides(Config(), ["train.steps=3", "train.steps=5"]).train.steps == 5  # its own loop, too
 
 
 def test_parse_override():
@@ -117,6 +119,7 @@ def test_unknown_keys_raise_naming_the_key(override, key):
     [
         ("train.steps=2.5", "train.steps"),
         ("train.steps=true", "train.steps"),
+        ("loss.visual=true", "loss.visual"),  # a bool is an int to Python, not a number to the config
         ("optim.lr=fast", "optim.lr"),
         ("model.pretrained=1", "model.pretrained"),
         ("model.backbone=3", "model.backbone"),
@@ -213,6 +216,8 @@ def test_configs_of_earlier_versions_still_load():
     """``loss.scale_range`` (the content zoom, before 0.2) is read as ``loss.zoom_range``."""
     cfg = config_from_dict({"loss": {"scale_range": [0.5, 1.43]}})
     assert cfg.loss.zoom_range == (0.5, 1.43)
+    both = config_from_dict({"loss": {"scale_range": [0.5, 1.43], "zoom_range": [0.8, 1.25]}})
+    assert both.loss.zoom_range == (0.8, 1.25)  # today's key, where a config has both
 
 
 def test_variable_length_tuples():
@@ -256,6 +261,10 @@ def test_variable_length_tuples():
         ("data.input_size=100000", "data.input_size"),
         ("data.crop_scale=[0.9,0.1]", "data.crop_scale"),
         ("data.crop_scale=[0,1]", "data.crop_scale"),
+        (
+            "loss.zoom_range=[2, 0.5]",
+            r"loss.zoom_range=\[2.0, 0.5\]: the first value must not exceed the second",
+        ),
         ("data.jitter.p=1.5", "data.jitter.p"),
         ("data.num_workers=-1", "data.num_workers"),
         ("optim.lr=0", "optim.lr"),
@@ -335,6 +344,7 @@ def test_extra_holds_a_plugins_settings_and_nothing_nested(tmp_path):
     for bad, message in (
         ("extra.a.b=1", "extra.a: expected a number, a string or true/false"),
         ("extra.x=[1,2]", "extra.x: expected a number, a string or true/false"),
+        ("extra.x=null", "extra.x: expected a number, a string or true/false"),
         ("extra=3", "extra: expected a mapping of names to values"),
     ):
         with pytest.raises(ConfigError, match=re.escape(message)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -379,3 +380,103 @@ def test_an_interrupted_train_says_how_to_go_on(monkeypatch, capsys):
     monkeypatch.setattr(cli, "cmd_train", interrupted)
     assert cli.main(["train", "--data", "D", "--out", "R"]) == 130
     assert "train: interrupted (the same command with --resume goes on" in capsys.readouterr().err
+
+
+# Every option of a command with a value that is not its default, and what the workflow must receive for it
+# (positional arguments by position: None is not checked, a function checks the config).
+FLAG_CASES = {
+    "predict": (
+        "partdiscovery.workflows:predict_folder",
+        "--run R --images I --out O --masks M --batch-size 3 --overwrite --amp --refine guided --max-side 50 "
+        "--part-names a b --device cpu --quiet",
+        ("R", "I", "O", "M"),
+        {
+            "batch_size": 3,
+            "device": "cpu",
+            "amp": True,
+            "overwrite": True,
+            "progress": False,
+            "refine": "guided",
+        }
+        | {"max_side": 50, "part_names": ["a", "b"]},
+        {"count": 1, "num_parts": 2, "labels": "L", "overlays": "V"},
+    ),
+    "evaluate": (
+        "partdiscovery.workflows.evaluate:evaluate",
+        "--data D --split val --run R --protocol pixel --no-masks --refine guided --device cpu --quiet",
+        ("D", "val", "R", None, "cpu", False, "pixel"),
+        {"use_masks": False, "refine": "guided"},
+        {},
+    ),
+    "masks": (
+        "partdiscovery.workflows:make_masks",
+        "--images I --out O --from-run R --threads 3 --device cpu --quiet",
+        ("I", "O", None, "cpu", 3),
+        {"progress": False, "from_run": "R"},
+        {"reused": False, "count": 1, "ms_per_image": 1.0, "fitted_on": 1},
+    ),
+    "report": (
+        "partdiscovery.workflows:write_report",
+        "R --data D --out O --split val --max-images 3 --part-names a --overwrite --device cpu --quiet",
+        ("R",),
+        {"data": "D", "out": "O", "split": "val", "max_images": 3, "part_names": ["a"], "device": "cpu"}
+        | {"progress": False, "overwrite": True},
+        "O",
+    ),
+    "demo": (
+        "partdiscovery.workflows:run_demo",
+        "--out O --steps 3 --n 5 --overwrite --quiet",
+        ("O",),
+        {"steps": 3, "n": 5, "overwrite": True, "quiet": True},
+        {},
+    ),
+    "train": (
+        "partdiscovery.workflows:run_training",
+        "--data D --out O --masks M --resume --overwrite --holdout-val --parts 3 --steps 7 --seed 5 --no-pretrained "
+        "--device cpu --quiet",
+        (
+            lambda cfg: (
+                (cfg.model.num_parts, cfg.train.steps, cfg.train.seed, cfg.model.pretrained)
+                == (3, 7, 5, False)
+            ),
+            "D",
+            "O",
+            "cpu",
+            True,
+            True,
+            True,
+        ),
+        {"split": "train_minus_val", "images": None, "masks": "M"},
+        {"steps_this_session": 0, "steps": 1},
+    ),
+    "baseline": (
+        "partdiscovery.workflows.baseline:run_baseline",
+        "kmeans --data D --out O --parts 3 --input-size 64 --split val --seed 2 --masks M --overwrite --no-pretrained "
+        "--preset paper --device cpu --quiet",
+        ("kmeans", "D", "O", 3, lambda cfg: cfg.model.pretrained is False and cfg.optim.optimizer == "sgd"),
+        {"input_size": 64, "split": "val", "seed": 2, "device": "cpu", "progress": False, "overwrite": True}
+        | {"masks": "M"},
+        "O",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", sorted(FLAG_CASES))
+def test_every_option_reaches_the_workflow(command, monkeypatch, capsys):
+    """The workflow itself is replaced by a recorder: an option that is parsed but not passed on (or passed as its
+    default) fails here, where the end-to-end tests above, which use few options, would not notice."""
+    target, line, positional, keywords, returned = FLAG_CASES[command]
+    module, name = target.split(":")
+    calls = []
+    monkeypatch.setattr(
+        importlib.import_module(module), name, lambda *a, **k: calls.append((a, k)) or returned
+    )
+    assert main([command, *line.split()]) == 0, capsys.readouterr().err
+    [(args, kwargs)] = calls
+    assert len(args) == len(positional)
+    for value, expected in zip(args, positional):
+        assert expected is None or (expected(value) if callable(expected) else value == expected), (
+            value,
+            expected,
+        )
+    assert {k: kwargs[k] for k in keywords} == keywords

@@ -92,6 +92,12 @@ def test_path_escape_and_bad_json_are_refused(tmp_path):
     train_json.write_text(json.dumps({"images": [{"file_name": "../../../../etc/passwd.jpg"}]}))
     with pytest.raises(DatasetError, match="outside the dataset folder"):
         DeepFashionDataset(root, "train")
+    twice = {"images": [{"file_name": SPLITS["train"][0]}, {"file_name": SPLITS["train"][0]}]}
+    train_json.write_text(json.dumps(twice))
+    with pytest.raises(
+        DatasetError, match=f"split 'train' lists images more than once: {SPLITS['train'][0]}"
+    ):
+        DeepFashionDataset(root, "train")
     train_json.write_text("{not json")
     with pytest.raises(DatasetError, match="cannot parse JSON"):
         DeepFashionDataset(root, "train")
@@ -108,10 +114,11 @@ def test_segment_size_mismatch(tmp_path):
         DeepFashionDataset(root, "train").load(0)
 
 
-def predicted_masks(folder: Path) -> Path:
-    """Predicted masks of the test images in the reference's layout (``<file_name>.png``, 0/1): the left half."""
+def predicted_masks(folder: Path, by_id: bool = False) -> Path:
+    """Predicted masks of the test images in the reference's layout (``<file_name>.png``, 0/1), or ``<id>.png``
+    with ``by_id``: the left half."""
     for name in SPLITS["query"] + SPLITS["gallery"]:
-        path = folder / (name + ".png")
+        path = folder / ((name[:-4] if by_id else name) + ".png")
         path.parent.mkdir(parents=True, exist_ok=True)
         binary = np.zeros((H, W), dtype=np.uint8)
         binary[:, : W // 2] = 1
@@ -129,6 +136,8 @@ def test_predicted_masks_replace_the_foreground_only(deepfashion, tmp_path):
     assert DeepFashionDataset(deepfashion, "test").load(1).gt_fg_mask is None  # fg_mask is the ground truth
     with pytest.raises(DatasetError, match="predicted mask is missing"):
         DeepFashionDataset(deepfashion, "train", mask_dir=masks)
+    by_id = DeepFashionDataset(deepfashion, "test", mask_dir=predicted_masks(tmp_path / "by_id", by_id=True))
+    np.testing.assert_array_equal(by_id.load(1).fg_mask, raw.fg_mask)  # the other layout the docstring names
 
 
 def test_the_ground_truth_foreground_reaches_the_scores_of_a_model_and_of_a_folder(
@@ -165,3 +174,10 @@ def test_random_resized_crop_box():
         area = (x1 - x0) * (y1 - y0) / (60 * 90)
         assert 0.45 <= area <= 1.0
         assert 0.7 <= (x1 - x0) / (y1 - y0) <= 1.4 or (x1 - x0, y1 - y0) == (60, 80)  # centre-crop fallback
+
+
+def test_random_resized_crop_box_falls_back_to_a_centre_crop_of_the_nearest_ratio():
+    """No draw fits a 10 x 200 or a 200 x 10 image (3/4 to 4/3): the centre crop of ratio 3/4 or 4/3, in y or in x."""
+    rng = np.random.default_rng(0)
+    assert random_resized_crop_box(10, 200, rng) == (0, 93, 10, 106)
+    assert random_resized_crop_box(200, 10, rng) == (93, 0, 106, 10)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from partdiscovery.data.synth import SOURCE, generate_synthetic_dataset
+from partdiscovery.data.synth import MAX_PARTS, SOURCE, generate_synthetic_dataset, render_synthetic_image
 from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.utils.outputs import MARKER
 
@@ -59,6 +59,7 @@ def test_format(small: Path) -> None:
     assert meta["source"] == SOURCE and meta["license"] == "CC0" and "seed=0" in meta["notes"]
     readme = (small / "README.md").read_text(encoding="utf-8")
     assert "n=12 num_parts=4 size=64 seed=0 test_fraction=0.2" in readme
+    assert "12 images (10 train, 2 test)" in readme  # the counts, each the size of its split
     seen_parts: set[int] = set()
     for image_id in ids:
         image = Image.open(small / "images" / f"{image_id}.jpg")
@@ -74,6 +75,21 @@ def test_format(small: Path) -> None:
         np.testing.assert_array_equal(parts == 0, mask == 0)
         seen_parts |= set(np.unique(parts).tolist())
     assert seen_parts == set(range(K + 1))
+
+
+@pytest.mark.parametrize("test_fraction", [0.2, 0.9])
+def test_the_smallest_set_has_one_train_and_one_test_image(tmp_path: Path, test_fraction: float) -> None:
+    """n=2 with a share that rounds to 0 or to 2 test images: still one of each (the reason n >= 2)."""
+    out = generate_synthetic_dataset(tmp_path / "ds", n=2, num_parts=2, size=32, test_fraction=test_fraction)
+    assert len(_read_split(out, "train")) == len(_read_split(out, "test")) == 1
+
+
+def test_every_part_is_visible_in_every_image() -> None:
+    """All 12 parts at 64 pixels, where the first pose often hides one: a pose is redrawn until every part has
+    at least 4 pixels (the 4-part fixtures show every part on the first draw)."""
+    for i in range(20):
+        _, labels = render_synthetic_image(i, num_parts=MAX_PARTS, size=64, seed=0)
+        assert np.bincount(labels.ravel(), minlength=MAX_PARTS + 1)[1:].min() >= 4, i
 
 
 def test_opens_as_part_folder(small: Path) -> None:

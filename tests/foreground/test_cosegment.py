@@ -128,3 +128,56 @@ def test_otsu_object_splits_a_bimodal_score_and_finds_nothing_in_a_flat_one():
     assert otsu_object(score).tolist() == [[0, 0, 1], [0, 1, 1]]
     assert otsu_object(np.full((2, 3), 0.4, np.float32)).dtype == np.float32
     assert not otsu_object(np.full((2, 3), 0.4, np.float32)).any()
+
+
+def three_clusters() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells of three far-apart clusters, on the border 0 %, 20 % and 80 % of the time (overall 1/3), and the
+    clusters' centres as a ``[1, 3, 2]`` image (a cluster's verdict, whatever order k-means numbers them in)."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]], np.float32)
+    cells = np.concatenate([c + rng.normal(0, 0.05, (100, 2)) for c in centres]).astype(np.float32)
+    on_border = np.zeros(300, bool)
+    on_border[100:120] = on_border[200:280] = True
+    return cells, on_border, centres[None]
+
+
+@pytest.mark.parametrize(
+    "border_ratio, expected",
+    [
+        (0.5, [1, 0, 0]),  # 20 % > 0.5 x 1/3: the second cluster is background
+        (0.7, [1, 1, 0]),  # 20 % < 0.7 x 1/3: now it is object
+        (0.0, [1, 0, 0]),  # no cluster below: the one least often on the border is the object all the same
+        (10.0, [1, 1, 0]),  # every cluster below: the one most often on the border stays background
+    ],
+)
+def test_kmeans_border_thresholds_at_border_ratio_and_keeps_one_object_and_one_background(
+    border_ratio, expected
+):
+    """The default fixture's clusters are far either side of any ratio; these sit where ``border_ratio`` decides,
+    and where the safeguards do."""
+    cells, on_border, centres = three_clusters()
+    coarse = COARSE.build(
+        "kmeans_border", cells, on_border, ForegroundConfig(clusters=3, border_ratio=border_ratio)
+    )
+    assert coarse.probability(centres)[0].tolist() == expected
+
+
+def test_selftrain_leaves_out_the_cells_the_first_pass_split_evenly():
+    """Ambiguous teacher cells (0.7: object by a whisker) at their own place in φ: fitted on, they would make that
+    place object; left out, the classifier learns only the clear object (x = 1) against the clear background."""
+    rng = np.random.default_rng(0)
+    places = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    cells = np.concatenate([p + rng.normal(0, 0.05, (n, 2)) for p, n in zip(places, (50, 50, 100))])
+    teacher = np.concatenate([np.zeros(50), np.ones(50), np.full(100, 0.7)]).astype(np.float32)
+    coarse = COARSE.build("selftrain", cells.astype(np.float32), None, ForegroundConfig(), teacher)
+    background, obj, ambiguous = coarse.probability(places[None])[0]
+    assert obj > 0.5 > background and ambiguous < 0.5
+
+
+def test_selftrain_fits_when_the_first_pass_found_no_object_at_all():
+    """A collection whose first-pass masks are all background: one class, which a classifier cannot fit alone (one
+    cell's label is flipped to make two)."""
+    cells, _ = cells_of([two_tone_features()[0]])
+    coarse = COARSE.build("selftrain", cells, None, ForegroundConfig(), np.zeros(len(cells), np.float32))
+    probability = coarse.probability(two_tone_features(seed=1)[0])
+    assert probability.shape == (10, 12) and np.isfinite(probability).all()

@@ -59,6 +59,10 @@ def test_collect_fit_cells(collection, phi):
     )
     _, _, none = collect_fit_cells(images, ForegroundConfig(coarse="cluster2", input_size=64), phi)
     assert none is None
+    # A budget smaller than the cells: fit_pixels is split over the images (10 of each), not taken from each one.
+    few = ForegroundConfig(coarse="cluster2", input_size=64, fit_pixels=20, fit_images=2)
+    cells, on_border, _ = collect_fit_cells(images, few, phi)
+    assert cells.shape == (20, phi.channels) and on_border.shape == (20,)
     assert upsample(np.eye(2, dtype=np.float32), 8, 8).shape == (8, 8)
 
 

@@ -90,6 +90,8 @@ def test_legacy_folders_are_recognised(tmp_path):
     folder = OutputFolder(tmp_path / "old", "run", legacy=lambda p: (p / "sign").is_file())
     assert folder.is_ours() and folder.check(True) == "ours"
     folder.refuse_foreign_files(["sign"])  # no manifest: every file of a legacy folder is ours
+    with pytest.raises(OutputPathError, match="holds a previous run"):  # and what it holds is a result
+        folder.check(False)
 
 
 def test_output_file_rules(tmp_path):
@@ -226,6 +228,12 @@ def test_remove_if_unwritten_keeps_a_folder_with_any_file(tmp_path):
     (claimed / LOCK).write_text("")
     remove_if_unwritten(claimed)  # a marker, a lock and empty folders: nothing was written
     assert not claimed.exists()
+    result = tmp_path / "result"  # a file of the folder's own, beside its marker and lock
+    result.mkdir()
+    for name in (MARKER, LOCK, "metrics.json"):
+        (result / name).write_text("{}")
+    remove_if_unwritten(result)
+    assert (result / "metrics.json").is_file()
     written = tmp_path / "written"
     (written / "masks").mkdir(parents=True)
     (written / MARKER).write_text("{}")
@@ -245,3 +253,40 @@ def test_writing_into_removes_what_a_killed_call_left_and_nothing_of_the_users(t
     mine.write_text("the user's")
     with writing_into(tmp_path / "out", "writing"):
         assert not left.exists() and mine.is_file()
+
+
+def test_a_second_claim_keeps_what_the_first_recorded(tmp_path):
+    """A write that claims fewer files than an earlier, interrupted one: the earlier files are still ours (not
+    refused as the user's) and are removed as stale when the write finishes."""
+    folder = OutputFolder(tmp_path / "p", "predictions")
+    folder.claim(["1.png", "2.png"])
+    for name in ("1.png", "2.png"):
+        (tmp_path / "p" / name).write_text("ours")
+    folder.claim(["1.png"])
+    assert folder.owned_files() == {"1.png", "2.png"}
+    folder.refuse_foreign_files(["2.png"])
+    assert folder.finish(["1.png"]) == [tmp_path / "p" / "2.png"]
+
+
+def test_finish_removes_stale_files_only_when_asked_and_never_through_a_link(tmp_path):
+    """``remove_stale=False`` (the demo, which keeps earlier results); a recorded name that is now a link is left."""
+    folder = OutputFolder(tmp_path / "p", "predictions")
+    folder.claim(["1.png", "2.png", "3.png"])
+    for name in ("1.png", "2.png", "mine.png"):
+        (tmp_path / "p" / name).write_text(name)
+    (tmp_path / "p" / "3.png").symlink_to(tmp_path / "p" / "mine.png")
+    folder.finish(["1.png", "2.png", "3.png"])
+    assert folder.finish(["1.png"], remove_stale=False) == []
+    assert (tmp_path / "p" / "2.png").is_file() and folder.owned_files() == {"1.png"}
+    folder.finish(["1.png", "2.png", "3.png"])
+    assert folder.finish(["1.png"]) == [tmp_path / "p" / "2.png"]
+    assert (tmp_path / "p" / "3.png").is_symlink()
+
+
+def test_refusing_several_foreign_files_names_the_first_and_counts_the_others(tmp_path):
+    folder = OutputFolder(tmp_path / "p", "predictions")
+    folder.claim([])
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / "p" / name).write_text("the user's")
+    with pytest.raises(OutputPathError, match=r"a\.png \(and 2 more\): exists and was not written"):
+        folder.refuse_foreign_files(["a.png", "b.png", "c.png"])

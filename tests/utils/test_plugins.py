@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from partdiscovery.baselines import BASELINES
 from partdiscovery.cli.main import main
 from partdiscovery.errors import PartDiscoveryError
 from partdiscovery.models import BACKBONES
-from partdiscovery.utils.plugins import ENVIRONMENT_VARIABLE, load_plugins, plugin_modules
+from partdiscovery.utils import plugins
+from partdiscovery.utils.plugins import ENTRY_POINT_GROUP, ENVIRONMENT_VARIABLE, load_plugins, plugin_modules
 
 TINY = ["data.input_size=48", "model.decoder_channels=16", "train.batch_size=2"]
 PLUGIN = """
@@ -36,6 +38,15 @@ def plugin(tmp_path, monkeypatch):
 def test_the_environment_variable_names_modules_that_are_imported(plugin, monkeypatch):
     assert (plugin, ENVIRONMENT_VARIABLE) in plugin_modules()
     assert plugin in load_plugins() and "kmeans_of_a_plugin" in BASELINES
+
+
+def test_an_installed_packages_entry_point_is_imported_before_the_environment_variables(plugin, monkeypatch):
+    """The other half of the header: a plugin package's entry point (none is installed here, so one is faked)."""
+    point = EntryPoint("mine", f"{plugin}:unused", ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [point] if group == ENTRY_POINT_GROUP else [])
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "json")
+    assert plugin_modules() == [(plugin, "entry point 'mine'"), ("json", ENVIRONMENT_VARIABLE)]
+    assert load_plugins() == [plugin, "json"] and "kmeans_of_a_plugin" in BASELINES
 
 
 def test_the_command_line_knows_a_plugins_names(plugin, capsys):

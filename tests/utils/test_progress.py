@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import pytest
 
@@ -58,3 +59,17 @@ def test_on_a_terminal_a_bar_and_no_log_lines(monkeypatch):
     assert list(progress([1, 2], "train", total=2, unit="step")) == [1, 2]
     assert bars == [{"desc": "train", "total": 2, "unit": "step", "dynamic_ncols": True}]
     assert "done" not in fake.getvalue()
+
+
+def test_off_a_terminal_a_line_at_most_every_every_s(stderr, monkeypatch):
+    """A clock read at the start, after each item and at the end: items at 10, 20, 30 and 40 s with every_s=25 give
+    one line (at 30 s; 40 s is 10 s after it), not one per item once 25 s have passed."""
+    clock = iter([0.0, 10.0, 20.0, 30.0, 40.0, 45.0])
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(perf_counter=lambda: next(clock)))  # its own
+    list(progress(range(4), "fit", every_s=25.0))
+    assert stderr().splitlines() == ["fit: 3/4 it (30 s)", "fit: done, 4 it in 45.0 s"]
+
+
+def test_off_a_terminal_a_given_total_counts_a_generator(stderr):
+    list(progress((i for i in range(2)), "read", total=2, every_s=0.0))
+    assert [line.split(" (")[0] for line in stderr().splitlines()[:2]] == ["read: 1/2 it", "read: 2/2 it"]
