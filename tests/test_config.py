@@ -151,6 +151,12 @@ def test_config_file_is_merged_between_preset_and_overrides(tmp_path):
         ("model:\n  num_part: 3\n", "unknown config key model.num_part"),
         ("train:\n  steps: 0\n", "train.steps=0: must be in"),
         ("train:\n  steps: [1\n", r"cannot read config \(while parsing .*exp.yaml\", line 2"),
+        # YAML keeps a repeated key's last value; a repeated section would drop the first one's keys
+        ("train:\n  steps: 3\n  steps: 5\n", r"found the key 'steps' twice .*exp.yaml\", line 3"),
+        (
+            "train:\n  steps: 3\ntrain:\n  batch_size: 4\n",
+            r"found the key 'train' twice .*exp.yaml\", line 3",
+        ),
     ],
 )
 def test_a_config_files_errors_name_the_file(tmp_path, text, message):

@@ -636,7 +636,24 @@ def with_overrides(cfg: Config, overrides: list[str]) -> Config:
 
 class _YamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader with YAML 1.2's floats: PyYAML follows YAML 1.1, where ``3e-4`` (no dot) is a string,
-    so ``lr: 3e-4`` in a config file was refused as "expected a number" while ``optim.lr=3e-4`` worked."""
+    so ``lr: 3e-4`` in a config file was refused as "expected a number" while ``optim.lr=3e-4`` worked. A key given
+    twice in one mapping (``steps:`` twice, or a ``train:`` section twice) is an error: YAML keeps the last silently,
+    and a repeated section drops every key of the first, where overrides refuse a key set twice."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice (set each key once)",
+                    key_node.start_mark,
+                )
+            if isinstance(key, (str, int, float, bool)):
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 class _YamlDumper(yaml.SafeDumper):
