@@ -210,6 +210,9 @@ def test_writing_into_removes_a_folder_it_created_for_a_block_that_failed(tmp_pa
     with pytest.raises(KeyboardInterrupt), writing_into(tmp_path / "new", "writing"):
         raise KeyboardInterrupt  # Ctrl-C before anything was written
     assert not (tmp_path / "new").exists()
+    with pytest.raises(ValueError), writing_into(tmp_path / "a" / "b" / "out", "writing"):
+        raise ValueError
+    assert not (tmp_path / "a").exists()  # the parents made for it go too
     (tmp_path / "old").mkdir()
     with pytest.raises(ValueError), writing_into(tmp_path / "old", "writing"):
         raise ValueError
@@ -290,3 +293,10 @@ def test_refusing_several_foreign_files_names_the_first_and_counts_the_others(tm
         (tmp_path / "p" / name).write_text("the user's")
     with pytest.raises(OutputPathError, match=r"a\.png \(and 2 more\): exists and was not written"):
         folder.refuse_foreign_files(["a.png", "b.png", "c.png"])
+
+
+def test_first_missing_is_the_topmost_folder_a_call_would_create(tmp_path):
+    from partdiscovery.utils.outputs import first_missing
+
+    assert first_missing(tmp_path) is None
+    assert first_missing(tmp_path / "a" / "b" / "c") == (tmp_path / "a").absolute()

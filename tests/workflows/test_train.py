@@ -93,9 +93,42 @@ def test_a_train_refused_for_a_corrupt_image_leaves_no_run_folder(tmp_path, tiny
     shutil.copytree(tiny_dataset / "images", images)
     (images / "broken.jpg").write_bytes(b"not an image")
     with pytest.raises(PartDiscoveryError, match="broken.jpg"):
-        run_training(tiny_config(), None, tmp_path / "run", "cpu", quiet=True, images=str(images))
-    assert not (tmp_path / "run").exists()
+        run_training(
+            tiny_config(), None, tmp_path / "new" / "runs" / "run", "cpu", quiet=True, images=str(images)
+        )
+    assert not (tmp_path / "new").exists()  # nor the parents the call made for it
     (tmp_path / "mine").mkdir()  # a folder the user made is theirs: left as it was
     with pytest.raises(PartDiscoveryError, match="broken.jpg"):
         run_training(tiny_config(), None, tmp_path / "mine", "cpu", quiet=True, images=str(images))
     assert (tmp_path / "mine").is_dir()
+
+
+def test_a_train_refused_by_another_trainings_lock_leaves_that_folder(
+    tmp_path, tiny_config, tiny_dataset, monkeypatch
+):
+    """The folder did not exist at this call's check; another training made it and holds its lock (only its lock and
+    marker written yet): this call's refusal must not remove them."""
+    from filelock import FileLock
+
+    from partdiscovery.errors import RunLockedError
+    from partdiscovery.utils.outputs import LOCK, MARKER
+    from partdiscovery.workflows import train
+
+    out = tmp_path / "run"
+
+    def another_training_began(*args):
+        out.mkdir()
+        (out / MARKER).write_text("{}")
+        holder.acquire()
+        raise RunLockedError(f"{out}: another partdiscovery process is training into this run folder")
+
+    holder = FileLock(out / LOCK, timeout=0)
+    monkeypatch.setattr(train, "_train", another_training_began)
+    with pytest.raises(RunLockedError):
+        run_training(tiny_config(), str(tiny_dataset), out, "cpu", quiet=True)
+    assert (out / MARKER).is_file() and (out / LOCK).is_file()
+    train._remove_unwritten_run(out, out)  # nor a cleanup that finds the lock held
+    assert (out / MARKER).is_file()
+    holder.release()
+    train._remove_unwritten_run(out, out)  # free, and nothing written: removed
+    assert not out.exists()

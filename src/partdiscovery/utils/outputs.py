@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -136,21 +135,48 @@ def lock_folder(
     return lock
 
 
-def remove_if_unwritten(path: Path) -> None:
-    """Remove the folder ``path`` if nothing was written into it: it holds only its :data:`LOCK`, its :data:`MARKER`
-    and empty folders (a folder created for a call that was refused before it wrote a result: a corrupt image, an
-    interrupt). Called by the call that created it; a folder left behind is harmless, so errors are ignored."""
+def first_missing(path: Path) -> Path | None:
+    """The topmost folder of ``path`` (``path`` itself, or one of its parents) that does not exist yet: what a call
+    that creates ``path`` creates, and may remove again (:func:`remove_if_unwritten`). None when ``path`` exists."""
+    path = Path(path).absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
 
-    def unwritten(folder: Path) -> bool:
+
+def remove_if_unwritten(path: Path, created: Path | None = None) -> None:
+    """Remove the folder ``path`` if nothing was written into it, and the empty parents up to ``created`` (what
+    :func:`first_missing` said the call would create). Nothing written is ever removed: only ``path``'s own
+    :data:`LOCK` and :data:`MARKER` are unlinked, and folders are removed with ``rmdir``, which refuses one that is
+    not empty (a file written meanwhile stays). Call it holding ``path``'s lock, or after the lock's holder is done:
+    the lock and marker of a call still at work would go. Errors are ignored: a folder left behind is harmless."""
+    path = Path(path).absolute()
+
+    def unwritten(folder: Path) -> bool:  # only empty folders below, and the lock and marker at the top
         return all(
             (entry.is_dir() and not entry.is_symlink() and unwritten(entry))
             or (folder == path and entry.name in (LOCK, MARKER))
             for entry in folder.iterdir()
         )
 
+    def remove_empty(folder: Path) -> None:
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                remove_empty(entry)
+        folder.rmdir()  # OSError (no longer empty): stop here, keep the rest
+
     try:
-        if path.is_dir() and unwritten(path):
-            shutil.rmtree(path)
+        if not path.is_dir() or not unwritten(path):
+            return
+        for name in (MARKER, LOCK):
+            (path / name).unlink(missing_ok=True)
+        remove_empty(path)
+        if created is not None:
+            while path != created.absolute() and path.parent != path:
+                path = path.parent
+                path.rmdir()
     except OSError:
         pass
 
@@ -163,14 +189,14 @@ def writing_into(
     block that fails before writing anything (a refused image, Ctrl-C) is removed again. The temporary files a
     killed call left (:func:`~partdiscovery.utils.io.remove_stale_temporaries`) are removed first: under the lock
     no other call of ours is writing them."""
-    created = not path.exists()
+    created = first_missing(path)
     lock = lock_folder(path, doing, what, flag, wait)
     try:
         remove_stale_temporaries(path)
         yield lock
     except BaseException:
-        if created:
-            remove_if_unwritten(path)
+        if created is not None:  # under the lock: no other call of ours is writing here
+            remove_if_unwritten(path, created)
         raise
     finally:
         lock.release()
@@ -374,6 +400,7 @@ __all__ = [
     "check_not_inside",
     "check_output_folder",
     "check_output_file",
+    "first_missing",
     "lock_folder",
     "make_folder",
     "remove_if_unwritten",

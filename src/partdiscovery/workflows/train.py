@@ -186,22 +186,42 @@ def run_training(
     Returns the run's training summary (``train_summary.json``)."""
     from partdiscovery.runs import RunFolder
     from partdiscovery.training.checks import check_config
-    from partdiscovery.utils.outputs import remove_if_unwritten
+    from partdiscovery.utils.distributed import env_info
+    from partdiscovery.utils.outputs import first_missing
 
     check_config(cfg)  # registered names, before any work
     data = part_folder_path(data)
     inputs = dataset_inputs(data) + ([(Path(images), "image folder")] if images else [])
     RunFolder(Path(out)).check(resume, overwrite, inputs=inputs)  # before reading any data
-    created = not Path(out).exists()
+    created = first_missing(Path(out))
     try:
         return _train(
             cfg, data, out, device, resume, overwrite, quiet, split, images, masks, keep_background_setting
         )
     except BaseException:
-        # Refused before anything was written (a corrupt image while making masks): no folder is left behind.
-        if created:
-            remove_if_unwritten(Path(out))
+        # Refused before anything was written (a corrupt image while making masks): no folder is left behind. By the
+        # main process only, and under the folder's lock: another training that made the folder after this call's
+        # check holds it (and its lock and marker are its own).
+        if created is not None and env_info().is_main:
+            _remove_unwritten_run(Path(out), created)
         raise
+
+
+def _remove_unwritten_run(out: Path, created: Path) -> None:
+    """:func:`~partdiscovery.utils.outputs.remove_if_unwritten` under the run folder's lock, if no other call holds
+    it (a training that began meanwhile has written only its lock and marker yet, and they are its)."""
+    from partdiscovery.utils.outputs import lock_folder, remove_if_unwritten
+
+    if not out.is_dir():
+        return
+    try:
+        lock = lock_folder(out, "training into this run folder")
+    except PartDiscoveryError:
+        return
+    try:
+        remove_if_unwritten(out, created)
+    finally:
+        lock.release()
 
 
 def _train(
