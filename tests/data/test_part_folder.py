@@ -395,18 +395,24 @@ def test_hidden_files_are_not_images(tmp_path, folder):
 def test_pictures_of_another_format_are_named_not_skipped_unsaid(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
-    for name in ("IMG_1.HEIC", "IMG_2.heic", "notes.txt"):  # a phone's photos beside a notes file
+    for name in (
+        "IMG_1.HEIC",
+        "IMG_2.heic",
+        "notes.txt",
+        "receipt.pdf",
+    ):  # a phone's photos, a note, a document
         (photos / name).write_bytes(b"")
     with pytest.raises(
         DatasetError, match=r"no images found .*2 picture\(s\) of another format \(IMG_1.HEIC, IMG_2.heic\)"
     ):
         list_images(photos)
     rgb_image().save(photos / "a.jpg")
+    rgb_image().save(photos / "c.jfif", format="JPEG")  # a JPEG by another name: read
     rgb_image().convert("P").save(photos / "b.gif")
     with pytest.warns(
         UserWarning, match=r"3 picture\(s\) of another format are not used \(IMG_1.HEIC, IMG_2.heic, b.gif\)"
     ):
-        assert [p.name for p in list_images(photos)] == ["a.jpg"]
+        assert [p.name for p in list_images(photos)] == ["a.jpg", "c.jfif"]
 
 
 def test_an_image_folder_lists_every_problem_before_anything_is_predicted(tmp_path):

@@ -27,7 +27,7 @@ from partdiscovery.data.image_io import read_image, read_labels, read_mask
 from partdiscovery.data.registry import register_dataset
 from partdiscovery.errors import DatasetError, some_of
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jfif", ".jpe")
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -481,23 +481,24 @@ def list_images(folder: str | Path) -> list[Path]:
     return paths
 
 
-CAMERA_EXTENSIONS = (".heic", ".heif", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf")
-"""Phone and camera formats that Pillow does not read: a folder of them is a folder of photos all the same."""
+# fmt: off
+OTHER_PICTURE_EXTENSIONS = (
+    ".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".j2k", ".jpf", ".jpx", ".psd", ".tga", ".ico",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".qoi", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf",
+)
+# fmt: on
+"""Picture formats that are not read (animations, a phone's HEIC, JPEG 2000, editors' files, cameras' RAW): a file
+of one beside the photos is named, so that it is converted, not missed. Not every format Pillow registers: it also
+registers PDF, HDF5 or MPEG, which a folder of photos may hold without them being pictures."""
 
 
 def other_pictures(folder: Path) -> list[Path]:
-    """The files directly in ``folder`` that are pictures of a format not in :data:`IMAGE_EXTENSIONS` (one Pillow
-    knows, such as GIF, or a phone's or camera's, such as HEIC): skipped, and said so, unlike a notes file."""
-    from PIL import Image
-
-    known = set(Image.registered_extensions()) | set(CAMERA_EXTENSIONS)
+    """The files directly in ``folder`` that are pictures of a format not read (:data:`OTHER_PICTURE_EXTENSIONS`):
+    skipped, and said so, unlike a notes file."""
     return sorted(
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in known
-        and p.suffix.lower() not in IMAGE_EXTENSIONS
-        and not p.name.startswith(".")
-        and p.is_file()
+        if p.suffix.lower() in OTHER_PICTURE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
     )
 
 
