@@ -14,6 +14,7 @@ from partdiscovery.config import (
     list_presets,
     load_config,
     parse_override,
+    read_yaml,
     with_overrides,
 )
 from partdiscovery.errors import ConfigError
@@ -152,10 +153,10 @@ def test_config_file_is_merged_between_preset_and_overrides(tmp_path):
         ("train:\n  steps: 0\n", "train.steps=0: must be in"),
         ("train:\n  steps: [1\n", r"cannot read config \(while parsing .*exp.yaml\", line 2"),
         # YAML keeps a repeated key's last value; a repeated section would drop the first one's keys
-        ("train:\n  steps: 3\n  steps: 5\n", r"found the key 'steps' twice .*exp.yaml\", line 3"),
+        ("train:\n  steps: 3\n  steps: 5\n", r"\(line 3: the key 'steps' is set twice \(first on line 2\)"),
         (
             "train:\n  steps: 3\ntrain:\n  batch_size: 4\n",
-            r"found the key 'train' twice .*exp.yaml\", line 3",
+            r"\(line 3: the key 'train' is set twice \(first on line 1",
         ),
     ],
 )
@@ -168,6 +169,11 @@ def test_a_config_files_errors_name_the_file(tmp_path, text, message):
         load_config("cpu", file=path, overrides=["train.batch_size=2"])
     assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
     assert re.search(message, str(info.value))
+
+
+def test_a_config_file_may_merge_a_mapping_and_override_its_keys():
+    """YAML's merge key: the merged mapping's keys are not "set twice" when the mapping sets one of them again."""
+    assert read_yaml("base: &b {tag: 1}\nrun:\n  <<: *b\n  tag: 2\n")["run"] == {"tag": 2}
 
 
 @pytest.mark.parametrize("text", ["3e-4", "3E-4", "3.0e-4", "0.0003", "+3e-4"])

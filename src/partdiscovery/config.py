@@ -641,18 +641,17 @@ class _YamlLoader(yaml.SafeLoader):
     and a repeated section drops every key of the first, where overrides refuse a key set twice."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
+        first_line: dict[str, int] = {}
+        for key_node, _ in node.value:  # the mapping's own keys; merged ones (`<<: *base`) may be overridden
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key_node.start_mark.line + 1
+            if key_node.value in first_line:
                 raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"found the key {key!r} twice (set each key once)",
-                    key_node.start_mark,
+                    problem=f"line {line}: the key {key_node.value!r} is set twice (first on line "
+                    f"{first_line[key_node.value]}); set each key once"
                 )
-            if isinstance(key, (str, int, float, bool)):
-                seen.add(key)
+            first_line[key_node.value] = line
         return super().construct_mapping(node, deep)
 
 
