@@ -42,7 +42,7 @@ def interrupted_copy(run, tmp_path):
     return copy
 
 
-def test_run_folder_contents(four_step_run):
+def test_run_folder_contents(four_step_run, tiny_dataset):
     run, summary, cfg = four_step_run
     for name in ("config.yaml", "metrics.csv", "run_info.json", "train_summary.json"):
         assert (run / name).is_file(), name
@@ -57,6 +57,8 @@ def test_run_folder_contents(four_step_run):
     assert all(stored[f"loss_{k}"] == v for k, v in stored["final_losses"].items())
     info = json.loads((run / "run_info.json").read_text())
     assert {"git_sha", "version", "torch", "dataset", "device"} <= set(info) and info["device"] == "cpu"
+    # The training ids, sorted, last (thousands of them would bury the rest of the record)
+    assert list(info)[-1] == "ids" and info["ids"] == sorted(open_dataset(tiny_dataset, info["split"]).ids)
     with open(run / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]

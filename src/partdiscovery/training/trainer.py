@@ -385,6 +385,10 @@ class Trainer:
     def _write_run_files(self, dist_info: DistInfo, start_step: int) -> None:
         """config.yaml and run_info.json; on resume, metrics.csv cut back to the checkpoint."""
         atomic_write_text(self.run.config, self.cfg.to_yaml())
+        # Which ids f saw: evaluate --split val warns when they include the validation ids. The list of ids goes
+        # last, so that the record stays readable above it however many there are.
+        images = training_images(self.dataset)
+        ids = images.pop("ids")
         atomic_write_json(
             self.run.run_info,
             {
@@ -393,11 +397,11 @@ class Trainer:
                 "torch": torch.__version__,
                 "argv": sys.argv,
                 "dataset": self.dataset.describe(),
-                # Which ids f saw: evaluate --split val warns when they include the validation ids.
-                **training_images(self.dataset),
+                **images,
                 "device": str(self.device),
                 "world_size": dist_info.world_size,
                 **self.info,
+                "ids": ids,
             },
         )
         self.run.trim_metrics(start_step)
