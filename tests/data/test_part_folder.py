@@ -13,7 +13,7 @@ from hypothesis import given
 from PIL import Image
 
 from partdiscovery.data import PartFolderDataset, open_dataset
-from partdiscovery.data.image_io import read_labels
+from partdiscovery.data.image_io import read_image, read_labels
 from partdiscovery.data.part_folder import HOLDOUT_SPLIT, ImageFolderDataset, list_images, validation_ids
 from partdiscovery.errors import DatasetError
 from tests.data.dataset_builders import FAST, exif_rotated, file_bytes, make_folder, mask_array, rgb_image
@@ -146,7 +146,7 @@ def test_an_id_whose_image_is_of_a_format_not_read_says_so(folder):
     image = folder / "images" / "a.png"
     Image.open(image).save(folder / "images" / "a.gif")
     image.unlink()
-    hint = "a.gif is of a format not read: convert it to JPEG or PNG"
+    hint = "a.gif is of a format not read: convert it to JPEG or PNG"  # one file: "it"
     assert hint in problems_of(folder)
     with pytest.raises(DatasetError, match=hint):  # as `train` lists a maskless folder's images
         split_image_paths(folder, "train")
@@ -396,23 +396,40 @@ def test_pictures_of_another_format_are_named_not_skipped_unsaid(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in (
-        "IMG_1.HEIC",
-        "IMG_2.heic",
+        "IMG_1.CR2",
+        "IMG_2.cr2",
         "notes.txt",
         "receipt.pdf",
-    ):  # a phone's photos, a note, a document
+    ):  # a camera's RAW files, a note, a document
         (photos / name).write_bytes(b"")
     with pytest.raises(
-        DatasetError, match=r"no images found .*2 picture\(s\) of another format \(IMG_1.HEIC, IMG_2.heic\)"
+        DatasetError, match=r"no images found .*2 picture\(s\) of another format \(IMG_1.CR2, IMG_2.cr2\)"
     ):
         list_images(photos)
     rgb_image().save(photos / "a.jpg")
     rgb_image().save(photos / "c.jfif", format="JPEG")  # a JPEG by another name: read
     rgb_image().convert("P").save(photos / "b.gif")
     with pytest.warns(
-        UserWarning, match=r"3 picture\(s\) of another format are not used \(IMG_1.HEIC, IMG_2.heic, b.gif\)"
+        UserWarning, match=r"3 picture\(s\) of another format are not used \(IMG_1.CR2, IMG_2.cr2, b.gif\)"
     ):
         assert [p.name for p in list_images(photos)] == ["a.jpg", "c.jfif"]
+
+
+def test_a_phones_heic_photos_are_read_with_pillow_heif_and_named_without_it(tmp_path):
+    """HEIC needs the optional pillow-heif (in the `test` and `heic` extras): read where it is installed, and
+    otherwise named with the way to read it."""
+    from partdiscovery.data.image_io import HEIF_READ
+    from partdiscovery.data.part_folder import IMAGE_EXTENSIONS, OTHER_PICTURE_EXTENSIONS, convert_hint
+
+    assert ("convert it to JPEG or PNG (HEIC: or `pip install pillow-heif`") in convert_hint(
+        [Path("IMG_1.HEIC")]
+    )
+    assert convert_hint([Path("a.gif"), Path("b.gif")]) == "convert them to JPEG or PNG"
+    assert (".heic" in IMAGE_EXTENSIONS) == HEIF_READ != (".heic" in OTHER_PICTURE_EXTENSIONS)
+    if HEIF_READ:
+        rgb_image().save(tmp_path / "IMG_1.HEIC", format="HEIF")
+        assert [p.name for p in list_images(tmp_path)] == ["IMG_1.HEIC"]
+        assert read_image(tmp_path / "IMG_1.HEIC").size == rgb_image().size
 
 
 def test_an_image_folder_lists_every_problem_before_anything_is_predicted(tmp_path):

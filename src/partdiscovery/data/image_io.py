@@ -18,6 +18,21 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from partdiscovery.errors import DatasetError
 
+
+def _read_heif() -> bool:
+    """A phone's HEIC / HEIF photos are read where the optional ``pillow-heif`` is installed (the ``heic`` extra,
+    ``pip install pillow-heif``): its opener registers the format with Pillow. Without it they are named as pictures
+    that are not read (:func:`partdiscovery.data.part_folder.other_pictures`)."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+HEIF_READ = _read_heif()
+"""Whether HEIC / HEIF files are read (``pillow-heif`` is installed)."""
 MAX_PIXELS = 100_000_000
 """Larger images are refused (a decompression bomb or a mistake); resize them first."""
 FOREGROUND_THRESHOLD = 0.5 * 255

@@ -23,11 +23,13 @@ import numpy as np
 from PIL import Image
 
 from partdiscovery.data.base import PartDataset, RawSample, raise_problems, read_text_lines, safe_join
-from partdiscovery.data.image_io import read_image, read_labels, read_mask
+from partdiscovery.data.image_io import HEIF_READ, read_image, read_labels, read_mask
 from partdiscovery.data.registry import register_dataset
 from partdiscovery.errors import DatasetError, some_of
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jfif", ".jpe")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jfif", ".jpe") + (
+    (".heic", ".heif") if HEIF_READ else ()
+)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -147,7 +149,7 @@ def missing_image(images: Path, image_id: str, listed: str = "", others: dict[st
     id in a format that is not read (``<id>.gif``, ``<id>.heic``), so the user knows to convert it. ``others``:
     :func:`other_pictures_by_id` of ``images``, computed once by a caller that reports many ids."""
     other = (other_pictures_by_id(images) if others is None else others).get(image_id)
-    hint = f"; {other} is of a format not read: convert it to JPEG or PNG" if other else ""
+    hint = f"; {other} is of a format not read: {convert_hint([Path(other)])}" if other else ""
     return f"{images / image_id}.*: image is missing{f' ({listed})' if listed else ''}{hint}"
 
 
@@ -460,9 +462,7 @@ def list_images(folder: str | Path) -> list[Path]:
     skipped = other_pictures(folder)
     shown = some_of(p.name for p in skipped)
     if not paths:
-        other = (
-            f"; it holds {len(skipped)} picture(s) of another format ({shown}): convert them to JPEG or PNG"
-        )
+        other = f"; it holds {len(skipped)} picture(s) of another format ({shown}): {convert_hint(skipped)}"
         raise DatasetError(
             f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)}){where}{other if skipped else ''}"
         )
@@ -475,21 +475,30 @@ def list_images(folder: str | Path) -> list[Path]:
     if skipped:
         warnings.warn(
             f"{folder}: {len(skipped)} picture(s) of another format are not used ({shown}); the images read are "
-            f"{', '.join(IMAGE_EXTENSIONS)}: convert the others to JPEG or PNG to use them",
+            f"{', '.join(IMAGE_EXTENSIONS)}: {convert_hint(skipped)} to use them",
             stacklevel=2,
         )
     return paths
 
 
 # fmt: off
-OTHER_PICTURE_EXTENSIONS = (
+OTHER_PICTURE_EXTENSIONS = tuple(ext for ext in (
     ".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".j2k", ".jpf", ".jpx", ".psd", ".tga", ".ico",
     ".ppm", ".pgm", ".pbm", ".pnm", ".qoi", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf",
-)
+) if ext not in IMAGE_EXTENSIONS)
 # fmt: on
-"""Picture formats that are not read (animations, a phone's HEIC, JPEG 2000, editors' files, cameras' RAW): a file
-of one beside the photos is named, so that it is converted, not missed. Not every format Pillow registers: it also
-registers PDF, HDF5 or MPEG, which a folder of photos may hold without them being pictures."""
+"""Picture formats that are not read (animations, a phone's HEIC without ``pillow-heif``, JPEG 2000, editors' files,
+cameras' RAW): a file of one beside the photos is named, so that it is converted, not missed. Not every format Pillow
+registers: it also registers PDF, HDF5 or MPEG, which a folder of photos may hold without them being pictures."""
+
+
+def convert_hint(paths: list[Path]) -> str:
+    """What to do with pictures of a format not read: convert them, or for HEIC install the reader."""
+    heif = any(p.suffix.lower() in (".heic", ".heif") for p in paths)
+    which = "it" if len(paths) == 1 else "them"
+    return f"convert {which} to JPEG or PNG" + (
+        " (HEIC: or `pip install pillow-heif`, which reads it)" if heif else ""
+    )
 
 
 def other_pictures(folder: Path) -> list[Path]:
