@@ -30,6 +30,7 @@ from partdiscovery.data.part_folder import HOLDOUT_SPLIT
 from partdiscovery.evaluation.metrics import PartMetrics
 from partdiscovery.models.refine import refine_probs
 from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.utils.io import atomic_write_json
 
 TAUS = (0.0, 0.7, 0.8, 0.85, 0.9)
 
@@ -73,7 +74,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     name = Path(args.data).name
-    runs = validation_runs(args.quality, args.parts)
+    runs = validation_runs(args.quality, args.parts, Path(args.data).name)
     r2 = {s: json.loads(args.r2.read_text())[name]["runs"][str(s)]["r2"]["120"] for s in runs}
     val = open_dataset(args.data, "val", require_parts=True)
     train = _First(open_dataset(args.data, HOLDOUT_SPLIT, require_parts=False), 120)
@@ -133,7 +134,7 @@ def main() -> None:
     }
     print(json.dumps(summary))
     if args.out:
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        atomic_write_json(args.out, record)
 
 
 if __name__ == "__main__":

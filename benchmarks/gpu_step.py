@@ -29,7 +29,6 @@ same code on the CPU, only to check the script itself; its timings mean nothing)
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -175,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"header": header, "results": results}, indent=1))
+        from partdiscovery.utils.io import atomic_write_json
+
+        atomic_write_json(args.json, {"header": header, "results": results})
     return 0
 
 

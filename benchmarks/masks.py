@@ -31,6 +31,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import os
 import platform
 import sys
 import time
@@ -64,7 +65,13 @@ BEGIN, END = "<!-- masks.py:begin -->", "<!-- masks.py:end -->"
 
 
 def is_val(image_id: str) -> bool:
-    """The hashed 20% of train ids used for choosing the approach (stable across machines)."""
+    """The hashed 20% of train ids used for choosing the approach (stable across machines).
+
+    Not the package's validation split (:func:`partdiscovery.data.part_folder.validation_ids`, sha256, which
+    ``train --holdout-val``, ``quality.py --split val`` and ``masks_from_run.py --ids val`` use): this one
+    predates it and is kept so that the mask tables recorded with it reproduce. The two share about a fifth of
+    their ids (chance), so a validation IoU of this family and one of ``masks_from_run.py`` are on different
+    images. The foreground model is fitted on the train split's images, these included (labels are never used)."""
     return int(hashlib.md5(image_id.encode()).hexdigest(), 16) % 5 == 0
 
 
@@ -181,7 +188,9 @@ def evaluate_dataset(
 def table(rows: list[dict], command: str, wall_s: float, threads: int, cfg: ForegroundConfig) -> list[str]:
     lines = [
         f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, 2 cores, no GPU, torch {torch.__version__}, {threads} thread(s); "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{'GPU ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}, "
+        f"torch {torch.__version__}, {threads} thread(s); "
         f"date {datetime.date.today().isoformat()}; total wall time {wall_s:.0f} s  ",
         f"Foreground config: input {cfg.input_size} px, k = {cfg.clusters} (kmeans_border), border ratio "
         f"{cfg.border_ratio}, fitted on <= {cfg.fit_images} train images (no masks), {cfg.fit_pixels} φ cells",

@@ -14,7 +14,6 @@ masks) on the same validation subset (the hashed 20% of train ids).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from masks import SHARED, iou, is_val  # noqa: E402
 
 from partdiscovery.data import PartFolderDataset  # noqa: E402
 from partdiscovery.models.weights import lite_state_dict  # noqa: E402
+from partdiscovery.utils.io import atomic_write_json  # noqa: E402
 
 THRESHOLDS = ("otsu", 0.2, 0.3, 0.4, "mean")
 
@@ -96,7 +96,7 @@ def main() -> None:
             ", ".join(f"{k} {v:.1f}" for v, k in best),
         )
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+        atomic_write_json(Path(args.out), results)
 
 
 if __name__ == "__main__":

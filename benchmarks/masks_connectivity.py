@@ -47,6 +47,7 @@ from partdiscovery.foreground.cosegment import BorderContrast, certain_core  # n
 from partdiscovery.foreground.features import border_cells  # noqa: E402
 from partdiscovery.foreground.model import upsample  # noqa: E402
 from partdiscovery.foreground.refine import refine_grabcut  # noqa: E402
+from partdiscovery.utils.io import atomic_write_json  # noqa: E402
 
 SCORES = ("bc", "bnd:0.05_2", "bc*bnd:0.05_2", "bc*bnd:0.1_2", "wctr*bnd:0.1_2")
 REFINERS = ("none", "guided", "grabcut")
@@ -172,7 +173,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+        atomic_write_json(args.out, rows)
 
 
 if __name__ == "__main__":

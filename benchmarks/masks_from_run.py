@@ -21,7 +21,6 @@ precision and recall (%). ``--ids val`` scores the hashed validation ids of the 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from partdiscovery.foreground.cosegment import certain_core  # noqa: E402
 from partdiscovery.foreground.distill import object_probability  # noqa: E402
 from partdiscovery.foreground.refine import refine_grabcut  # noqa: E402
 from partdiscovery.segmenter import PartSegmenter  # noqa: E402
+from partdiscovery.utils.io import atomic_write_json  # noqa: E402
 
 
 def candidates(
@@ -83,7 +83,7 @@ def main() -> None:
     ids = read_split_file(args.data / "train.txt")
     ids = validation_ids(ids) if args.ids == "val" else ids
     run = PartSegmenter.load(args.run, device="cpu", refine="none")
-    rows = candidates(ForegroundConfig())
+    rows = candidates(run.cfg.foreground)  # the run's own settings, as train's second round uses them
     scores = {name: [] for name in rows}
     started = time.perf_counter()
     for image_id in ids:
@@ -104,7 +104,7 @@ def main() -> None:
     for name, (iou, precision, recall) in result["rows"].items():
         print(f"| {name} | {iou} | {precision} | {recall} |")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        atomic_write_json(args.json, result)
 
 
 if __name__ == "__main__":

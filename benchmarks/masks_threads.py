@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/out/masks_threads.json")
     args = parser.parse_args()
+    if args.threads < 2:
+        parser.error("--threads is the count compared with one thread: give 2 or more")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         images = scratch / "images"

@@ -1,10 +1,10 @@
 """How much of the foreground each of the K parts holds: finds parts a run left empty.
 
-Counts the predicted pixels of every part over a folder of label PNGs (``quality.py``'s ``.../method/pred``:
+Counts the predicted pixels of every part over a folder of label PNGs (``quality.py``'s ``.../method_seed<S>/pred``:
 0 = background, 1..K parts) or over a run's predictions on a split (the given masks applied, unrefined), and
 prints each part's share of the predicted foreground, the parts under 0.01 % ("empty") and under 1 %.
 
-    python benchmarks/part_usage.py --parts 8 --predictions OUT/ccp/K8/method/pred
+    python benchmarks/part_usage.py --parts 8 --predictions OUT/ccp/test/K8/method_seed0/pred
     python benchmarks/part_usage.py --parts 8 --run RUN --data ../shared/data/ccp --split test --images 60
 """
 

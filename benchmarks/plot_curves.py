@@ -20,12 +20,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", nargs="+", help="quality.json files of quality.py --curve runs")
     ap.add_argument("--out", required=True, help="PNG file")
+    ap.add_argument(
+        "--parts", type=int, default=4, help="the K whose curves are drawn (quality.py runs 4 and 8)"
+    )
     args = ap.parse_args()
     rows = [row for path in args.results for row in json.loads(Path(path).read_text())["rows"]]
+    rows = [row for row in rows if row["K"] == args.parts]
+    if not any(row.get("curve") for row in rows):
+        raise SystemExit(
+            f"plot_curves.py: no learning curve at K = {args.parts} in {', '.join(args.results)}"
+        )
     datasets = sorted({r["dataset"] for r in rows if r.get("curve")})
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
     for ax, name in zip(axes[0], datasets):
-        for row in (r for r in rows if r["dataset"] == name):
+        own = [r for r in rows if r["dataset"] == name]
+        for row in own:
             if row.get("curve"):
                 steps = sorted(int(s) for s in row["curve"])
                 for metric, style in (("fg_nmi", "-o"), ("fg_ari", "--o")):
@@ -40,10 +49,11 @@ def main() -> None:
                 ax.axhline(row["fg_nmi"], color=colour, lw=1, ls="-", label=f"{row['method']} FG-NMI")
                 ax.axhline(row["fg_ari"], color=colour, lw=1, ls="--", label=f"{row['method']} FG-ARI")
         ax.set_xscale("log")
-        ticks = sorted({int(s) for r in rows if r["dataset"] == name and r.get("curve") for s in r["curve"]})
+        ticks = sorted({int(s) for r in own if r.get("curve") for s in r["curve"]})
         ax.set_xticks(ticks, [str(t) for t in ticks])  # the scored steps, not log-scale minor labels
         ax.minorticks_off()
-        ax.set_title(f"{name} ({rows[0].get('split', 'test')} split, K = {rows[0]['K']})")
+        splits = sorted({r.get("split", "test") for r in own})
+        ax.set_title(f"{name} ({' / '.join(splits)} split, K = {args.parts})")
         ax.set_xlabel("training steps")
         ax.set_ylabel("score (%)")
         ax.legend(fontsize=7)

@@ -94,9 +94,9 @@ def main() -> None:
                 flush=True,
             )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
-        json.dumps({"preset": args.preset, "refine": args.refine, "rows": rows}, indent=1)
-    )
+    from partdiscovery.utils.io import atomic_write_json
+
+    atomic_write_json(Path(args.out), {"preset": args.preset, "refine": args.refine, "rows": rows})
 
 
 if __name__ == "__main__":

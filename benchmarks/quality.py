@@ -3,10 +3,13 @@
 For every dataset (default: a synthetic set plus ``../shared/data/ccp`` and ``../shared/data/pascal_person``
 when present) and every K, it trains the method and SCOPS with the same CPU budget (steps, batch, input
 size), fits k-means and DFF on the training split, scores everything on the test split (FG-NMI, FG-ARI,
-NMI, ARI, %), and writes a markdown table with wall times to ``benchmarks/out/quality.md`` (and JSON),
-plus one overlay grid per dataset. ``--ablation`` also trains the method with each loss dropped in turn
-(first K only). The trained methods use the ``cpu`` preset on the synthetic set and the ``photos`` preset
-(192 px) on real photographs; the baselines use the same input size.
+NMI, ARI, %), and writes a markdown table with wall times to ``OUT/quality.md`` (and ``quality.json``, one
+row per method, seed and K; default ``OUT``: ``benchmarks/out/quality``), plus one overlay grid per dataset.
+Runs land in ``OUT/DATASET/SPLIT/K<K>/<method>_seed<S>/run`` (baselines in ``.../K<K>/<method>``; each trained
+row records its ``seed`` and ``run``), so calls with other seeds or the other split keep each other's runs.
+``--ablation`` also trains the method with each loss dropped in turn (first K only, every seed). The trained
+methods use the ``cpu`` preset on the synthetic set and the ``photos`` preset (192 px) on real photographs; the
+baselines use the same input size.
 
     python benchmarks/quality.py                    # full: K = 4 and 8, all datasets, the presets' steps
     python benchmarks/quality.py --quick            # K = 4, 40 steps, one run, <= 200/100 images: < 10 minutes
@@ -132,13 +135,18 @@ def train_and_predict(
     return result, wall
 
 
-def learned_background_rows(data: Path, out: Path, preset: str, overrides: list[str]) -> list[dict]:
-    """Train with a learned background; score with the given masks and with the model's own background."""
+def learned_background_rows(
+    data: Path, out: Path, preset: str, overrides: list[str], split: str = "test", device: str = "cpu"
+) -> list[dict]:
+    """Train with a learned background on ``split``'s training images; score ``split``'s evaluation images with
+    the given masks and with the model's own background."""
     t = time.perf_counter()
-    with_masks, _ = train_and_predict(data, out, preset, overrides + ["model.learned_background=true"])
-    seg = PartSegmenter.load(out / "run", device="cpu")
-    test = open_dataset(data, "test", require_parts=True)
-    own = score_pixels(seg.predict_dataset(test, use_masks=False, progress=False), use_given_masks=False)
+    with_masks, _ = train_and_predict(
+        data, out, preset, overrides + ["model.learned_background=true"], split, device=device
+    )
+    seg = PartSegmenter.load(out / "run", device=device)
+    scored = open_dataset(data, SPLITS[split][1], require_parts=True)
+    own = score_pixels(seg.predict_dataset(scored, use_masks=False, progress=False), use_given_masks=False)
     wall = round(time.perf_counter() - t, 1)
     return [
         {"method": "method + learned bg, given masks", **with_masks, "wall_s": wall},
@@ -234,7 +242,11 @@ def main() -> None:
         default=[0],
         help="training seeds (rows per seed); with the preset's train.restarts = R, seed S trains S..S+R-1",
     )
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "quality"))
+    ap.add_argument(
+        "--out",
+        default=str(ROOT / "benchmarks" / "out" / "quality"),
+        help="runs under OUT/DATASET/SPLIT/K<K>/; OUT/quality.json and quality.md are this call's rows",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="where the trained methods train and predict (cpu, cuda)")
     args = ap.parse_args()
@@ -260,13 +272,16 @@ def main() -> None:
         base = [f"train.steps={steps}", f"train.checkpoint_every={every}", *common]
         input_size = cfg.data.input_size
         for k in parts_list:
-            where = out / name / f"K{k}"
+            # The split is in the path, and every trained run's folder names its seed, so that two calls with
+            # the same --out (other seeds, the other split) keep each other's runs; quality.json and quality.md
+            # are the last call's.
+            where = out / name / args.split / f"K{k}"
             pred_dirs: dict[str, Path] = {}
             for method in args.methods:
                 trained = method in ("method", "scops")
                 for seed in args.seeds if trained else [0]:
                     t = time.perf_counter()
-                    folder = where / (method if seed == args.seeds[0] else f"{method}_seed{seed}")
+                    folder = where / (f"{method}_seed{seed}" if trained else method)
                     if trained:
                         extra = ["method=scops"] if method == "scops" else []
                         result, _ = train_and_predict(
@@ -288,6 +303,7 @@ def main() -> None:
                             cfg,
                             split=eval_split,
                             fit_split=fit_split,
+                            device=args.device,
                             progress=False,
                             overwrite=True,
                         )
@@ -305,40 +321,62 @@ def main() -> None:
                             "steps": steps if trained else None,
                             "input": input_size,
                             "split": eval_split,
+                            "seed": seed if trained else None,
+                            "run": str(folder / "run") if trained else None,
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
             if args.learned_background and k == parts_list[0]:
+                seed = args.seeds[0]
                 for row in learned_background_rows(
-                    data, where / "learned_bg", preset, base + [f"model.num_parts={k}"]
+                    data,
+                    where / f"learned_bg_seed{seed}",
+                    preset,
+                    base + [f"model.num_parts={k}", f"train.seed={seed}"],
+                    args.split,
+                    args.device,
                 ):
-                    rows.append({"dataset": name, "K": k, **row, "steps": steps, "input": input_size})
+                    rows.append(
+                        {
+                            "dataset": name,
+                            "K": k,
+                            **row,
+                            "steps": steps,
+                            "input": input_size,
+                            "split": eval_split,
+                            "seed": seed,
+                        }
+                    )
                     print(json.dumps(rows[-1]), flush=True)
             if k == parts_list[0] and args.split == "test":
                 save_grid(data, pred_dirs, out / f"{name}_K{k}_grid.png")
             if args.ablation and k == parts_list[0]:
                 for dropped in LOSSES:
-                    t = time.perf_counter()
-                    result, _ = train_and_predict(
-                        data,
-                        where / f"no_{dropped}",
-                        preset,
-                        base + [f"model.num_parts={k}", f"loss.{dropped}=0"],
-                        args.split,
-                    )
-                    rows.append(
-                        {
-                            "dataset": name,
-                            "K": k,
-                            "method": f"method without {dropped}",
-                            **result,
-                            "wall_s": round(time.perf_counter() - t, 1),
-                            "steps": steps,
-                            "input": input_size,
-                            "split": eval_split,
-                        }
-                    )
-                    print(json.dumps(rows[-1]), flush=True)
+                    for seed in args.seeds:
+                        t = time.perf_counter()
+                        result, _ = train_and_predict(
+                            data,
+                            where / f"no_{dropped}_seed{seed}",
+                            preset,
+                            base + [f"model.num_parts={k}", f"train.seed={seed}", f"loss.{dropped}=0"],
+                            args.split,
+                            device=args.device,
+                        )
+                        label = f"method without {dropped}"
+                        rows.append(
+                            {
+                                "dataset": name,
+                                "K": k,
+                                "method": label if len(args.seeds) == 1 else f"{label} (seed {seed})",
+                                **result,
+                                "wall_s": round(time.perf_counter() - t, 1),
+                                "steps": steps,
+                                "input": input_size,
+                                "split": eval_split,
+                                "seed": seed,
+                            }
+                        )
+                        print(json.dumps(rows[-1]), flush=True)
 
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"

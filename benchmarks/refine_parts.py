@@ -34,19 +34,20 @@ from partdiscovery.data.part_folder import HOLDOUT_SPLIT
 from partdiscovery.evaluation.metrics import PartMetrics
 from partdiscovery.models.refine import refine_labels, refine_probs
 from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.utils.io import atomic_write_json
 from partdiscovery.workflows import run_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _validation_runs(folders: list[Path], parts: int) -> dict:
+def _validation_runs(folders: list[Path], parts: int, dataset: str) -> dict:
     spec = importlib.util.spec_from_file_location(
         "restart_criteria", ROOT / "benchmarks" / "restart_criteria.py"
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("restart_criteria", module)
     spec.loader.exec_module(module)
-    return module.validation_runs(folders, parts)
+    return module.validation_runs(folders, parts, dataset)
 
 
 def settings(radii: list[float], eps: float) -> dict[str, PredictConfig]:
@@ -128,13 +129,14 @@ def main() -> None:
     dataset = open_dataset(args.data, args.split, require_parts=True)
     rows = settings(args.radii, args.eps)
     record = {"data": args.data, "split": args.split, "parts": args.parts, "eps": args.eps, "runs": {}}
-    for seed, (run, _, _) in _validation_runs(args.quality, args.parts).items():
+    for seed, (run, _, _) in _validation_runs(args.quality, args.parts, Path(args.data).name).items():
         record["runs"][f"method seed {seed}"] = score_run(run, dataset, rows, args.radii)
         print(json.dumps({f"method seed {seed}": record["runs"][f"method seed {seed}"]}), flush=True)
     cfg = load_config(args.preset)
     cfg = dataclasses.replace(cfg, predict=PredictConfig(refine="none"))  # refined here, at every radius
     for name in args.baselines:
-        folder = args.work / f"{Path(args.data).name}_{name}_K{args.parts}_{args.split}"
+        # The preset names the baselines' φ and input size: a folder per preset, so that another --preset refits.
+        folder = args.work / f"{Path(args.data).name}_{name}_K{args.parts}_{args.split}_{args.preset}"
         fit_split = HOLDOUT_SPLIT if args.split == "val" else "train"
         if not (folder / "baseline_info.json").is_file():
             run_baseline(
@@ -150,7 +152,7 @@ def main() -> None:
         record["runs"][name] = score_baseline(folder, dataset, args.parts, rows)
         print(json.dumps({name: record["runs"][name]}), flush=True)
     if args.out:
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        atomic_write_json(args.out, record)
 
 
 if __name__ == "__main__":

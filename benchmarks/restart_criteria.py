@@ -33,26 +33,41 @@ from partdiscovery.data import open_dataset
 from partdiscovery.data.part_folder import HOLDOUT_SPLIT
 from partdiscovery.evaluation.consistency import deepest_layer_phi, foreground_partitions, partition_r2
 from partdiscovery.segmenter import PartSegmenter
+from partdiscovery.utils.io import atomic_write_json
 
 
-def validation_runs(folders: list[Path], parts: int) -> dict[int, tuple[Path, float, float]]:
-    """``{seed: (run folder, FG-NMI, FG-ARI)}`` of the method's K = ``parts`` rows in ``quality.json`` files
-    (``quality.py`` names a run ``method`` for its first seed, ``method_seed<S>`` for the others)."""
-    runs = {}
+def validation_runs(
+    folders: list[Path], parts: int, dataset: str | None = None
+) -> dict[int, tuple[Path, float, float]]:
+    """``{seed: (run folder, FG-NMI, FG-ARI)}`` of the method's K = ``parts`` rows in ``quality.json`` files.
+
+    Only the plain method's rows count (not ``method without X`` or ``method + learned bg``), of one dataset:
+    ``dataset``, or the only one the files hold (a ``ValueError`` names them when there are several). Rows record
+    their ``seed`` and ``run`` since 0.27; older files name the run ``method`` for the call's first seed
+    (``--seeds``, default 0) and ``method_seed<S>`` for the others, under ``DATASET/K<K>/``.
+    """
+    runs: dict[str, dict[int, tuple[Path, float, float]]] = {}
     for folder in folders:
         record = json.loads((folder / "quality.json").read_text())
-        seeds = [int(s) for s in re.search(r"--seeds ([\d ]+)", record["command"]).group(1).split()]
+        given = re.search(r"--seeds ([\d ]+)", record["command"])
+        first = int(given.group(1).split()[0]) if given else 0
         for row in record["rows"]:
-            if row["K"] == parts and row["method"].startswith("method"):
-                named = re.search(r"seed (\d+)", row["method"])
-                seed = int(named.group(1)) if named else seeds[0]
-                name = "method" if seed == seeds[0] else f"method_seed{seed}"
-                runs[seed] = (
-                    folder / row["dataset"] / f"K{parts}" / name / "run",
-                    row["fg_nmi"],
-                    row["fg_ari"],
-                )
-    return dict(sorted(runs.items()))
+            named = re.fullmatch(r"method(?: \(seed (\d+)\))?", row["method"])
+            if row["K"] != parts or not named:
+                continue
+            if "seed" in row:
+                seed, run = row["seed"], Path(row["run"])
+            else:
+                seed = int(named.group(1)) if named.group(1) else first
+                name = "method" if seed == first else f"method_seed{seed}"
+                run = folder / row["dataset"] / f"K{parts}" / name / "run"
+            runs.setdefault(row["dataset"], {})[seed] = (run, row["fg_nmi"], row["fg_ari"])
+    if dataset is None and len(runs) > 1:
+        raise ValueError(f"the quality.json files hold the runs of {sorted(runs)}: name one")
+    if dataset is not None and runs and dataset not in runs:
+        raise ValueError(f"the quality.json files hold no run of {dataset!r}, only of {sorted(runs)}")
+    chosen = runs[dataset] if dataset is not None else next(iter(runs.values()), {})
+    return dict(sorted(chosen.items()))
 
 
 def consensus(parts: list[torch.Tensor]) -> np.ndarray:
@@ -86,7 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the record as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    runs = validation_runs(args.quality, args.parts)
+    runs = validation_runs(args.quality, args.parts, Path(args.data).name)
     if len(runs) < args.choose:
         raise SystemExit(f"restart_criteria.py: {len(runs)} runs found, --choose {args.choose}")
     dataset = open_dataset(args.data, HOLDOUT_SPLIT, validate=False)
@@ -112,7 +127,7 @@ def main() -> None:
     }
     print(json.dumps(record, indent=1))
     if args.out:
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        atomic_write_json(args.out, record)
 
 
 if __name__ == "__main__":

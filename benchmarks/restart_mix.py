@@ -82,7 +82,9 @@ def main() -> None:
     }
     print(json.dumps(record, indent=1))
     if args.out:
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        from partdiscovery.utils.io import atomic_write_json
+
+        atomic_write_json(args.out, record)
 
 
 if __name__ == "__main__":

@@ -1004,8 +1004,10 @@ def main(argv: list[str] | None = None) -> int:
     res["total_wall_s"] = time.perf_counter() - started
     markdown = build_markdown(res)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(json.dumps(res, indent=1))
-    (args.out / "speed.md").write_text(markdown)
+    from partdiscovery.utils.io import atomic_write_json, atomic_write_text
+
+    atomic_write_json(args.out / "speed.json", res)
+    atomic_write_text(args.out / "speed.md", markdown)
     print(markdown)
     print(f"[speed] wrote {args.out / 'speed.md'} and {args.out / 'speed.json'}", file=sys.stderr)
     return 0

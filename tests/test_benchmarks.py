@@ -252,6 +252,110 @@ def test_restart_criteria_find_the_runs_and_keep_one_per_subset(tmp_path):
     assert criteria.simulate(np.array([0.3, 0.2, 0.1]), medoid, scores, choose=3)["consensus"] == [30.0, 3.0]
 
 
+def test_restart_criteria_read_only_the_plain_method_of_one_dataset(tmp_path):
+    import json
+
+    criteria = load_script("restart_criteria")
+    row = {"K": 4, "fg_ari": 1.0}
+    rows = [
+        {**row, "dataset": "d", "method": "method", "fg_nmi": 30.0},
+        # Rows quality.py writes beside the method's, with no seed in their names: never a run.
+        {**row, "dataset": "d", "method": "method without feature", "fg_nmi": 7.0},
+        {**row, "dataset": "d", "method": "method + learned bg, given masks", "fg_nmi": 8.0},
+    ]
+    (tmp_path / "quality.json").write_text(json.dumps({"command": "quality.py --split val", "rows": rows}))
+    # No --seeds in the command: quality.py's default seed 0.
+    assert criteria.validation_runs([tmp_path], parts=4) == {
+        0: (tmp_path / "d" / "K4" / "method" / "run", 30.0, 1.0)
+    }
+    other = tmp_path / "other"
+    other.mkdir()
+    recorded = {"seed": 2, "run": str(other / "e" / "val" / "K4" / "method_seed2" / "run")}
+    (other / "quality.json").write_text(
+        json.dumps(
+            {
+                "command": "quality.py",
+                "rows": [{**row, "dataset": "e", "method": "method", "fg_nmi": 5.0, **recorded}],
+            }
+        )
+    )
+    with pytest.raises(ValueError, match=r"\['d', 'e'\]: name one"):
+        criteria.validation_runs([tmp_path, other], parts=4)
+    # Rows of 0.27 on say their seed and run folder.
+    assert criteria.validation_runs([tmp_path, other], parts=4, dataset="e") == {
+        2: (Path(recorded["run"]), 5.0, 1.0)
+    }
+    with pytest.raises(ValueError, match="no run of 'f'"):
+        criteria.validation_runs([tmp_path, other], parts=4, dataset="f")
+
+
+def test_quality_keeps_each_seed_and_split_apart_and_passes_them_on(
+    quality, tiny_dataset, tmp_path, monkeypatch
+):
+    """Every trained run (the method, its ablation, the learned background) gets its seed, split and device, and
+    a folder of its own; baselines fit on the split's training images on the same device."""
+    import json
+    import sys
+
+    trained, fitted = [], []
+    scores = {"fg_nmi": 1.0, "fg_ari": 2.0, "nmi": 3.0, "ari": 4.0}
+
+    def fake_train(data, out, preset, overrides, split="test", curve=None, device="cpu"):
+        trained.append(
+            (out, split, device, [o for o in overrides if o.startswith(("train.seed", "loss.", "model."))])
+        )
+        return dict(scores), 0.0
+
+    def fake_background(data, out, preset, overrides, split="test", device="cpu"):
+        fake_train(data, out, preset, overrides + ["model.learned_background=true"], split, device=device)
+        return [{"method": "method + learned bg, given masks", **scores, "wall_s": 0.0}]
+
+    def fake_baseline(name, data, folder, k, cfg, **kw):
+        fitted.append((name, kw["split"], kw["fit_split"], kw["device"]))
+
+    monkeypatch.setattr(quality, "train_and_predict", fake_train)
+    monkeypatch.setattr(quality, "learned_background_rows", fake_background)
+    monkeypatch.setattr(quality, "run_baseline", fake_baseline)
+    monkeypatch.setattr(quality, "score_dir", lambda *a, **k: dict(scores))
+    argv = [
+        "quality.py",
+        "--datasets",
+        str(tiny_dataset),
+        "--parts",
+        "4",
+        "--seeds",
+        "3",
+        "5",
+        "--split",
+        "val",
+    ]
+    argv += ["--methods", "method", "kmeans", "--ablation", "--learned-background", "--device", "meta"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(tmp_path)])
+    quality.main()
+    where = tmp_path / "synth" / "val" / "K4"
+    method = [t for t in trained if "loss." not in " ".join(t[3]) and "model.learned" not in " ".join(t[3])]
+    assert [(t[0], t[3][-1]) for t in method] == [
+        (where / "method_seed3", "train.seed=3"),
+        (where / "method_seed5", "train.seed=5"),
+    ]
+    ablated = [t for t in trained if any(o.startswith("loss.") and o.endswith("=0") for o in t[3])]
+    assert len(ablated) == 2 * len(quality.LOSSES)
+    assert {(t[0].name, next(o for o in t[3] if o.startswith("train.seed"))) for t in ablated} >= {
+        ("no_feature_seed3", "train.seed=3"),
+        ("no_feature_seed5", "train.seed=5"),
+    }
+    background = [t for t in trained if "model.learned_background=true" in t[3]]
+    assert [(t[0], "train.seed=3" in t[3]) for t in background] == [(where / "learned_bg_seed3", True)]
+    assert {(split, device) for _, split, device, _ in trained} == {("val", "meta")}
+    assert fitted == [("kmeans", "val", quality.HOLDOUT_SPLIT, "meta")]
+    rows = json.loads((tmp_path / "quality.json").read_text())["rows"]
+    assert [(r["method"], r["seed"]) for r in rows if r["method"].startswith("method (")] == [
+        ("method (seed 3)", 3),
+        ("method (seed 5)", 5),
+    ]
+    assert {r["split"] for r in rows} == {"val"}
+
+
 def test_restart_mix_keeps_the_run_of_highest_r2_across_kinds():
     mix = load_script("restart_mix")
     assert mix.parse_make_up("D=3,T=1") == {"D": 3, "T": 1}
