@@ -11,7 +11,17 @@ import pytest
 import torch
 
 from partdiscovery.utils import distributed
-from partdiscovery.utils.distributed import barrier, main_first, process_device, setup
+from partdiscovery.utils.distributed import (
+    COLLECTIVE_TIMEOUT,
+    WAIT_TIMEOUT,
+    DistInfo,
+    Shard,
+    barrier,
+    env_info,
+    main_first,
+    process_device,
+    setup,
+)
 from tests.ddp import spawn
 
 
@@ -71,10 +81,90 @@ def test_the_wait_for_the_main_process_is_long_and_trainings_collectives_are_not
     assert other == {"main_first": "masks", "barrier": "timed out"}
 
 
+def _others_take_long(rank: int, folder: str) -> None:
+    # Seconds instead of minutes and hours, as in _slow_main.
+    distributed.COLLECTIVE_TIMEOUT, distributed.WAIT_TIMEOUT = timedelta(seconds=1), timedelta(seconds=60)
+    setup(torch.device("cpu"))
+    made = Path(folder) / "made_by_1"
+
+    def make() -> str:
+        if rank == 1:
+            # No access to the main process's files: it makes its own, longer than a collective may take.
+            time.sleep(2)
+            made.write_text("1")
+        return "masks"
+
+    got = main_first(make)
+    (Path(folder) / f"rank_{rank}.json").write_text(json.dumps({"got": got, "others_done": made.is_file()}))
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_main_first_returns_on_the_main_process_once_the_others_have_made_theirs(tmp_path):
+    """The main process returns only once the others have made their files too, and waits for them under
+    WAIT_TIMEOUT: returning early, it would wait at training's first collective, which gives up after
+    COLLECTIVE_TIMEOUT."""
+    spawn(_others_take_long, 2, str(tmp_path))
+    main, other = (json.loads((tmp_path / f"rank_{r}.json").read_text()) for r in (0, 1))
+    assert main == other == {"got": "masks", "others_done": True}
+
+
+def test_env_info_reads_torchruns_variables(monkeypatch):
+    monkeypatch.setenv("RANK", "5")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("LOCAL_RANK", "1")  # the second process of the third node
+    assert env_info() == DistInfo(rank=5, world_size=8, local_rank=1)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name)
+    assert env_info() == DistInfo(rank=0, world_size=1, local_rank=0)
+    assert not env_info().enabled and env_info().is_main
+
+
+def test_the_main_process_is_global_rank_0_not_each_nodes_first():
+    assert DistInfo(rank=0, world_size=4, local_rank=0).is_main
+    assert not DistInfo(rank=2, world_size=4, local_rank=0).is_main
+
+
+def test_shards_tile_the_global_batch_in_global_rank_order():
+    """On two nodes of two processes, local ranks repeat: the slice follows the global rank."""
+    shards = [DistInfo(rank=r, world_size=4, local_rank=r % 2).shard(8) for r in range(4)]
+    assert shards == [Shard(0, 2, 8), Shard(2, 2, 8), Shard(4, 2, 8), Shard(6, 2, 8)]
+    assert not any(s.is_whole for s in shards)  # every process takes the global batch's gather path
+    assert DistInfo().shard(8) == Shard(0, 8, 8) and DistInfo().shard(8).is_whole
+
+
+def test_setup_joins_once_and_takes_the_gpu_of_its_local_rank(monkeypatch):
+    """Recorded, not joined (a single process, no GPU needed): what setup asks of torch on process 3 of 4, the
+    second one of its node."""
+    calls = []
+    joined = False
+
+    def init_process_group(backend, timeout):
+        nonlocal joined
+        calls.append(("init", backend, timeout))
+        joined = True
+
+    def new_group(backend, timeout):
+        calls.append(("wait", backend, timeout))
+
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(distributed, "_wait_group", None)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: joined)
+    monkeypatch.setattr(torch.distributed, "init_process_group", init_process_group)
+    monkeypatch.setattr(torch.distributed, "new_group", new_group)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: calls.append(("gpu", index)))
+    assert setup(torch.device("cuda")) == DistInfo(rank=3, world_size=4, local_rank=1)
+    assert calls == [("gpu", 1), ("init", "nccl", COLLECTIVE_TIMEOUT), ("wait", "gloo", WAIT_TIMEOUT)]
+    setup(torch.device("cuda"))  # joined already: nothing more (a second init_process_group raises)
+    assert len(calls) == 3
+
+
 def test_not_distributed_is_a_plain_call(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert main_first(lambda: 7) == 7
     assert process_device(torch.device("cpu")) == torch.device("cpu")
+    assert process_device(torch.device("cuda")) == torch.device("cuda")  # as given: no index added
 
 
 def test_each_process_takes_its_own_gpu(monkeypatch):
@@ -83,3 +173,10 @@ def test_each_process_takes_its_own_gpu(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert process_device(torch.device("cuda")) == torch.device("cuda", 1)
     assert process_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_on_a_second_node_a_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert process_device(torch.device("cuda")) == torch.device("cuda", 1)

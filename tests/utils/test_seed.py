@@ -17,6 +17,15 @@ def test_derive_seed_is_a_pure_well_spread_function_of_its_parts():
     assert derive_seed(-1) == derive_seed(2**64 - 1)  # parts are taken modulo 2**64
 
 
+def test_derive_seed_uses_all_63_bits():
+    """Seeds of 32 bits would collide between (seed, step, sample) triples of a long run (birthday bound)."""
+    assert max(derive_seed(0, step) for step in range(100)).bit_length() > 60
+
+
+def test_torch_generator_is_seeded_with_derive_seed():
+    assert torch_generator(3, 7).initial_seed() == derive_seed(3, 7)
+
+
 def test_torch_generator_streams_repeat_and_differ():
     a = torch.rand(4, generator=torch_generator(3, 7))
     assert torch.equal(a, torch.rand(4, generator=torch_generator(3, 7)))
@@ -28,3 +37,25 @@ def test_seed_everything_seeds_python_numpy_and_torch():
     first = (random.random(), np.random.rand(), torch.rand(1).item())
     seed_everything(11, deterministic=False)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_seed_everything_takes_a_derived_63_bit_seed():
+    """NumPy's legacy seed takes 32 bits only: the seed is reduced for it, and used whole elsewhere."""
+    seed = derive_seed(1, 2)
+    seed_everything(seed, deterministic=False)
+    assert torch.initial_seed() == seed
+    assert np.random.rand() == np.random.RandomState(seed % 2**32).rand()
+
+
+def test_seed_everything_makes_kernels_deterministic_with_a_warning_only_when_asked(monkeypatch):
+    """Recorded, not applied: the setting is global to the process (and its first use takes seconds)."""
+    calls = []
+
+    def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+        calls.append((mode, warn_only))
+
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", use_deterministic_algorithms)
+    seed_everything(11, deterministic=False)
+    assert calls == []
+    seed_everything(11)
+    assert calls == [(True, True)]  # a CUDA kernel without a deterministic version warns rather than fails

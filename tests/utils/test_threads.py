@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 
+from partdiscovery.utils import threads
 from partdiscovery.utils.threads import available_cpus, ordered_map, torch_threads
 
 
@@ -51,11 +52,61 @@ def test_an_error_is_raised_at_its_item_and_the_rest_is_not_started():
     assert len(started) < 20  # at most 2 x workers ahead of the reader, not the whole list
 
 
+def test_at_most_twice_the_workers_items_are_taken_before_the_first_result():
+    taken = []
+
+    def items():
+        for x in range(100):
+            taken.append(x)
+            yield x
+
+    results = ordered_map(lambda x: x, items(), 3)
+    assert next(results) == 0 and len(taken) == 6
+    results.close()
+
+
+def test_an_early_stop_does_not_start_the_items_still_queued(monkeypatch):
+    """Both workers are busy with items 1 and 2 when the reader stops after item 0: item 3, queued behind them, is
+    never run. (The busy items are let go only when the pool shuts down, after ordered_map dropped the queue.)"""
+    release = threading.Event()
+    busy = threading.Barrier(3, timeout=10)
+    started = []
+
+    class Pool(threads.ThreadPoolExecutor):
+        def shutdown(self, *args, **kwargs):
+            release.set()
+            super().shutdown(*args, **kwargs)
+
+    def work(x: int) -> int:
+        started.append(x)
+        if x in (1, 2):
+            busy.wait()
+            release.wait(timeout=10)
+        return x
+
+    monkeypatch.setattr(threads, "ThreadPoolExecutor", Pool)
+    results = ordered_map(work, range(10), 2)
+    assert next(results) == 0
+    busy.wait()  # both workers hold an item; item 3 waits in the pool's queue
+    results.close()
+    assert sorted(started) == [0, 1, 2]
+
+
 def test_available_cpus_are_those_this_process_may_run_on():
     import os
 
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert available_cpus() == expected
+
+
+def test_available_cpus_without_an_affinity_mask_are_the_cpu_count(monkeypatch):
+    import os
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert available_cpus() == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # undeterminable
+    assert available_cpus() == 1
 
 
 def test_torch_threads_are_set_inside_the_block_and_restored_after_it():
