@@ -130,6 +130,8 @@ def test_shards_tile_the_global_batch_in_global_rank_order():
     assert shards == [Shard(0, 2, 8), Shard(2, 2, 8), Shard(4, 2, 8), Shard(6, 2, 8)]
     assert not any(s.is_whole for s in shards)  # every process takes the global batch's gather path
     assert DistInfo().shard(8) == Shard(0, 8, 8) and DistInfo().shard(8).is_whole
+    with pytest.raises(ValueError, match="a batch of 6 does not split over 4 processes"):
+        DistInfo(rank=0, world_size=4).shard(6)  # the leftover images would be dropped unsaid
 
 
 def test_setup_joins_once_and_takes_the_gpu_of_its_local_rank(monkeypatch):

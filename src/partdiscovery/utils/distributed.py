@@ -48,6 +48,9 @@ class DistInfo:
         return self.rank == 0
 
     def shard(self, global_batch: int) -> Shard:
+        """This process's equal slice of a global batch (the trainer refuses batches that do not divide)."""
+        if global_batch % self.world_size:
+            raise ValueError(f"a batch of {global_batch} does not split over {self.world_size} processes")
         size = global_batch // self.world_size
         return Shard(self.rank * size, size, global_batch)
 
