@@ -322,7 +322,7 @@ def main() -> None:
                             "input": input_size,
                             "split": eval_split,
                             "seed": seed if trained else None,
-                            "run": str(folder / "run") if trained else None,
+                            "run": str((folder / "run").resolve()) if trained else None,
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
