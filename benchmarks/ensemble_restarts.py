@@ -74,7 +74,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     name = Path(args.data).name
-    runs = validation_runs(args.quality, args.parts, Path(args.data).name)
+    runs = validation_runs(args.quality, args.parts, name)
     r2 = {s: json.loads(args.r2.read_text())[name]["runs"][str(s)]["r2"]["120"] for s in runs}
     val = open_dataset(args.data, "val", require_parts=True)
     train = _First(open_dataset(args.data, HOLDOUT_SPLIT, require_parts=False), 120)

@@ -188,8 +188,7 @@ def evaluate_dataset(
 def table(rows: list[dict], command: str, wall_s: float, threads: int, cfg: ForegroundConfig) -> list[str]:
     lines = [
         f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{'GPU ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}, "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores (φ and the refiners on the CPU), "
         f"torch {torch.__version__}, {threads} thread(s); "
         f"date {datetime.date.today().isoformat()}; total wall time {wall_s:.0f} s  ",
         f"Foreground config: input {cfg.input_size} px, k = {cfg.clusters} (kmeans_border), border ratio "

@@ -6,7 +6,10 @@ size), fits k-means and DFF on the training split, scores everything on the test
 NMI, ARI, %), and writes a markdown table with wall times to ``OUT/quality.md`` (and ``quality.json``, one
 row per method, seed and K; default ``OUT``: ``benchmarks/out/quality``), plus one overlay grid per dataset.
 Runs land in ``OUT/DATASET/SPLIT/K<K>/<method>_seed<S>/run`` (baselines in ``.../K<K>/<method>``; each trained
-row records its ``seed`` and ``run``), so calls with other seeds or the other split keep each other's runs.
+row records its ``seed`` and its ``run`` relative to ``OUT``), so a second call with other seeds or the other split
+leaves the first call's runs in place; ``quality.json`` and ``quality.md`` hold the last call's rows only, so the
+studies that read them (``restart_criteria.py``, ``refine_parts.py``, ``ensemble_restarts.py``) take one ``OUT``
+per call (several ``--quality`` folders).
 ``--ablation`` also trains the method with each loss dropped in turn (first K only, every seed). The trained
 methods use the ``cpu`` preset on the synthetic set and the ``photos`` preset (192 px) on real photographs; the
 baselines use the same input size.
@@ -180,6 +183,12 @@ def replace_section(path: Path, text: str) -> None:
     atomic_write_text(path, doc[: start + len(BEGIN)] + "\n" + text + "\n" + doc[stop:])
 
 
+def run_entry(folder: Path, out: Path) -> str:
+    """A row's ``run``: the run folder relative to ``--out``, so that a moved or copied ``OUT`` still finds its runs
+    (readers join it to the folder of ``quality.json``)."""
+    return str((folder / "run").relative_to(out))
+
+
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -245,7 +254,7 @@ def main() -> None:
     ap.add_argument(
         "--out",
         default=str(ROOT / "benchmarks" / "out" / "quality"),
-        help="runs under OUT/DATASET/SPLIT/K<K>/; OUT/quality.json and quality.md are this call's rows",
+        help="runs under OUT/DATASET/SPLIT/K<K>/; OUT/quality.json and quality.md hold this call's rows only",
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="where the trained methods train and predict (cpu, cuda)")
@@ -322,7 +331,7 @@ def main() -> None:
                             "input": input_size,
                             "split": eval_split,
                             "seed": seed if trained else None,
-                            "run": str((folder / "run").resolve()) if trained else None,
+                            "run": run_entry(folder, out) if trained else None,
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
@@ -345,6 +354,7 @@ def main() -> None:
                             "input": input_size,
                             "split": eval_split,
                             "seed": seed,
+                            "run": run_entry(where / f"learned_bg_seed{seed}", out),
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
@@ -374,6 +384,7 @@ def main() -> None:
                                 "input": input_size,
                                 "split": eval_split,
                                 "seed": seed,
+                                "run": run_entry(where / f"no_{dropped}_seed{seed}", out),
                             }
                         )
                         print(json.dumps(rows[-1]), flush=True)

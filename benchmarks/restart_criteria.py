@@ -42,9 +42,10 @@ def validation_runs(
     """``{seed: (run folder, FG-NMI, FG-ARI)}`` of the method's K = ``parts`` rows in ``quality.json`` files.
 
     Only the plain method's rows count (not ``method without X`` or ``method + learned bg``), of one dataset:
-    ``dataset``, or the only one the files hold (a ``ValueError`` names them when there are several). Rows record
-    their ``seed`` and ``run`` since 0.27; older files name the run ``method`` for the call's first seed
-    (``--seeds``, default 0) and ``method_seed<S>`` for the others, under ``DATASET/K<K>/``.
+    ``dataset``, or the only one the files hold (a ``ValueError`` names them when there are several), and only of
+    ``--split val`` calls (a ``ValueError`` otherwise). Rows record their ``seed`` and ``run`` (relative to the
+    folder) since 0.27; older files name the run ``method`` for the call's first seed (``--seeds``, default 0) and
+    ``method_seed<S>`` for the others, under ``DATASET/K<K>/``.
     """
     runs: dict[str, dict[int, tuple[Path, float, float]]] = {}
     for folder in folders:
@@ -55,8 +56,13 @@ def validation_runs(
             named = re.fullmatch(r"method(?: \(seed (\d+)\))?", row["method"])
             if row["K"] != parts or not named:
                 continue
+            if row.get("split", "val") != "val":
+                # Runs of --split test trained on the validation images: choosing among them there would be biased.
+                raise ValueError(
+                    f"{folder / 'quality.json'}: its runs are scored on the {row['split']} split, not val"
+                )
             if "seed" in row:
-                seed, run = row["seed"], Path(row["run"])
+                seed, run = row["seed"], folder / row["run"]
             else:
                 seed = int(named.group(1)) if named.group(1) else first
                 name = "method" if seed == first else f"method_seed{seed}"

@@ -270,7 +270,7 @@ def test_restart_criteria_read_only_the_plain_method_of_one_dataset(tmp_path):
     }
     other = tmp_path / "other"
     other.mkdir()
-    recorded = {"seed": 2, "run": str(other / "e" / "val" / "K4" / "method_seed2" / "run")}
+    recorded = {"seed": 2, "run": "e/val/K4/method_seed2/run"}  # relative to its quality.json's folder
     (other / "quality.json").write_text(
         json.dumps(
             {
@@ -283,10 +283,17 @@ def test_restart_criteria_read_only_the_plain_method_of_one_dataset(tmp_path):
         criteria.validation_runs([tmp_path, other], parts=4)
     # Rows of 0.27 on say their seed and run folder.
     assert criteria.validation_runs([tmp_path, other], parts=4, dataset="e") == {
-        2: (Path(recorded["run"]), 5.0, 1.0)
+        2: (other / "e" / "val" / "K4" / "method_seed2" / "run", 5.0, 1.0)
     }
     with pytest.raises(ValueError, match="no run of 'f'"):
         criteria.validation_runs([tmp_path, other], parts=4, dataset="f")
+    # Runs of a --split test call trained on the validation images: never chosen among on them.
+    tested = tmp_path / "tested"
+    tested.mkdir()
+    scored_on_test = {**row, **recorded, "dataset": "e", "method": "method", "fg_nmi": 5.0, "split": "test"}
+    (tested / "quality.json").write_text(json.dumps({"command": "quality.py", "rows": [scored_on_test]}))
+    with pytest.raises(ValueError, match="scored on the test split, not val"):
+        criteria.validation_runs([tested], parts=4)
 
 
 def test_quality_keeps_each_seed_and_split_apart_and_passes_them_on(
@@ -354,6 +361,10 @@ def test_quality_keeps_each_seed_and_split_apart_and_passes_them_on(
         ("method (seed 5)", 5),
     ]
     assert {r["split"] for r in rows} == {"val"}
+    # Every trained row names its run folder relative to OUT, so that a moved OUT still finds it.
+    runs = {r["run"] for r in rows if r["seed"] is not None}
+    assert {"synth/val/K4/method_seed3/run", "synth/val/K4/no_feature_seed5/run"} <= runs
+    assert "synth/val/K4/learned_bg_seed3/run" in runs and not any(Path(r).is_absolute() for r in runs)
 
 
 def test_restart_mix_keeps_the_run_of_highest_r2_across_kinds():
