@@ -189,6 +189,33 @@ def run_entry(folder: Path, out: Path) -> str:
     return str((folder / "run").relative_to(out))
 
 
+def table_row(
+    context: dict,
+    label: str,
+    result: dict,
+    out: Path,
+    folder: Path | None = None,
+    seed: int | None = None,
+    started: float | None = None,
+) -> dict:
+    """One row of ``quality.json``: the dataset, K, input, split and steps of ``context``, the scores of ``result``,
+    and for a trained run its ``seed`` and ``run`` folder (relative to ``out``); a baseline (``folder`` None) has
+    neither, nor steps. ``started``: the ``time.perf_counter()`` of the row's work, for its ``wall_s``."""
+    trained = folder is not None
+    return {
+        "dataset": context["dataset"],
+        "K": context["K"],
+        "method": label,
+        **result,
+        **({"wall_s": round(time.perf_counter() - started, 1)} if started is not None else {}),
+        "steps": context["steps"] if trained else None,
+        "input": context["input"],
+        "split": context["split"],
+        "seed": seed,
+        "run": run_entry(folder, out) if trained else None,
+    }
+
+
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -286,6 +313,8 @@ def main() -> None:
             # are the last call's.
             where = out / name / args.split / f"K{k}"
             pred_dirs: dict[str, Path] = {}
+            context = {"dataset": name, "K": k, "input": input_size, "split": eval_split, "steps": steps}
+
             for method in args.methods:
                 trained = method in ("method", "scops")
                 for seed in args.seeds if trained else [0]:
@@ -318,45 +347,18 @@ def main() -> None:
                         )
                         result = score_dir(data, folder, eval_split)
                         pred_dirs[method] = folder
-                    rows.append(
-                        {
-                            "dataset": name,
-                            "K": k,
-                            "method": method
-                            if not trained or len(args.seeds) == 1
-                            else f"{method} (seed {seed})",
-                            **result,
-                            "wall_s": round(time.perf_counter() - t, 1),
-                            "steps": steps if trained else None,
-                            "input": input_size,
-                            "split": eval_split,
-                            "seed": seed if trained else None,
-                            "run": run_entry(folder, out) if trained else None,
-                        }
-                    )
+                    label = method if not trained or len(args.seeds) == 1 else f"{method} (seed {seed})"
+                    if trained:
+                        rows.append(table_row(context, label, result, out, folder, seed, started=t))
+                    else:
+                        rows.append(table_row(context, label, result, out, started=t))
                     print(json.dumps(rows[-1]), flush=True)
             if args.learned_background and k == parts_list[0]:
                 seed = args.seeds[0]
-                for row in learned_background_rows(
-                    data,
-                    where / f"learned_bg_seed{seed}",
-                    preset,
-                    base + [f"model.num_parts={k}", f"train.seed={seed}"],
-                    args.split,
-                    args.device,
-                ):
-                    rows.append(
-                        {
-                            "dataset": name,
-                            "K": k,
-                            **row,
-                            "steps": steps,
-                            "input": input_size,
-                            "split": eval_split,
-                            "seed": seed,
-                            "run": run_entry(where / f"learned_bg_seed{seed}", out),
-                        }
-                    )
+                folder = where / f"learned_bg_seed{seed}"
+                overrides = base + [f"model.num_parts={k}", f"train.seed={seed}"]
+                for row in learned_background_rows(data, folder, preset, overrides, args.split, args.device):
+                    rows.append(table_row(context, row.pop("method"), row, out, folder, seed))
                     print(json.dumps(rows[-1]), flush=True)
             if k == parts_list[0] and args.split == "test":
                 save_grid(data, pred_dirs, out / f"{name}_K{k}_grid.png")
@@ -364,29 +366,18 @@ def main() -> None:
                 for dropped in LOSSES:
                     for seed in args.seeds:
                         t = time.perf_counter()
+                        folder = where / f"no_{dropped}_seed{seed}"
                         result, _ = train_and_predict(
                             data,
-                            where / f"no_{dropped}_seed{seed}",
+                            folder,
                             preset,
                             base + [f"model.num_parts={k}", f"train.seed={seed}", f"loss.{dropped}=0"],
                             args.split,
                             device=args.device,
                         )
                         label = f"method without {dropped}"
-                        rows.append(
-                            {
-                                "dataset": name,
-                                "K": k,
-                                "method": label if len(args.seeds) == 1 else f"{label} (seed {seed})",
-                                **result,
-                                "wall_s": round(time.perf_counter() - t, 1),
-                                "steps": steps,
-                                "input": input_size,
-                                "split": eval_split,
-                                "seed": seed,
-                                "run": run_entry(where / f"no_{dropped}_seed{seed}", out),
-                            }
-                        )
+                        label = label if len(args.seeds) == 1 else f"{label} (seed {seed})"
+                        rows.append(table_row(context, label, result, out, folder, seed, started=t))
                         print(json.dumps(rows[-1]), flush=True)
 
     machine = (
