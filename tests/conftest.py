@@ -57,6 +57,19 @@ def _torch_threads():
     torch.set_num_threads(TEST_THREADS)
 
 
+@pytest.fixture
+def deterministic_mode_off():
+    """torch's deterministic-algorithms mode off for the test (as in a user's program), then as it was: a test
+    that checks a workflow leaves the mode as it found it must not depend on what earlier tests in its process did."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(False)
+    yield
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
 @pytest.fixture(scope="session")
 def tiny_config():
     """A factory: ``tiny_config("train.steps=6", ...)`` -> :class:`Config`."""

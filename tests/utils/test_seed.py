@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 import torch
 
-from partdiscovery.utils.seed import derive_seed, seed_everything, torch_generator
+from partdiscovery.utils.seed import derive_seed, seed_everything, seeded, torch_generator
 
 
 def test_derive_seed_is_a_pure_well_spread_function_of_its_parts():
@@ -61,3 +62,29 @@ def test_seed_everything_makes_kernels_deterministic_with_a_warning_only_when_as
     assert calls == []
     seed_everything(11)
     assert calls == [(True, True)]  # a CUDA kernel without a deterministic version warns rather than fails
+
+
+def _mode() -> tuple[bool, bool]:
+    return torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+
+
+def test_seeded_turns_the_mode_on_for_its_block_and_restores_it(deterministic_mode_off):
+    """A program that calls a workflow keeps its own mode after the call (the mode is global to the process)."""
+    with seeded(11):
+        assert _mode() == (True, True)
+        inside = torch.rand(1).item()
+    assert _mode() == (False, False)
+    seed_everything(11, deterministic=False)
+    assert torch.rand(1).item() == inside  # seeded as seed_everything seeds
+    torch.use_deterministic_algorithms(
+        True
+    )  # a caller's strict mode (errors, not warnings) is given back too
+    with seeded(11):
+        assert _mode() == (True, True)
+    assert _mode() == (True, False)
+    torch.use_deterministic_algorithms(False)
+    with pytest.raises(RuntimeError, match="inside"), seeded(11):
+        raise RuntimeError("inside")
+    assert _mode() == (False, False)  # restored when the block fails too
+    with seeded(11, deterministic=False):
+        assert _mode() == (False, False)

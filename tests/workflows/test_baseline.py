@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from partdiscovery.baselines import BASELINES
 from partdiscovery.data import open_dataset
@@ -40,9 +41,12 @@ def test_parts_out_of_range_are_refused(tmp_path, tiny_dataset, parts):
         run_baseline("kmeans", str(tiny_dataset), tmp_path / "out", parts)
 
 
-def test_fitted_baseline_uses_the_configs_phi_and_input_size(tmp_path, tiny_dataset, tiny_config):
+def test_fitted_baseline_uses_the_configs_phi_and_input_size(
+    tmp_path, tiny_dataset, tiny_config, deterministic_mode_off
+):
     cfg = tiny_config("model.feature_layers=[0,1,0,1]")
     out = run_baseline("kmeans", str(tiny_dataset), tmp_path / "km", 3, cfg, progress=False)
+    assert not torch.are_deterministic_algorithms_enabled()  # seeded for the fit, the caller's mode kept
     info = json.loads((out / "baseline_info.json").read_text())
     assert info["input_size"] == cfg.data.input_size
     assert info["feature_extractor"] == cfg.model.feature_extractor

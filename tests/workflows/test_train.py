@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from partdiscovery.errors import PartDiscoveryError
@@ -43,13 +44,16 @@ def test_dataset_inputs_names_the_dataset_root(tiny_dataset):
     assert dataset_inputs(None) == [(None, "dataset folder")]
 
 
-def test_run_training_writes_a_run_and_records_the_masks(tmp_path, tiny_config, tiny_dataset):
+def test_run_training_writes_a_run_and_records_the_masks(
+    tmp_path, tiny_config, tiny_dataset, deterministic_mode_off
+):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights
         summary = run_training(
             tiny_config("train.steps=2"), str(tiny_dataset), tmp_path / "run", "cpu", quiet=True
         )
     assert summary["steps"] == 2
+    assert not torch.are_deterministic_algorithms_enabled()  # trained in it, then the caller's mode again
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     assert info["masks"]["source"] == "given"
     with pytest.raises(PartDiscoveryError, match="--overwrite|--resume"):

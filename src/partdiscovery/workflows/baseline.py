@@ -150,7 +150,7 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
     from partdiscovery.data.part_folder import open_to_score
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.models import create_feature_extractor
-    from partdiscovery.utils.seed import seed_everything
+    from partdiscovery.utils.seed import seeded
 
     baseline = BASELINES.build(name)
     model_cfg, input_size = job.cfg.model, job.cfg.data.input_size
@@ -161,15 +161,15 @@ def _fit_on_features(name: str, job: BaselineJob) -> Path:
     files = [f"{i}.png" for i in predict_set.ids] + ["baseline_info.json"]
     # A user's file among the outputs, or an output inside the dataset, fails before fitting.
     prediction_folder(job.out, files, job.overwrite, inputs + [(predict_set.root, "dataset folder")])
-    seed_everything(job.seed)
-    phi = create_feature_extractor(
-        model_cfg.feature_extractor,
-        pretrained=model_cfg.pretrained,
-        normalize=baseline.normalize_features,
-        layer_weights=model_cfg.feature_layers,
-    )
-    started = time.perf_counter()
-    model = baseline.fit(phi, train_set, job.parts, input_size, seed=job.seed, progress=job.progress)
+    with seeded(job.seed):  # φ's initialisation where it is not pretrained, and the fit
+        phi = create_feature_extractor(
+            model_cfg.feature_extractor,
+            pretrained=model_cfg.pretrained,
+            normalize=baseline.normalize_features,
+            layer_weights=model_cfg.feature_layers,
+        )
+        started = time.perf_counter()
+        model = baseline.fit(phi, train_set, job.parts, input_size, seed=job.seed, progress=job.progress)
     with writing_into(job.out, "writing predictions into this folder"):
         # Again, under the lock: another call may have written into the folder since the check above.
         folder = prediction_folder(

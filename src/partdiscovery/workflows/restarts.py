@@ -49,7 +49,7 @@ from partdiscovery.training.methods import create_method
 from partdiscovery.training.trainer import Trainer, check_resume_config, check_same_images, training_images
 from partdiscovery.utils.distributed import broadcast_object, env_info
 from partdiscovery.utils.io import atomic_write, atomic_write_json
-from partdiscovery.utils.seed import seed_everything
+from partdiscovery.utils.seed import seeded
 
 RESTARTS_DIR = "restarts"
 SELECTION_FILE = "selection.json"
@@ -248,18 +248,18 @@ def train_with_restarts(
         last: dict = {}  # what this process's last training returned (the other processes' result)
 
         def train(seed: int, stop_at: int | None, resume_candidate: bool) -> dict:
-            seed_everything(seed)
-            return Trainer(
-                create_method(candidates[seed]),
-                candidates[seed],
-                dataset,
-                candidate_dir(out, seed),
-                device=device,
-                resume=resume_candidate,
-                overwrite=overwrite and not resume_candidate,  # the chosen one, trained on, is resumed
-                progress=progress,
-                info=info,
-            ).fit(stop_at=stop_at)
+            with seeded(seed):
+                return Trainer(
+                    create_method(candidates[seed]),
+                    candidates[seed],
+                    dataset,
+                    candidate_dir(out, seed),
+                    device=device,
+                    resume=resume_candidate,
+                    overwrite=overwrite and not resume_candidate,  # the chosen one, trained on, is resumed
+                    progress=progress,
+                    info=info,
+                ).fit(stop_at=stop_at)
 
         record = Path(out) / RESTARTS_DIR / SELECTION_FILE
         selection = _earlier_choice(record, choice_step, list(candidates), resume) if main else None

@@ -299,7 +299,7 @@ def _train_one(
     """One training into ``out``: the best of ``train.restarts`` candidates, or a single run."""
     from partdiscovery.segmenter import resolve_device
     from partdiscovery.training import Trainer, create_method
-    from partdiscovery.utils.seed import seed_everything
+    from partdiscovery.utils.seed import seeded
     from partdiscovery.workflows.restarts import check_resume_kind
 
     if resume:
@@ -327,17 +327,16 @@ def _train_one(
             info=info,
             variants=variants,
         )
-    seed_everything(cfg.train.seed)
-    method = create_method(cfg)
-    trainer = Trainer(
-        method,
-        cfg,
-        dataset,
-        out,
-        device=resolve_device(device),
-        resume=resume,
-        overwrite=overwrite,
-        progress=not quiet,
-        info=info,
-    )
-    return trainer.fit()
+    with seeded(cfg.train.seed):
+        trainer = Trainer(
+            create_method(cfg),
+            cfg,
+            dataset,
+            out,
+            device=resolve_device(device),
+            resume=resume,
+            overwrite=overwrite,
+            progress=not quiet,
+            info=info,
+        )
+        return trainer.fit()
