@@ -1,4 +1,5 @@
-"""Seeding. Entry points call :func:`seed_everything` once; library code takes generators instead."""
+"""Seeding. Workflows seed a block with :func:`seeded` (the command line's process ends with the call, a
+user's program does not); library code takes generators instead."""
 
 from __future__ import annotations
 
