@@ -225,3 +225,32 @@ def test_the_spline_passes_through_its_control_points_whichever_kornia_is_instal
     torch.testing.assert_close(
         warp_points_tps(src, centres, kernel_weights, affine_weights), dst, atol=1e-5, rtol=0
     )
+
+
+def test_translation_is_applied_after_rotation_and_zoom_independently_per_axis():
+    """The centre pixel of an odd-sized image sits at (0, 0), where rotation and zoom do nothing: it lands on the
+    shift itself, U(+-translation) on each axis, whatever the zoom (a shift zoomed or rotated with the content would
+    reach 0.1 / 0.5 = 0.2 here). x and y are drawn independently."""
+    g = torch.Generator().manual_seed(0)
+    grid = random_warp_grid(
+        400, 3, 3, g, tps_sigma=0.0, rotation_deg=60.0, zoom_range=(0.5, 0.5), translation=0.1
+    )
+    centre = grid[:, 1, 1]  # [B, 2]
+    assert float(centre.abs().max()) <= 0.1 + 1e-6 and float(centre.abs().max()) > 0.09
+    assert (centre[:, 0] - centre[:, 1]).abs().max() > 0.05  # not the same shift on both axes
+    assert abs(float(torch.corrcoef(centre.T)[0, 1])) < 0.2
+
+
+def test_a_shard_draws_its_slice_of_the_global_batch():
+    """Under DDP every process draws the global batch's parameters and keeps its rows, so that a distributed step
+    augments each image exactly as a single process would."""
+    from partdiscovery.utils.distributed import Shard
+
+    x = images(b=4)
+    whole_grid = random_warp_grid(4, 8, 8, torch.Generator().manual_seed(0), hflip=0.5)
+    whole_jitter = photometric_jitter(x, JitterConfig(p=1.0), torch.Generator().manual_seed(0))
+    shard = Shard(offset=2, size=2, total=4)
+    grid = random_warp_grid(2, 8, 8, torch.Generator().manual_seed(0), shard=shard, hflip=0.5)
+    jittered = photometric_jitter(x[2:], JitterConfig(p=1.0), torch.Generator().manual_seed(0), shard)
+    torch.testing.assert_close(grid, whole_grid[2:])
+    torch.testing.assert_close(jittered, whole_jitter[2:])

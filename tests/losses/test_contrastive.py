@@ -118,3 +118,39 @@ def test_contrastive_is_reproducible_with_a_generator_and_differentiable():
 def test_given_positives_that_are_not_other_images_are_refused(positives, match):
     with pytest.raises(ValueError, match=match):
         contrastive_loss(torch.randn(4, 3, 8), positives=positives)
+
+
+def test_default_temperature_is_the_papers():
+    """τ = 0.19 (paper Sec. 4): a caller that relies on the default gets the paper's temperature."""
+    prototypes = torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(0))
+    positives = torch.tensor([1, 2, 0])
+    default = contrastive_loss(prototypes, positives=positives)
+    assert float(default) == pytest.approx(naive_info_nce(prototypes, positives, 0.19), rel=1e-5)
+
+
+def test_a_batch_split_over_processes_gives_the_whole_batch_loss():
+    """Under DDP each process holds B/2 anchors, the global batch's prototypes as keys, and the same generator: the
+    mean of the shards' losses is the single-process loss (same positives, same negatives)."""
+    prototypes = torch.randn(4, 3, 8, generator=torch.Generator().manual_seed(0))
+    whole = contrastive_loss(prototypes, generator=torch.Generator().manual_seed(5))
+    shards = [
+        contrastive_loss(
+            prototypes[offset : offset + 2],
+            generator=torch.Generator().manual_seed(5),
+            all_prototypes=prototypes,
+            anchor_offset=offset,
+        )
+        for offset in (0, 2)
+    ]
+    torch.testing.assert_close((shards[0] + shards[1]) / 2, whole)
+
+
+def test_given_positives_of_a_shard_are_checked_against_its_global_rows():
+    """With ``anchor_offset`` the anchors are global rows offset.. offset + B: row 2's own image is 2, not 0."""
+    everyone = torch.randn(4, 3, 8, generator=torch.Generator().manual_seed(0))
+    anchors = everyone[2:]
+    with pytest.raises(ValueError, match="not the anchor's own"):
+        contrastive_loss(anchors, positives=torch.tensor([2, 0]), all_prototypes=everyone, anchor_offset=2)
+    # Image 0 is another image for global rows 2 and 3 (and image 1 for row 3).
+    loss = contrastive_loss(anchors, positives=torch.tensor([0, 1]), all_prototypes=everyone, anchor_offset=2)
+    assert torch.isfinite(loss)

@@ -82,3 +82,17 @@ def test_equivariance_gradients_reach_logits_not_target():
     assert logits.grad is not None and logits.grad.abs().sum() > 0
     # Zero gradient where the pixel is not valid.
     assert float(logits.grad.mul(1 - valid).abs().sum()) == 0.0
+
+
+def test_an_image_without_valid_pixels_costs_nothing_and_is_finite():
+    """A warp can take an image's whole foreground out of view: that image contributes 0 to the batch mean (no
+    0 / 0), and the other image keeps its own loss."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64)
+    target = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64).softmax(1)
+    valid = torch.ones(2, 1, 4, 4, dtype=torch.float64)
+    valid[1] = 0
+    loss = equivariance_loss(logits.log_softmax(1), target, valid)
+    alone = equivariance_loss(logits[:1].log_softmax(1), target[:1], valid[:1])
+    assert torch.isfinite(loss)
+    assert float(loss) == pytest.approx(float(alone) / 2, rel=1e-12)

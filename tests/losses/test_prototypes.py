@@ -31,3 +31,15 @@ def test_soft_variance_is_normalised_by_foreground_area():
 
 
 # -------------------------------------------------------------------------------------- contrastive
+
+
+def test_an_image_without_foreground_contributes_zero_not_nan():
+    """A mask can be empty (a small object after ``loss.mask_erosion``): the image's variance is 0, not 0 / 0, and
+    the batch mean halves the other image's."""
+    assign, values, mask = soft_inputs(b=2)
+    assign, mask = assign.clone(), mask.clone()
+    assign[1], mask[1] = 0, 0
+    loss = soft_part_variance(assign, values, mask)[0]
+    alone = soft_part_variance(assign[:1], values[:1], mask[:1])[0]
+    assert torch.isfinite(loss)
+    assert float(loss) == pytest.approx(float(alone) / 2, rel=1e-12)

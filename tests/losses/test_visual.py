@@ -33,3 +33,12 @@ def test_lab_is_raw_like_the_reference_skimage_rgb2lab():
     torch.testing.assert_close(rgb_to_lab(images)[0], expected, atol=2e-2, rtol=0)
     white = rgb_to_lab(torch.ones(1, 3, 1, 1))[0, :, 0, 0]
     torch.testing.assert_close(white, torch.tensor([100.0, 0.0, 0.0]), atol=0.2, rtol=0)
+
+
+def test_lab_clamps_rgb_outside_the_unit_range():
+    """Resampled images can overshoot [0, 1] a little (bicubic resizing): their Lab is that of the clipped colour,
+    as ``skimage.color.rgb2lab`` of a valid image, not an extrapolated one (L over 100)."""
+    over = torch.tensor([1.3, -0.2, 0.5]).view(1, 3, 1, 1)
+    torch.testing.assert_close(rgb_to_lab(over), rgb_to_lab(over.clamp(0, 1)))
+    white = rgb_to_lab(torch.full((1, 3, 1, 1), 1.2))[0, :, 0, 0]
+    torch.testing.assert_close(white, torch.tensor([100.0, 0.0, 0.0]), atol=0.2, rtol=0)

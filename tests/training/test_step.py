@@ -75,3 +75,29 @@ def test_amp_runs_the_forward_pass_in_bfloat16():
     train_step(method, _batch(), optimizer, step_generator(0, 0))
     train_step(method, _batch(), optimizer, step_generator(0, 1), amp=True)
     assert method.dtypes[0] == torch.float32 and method.dtypes[1] != torch.float32
+
+
+def test_each_step_starts_from_fresh_gradients():
+    """The gradients of a step are that step's alone, not accumulated over the previous steps."""
+    method = Toy()
+    optimizer = torch.optim.SGD(method.parameters(), lr=0.0)  # the model stays the same: same gradients
+    train_step(method, _batch(), optimizer, step_generator(0, 0))
+    first = [p.grad.clone() for p in method.parameters()]
+    train_step(method, _batch(), optimizer, step_generator(0, 0))
+    for grad, p in zip(first, method.parameters()):
+        torch.testing.assert_close(p.grad, grad)
+
+
+def test_the_update_uses_the_clipped_gradients():
+    """Clipping comes before the optimiser's step: with plain SGD at lr 1 the weights move by exactly the clipped
+    norm, not by the huge raw gradient."""
+    method = Toy()
+    method.scale = 1e6
+    before = [p.detach().clone() for p in method.parameters()]
+    optimizer = torch.optim.SGD(method.parameters(), lr=1.0)
+    train_step(method, _batch(), optimizer, step_generator(0, 0), grad_clip=0.5)
+    with torch.no_grad():
+        moved = torch.linalg.vector_norm(
+            torch.stack([(p - b).norm() for p, b in zip(method.parameters(), before)])
+        )
+    assert float(moved) == pytest.approx(0.5, rel=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 
 import pytest
@@ -123,3 +124,50 @@ def test_erode_shrinks_the_mask_by_a_disc_but_not_from_the_image_edge():
     expected[..., 37:, :] = 1  # shrinks from its inner side only
     assert torch.equal(eroded, expected)
     assert erode(mask, 0.0) is mask and erode(mask, 0.01) is mask  # under half a pixel: unchanged
+
+
+def test_erode_radius_is_a_fraction_of_the_longer_side():
+    from partdiscovery.training.methods.base import erode
+
+    mask = torch.zeros(1, 1, 20, 40)  # 40 px wide: 0.05 of it is 2 px (of the 20 px side: 1 px)
+    mask[..., 5:15, 10:30] = 1
+    expected = torch.zeros(1, 1, 20, 40)
+    expected[..., 7:13, 12:28] = 1
+    assert torch.equal(erode(mask, 0.05), expected)
+
+
+def test_random_warp_takes_the_translation_from_the_loss_config(tiny_config):
+    """Only ``loss.translation`` set: every pixel moves by the same shift, within +-translation, not zero."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        method = create_method(
+            tiny_config(
+                *"loss.tps_sigma=0 loss.rotation_deg=0 loss.zoom_range=[1,1] loss.translation=0.2".split()
+            )
+        )
+    grid = method.random_warp(torch.rand(8, 3, 6, 6), torch.Generator().manual_seed(0), None)
+    centres = (torch.arange(6) + 0.5) / 6 * 2 - 1
+    gy, gx = torch.meshgrid(centres, centres, indexing="ij")
+    shift = grid - torch.stack([gx, gy], -1)
+    torch.testing.assert_close(shift, shift[:, :1, :1].expand_as(shift), atol=1e-5, rtol=0)
+    assert float(shift.abs().max()) <= 0.2 + 1e-6 and float(shift.abs().max()) > 0.1
+
+
+def test_two_view_background_loss_is_the_mean_over_the_views_against_the_binarised_warped_mask():
+    """View 1 is scored against M, view 2 (the warped one) against T(M) thresholded at 0.5, and the two are
+    averaged: here view 1 is undecided (log 2 per pixel) and view 2 exactly right, so the loss is log(2) / 2."""
+    from partdiscovery.training.methods.base import FrozenFeaturesMethod
+
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 1:4] = 1  # off-centre: its mirror image is elsewhere
+    xs = (torch.arange(8) + 0.5) / 8 * 2 - 1
+    gy, gx = torch.meshgrid(xs, xs, indexing="ij")
+    # Mirror left-right and move by a quarter pixel: the warped mask has 0.75 / 0.25 at its edges.
+    grid = torch.stack([-gx + 0.25 * 2 / 8, gy], -1)[None]
+    soft = warp(mask, grid)
+    assert ((soft > 0.1) & (soft < 0.9)).any()
+    binary = (soft > 0.5).float()
+    right = torch.where(binary.bool(), -30.0, 30.0)  # positive = background
+    logits = torch.cat([torch.zeros(1, 1, 8, 8), right])
+    loss = FrozenFeaturesMethod.two_view_background_loss(logits, mask, grid)
+    assert float(loss) == pytest.approx(0.5 * math.log(2), rel=1e-6)

@@ -146,3 +146,85 @@ def test_mask_erosion_narrows_the_part_losses_mask_only(tiny_config):
         assert torch.equal(losses["eroding"][term], losses["pre-eroded"][term]), term
     assert not torch.equal(losses["eroding"]["feature"], losses["whole"]["feature"])
     assert torch.equal(losses["eroding"]["background"], losses["whole"]["background"])
+
+
+def test_training_step_feeds_each_loss_its_documented_inputs(tiny_config):
+    """The wiring of one step (the class docstring), with f replaced by a fixed per-pixel function, the jitter and
+    the warp by fixed ones: f sees [x1, T(x2)] (T(x2) padded with the mean colour); R = softmax(f(x1)) * M at half
+    resolution with M eroded at full resolution; the visual term is on the clean image's Lab; the equivariance
+    target is softmax(T(f(x1))) (logits warped, then normalised) against f(T(x2)), weighted by T(M); the usage
+    shares are of the eroded M at the loss resolution; the background loss sees the whole mask."""
+    import torch.nn.functional as F
+
+    from partdiscovery.data.augment import REFERENCE_FILL, random_warp_grid, warp
+    from partdiscovery.losses import (
+        contrastive_loss,
+        draw_positive_images,
+        equivariance_loss,
+        feature_loss,
+        rgb_to_lab,
+        usage_loss,
+        visual_consistency_loss,
+    )
+    from partdiscovery.models import PartOutput
+
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="random weights"):
+        method = ContrastiveReconstruction(
+            tiny_config(
+                "model.learned_background=true",
+                "loss.mask_erosion=0.05",
+                "loss.usage=1",
+                "loss.usage_floor=1",
+            )
+        )
+    b, k, s = 2, method.cfg.model.num_parts, 48
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(b, 3, s, s, generator=g)
+    fg = torch.zeros(b, 1, s, s)
+    # Off-centre (T(M) is not M), odd edges (downsampled first, M would erode otherwise).
+    fg[..., 9:39, 7:31] = 1
+    features = torch.randn(b, 5, s // 2, s // 2, generator=g)  # as the feature cache would give them
+    grid = random_warp_grid(b, s, s, torch.Generator().manual_seed(4), tps_sigma=0.05)  # zooms out: pads too
+    views = iter([images * 0.7, 1 - images])  # two different "jitters", x1 then x2
+    method.jitter = lambda x, generator, shard: next(views)
+    method.random_warp = lambda x, generator, shard: grid
+
+    weight = torch.randn(k, 3, generator=g)
+    ramp = torch.linspace(-2, 2, s).view(1, 1, 1, s) * torch.linspace(-1, 1, k).view(1, k, 1, 1)
+
+    def f(x):  # not equivariant (the ramp stays put under a warp), so the equivariance term is not 0
+        return torch.einsum("kc,bchw->bkhw", weight, x) + ramp, x.mean(dim=1, keepdim=True) - 0.5
+
+    seen = []
+    method.wrap_net(lambda net: lambda x: seen.append(x) or PartOutput(*f(x)))
+    batch = {"image": images, "fg_mask": fg, "features": features}
+    losses = method.training_step(batch, torch.Generator().manual_seed(1))
+
+    x_in = torch.cat([images * 0.7, warp(1 - images, grid, fill=REFERENCE_FILL)])
+    assert len(seen) == 1
+    torch.testing.assert_close(seen[0], x_in)
+    logits, background = f(x_in)
+    logits1, logits2 = F.avg_pool2d(logits, 2).split(b)
+    eroded = torch.zeros(b, 1, s, s)
+    eroded[..., 11:37, 9:29] = 1  # a 2 px disc (0.05 of 48 px) off each side
+    mask = F.avg_pool2d(eroded, 2)
+    assign = logits1.softmax(1) * mask
+    feature, prototypes = feature_loss(assign, features, mask)
+    positives = draw_positive_images(b, k, torch.Generator().manual_seed(1))  # the step's only draw here
+    expected = {
+        "feature": feature,
+        "contrastive": contrastive_loss(prototypes, method.cfg.loss.temperature, positives=positives),
+        "visual": visual_consistency_loss(assign, F.avg_pool2d(rgb_to_lab(images), 2), mask),
+        "equivariance": equivariance_loss(
+            logits2.log_softmax(1), warp(logits1, grid).softmax(1), warp(mask, grid)
+        ),
+        "usage": usage_loss(assign.sum(dim=(0, 2, 3)), mask.sum(), 1.0),
+        "background": method.two_view_background_loss(background, fg, grid),
+    }
+    assert float(expected["usage"]) > 0 and float(expected["equivariance"]) > 1e-3
+    for name, value in expected.items():
+        torch.testing.assert_close(losses[name], value, rtol=1e-5, atol=1e-7, msg=name)
+    weights = method.cfg.loss
+    total = sum(getattr(weights, name) * value for name, value in expected.items())
+    torch.testing.assert_close(losses["total"], total, rtol=1e-5, atol=1e-6)
