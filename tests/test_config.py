@@ -361,3 +361,14 @@ def test_extra_holds_a_plugins_settings_and_nothing_nested(tmp_path):
     ):
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config("cpu", overrides=[bad])
+
+
+def test_self_training_must_leave_steps_to_the_method():
+    assert (
+        load_config("photos", overrides=["train.steps=5", "train.self_train_steps=4"]).train.self_train_steps
+        == 4
+    )
+    with pytest.raises(ConfigError, match=r"train.self_train_steps=5: must be less than train.steps=5"):
+        load_config("cpu", overrides=["train.steps=5", "train.self_train_steps=5"])
+    with pytest.raises(ConfigError, match="train.self_train_steps=-1"):
+        load_config("cpu", overrides=["train.self_train_steps=-1"])

@@ -193,8 +193,9 @@ class TrainConfig:
     restarts_choice_step: int = 0
     """With ``restarts`` > 1: train every candidate to this step only, choose there, and train just the
     chosen one on to ``steps`` (its schedule is the full run's, so it ends as the single run of its seed).
-    0: choose after the last step. Costs ``restarts * restarts_choice_step + steps -
-    restarts_choice_step`` steps instead of ``restarts * steps``."""
+    0: choose after the last step (with ``self_train_steps``, after the last step before them: only the chosen
+    one self-trains). Costs ``restarts * restarts_choice_step + steps - restarts_choice_step`` steps instead of
+    ``restarts * steps``."""
     restarts_mask_erosion: float = 0.01
     """With ``restarts`` > 1 on masks that ``train`` made itself (none were given): every second candidate
     learns its parts from the masks' inside only (``loss.mask_erosion`` = this), and the restarts' label-free
@@ -217,6 +218,13 @@ class TrainConfig:
     four seeds) and R² preferred them (kept in half the choices on CCP and PASCAL-Person): the cycle with them
     scored -1.05 / -1.44 FG-NMI / FG-ARI in the mean of the three against plain / eroded alone (BENCHMARKS.md,
     "The temperature restarts on automatic masks")."""
+    self_train_steps: int = 0
+    """The last this many of ``steps`` self-train f (not in the paper; 0: off): a frozen copy of f as it is at step
+    ``steps - self_train_steps`` gives each training image its parts as ``predict`` would (refined by
+    ``predict.refine``, cut by the training mask), and f learns them back by a cross-entropy on new crops and colour
+    jitter (:mod:`partdiscovery.losses.self_training`), with fresh optimiser moments and the schedule started anew.
+    Why: the refined parts score higher than f's own, and f learns to draw them itself. Measured (validation,
+    K = 4, 60 steps after 120, the same runs before and after): BENCHMARKS.md, "Self-training"."""
 
 
 @dataclass
@@ -518,6 +526,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "train.restarts_choice_step": (0, 10**9, "0: choose after the last step"),
     "train.restarts_mask_erosion": (0, 0.25, "a fraction of the input side; 0: off"),
     "train.restarts_temperature": (0, _ANY, "a contrastive temperature; 0: off"),
+    "train.self_train_steps": (0, 10**9, "0: off"),
     "foreground.clusters": (2, 1000, "k of kmeans_border's k-means"),
     "foreground.border_ratio": (0, _ANY, "a fraction of the collection's rate of border cells"),
     "foreground.input_size": (32, 4096, "pixels on φ's input's longer side"),
@@ -581,6 +590,11 @@ def validate_config(cfg: Config) -> Config:
         low, high = _lookup(cfg, key)
         if low > high:
             raise ConfigError(f"{key}={_plain((low, high))}: the first value must not exceed the second")
+    if 0 < cfg.train.self_train_steps >= cfg.train.steps:
+        raise ConfigError(
+            f"train.self_train_steps={cfg.train.self_train_steps}: must be less than train.steps={cfg.train.steps} "
+            "(the last self_train_steps of the steps self-train f; give more steps, or train.self_train_steps=0)"
+        )
     smallest = _RANGES["loss.temperature"][0]
     if 0 < cfg.train.restarts_temperature < smallest:
         raise ConfigError(

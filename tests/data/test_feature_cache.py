@@ -1,13 +1,14 @@
-"""φ feature cache: the cached map cropped like the image (``loss.cache_features``)."""
+"""Per-image maps cropped like the image: φ's features (``loss.cache_features``) and self-training's targets."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 from partdiscovery.config import DataConfig
-from partdiscovery.data.feature_cache import FeatureCache, crop_cached_features
+from partdiscovery.data.feature_cache import FeatureCache, PartLabelCache, crop_cached_features
 from partdiscovery.data.transforms import TrainingSet, crop_resize, letterbox_box
 
 
@@ -79,3 +80,44 @@ def test_training_items_carry_cropped_features(tiny_dataset):
     grey = F.avg_pool2d(item["image"].mean(dim=0, keepdim=True)[None], 2)[0, 0]
     assert float((item["features"][0] - grey).abs().mean()) < 0.05
     assert np.isfinite(item["features"].numpy()).all()
+
+
+def test_part_labels_are_computed_once_per_image_then_cropped_by_nearest_neighbour_and_flipped():
+    """Self-training's targets (``train.self_train_steps``): the labeller sees the whole image and its 0/1 mask
+    once; crops take the label at each output pixel's centre, flipped with the image, 0 outside the image."""
+    calls = []
+
+    def labeller(image, mask):
+        calls.append((image.shape, image.max().item(), sorted(mask.unique().tolist())))
+        return (torch.arange(8).view(1, 1, 8) // 2).expand(1, 6, 8)  # label = x // 2, image 6 x 8
+
+    cache = PartLabelCache(labeller, crop_size=4)
+    image = torch.full((3, 6, 8), 255, dtype=torch.uint8)
+    mask = torch.zeros(1, 6, 8, dtype=torch.uint8)
+    mask[:, 2:, 2:] = 255
+    out = cache.crop(0, image, (0, 0, 8, 8), (4, 4), mask=mask)  # the box runs 2 px below the image
+    assert out.dtype == torch.uint8 and out.shape == (1, 4, 4)
+    assert out[0, 0].tolist() == [0, 1, 2, 3]  # x centres 1, 3, 5, 7
+    assert out[0, 3].tolist() == [0, 0, 0, 0]  # y centre 7: below the image
+    assert cache.crop(0, image, (0, 0, 8, 8), (4, 4), flip=True)[0, 0].tolist() == [3, 2, 1, 0]
+    assert calls == [((1, 3, 6, 8), 1.0, [0.0, 1.0])] and len(cache) == 1
+
+
+def test_the_first_crop_of_an_image_needs_its_mask():
+    cache = PartLabelCache(lambda image, mask: torch.zeros(1, 4, 4), crop_size=4)
+    with pytest.raises(ValueError, match="mask"):
+        cache.crop(0, torch.zeros(3, 4, 4, dtype=torch.uint8), (0, 0, 4, 4), (4, 4))
+
+
+def test_the_training_set_puts_part_targets_in_items_at_the_caches_crop_size(tiny_dataset):
+    from partdiscovery.data import open_dataset
+
+    dataset = open_dataset(tiny_dataset, "train")
+    cache = PartLabelCache(lambda image, mask: mask[:, 0].long() * 2, crop_size=16)
+    item = TrainingSet(dataset, DataConfig(input_size=16), features=cache, feature_size=8)[(0, 5)]
+    assert item["part_targets"].shape == (1, 16, 16) and "features" not in item
+    # The labeller's labels are the mask times 2, cropped by nearest neighbour (the mask bilinearly, then cut at
+    # 0.5): they agree but for a few pixels on the mask's edge.
+    targets = item["part_targets"].float()
+    assert set(targets.unique().tolist()) == {0.0, 2.0}
+    assert (targets == item["fg_mask"] * 2).float().mean() > 0.95

@@ -93,3 +93,10 @@ def test_baseline_scops_with_a_bad_name_leaves_no_folder(tmp_path, tiny_dataset)
     with pytest.raises(ConfigError, match="unknown optim.optimizer 'adamw'"):
         run_baseline("scops", str(tiny_dataset), tmp_path / "scops", 3, cfg)
     assert not (tmp_path / "scops").exists()
+
+
+def test_self_training_needs_a_method_that_does_it():
+    check_config(load_config("cpu", overrides=["train.steps=5", "train.self_train_steps=2"]))
+    scops = load_config("cpu", overrides=["method=scops", "train.steps=5", "train.self_train_steps=2"])
+    with pytest.raises(ConfigError, match="train.self_train_steps: the scops method does not self-train"):
+        check_config(scops)

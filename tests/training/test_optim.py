@@ -87,3 +87,22 @@ def test_build_optimizer_refuses_an_unchecked_unknown_name():
     unchecked = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, optimizer="adamw"))
     with pytest.raises(ConfigError, match="unknown optim.optimizer 'adamw'; choose one of: adam, sgd"):
         build_optimizer(TwoGroups(), unchecked)
+
+
+def test_self_training_starts_the_schedule_anew_over_its_steps():
+    """``train.self_train_steps``: the schedule runs over the method's steps, then from the start over the rest."""
+    cfg = load_config(
+        "cpu",
+        overrides=["train.steps=5", "train.self_train_steps=2", "optim.poly_power=2.0", "optim.lr=1.0"],
+    )
+    optimizer = build_optimizer(TwoGroups(), cfg)
+    schedule = build_schedule(optimizer, cfg)
+    lrs = []
+    for _ in range(5):
+        lrs.append(optimizer.param_groups[-1]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert lrs == pytest.approx([1.0, (2 / 3) ** 2, (1 / 3) ** 2, 1.0, 0.25])
+    restored = build_schedule(build_optimizer(TwoGroups(), cfg), cfg)
+    restored.load_state_dict(schedule.state_dict())  # what a checkpoint holds
+    assert restored.last_epoch == schedule.last_epoch == 5

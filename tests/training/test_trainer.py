@@ -20,7 +20,7 @@ from partdiscovery.runs.checkpoint import (
     load_checkpoint,
 )
 from partdiscovery.training import ContrastiveReconstruction, create_method
-from partdiscovery.training.trainer import Trainer, TrainingDivergedError
+from partdiscovery.training.trainer import Trainer, TrainingDivergedError, phase_segments, phase_starts
 
 LOSSES = {"feature", "contrastive", "visual", "equivariance", "total"}
 
@@ -265,6 +265,69 @@ def test_training_with_the_phi_feature_cache(tiny_dataset, tmp_path, tiny_config
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             create_method(tiny_config("loss.cache_features=true", "data.num_workers=1")).feature_cache()
+
+
+def test_phases_cut_the_steps_where_self_training_starts(tiny_config):
+    cfg = tiny_config("train.steps=6", "train.self_train_steps=2")
+    assert phase_starts(cfg) == [0, 4] and phase_starts(tiny_config("train.steps=6")) == [0]
+    assert phase_segments(cfg, 0, 6) == [(0, 4), (4, 6)]
+    assert phase_segments(cfg, 4, 6) == [(4, 6)]  # a resume at the phase's first step
+    assert phase_segments(cfg, 2, 5) == [(2, 4), (4, 5)]  # resumed, and stopped early (stop_at)
+    assert phase_segments(cfg, 5, 6) == [(5, 6)]
+
+
+def test_self_training_copies_f_at_its_first_step_and_trains_with_fresh_moments(
+    tiny_dataset, tmp_path, tiny_config, train_tiny
+):
+    """The last ``train.self_train_steps`` steps: the teacher is f as it was after step ``steps - tail``, the
+    log has one set of columns (the terms not computed in a phase are 0), Adam starts its moments anew."""
+    cfg = tiny_config(
+        "train.steps=5", "train.self_train_steps=2", "train.checkpoint_every=1", "train.keep_checkpoints=0"
+    )
+    run = tmp_path / "run"
+    summary = train_tiny(tiny_dataset, run, cfg)
+    assert summary["finite"] and summary["steps"] == 5
+    at_copy = torch.load(checkpoint_path(run, 3), weights_only=True)
+    final = torch.load(checkpoint_path(run, 5), weights_only=True)
+    assert int(at_copy["model"]["teacher_step"]) == -1 and int(final["model"]["teacher_step"]) == 3
+    for key, value in at_copy["model"].items():
+        if key.startswith("net."):
+            assert torch.equal(final["model"]["teacher." + key[4:]], value), key
+    assert not torch.equal(final["model"]["net.classifier.weight"], at_copy["model"]["net.classifier.weight"])
+    # Adam's step count: 3 after the method's steps, 1 after the first self-training step (fresh moments).
+    counts = {
+        step: torch.load(checkpoint_path(run, step), weights_only=True)["optimizer"]["state"]
+        for step in (3, 4)
+    }
+    assert {float(v["step"]) for v in counts[3].values()} == {3.0}
+    assert {float(v["step"]) for v in counts[4].values()} == {1.0}
+    with open(run / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["self_training"]) > 0 for r in rows] == [False, False, False, True, True]
+    assert [float(r["feature"]) > 0 for r in rows] == [True, True, True, False, False]
+    assert float(rows[3]["lr"]) == float(rows[0]["lr"])  # the schedule starts anew
+
+
+@pytest.mark.parametrize("interrupted_after", [2, 3, 4])
+def test_a_self_training_run_resumes_exactly(
+    tiny_dataset, tmp_path, tiny_config, train_tiny, interrupted_after
+):
+    """Before the copy, at it, and after it: the resumed run is the uninterrupted one (the teacher is in the
+    checkpoints; the moments are cleared only where the phase starts)."""
+    cfg = tiny_config(
+        "train.steps=5", "train.self_train_steps=2", "train.checkpoint_every=1", "train.keep_checkpoints=0"
+    )
+    run = tmp_path / "run"
+    train_tiny(tiny_dataset, run, cfg)
+    straight = torch.load(checkpoint_path(run, 5), weights_only=True)
+    for step in range(interrupted_after + 1, 6):
+        checkpoint_path(run, step).unlink()
+    (run / "train_summary.json").unlink()
+    torch.manual_seed(12345)
+    train_tiny(tiny_dataset, run, cfg, resume=True)
+    resumed = torch.load(checkpoint_path(run, 5), weights_only=True)
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
 
 
 # ------------------------------------------------------------------------ the run folder and the user's files

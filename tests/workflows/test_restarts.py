@@ -158,6 +158,27 @@ def test_a_resume_with_other_settings_is_refused_even_where_every_candidate_fini
     _train(with_overrides(cfg, ["train.log_every=1"]), tiny_dataset, out, resume=True)  # allowed: logging
 
 
+def test_with_self_training_only_the_chosen_candidate_self_trains(
+    tmp_path, tiny_config, tiny_dataset, train_tiny, monkeypatch
+):
+    """The candidates are the method's runs, compared after its last step; the chosen one then self-trains, and
+    is exactly the single run of its seed."""
+    monkeypatch.setattr(restarts, "explained_variances", lambda nets, *a, **k: [0.1, 0.2])
+    out = tmp_path / "run"
+    cfg = tiny_config("train.steps=4", "train.self_train_steps=2", "train.restarts=2")
+    assert restarts.choice_step_of(cfg) == 2
+    assert restarts.choice_step_of(tiny_config("train.steps=4", "train.restarts=2")) == 4
+    summary = _train(cfg, tiny_dataset, out)
+    assert summary["restarts"]["step"] == 2 and summary["restarts"]["chosen_seed"] == 1
+    assert [p.name for p in list_checkpoints(candidate_dir(out, 0))] == ["step_00000002.pt"]
+    final = torch.load(checkpoint_path(out, 4), weights_only=False)["model"]
+    assert int(final["teacher_step"]) == 2
+    single = tmp_path / "single"
+    train_tiny(tiny_dataset, single, tiny_config("train.steps=4", "train.self_train_steps=2", "train.seed=1"))
+    alone = torch.load(checkpoint_path(single, 4), weights_only=False)["model"]
+    assert all(torch.equal(alone[k], final[k]) for k in alone)
+
+
 def test_an_early_choice_trains_only_the_chosen_candidate_on(
     tmp_path, tiny_config, tiny_dataset, train_tiny, monkeypatch
 ):

@@ -1,4 +1,5 @@
-"""φ features computed once per training image, then cropped like the image (``loss.cache_features``).
+"""Maps computed once per training image, then cropped like the image: φ's features (``loss.cache_features``)
+and self-training's target parts (``train.self_train_steps``).
 
 φ is frozen, so its features of an image never change during training. Instead of running φ on every
 training crop at every step, :class:`FeatureCache` runs it once on the whole letterboxed image (the
@@ -62,6 +63,11 @@ class FeatureCache:
         device: where φ runs; the maps are kept in CPU memory.
     """
 
+    batch_key = "features"
+    """The batch entry that holds a crop's features."""
+    crop_size: int | None = None
+    """None: crops at the size the loader asks for (the loss resolution)."""
+
     def __init__(
         self, phi: Callable[[torch.Tensor], torch.Tensor], side: int, device: torch.device | str = "cpu"
     ) -> None:
@@ -85,8 +91,61 @@ class FeatureCache:
         return self._maps[index], letterbox
 
     def crop(
-        self, index: int, image: torch.Tensor, box: Box, size: tuple[int, int], flip: bool = False
+        self,
+        index: int,
+        image: torch.Tensor,
+        box: Box,
+        size: tuple[int, int],
+        flip: bool = False,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``[C, *size]`` features of ``box`` of image ``index`` (:func:`crop_cached_features`)."""
+        """``[C, *size]`` features of ``box`` of image ``index`` (:func:`crop_cached_features`); ``mask`` unused."""
         fmap, letterbox = self.get(index, image)
         return crop_cached_features(fmap, letterbox, box, size, flip)
+
+
+class PartLabelCache:
+    """``index -> [1, H, W]`` uint8 part labels of the (in-memory, shrunk) training image, computed on first use,
+    cropped with the image's box by nearest neighbour: self-training's targets
+    (:mod:`partdiscovery.losses.self_training`).
+
+    Args:
+        labeller: ``(image [1, 3, H, W] in [0, 1], mask [1, 1, H, W] in {0, 1}) -> [1, H, W]`` part index per pixel
+            (e.g. a frozen f's refined parts); run without gradients.
+        crop_size: the side of a crop (f's input size: the targets are at f's resolution, not the losses').
+    """
+
+    batch_key = "part_targets"
+    """The batch entry that holds a crop's targets."""
+
+    def __init__(
+        self, labeller: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], crop_size: int
+    ) -> None:
+        self.labeller = labeller
+        self.crop_size: int | None = crop_size
+        self._maps: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def crop(
+        self,
+        index: int,
+        image: torch.Tensor,
+        box: Box,
+        size: tuple[int, int],
+        flip: bool = False,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``[1, *size]`` uint8 labels of ``box`` of image ``index`` (``image`` ``uint8 [3, H, W]`` and ``mask``
+        ``uint8 [1, H, W]``, 0 / 255, used the first time only); 0 where the box leaves the image."""
+        if index not in self._maps:
+            if mask is None:
+                raise ValueError("the first crop of an image needs its mask")
+            with torch.no_grad():
+                labels = self.labeller(image[None].float() / 255.0, (mask[None] > 127).float())
+            self._maps[index] = labels.to("cpu", torch.uint8)
+        if size[0] != size[1]:
+            raise ValueError(f"crops are square, got {size}")
+        out = crop_resize(self._maps[index], box, size[0], mode="nearest")
+        return out.flip(-1) if flip else out

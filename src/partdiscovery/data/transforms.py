@@ -122,8 +122,9 @@ class TrainingSet(Dataset):
     def __init__(self, dataset: PartDataset, cfg: DataConfig, features=None, feature_size: int = 0) -> None:
         self.dataset = dataset
         self.cfg = cfg
-        # Optional FeatureCache (partdiscovery.data.feature_cache): then items also hold "features",
-        # φ of the crop taken from the cached map of the whole image, at feature_size x feature_size.
+        # Optional FeatureCache or PartLabelCache (partdiscovery.data.feature_cache): then items also hold
+        # "features" (φ of the crop from the cached map of the whole image, at feature_size x feature_size) or
+        # "part_targets" (self-training's labels of the crop, at the cache's crop_size).
         self.features, self.feature_size = features, feature_size
         self.cache_size = cfg.cache_size if cfg.cache_size < 0 else default_cache_side(cfg)
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, tuple | None]] = {}
@@ -163,7 +164,7 @@ class TrainingSet(Dataset):
         if box is None:
             box = random_square_box(w, h, bbox, rng, self.cfg.crop_scale)
         size = self.cfg.input_size
-        full = image
+        full, full_mask = image, mask
         image = crop_resize(image, box, size) / 255.0
         mask = (crop_resize(mask, box, size) > 127.5).float()
         flip = self.cfg.hflip and rng.random() < 0.5
@@ -171,7 +172,10 @@ class TrainingSet(Dataset):
             image, mask = image.flip(-1), mask.flip(-1)
         item = {"image": image.contiguous(), "fg_mask": mask.contiguous(), "index": index}
         if self.features is not None:
-            item["features"] = self.features.crop(index, full, box, (self.feature_size,) * 2, flip)
+            side = self.features.crop_size or self.feature_size
+            item[self.features.batch_key] = self.features.crop(
+                index, full, box, (side, side), flip, full_mask
+            )
         return item
 
 

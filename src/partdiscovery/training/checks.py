@@ -9,6 +9,7 @@ cannot use, is one line before the first step instead of a traceback after the t
 from __future__ import annotations
 
 from partdiscovery.config import Config
+from partdiscovery.errors import ConfigError
 from partdiscovery.models import BACKBONES, FEATURE_EXTRACTORS, feature_extractor_layers
 from partdiscovery.models.features import check_layer_weights
 from partdiscovery.models.refine import part_refiner
@@ -20,8 +21,9 @@ from partdiscovery.utils.registry import config_entry
 def check_config(cfg: Config) -> None:
     """Raise :class:`~partdiscovery.errors.ConfigError` for an unregistered method, backbone, φ, optimiser,
     schedule, part refiner or foreground approach (listing the registered names), for
-    ``loss.contrastive_layers`` that do not fit φ, and for restarts or rounds with a φ that does not declare its
-    layers (their choice reads φ's deepest layer, after every candidate has trained)."""
+    ``loss.contrastive_layers`` that do not fit φ, for restarts or rounds with a φ that does not declare its
+    layers (their choice reads φ's deepest layer, after every candidate has trained), and for self-training
+    with a method that does not do it."""
     # The foreground registries only here: they import scikit-learn, scikit-image and SciPy, which importing
     # partdiscovery.training need not pay for.
     from partdiscovery.foreground.cosegment import COARSE
@@ -41,6 +43,10 @@ def check_config(cfg: Config) -> None:
         )
     if cfg.train.restarts > 1 or cfg.foreground.rounds > 1:
         feature_extractor_layers(cfg.model.feature_extractor)
+    if cfg.train.self_train_steps > 0 and not getattr(METHODS.get(cfg.method), "self_trains", False):
+        raise ConfigError(
+            f"train.self_train_steps: the {cfg.method} method does not self-train (set it to 0)"
+        )
 
 
 __all__ = ["check_config"]

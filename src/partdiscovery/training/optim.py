@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, SequentialLR
 
 from partdiscovery.config import Config, OptimConfig
 from partdiscovery.utils.moved import moved_names
@@ -59,10 +59,14 @@ def build_optimizer(method, cfg: Config) -> Optimizer:
 
 
 def build_schedule(optimizer: Optimizer, cfg: Config) -> LRScheduler:
-    """The schedule ``cfg.optim.schedule`` over ``cfg.train.steps`` steps."""
-    return config_entry(SCHEDULES, cfg.optim.schedule, "optim.schedule")(
-        optimizer, cfg.optim, max(1, cfg.train.steps)
-    )
+    """The schedule ``cfg.optim.schedule`` over ``cfg.train.steps`` steps; with ``train.self_train_steps``, over the
+    steps before them, then again from the start over them (torch's ``SequentialLR``)."""
+    factory = config_entry(SCHEDULES, cfg.optim.schedule, "optim.schedule")
+    steps, tail = cfg.train.steps, cfg.train.self_train_steps
+    if not 0 < tail < steps:
+        return factory(optimizer, cfg.optim, max(1, steps))
+    phases = [factory(optimizer, cfg.optim, steps - tail), factory(optimizer, cfg.optim, tail)]
+    return SequentialLR(optimizer, phases, milestones=[steps - tail])
 
 
 # moved in 0.23 (and checks more than names)

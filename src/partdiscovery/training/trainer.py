@@ -1,8 +1,8 @@
 """One readable training loop, generic over methods (:class:`~partdiscovery.training.methods.Method`).
 
 Read :meth:`Trainer.fit` top to bottom: take the run folder -> put the method on its device -> build
-optimiser and schedule -> maybe resume -> for each step: batch, :func:`train_step` (skipping non-finite
-steps), log, checkpoint -> summary.
+optimiser and schedule -> maybe resume -> for each phase (one, or two with self-training: :func:`phase_starts`),
+for each step: batch, :func:`train_step` (skipping non-finite steps), log, checkpoint -> summary.
 """
 
 from __future__ import annotations
@@ -223,6 +223,21 @@ def check_same_images(recorded: dict, dataset, where: str | Path) -> None:
         )
 
 
+def phase_starts(cfg: Config) -> list[int]:
+    """The first step of each phase of a run: ``[0]``, or ``[0, steps - self_train_steps]`` with self-training. A
+    phase has its own optimiser moments, learning-rate schedule (:func:`~partdiscovery.training.optim.build_schedule`)
+    and per-image maps (``method.feature_cache``)."""
+    steps, tail = cfg.train.steps, cfg.train.self_train_steps
+    return [0, steps - tail] if 0 < tail < steps else [0]
+
+
+def phase_segments(cfg: Config, start: int, end: int) -> list[tuple[int, int]]:
+    """Steps ``start..end-1`` cut where a phase starts: ``[(first, stop), ...]``, none empty."""
+    cuts = [*phase_starts(cfg), cfg.train.steps]
+    pieces = [(max(start, a), min(end, b)) for a, b in zip(cuts, cuts[1:])]
+    return [(a, b) for a, b in pieces if a < b]
+
+
 class Trainer:
     """Trains ``method`` on ``dataset`` into ``run_dir``.
 
@@ -290,7 +305,6 @@ class Trainer:
                 self._write_run_files(dist_info, start_step)
             shard = dist_info.shard(cfg.train.batch_size)
             end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
-            loader = self._loader(method, shard, start_step, end)
             last, bad_steps = {}, 0
             with (
                 TrainingLog(self.run, cfg, start_step, main, self.progress) as log,
@@ -301,29 +315,34 @@ class Trainer:
                 # filter set per step would reset the registry that shows a repeated warning once.)
                 warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
                 started = time.perf_counter()
-                for step, batch in enumerate(loader, start=start_step):
-                    # The rate this step trains at, logged with it (the schedule moves on after the step).
-                    lr = optimizer.param_groups[-1]["lr"]
-                    losses, finite = train_step(
-                        method,
-                        to_device(batch, self.device),
-                        optimizer,
-                        step_generator(cfg.train.seed, step),
-                        grad_clip=cfg.optim.grad_clip,
-                        amp=cfg.train.amp and self.device.type == "cuda",
-                        shard=shard if dist_info.enabled else None,
-                    )
-                    schedule.step()
-                    if not finite:
-                        bad_steps += 1
-                        self._skip(step, losses["total"], bad_steps)
-                        continue
-                    bad_steps = 0
-                    last = mean_across({k: float(v.detach()) for k, v in losses.items()}, self.device)
-                    done = step + 1
-                    log.step(done, lr, last, time.perf_counter() - started)
-                    if done % cfg.train.checkpoint_every == 0 or done in (end, cfg.train.steps):
-                        self._checkpoint(done, optimizer, schedule, main)
+                for first, stop in phase_segments(cfg, start_step, end):
+                    if first in phase_starts(cfg)[1:]:
+                        optimizer.state.clear()  # a phase starts with fresh moments (its schedule starts anew too)
+                    # The method's per-image maps may change with the phase (self-training's targets): one loader
+                    # for each phase's steps.
+                    for step, batch in enumerate(self._loader(method, shard, first, stop), start=first):
+                        # The rate this step trains at, logged with it (the schedule moves on after the step).
+                        lr = optimizer.param_groups[-1]["lr"]
+                        losses, finite = train_step(
+                            method,
+                            to_device(batch, self.device),
+                            optimizer,
+                            step_generator(cfg.train.seed, step),
+                            grad_clip=cfg.optim.grad_clip,
+                            amp=cfg.train.amp and self.device.type == "cuda",
+                            shard=shard if dist_info.enabled else None,
+                        )
+                        schedule.step()
+                        if not finite:
+                            bad_steps += 1
+                            self._skip(step, losses["total"], bad_steps)
+                            continue
+                        bad_steps = 0
+                        last = mean_across({k: float(v.detach()) for k, v in losses.items()}, self.device)
+                        done = step + 1
+                        log.step(done, lr, last, time.perf_counter() - started)
+                        if done % cfg.train.checkpoint_every == 0 or done in (end, cfg.train.steps):
+                            self._checkpoint(done, optimizer, schedule, main)
             summary = self._summary(dist_info, start_step, end, time.perf_counter() - started, last)
             if end < cfg.train.steps:
                 return {**summary, "stopped_at": end}
@@ -407,7 +426,8 @@ class Trainer:
         self.run.trim_metrics(start_step)
 
     def _loader(self, method: Method, shard, start_step: int, end: int) -> DataLoader:
-        """Batches of steps ``start_step..end-1`` (this process's shard), a pure function of the seed."""
+        """Batches of steps ``start_step..end-1`` (this process's shard), a pure function of the seed; they carry
+        the maps of ``method.feature_cache`` for ``start_step`` (steps of one phase: see :func:`phase_segments`)."""
         cfg = self.cfg
         sampler = StepBatchSampler(
             len(self.dataset),
@@ -420,7 +440,7 @@ class Trainer:
         training_set = TrainingSet(
             self.dataset,
             cfg.data,
-            features=method.feature_cache(self.device),
+            features=method.feature_cache(self.device, start_step),
             feature_size=cfg.data.input_size // cfg.loss.loss_stride,
         )
         return DataLoader(

@@ -10,7 +10,8 @@ images and their foreground masks.
 
 With ``train.restarts_choice_step`` the candidates are compared at that step and only the chosen one trains
 on (:meth:`Trainer.fit(stop_at=...) <partdiscovery.training.Trainer.fit>` pauses a run exactly where a resume
-picks it up), so the kept run is still the single run of its seed.
+picks it up), so the kept run is still the single run of its seed. With ``train.self_train_steps`` they are
+compared after the method's last step at the latest, and only the chosen one self-trains.
 
 The candidates may also differ in a setting: with ``variants`` (lists of overrides) the candidates cycle
 through the plain config and each variant, and the same criterion chooses between the settings as between the
@@ -83,10 +84,11 @@ def candidate_variants(cfg: Config, variants: Sequence[Sequence[str]] = ()) -> d
 
 
 def choice_step_of(cfg: Config) -> int:
-    """The step at which the candidates are compared: ``train.restarts_choice_step``, or the last step
-    when that is 0 or beyond the run."""
-    step = cfg.train.restarts_choice_step
-    return cfg.train.steps if step <= 0 or step >= cfg.train.steps else step
+    """The step at which the candidates are compared: ``train.restarts_choice_step``, or the method's last step
+    when that is 0 or beyond it: with ``train.self_train_steps`` only the chosen run self-trains (the candidates'
+    parts are the method's; self-training each of them would cost its steps and its targets once per candidate)."""
+    step, end = cfg.train.restarts_choice_step, cfg.train.steps - cfg.train.self_train_steps
+    return end if step <= 0 or step >= end else step
 
 
 def _earlier_choice(record: Path, step: int, seeds: list[int], resume: bool) -> dict | None:

@@ -228,3 +228,66 @@ def test_training_step_feeds_each_loss_its_documented_inputs(tiny_config):
     weights = method.cfg.loss
     total = sum(getattr(weights, name) * value for name, value in expected.items())
     torch.testing.assert_close(losses["total"], total, rtol=1e-5, atol=1e-6)
+
+
+def _self_training_method(tiny_config, *extra):
+    with pytest.warns(UserWarning, match="random weights"):
+        return ContrastiveReconstruction(
+            tiny_config("train.steps=5", "train.self_train_steps=2", "predict.refine=guided", *extra)
+        )
+
+
+def test_the_teacher_draws_the_parts_predict_draws(tiny_config):
+    """Self-training's targets are the parts a user of the run at the copy would get from ``predict`` with the
+    training mask: f on the letterboxed image, its maps at the image's size, cut by the mask, refined."""
+    from partdiscovery.segmenter import PartSegmenter
+
+    method = _self_training_method(tiny_config)
+    method.feature_cache("cpu", step=3)  # the copy
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 40, 56, generator=g)  # not square: letterboxed
+    mask = torch.zeros(1, 1, 40, 56)
+    mask[..., 5:35, 10:50] = 1
+    expected = PartSegmenter(method.teacher, method.cfg, device="cpu").predict_proba(image, mask.bool())
+    torch.testing.assert_close(method.teacher_parts(image, mask), expected[:, 1:].argmax(dim=1))
+
+
+def test_the_teacher_is_copied_once_and_kept_in_eval_mode(tiny_config):
+    method = _self_training_method(tiny_config)
+    assert method.feature_cache("cpu", step=2) is None  # the method's steps: no φ cache asked for
+    with torch.no_grad():
+        method.net.classifier.bias.add_(1.0)
+    cache = method.feature_cache("cpu", step=3)
+    assert cache.crop_size == method.cfg.data.input_size and int(method.teacher_step) == 3
+    assert torch.equal(method.teacher.classifier.bias, method.net.classifier.bias)
+    with torch.no_grad():
+        method.net.classifier.bias.add_(1.0)
+    method.feature_cache("cpu", step=4)  # a second loader (a resumed run restored the teacher): no new copy
+    assert not torch.equal(method.teacher.classifier.bias, method.net.classifier.bias)
+    method.train()
+    assert not method.teacher.training and method.net.training
+    assert not any(p.requires_grad for p in method.teacher.parameters())
+    trained = {id(p) for group in method.param_groups(method.cfg.optim) for p in group["params"]}
+    assert trained and not trained & {id(p) for p in method.teacher.parameters()}
+
+
+def test_a_self_training_step_is_the_cross_entropy_of_one_jittered_view(tiny_config):
+    from partdiscovery.losses import background_loss, self_training_loss
+    from partdiscovery.models import PartOutput
+
+    method = _self_training_method(tiny_config, "model.learned_background=true")
+    b, s, k = 2, 16, method.cfg.model.num_parts
+    g = torch.Generator().manual_seed(0)
+    images, fg = torch.rand(b, 3, s, s, generator=g), (torch.rand(b, 1, s, s, generator=g) > 0.3).float()
+    targets = torch.randint(0, k, (b, 1, s, s), generator=g, dtype=torch.uint8)
+    method.jitter = lambda x, generator, shard: 1 - x
+    logits, background = torch.randn(b, k, s, s, generator=g), torch.randn(b, 1, s, s, generator=g)
+    seen = []
+    method.wrap_net(lambda net: lambda x: seen.append(x) or PartOutput(logits, background))
+    losses = method.training_step({"image": images, "fg_mask": fg, "part_targets": targets}, g)
+    torch.testing.assert_close(seen[0], 1 - images)  # one view, jittered, no warp
+    torch.testing.assert_close(losses["self_training"], self_training_loss(logits, targets, fg))
+    torch.testing.assert_close(losses["background"], background_loss(background, fg))
+    weight = method.cfg.loss.background
+    torch.testing.assert_close(losses["total"], losses["self_training"] + weight * losses["background"])
+    assert all(float(losses[t]) == 0 for t in ("feature", "contrastive", "visual", "equivariance"))

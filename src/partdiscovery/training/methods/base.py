@@ -57,9 +57,12 @@ class Method(Protocol):
         the step; ``shard`` is this process's slice of the global batch in a distributed run."""
         ...
 
-    def feature_cache(self, device: torch.device | str = "cpu") -> Any:
-        """A φ :class:`~partdiscovery.data.feature_cache.FeatureCache` for the training set, or None
-        (then batches hold no ``features`` and the step runs φ itself)."""
+    def feature_cache(self, device: torch.device | str = "cpu", step: int = 0) -> Any:
+        """The per-image maps that the batches of steps ``step, ...`` carry, cropped like the images: a φ
+        :class:`~partdiscovery.data.feature_cache.FeatureCache`, self-training's
+        :class:`~partdiscovery.data.feature_cache.PartLabelCache` (from ``train.steps - train.self_train_steps``
+        on; the trainer asks again there), or None (then batches hold no ``features`` and the step runs φ
+        itself)."""
         ...
 
     def wrap_net(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
@@ -197,7 +200,7 @@ class FrozenFeaturesMethod(nn.Module):
         loader put them in the batch, else computed now."""
         return batch["features"] if "features" in batch else self.features(batch["image"], size)
 
-    def feature_cache(self, device: torch.device | str = "cpu"):
+    def feature_cache(self, device: torch.device | str = "cpu", step: int = 0):
         """A :class:`~partdiscovery.data.feature_cache.FeatureCache` of φ for the training set when
         ``loss.cache_features`` is on (else None). φ sees each letterboxed image at the side of the
         in-memory image cache (:func:`~partdiscovery.data.transforms.default_cache_side`) times

@@ -3,21 +3,29 @@ NeurIPS 2021."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from partdiscovery.config import Config, OptimConfig
 from partdiscovery.data.augment import REFERENCE_FILL, warp
+from partdiscovery.data.feature_cache import PartLabelCache
+from partdiscovery.data.transforms import crop_resize, letterbox_box, uncrop
+from partdiscovery.errors import ConfigError
 from partdiscovery.losses import (
+    background_loss,
     contrastive_loss,
     equivariance_loss,
     feature_loss,
     rgb_to_lab,
+    self_training_loss,
     usage_loss,
     visual_consistency_loss,
 )
 from partdiscovery.losses.prototypes import part_means
 from partdiscovery.models import PartSegmentationNet
 from partdiscovery.models.features import check_layer_weights
+from partdiscovery.models.refine import refine_probs
 from partdiscovery.training.methods.base import (
     METHODS,
     FrozenFeaturesMethod,
@@ -44,11 +52,27 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
     With ``loss.contrastive_layers`` the contrastive prototypes are part means of another weighting of
     φ's layers instead of the feature loss's prototypes: φ is built with the layers of both and each term
     picks its channels from the one output (cached or not, at ``loss.feature_input_scale``).
+
+    With ``train.self_train_steps`` (not in the paper) the last steps self-train f instead: at the first of them
+    the trainer asks for the batches' targets (:meth:`feature_cache`), f is copied into a frozen teacher (kept in
+    the checkpoints, so that a resumed run has the same one), and each step is a cross-entropy of f on one jittered
+    view to the teacher's refined parts of the crop (:mod:`partdiscovery.losses.self_training`), plus the
+    background loss with ``model.learned_background``. The four terms are not computed there and log as 0.
     """
+
+    self_trains = True
+    """Supports ``train.self_train_steps`` (:func:`~partdiscovery.training.checks.check_config` asks)."""
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.net = PartSegmentationNet(cfg.model).to(memory_format=torch.channels_last)
+        self.self_training_from = (
+            cfg.train.steps - cfg.train.self_train_steps if cfg.train.self_train_steps else None
+        )
+        if self.self_training_from is not None:
+            # Its weights are f's at the first self-training step; -1 until then.
+            self.teacher = copy.deepcopy(self.net).requires_grad_(False).eval()
+            self.register_buffer("teacher_step", torch.tensor(-1))
         phi = build_phi(cfg, normalize=cfg.loss.normalize_features)
         # The terms whose features are a re-weighting of φ's output (``loss.contrastive_layers``): one φ
         # computes the layers of both terms and each picks and re-weights its channels. The feature
@@ -79,10 +103,54 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
     def param_groups(self, optim: OptimConfig) -> list[dict]:
         return net_param_groups(self.net, optim)
 
+    def train(self, mode: bool = True) -> ContrastiveReconstruction:
+        super().train(mode)
+        if self.self_training_from is not None:
+            self.teacher.eval()  # its BatchNorm statistics are f's at the copy
+        return self
+
+    def feature_cache(self, device: torch.device | str = "cpu", step: int = 0):
+        """From the first self-training step on: the teacher's parts of each training image (a
+        :class:`~partdiscovery.data.feature_cache.PartLabelCache`; the teacher is f, copied now unless a resumed
+        run restored it). Before: φ's cache, as :class:`FrozenFeaturesMethod`."""
+        if self.self_training_from is None or step < self.self_training_from:
+            return super().feature_cache(device, step)
+        if self.cfg.data.num_workers > 0:
+            raise ConfigError(
+                "train.self_train_steps needs data.num_workers=0 (the teacher's parts are kept in one process)"
+            )
+        if int(self.teacher_step) < 0:
+            self.teacher.load_state_dict(self.net.state_dict())
+            self.teacher_step.fill_(step)
+        return PartLabelCache(self.teacher_parts, self.cfg.data.input_size)
+
+    @torch.no_grad()
+    def teacher_parts(self, images: torch.Tensor, fg_mask: torch.Tensor) -> torch.Tensor:
+        """The teacher's parts of whole images as ``predict`` draws them: f on the letterboxed image at the input
+        size, its maps back at the image's size, cut by the mask and refined by ``predict.refine``.
+
+        Args:
+            images: ``[B, 3, H, W]`` in [0, 1]; fg_mask: ``[B, 1, H, W]`` in {0, 1}.
+
+        Returns:
+            ``[B, H, W]`` int64 part index (0..K-1) per pixel, on the CPU.
+        """
+        device = self.teacher_step.device
+        images, fg_mask = images.to(device), fg_mask.to(device)
+        h, w = images.shape[-2:]
+        box = letterbox_box(w, h)
+        logits = uncrop(
+            self.teacher(crop_resize(images, box, self.cfg.data.input_size)).logits.float(), box, h, w
+        )
+        probs = torch.cat([1 - fg_mask, logits.softmax(dim=1) * fg_mask], dim=1)
+        return refine_probs(images, probs, self.cfg.predict)[:, 1:].argmax(dim=1).cpu()
+
     def training_step(
         self, batch: dict, generator: torch.Generator, shard: Shard | None = None
     ) -> dict[str, torch.Tensor]:
         """Named losses of one step. ``shard``: this process's slice of the global batch (distributed)."""
+        if PartLabelCache.batch_key in batch:
+            return self._self_training_step(batch, generator, shard)
         cfg = self.cfg.loss
         images, fg_mask = batch["image"], batch["fg_mask"]
         b, _, h, w = images.shape
@@ -144,5 +212,27 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         if out.background_logits is not None:
             losses["background"] = self.two_view_background_loss(out.background_logits, fg_mask, grid)
             total = total + cfg.background * losses["background"]
+        if self.self_training_from is not None:
+            losses["self_training"] = torch.zeros(
+                (), device=total.device
+            )  # one set of names for the whole log
+        losses["total"] = total
+        return losses
+
+    def _self_training_step(
+        self, batch: dict, generator: torch.Generator, shard: Shard | None
+    ) -> dict[str, torch.Tensor]:
+        """The losses of a self-training step: f on one jittered view against the teacher's parts of the crop."""
+        images, fg_mask = batch["image"], batch["fg_mask"]
+        out = self.run_net(self.jitter(images, generator, shard))
+        zero = torch.zeros((), device=images.device)
+        losses = {name: zero for name in ("feature", "contrastive", "visual", "equivariance")}
+        if self.cfg.loss.usage > 0:
+            losses["usage"] = zero
+        losses["self_training"] = self_training_loss(out.logits, batch[PartLabelCache.batch_key], fg_mask)
+        total = losses["self_training"]
+        if out.background_logits is not None:
+            losses["background"] = background_loss(out.background_logits, fg_mask)
+            total = total + self.cfg.loss.background * losses["background"]
         losses["total"] = total
         return losses
