@@ -55,7 +55,7 @@ for spec in "${RUNS[@]}"; do
   shift 2
   timeout "$TRAIN_S" $PD train --data "$DATA/$data" --out "$WORK/$name" --preset photos --parts 4 --steps "$STEPS" \
     --holdout-val --device "$DEVICE" --quiet --overwrite train.checkpoint_every="$EVERY" train.keep_checkpoints=0 \
-    train.threads=1 train.restarts=1 loss.visual=3e-4 "$@" >"$OUT/logs/$name.train.log" 2>&1 &
+    train.threads=1 train.restarts=1 train.self_train_steps=0 loss.visual=3e-4 "$@" >"$OUT/logs/$name.train.log" 2>&1 &
 done
 wait
 echo "training phase: $((SECONDS - start)) s" >>"$OUT/env.txt"

@@ -229,7 +229,12 @@ def main() -> None:
         help="synth, a folder name under ../shared/data, or the path of any part folder",
     )
     ap.add_argument("--parts", nargs="+", type=int, default=None, help="default: 4 8 (quick: 4)")
-    ap.add_argument("--steps", type=int, default=None, help="default: the preset's train.steps (quick: 40)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train.steps, self-training's included (default: the preset's; quick: 40)",
+    )
     ap.add_argument("--methods", nargs="+", default=["method", "scops", "kmeans", "dff"])
     ap.add_argument("--ablation", action="store_true", help="also drop each loss in turn (first K only)")
     ap.add_argument(
@@ -292,8 +297,10 @@ def main() -> None:
     out = Path(args.out)
     # Steps: --steps, else 40 in quick mode, else the preset's own train.steps (what a user trains).
     steps_set = args.steps or (40 if args.quick else None)
-    # Quick mode is a smoke check: one run per seed, not the preset's restarts (train.restarts).
-    common = [f"train.threads={args.threads}", *(["train.restarts=1"] if args.quick else []), *args.set]
+    # Quick mode is a smoke check: one run per seed, not the preset's restarts (train.restarts), and no
+    # self-training (its 40 steps would not leave the method any).
+    quick = ["train.restarts=1", "train.self_train_steps=0"] if args.quick else []
+    common = [f"train.threads={args.threads}", *quick, *args.set]
 
     started = time.perf_counter()
     rows = []
@@ -321,7 +328,7 @@ def main() -> None:
                     t = time.perf_counter()
                     folder = where / (f"{method}_seed{seed}" if trained else method)
                     if trained:
-                        extra = ["method=scops"] if method == "scops" else []
+                        extra = ["method=scops", "train.self_train_steps=0"] if method == "scops" else []
                         result, _ = train_and_predict(
                             data,
                             folder,

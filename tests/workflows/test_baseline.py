@@ -81,7 +81,7 @@ def test_fitted_baseline_is_refined_as_the_method_is(tmp_path, tiny_dataset, tin
 def test_scops_is_trained_into_out_run_without_changing_the_callers_config(
     tmp_path, tiny_dataset, tiny_config
 ):
-    cfg = tiny_config("train.steps=2")
+    cfg = tiny_config("train.steps=3", "train.self_train_steps=1")  # a preset that self-trains, as `photos`
     before = cfg.to_dict()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights
@@ -91,6 +91,7 @@ def test_scops_is_trained_into_out_run_without_changing_the_callers_config(
     assert cfg.to_dict() == before
     run_config = (out / "run" / "config.yaml").read_text()
     assert "method: scops" in run_config and "num_parts: 3" in run_config
+    assert "self_train_steps: 0" in run_config  # the method's self-training is not SCOPS's
     test = open_dataset(tiny_dataset, "test", require_parts=True)
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(test.ids)
 

@@ -227,13 +227,22 @@ def refined(
 
 def _train_scops(job: BaselineJob) -> Path:
     """SCOPS is trained, not fitted: train it with the trainer into ``OUT/run`` (config, checkpoints, log,
-    as any run), then write its ``split`` predictions to ``OUT`` like the other baselines."""
+    as any run), then write its ``split`` predictions to ``OUT`` like the other baselines. The preset's
+    self-training (``train.self_train_steps``, the ``photos`` preset's) is the method's, not SCOPS's: off."""
     from partdiscovery.data.part_folder import open_to_score
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.training.checks import check_config
 
-    cfg = with_overrides(job.cfg, ["method=scops", f"model.num_parts={job.parts}", f"train.seed={job.seed}"])
+    cfg = with_overrides(
+        job.cfg,
+        [
+            "method=scops",
+            f"model.num_parts={job.parts}",
+            f"train.seed={job.seed}",
+            "train.self_train_steps=0",
+        ],
+    )
     check_config(cfg)  # a bad name fails before the predictions folder is claimed
     inputs = dataset_inputs(job.data)
     prediction_folder(job.out, [], job.overwrite, inputs)  # fail before training
