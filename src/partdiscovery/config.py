@@ -223,8 +223,9 @@ class TrainConfig:
     ``steps - self_train_steps`` gives each training image its parts as ``predict`` would (refined by
     ``predict.refine``, cut by the training mask), and f learns them back by a cross-entropy on new crops and colour
     jitter (:mod:`partdiscovery.losses.self_training`), with fresh optimiser moments and the schedule started anew.
-    Why: the refined parts score higher than f's own, and f learns to draw them itself. Measured (validation,
-    K = 4, 60 steps after 120, the same runs before and after): BENCHMARKS.md, "Self-training"."""
+    Why: the refined parts score higher than f's own, and f learns to draw them itself. Measured (validation and
+    test, 60 steps after 120, the same runs before and after): BENCHMARKS.md, "Self-training on the refined
+    parts"."""
 
 
 @dataclass

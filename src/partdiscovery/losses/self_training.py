@@ -8,7 +8,7 @@ random crops and colour jitter:
 
 Why: the refined maps score higher than f's own (the guided filter lifts validation FG-NMI by about 2), and a
 cross-entropy to one hard target per pixel asks f to draw those parts itself, sharper and the same from one
-crop to the next. Measured as :mod:`partdiscovery.training.methods.contrastive` says.
+crop to the next. Measured on the validation and test splits: BENCHMARKS.md, "Self-training on the refined parts".
 """
 
 from __future__ import annotations
