@@ -328,7 +328,12 @@ def main() -> None:
                     t = time.perf_counter()
                     folder = where / (f"{method}_seed{seed}" if trained else method)
                     if trained:
-                        extra = ["method=scops", "train.self_train_steps=0"] if method == "scops" else []
+                        # SCOPS trains the method's steps, without the method's self-training.
+                        scops = [
+                            f"train.steps={steps - cfg.train.self_train_steps}",
+                            "train.self_train_steps=0",
+                        ]
+                        extra = ["method=scops", *scops] if method == "scops" else []
                         result, _ = train_and_predict(
                             data,
                             folder,

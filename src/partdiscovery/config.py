@@ -219,10 +219,11 @@ class TrainConfig:
     scored -1.05 / -1.44 FG-NMI / FG-ARI in the mean of the three against plain / eroded alone (BENCHMARKS.md,
     "The temperature restarts on automatic masks")."""
     self_train_steps: int = 0
-    """The last this many of ``steps`` self-train f (not in the paper; 0: off): a frozen copy of f as it is at step
-    ``steps - self_train_steps`` gives each training image its parts as ``predict`` would (refined by
-    ``predict.refine``, cut by the training mask), and f learns them back by a cross-entropy on new crops and colour
-    jitter (:mod:`partdiscovery.losses.self_training`), with fresh optimiser moments and the schedule started anew.
+    """The last this many of ``steps`` self-train f (not in the paper; 0: off): a frozen copy of f as it is at
+    step ``steps - self_train_steps`` gives each training image its parts as ``predict`` would (refined by
+    ``predict.refine``, cut by the training mask; on the in-memory copy of the image, ``data.cache_size``), and
+    f learns them back by a cross-entropy on new crops and colour jitter
+    (:mod:`partdiscovery.losses.self_training`), with fresh optimiser moments and the schedule started anew.
     Why: the refined parts score higher than f's own, and f learns to draw them itself. Measured (validation and
     test, 60 steps after 120, the same runs before and after): BENCHMARKS.md, "Self-training on the refined
     parts"."""

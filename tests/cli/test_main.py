@@ -276,11 +276,13 @@ def test_baseline_scops_trains_then_writes_predictions(flow, capsys):
     command = (
         f"baseline scops --data {data} --out {out} --parts 3 --steps 2 --no-pretrained --device cpu --quiet"
     )
-    assert cli(command, "--set", *TINY) == 0
+    # A config that self-trains longer than --steps (as the photos preset would): --steps are SCOPS's own.
+    assert cli(command, "--set", *TINY, "train.self_train_steps=5") == 0
     test_ids = (data / "test.txt").read_text().split()
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(test_ids)
     config = (out / "run" / "config.yaml").read_text()
     assert "method: scops" in config and "num_parts: 3" in config and "input_size: 48" in config
+    assert "  steps: 2\n" in config and "self_train_steps: 0" in config
     assert cli(f"evaluate --predictions {out} --data {data} --quiet") == 0
     # The run is not silently replaced; k-means refuses the training-only flags.
     capsys.readouterr()

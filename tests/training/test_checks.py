@@ -100,3 +100,9 @@ def test_self_training_needs_a_method_that_does_it():
     scops = load_config("cpu", overrides=["method=scops", "train.steps=5", "train.self_train_steps=2"])
     with pytest.raises(ConfigError, match="train.self_train_steps: the scops method does not self-train"):
         check_config(scops)
+
+
+def test_self_training_with_loader_workers_is_refused_before_any_step():
+    cfg = load_config("cpu", overrides=["train.steps=5", "train.self_train_steps=2", "data.num_workers=2"])
+    with pytest.raises(ConfigError, match="data.num_workers=0"):
+        check_config(cfg)

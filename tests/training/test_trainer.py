@@ -313,13 +313,19 @@ def test_a_self_training_run_resumes_exactly(
     tiny_dataset, tmp_path, tiny_config, train_tiny, interrupted_after
 ):
     """Before the copy, at it, and after it: the resumed run is the uninterrupted one (the teacher is in the
-    checkpoints; the moments are cleared only where the phase starts)."""
+    checkpoints; the moments are cleared only where the phase starts), and so is its log (with a learned
+    background, whose column a self-training step fills too)."""
     cfg = tiny_config(
-        "train.steps=5", "train.self_train_steps=2", "train.checkpoint_every=1", "train.keep_checkpoints=0"
+        "train.steps=5",
+        "train.self_train_steps=2",
+        "train.checkpoint_every=1",
+        "train.keep_checkpoints=0",
+        "model.learned_background=true",
     )
     run = tmp_path / "run"
     train_tiny(tiny_dataset, run, cfg)
     straight = torch.load(checkpoint_path(run, 5), weights_only=True)
+    rows_before = [r.split(",")[:-1] for r in (run / "metrics.csv").read_text().splitlines()]
     for step in range(interrupted_after + 1, 6):
         checkpoint_path(run, step).unlink()
     (run / "train_summary.json").unlink()
@@ -328,6 +334,51 @@ def test_a_self_training_run_resumes_exactly(
     resumed = torch.load(checkpoint_path(run, 5), weights_only=True)
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+    rows_after = [r.split(",")[:-1] for r in (run / "metrics.csv").read_text().splitlines()]
+    assert rows_after == rows_before  # the same columns in the same order (all but the wall clock)
+
+
+def test_a_self_training_run_refuses_a_resume_that_changes_its_targets(
+    tiny_dataset, tmp_path, tiny_config, train_tiny
+):
+    """The predict section (the refiner) and the in-memory image size make self-training's targets: fixed for such
+    a run; a run without self-training may still change them on resume."""
+
+    def interrupted(run, *settings):  # trained to step 4, then cut back to its step-2 checkpoint
+        train_tiny(tiny_dataset, run, tiny_config("train.steps=4", "train.checkpoint_every=2", *settings))
+        checkpoint_path(run, 4).unlink()
+        (run / "train_summary.json").unlink()
+
+    run = tmp_path / "run"
+    interrupted(run, "train.self_train_steps=2")
+    for change in ("predict.refine=guided", "data.cache_size=40"):
+        with pytest.raises(CheckpointError, match=change.split("=")[0]):
+            cfg = tiny_config("train.steps=4", "train.checkpoint_every=2", "train.self_train_steps=2", change)
+            train_tiny(tiny_dataset, run, cfg, resume=True)
+    plain = tmp_path / "plain"
+    interrupted(plain)
+    cfg = tiny_config(
+        "train.steps=4", "train.checkpoint_every=2", "predict.refine=guided", "data.cache_size=40"
+    )
+    assert train_tiny(tiny_dataset, plain, cfg, resume=True)["steps"] == 4
+
+
+def test_a_method_written_before_phases_trains_a_run_without_self_training(
+    tiny_dataset, tmp_path, tiny_config
+):
+    """``feature_cache(device)`` (the protocol before 0.28) still works where a run has one phase."""
+
+    class Older(ContrastiveReconstruction):
+        def feature_cache(self, device="cpu"):
+            return None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        method = Older(tiny_config())
+        summary = Trainer(
+            method, tiny_config(), open_dataset(tiny_dataset, "train"), tmp_path / "run", progress=False
+        ).fit()
+    assert summary["finite"]
 
 
 # ------------------------------------------------------------------------ the run folder and the user's files

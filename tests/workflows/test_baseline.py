@@ -92,6 +92,7 @@ def test_scops_is_trained_into_out_run_without_changing_the_callers_config(
     run_config = (out / "run" / "config.yaml").read_text()
     assert "method: scops" in run_config and "num_parts: 3" in run_config
     assert "self_train_steps: 0" in run_config  # the method's self-training is not SCOPS's
+    assert "steps: 2" in run_config  # SCOPS trains the method's steps: 3 - 1
     test = open_dataset(tiny_dataset, "test", require_parts=True)
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(test.ids)
 

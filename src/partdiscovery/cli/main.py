@@ -318,6 +318,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         "model.pretrained": ("--no-pretrained", False if args.no_pretrained else None),
     }
     overrides = with_flags(list(args.overrides), flags)
+    if args.steps is not None:  # SCOPS's own steps: the preset's self-training (the method's) is not SCOPS's
+        overrides.append("train.self_train_steps=0")
     out = run_baseline(
         args.name,
         args.data,

@@ -91,15 +91,9 @@ class FeatureCache:
         return self._maps[index], letterbox
 
     def crop(
-        self,
-        index: int,
-        image: torch.Tensor,
-        box: Box,
-        size: tuple[int, int],
-        flip: bool = False,
-        mask: torch.Tensor | None = None,
+        self, index: int, image: torch.Tensor, box: Box, size: tuple[int, int], flip: bool = False
     ) -> torch.Tensor:
-        """``[C, *size]`` features of ``box`` of image ``index`` (:func:`crop_cached_features`); ``mask`` unused."""
+        """``[C, *size]`` features of ``box`` of image ``index`` (:func:`crop_cached_features`)."""
         fmap, letterbox = self.get(index, image)
         return crop_cached_features(fmap, letterbox, box, size, flip)
 
@@ -117,6 +111,8 @@ class PartLabelCache:
 
     batch_key = "part_targets"
     """The batch entry that holds a crop's targets."""
+    needs_mask = True
+    """:meth:`crop` takes the image's foreground mask (the labeller's input)."""
 
     def __init__(
         self, labeller: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], crop_size: int

@@ -172,9 +172,13 @@ class TrainingSet(Dataset):
             image, mask = image.flip(-1), mask.flip(-1)
         item = {"image": image.contiguous(), "fg_mask": mask.contiguous(), "index": index}
         if self.features is not None:
-            side = self.features.crop_size or self.feature_size
-            item[self.features.batch_key] = self.features.crop(
-                index, full, box, (side, side), flip, full_mask
+            cache = (
+                self.features
+            )  # a FeatureCache, a PartLabelCache, or a method's own with FeatureCache's crop()
+            side = getattr(cache, "crop_size", None) or self.feature_size
+            extra = {"mask": full_mask} if getattr(cache, "needs_mask", False) else {}
+            item[getattr(cache, "batch_key", "features")] = cache.crop(
+                index, full, box, (side, side), flip, **extra
             )
         return item
 

@@ -98,7 +98,15 @@ class TrainingLog:
 
     def _write_row(self, row: dict) -> None:
         if self.writer is None:  # the header once, also when a resumed run appends to its CSV
-            self.writer = csv.DictWriter(self.file, fieldnames=list(row))
+            fields = list(row)
+            if (
+                self.file.tell() > 0
+            ):  # a resumed run: its columns are those of the file's header, in its order
+                with open(self.file.name, newline="") as existing:
+                    header = next(csv.reader(existing), None)
+                if header and set(header) == set(fields):
+                    fields = header
+            self.writer = csv.DictWriter(self.file, fieldnames=fields)
             if self.file.tell() == 0:
                 self.writer.writeheader()
         self.writer.writerow(row)
@@ -152,7 +160,8 @@ weight files are (a run moved to another machine); and the sections :data:`RESUM
 other difference from the run's config is refused: the data order, augmentations and schedule of the rest of the
 run would not be the stored run's."""
 RESUME_MAY_CHANGE_SECTIONS = ("predict", "foreground")
-"""``predict``: read by inference only. ``foreground``: the masks made at the start are reused by a resume."""
+"""``predict``: read by inference only (but by self-training's targets too: a run with ``train.self_train_steps``
+keeps it, and ``data.cache_size``). ``foreground``: the masks made at the start are reused by a resume."""
 
 
 def check_resume_config(stored: Config, cfg: Config, where: str | Path) -> None:
@@ -160,10 +169,17 @@ def check_resume_config(stored: Config, cfg: Config, where: str | Path) -> None:
     ``stored`` config of the run being resumed outside :data:`RESUME_MAY_CHANGE` and
     :data:`RESUME_MAY_CHANGE_SECTIONS`. A default changed by a later version is a difference too: the message
     names the key, and the run's own value given back resumes it."""
+    # Self-training's targets are the parts as ``predict`` refines them, on the in-memory images: there the predict
+    # section and the image cache's size are what the run computes.
+    targets = {"data.cache_size"} if stored.train.self_train_steps else set()
     changed = [
         f"{key} {old!r} -> {new!r}"
         for key, old, new in config_differences(stored, cfg)
-        if key not in RESUME_MAY_CHANGE and key.split(".")[0] not in RESUME_MAY_CHANGE_SECTIONS
+        if key in targets
+        or key.startswith("predict.")
+        and stored.train.self_train_steps
+        or key not in RESUME_MAY_CHANGE
+        and key.split(".")[0] not in RESUME_MAY_CHANGE_SECTIONS
     ]
     if changed:
         listed = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
@@ -275,6 +291,7 @@ class Trainer:
         self.run = RunFolder(Path(run_dir))
         self.device = torch.device(device)
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
+        self._training_set: TrainingSet | None = None  # made by the first loader, reused by a later phase's
 
     def fit(self, stop_at: int | None = None) -> dict:
         """Train to ``cfg.train.steps`` (from the newest checkpoint with ``resume``) and return the
@@ -437,14 +454,20 @@ class Trainer:
             start_step,
             shard=(shard.offset, shard.size),
         )
-        training_set = TrainingSet(
-            self.dataset,
-            cfg.data,
-            features=method.feature_cache(self.device, start_step),
-            feature_size=cfg.data.input_size // cfg.loss.loss_stride,
+        # The step only where the run has a second phase (self-training): a method written before phases existed
+        # takes the device alone.
+        cache = (
+            method.feature_cache(self.device, start_step)
+            if len(phase_starts(cfg)) > 1
+            else method.feature_cache(self.device)
         )
+        if self._training_set is None:
+            self._training_set = TrainingSet(
+                self.dataset, cfg.data, feature_size=cfg.data.input_size // cfg.loss.loss_stride
+            )
+        self._training_set.features = cache  # one set of decoded images for every phase; the phase's maps
         return DataLoader(
-            training_set,
+            self._training_set,
             batch_sampler=sampler,
             num_workers=cfg.data.num_workers,
             persistent_workers=cfg.data.num_workers > 0,

@@ -133,6 +133,15 @@ def mean_across(values: dict[str, float], device: torch.device) -> dict[str, flo
     return dict(zip(keys, t.tolist()))
 
 
+def broadcast_tensors(tensors) -> None:
+    """Overwrite each tensor with the main process's, in place (nothing when not distributed): e.g. a copy of f
+    whose BatchNorm statistics each process updated on its own batches."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for tensor in tensors:
+        dist.broadcast(tensor, src=0)
+
+
 def barrier(slow: bool = False) -> None:
     """Wait for every process; ``slow``: some may be busy with work of their own for up to ``WAIT_TIMEOUT``."""
     if dist.is_available() and dist.is_initialized():

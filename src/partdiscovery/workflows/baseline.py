@@ -228,7 +228,8 @@ def refined(
 def _train_scops(job: BaselineJob) -> Path:
     """SCOPS is trained, not fitted: train it with the trainer into ``OUT/run`` (config, checkpoints, log,
     as any run), then write its ``split`` predictions to ``OUT`` like the other baselines. The preset's
-    self-training (``train.self_train_steps``, the ``photos`` preset's) is the method's, not SCOPS's: off."""
+    self-training (``train.self_train_steps``, the ``photos`` preset's) is the method's, not SCOPS's: SCOPS trains
+    the method's steps, ``train.steps - train.self_train_steps``, and no self-training."""
     from partdiscovery.data.part_folder import open_to_score
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.segmenter import PartSegmenter
@@ -240,6 +241,7 @@ def _train_scops(job: BaselineJob) -> Path:
             "method=scops",
             f"model.num_parts={job.parts}",
             f"train.seed={job.seed}",
+            f"train.steps={job.cfg.train.steps - job.cfg.train.self_train_steps}",
             "train.self_train_steps=0",
         ],
     )

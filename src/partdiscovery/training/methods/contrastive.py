@@ -34,7 +34,7 @@ from partdiscovery.training.methods.base import (
     erode,
     net_param_groups,
 )
-from partdiscovery.utils.distributed import Shard, all_gather_with_grad
+from partdiscovery.utils.distributed import Shard, all_gather_with_grad, broadcast_tensors
 
 
 @METHODS.register("contrastive_reconstruction")
@@ -121,6 +121,9 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
             )
         if int(self.teacher_step) < 0:
             self.teacher.load_state_dict(self.net.state_dict())
+            # One teacher for every process (a checkpoint keeps the main one's): without SyncBatchNorm each process
+            # updated its own BatchNorm statistics.
+            broadcast_tensors(self.teacher.state_dict().values())
             self.teacher_step.fill_(step)
         return PartLabelCache(self.teacher_parts, self.cfg.data.input_size)
 
@@ -226,13 +229,15 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         images, fg_mask = batch["image"], batch["fg_mask"]
         out = self.run_net(self.jitter(images, generator, shard))
         zero = torch.zeros((), device=images.device)
+        # The names in the method's order (the log's columns): the four terms, usage, background, self_training.
         losses = {name: zero for name in ("feature", "contrastive", "visual", "equivariance")}
         if self.cfg.loss.usage > 0:
             losses["usage"] = zero
-        losses["self_training"] = self_training_loss(out.logits, batch[PartLabelCache.batch_key], fg_mask)
-        total = losses["self_training"]
         if out.background_logits is not None:
             losses["background"] = background_loss(out.background_logits, fg_mask)
+        losses["self_training"] = self_training_loss(out.logits, batch[PartLabelCache.batch_key], fg_mask)
+        total = losses["self_training"]
+        if "background" in losses:
             total = total + self.cfg.loss.background * losses["background"]
         losses["total"] = total
         return losses
