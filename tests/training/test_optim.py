@@ -57,6 +57,16 @@ def test_optimizers_keep_the_group_learning_rates(name, cls):
         assert optimizer.defaults["momentum"] == cfg.optim.momentum
 
 
+def head_rates(optimizer, schedule, steps: int) -> list[float]:
+    """The head's learning rate at each of ``steps`` steps (the schedule moves on after each)."""
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[-1]["lr"])
+        optimizer.step()
+        schedule.step()
+    return rates
+
+
 def test_schedules():
     cfg = load_config(
         "cpu", overrides=["train.steps=4", "optim.poly_power=2.0", "optim.lr=1.0", "optim.backbone_lr=1.0"]
@@ -65,13 +75,7 @@ def test_schedules():
     for name, expected in (("poly", [1.0, 0.5625, 0.25, 0.0625, 0.0]), ("constant", [1.0] * 5)):
         run = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, schedule=name))
         optimizer = build_optimizer(TwoGroups(), run)
-        schedule = build_schedule(optimizer, run)
-        lrs = []
-        for _ in range(5):
-            lrs.append(optimizer.param_groups[-1]["lr"])
-            optimizer.step()
-            schedule.step()
-        assert lrs == pytest.approx(expected), name
+        assert head_rates(optimizer, build_schedule(optimizer, run), 5) == pytest.approx(expected), name
 
 
 def test_a_registered_optimizer_is_a_valid_config_value(monkeypatch):
@@ -97,12 +101,7 @@ def test_self_training_starts_the_schedule_anew_over_its_steps():
     )
     optimizer = build_optimizer(TwoGroups(), cfg)
     schedule = build_schedule(optimizer, cfg)
-    lrs = []
-    for _ in range(5):
-        lrs.append(optimizer.param_groups[-1]["lr"])
-        optimizer.step()
-        schedule.step()
-    assert lrs == pytest.approx([1.0, (2 / 3) ** 2, (1 / 3) ** 2, 1.0, 0.25])
+    assert head_rates(optimizer, schedule, 5) == pytest.approx([1.0, (2 / 3) ** 2, (1 / 3) ** 2, 1.0, 0.25])
     restored = build_schedule(build_optimizer(TwoGroups(), cfg), cfg)
     restored.load_state_dict(schedule.state_dict())  # what a checkpoint holds
     assert restored.last_epoch == schedule.last_epoch == 5
