@@ -117,7 +117,11 @@ def score_runs(
     """R² of φ's deepest layer (``cfg``'s φ) over ``dataset``'s foreground, explained by the parts of each run
     (run folders or checkpoints; one pass over up to ``max_images`` images for all):
     :func:`~partdiscovery.evaluation.consistency.explained_variances`."""
-    phi = deepest_layer_phi(cfg.model.feature_extractor, cfg.model.pretrained, cfg.model.feature_weights)
+    # A φ without pretrained weights (tests, timing) is initialised from the run's seed, not from whatever the
+    # process drew before (a resume that trains fewer steps draws less): the choice is a function of the runs.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.train.seed)
+        phi = deepest_layer_phi(cfg.model.feature_extractor, cfg.model.pretrained, cfg.model.feature_weights)
     models = [PartSegmenter.load(run, device=device) for run in runs]
     return explained_variances(
         [m.net for m in models],
