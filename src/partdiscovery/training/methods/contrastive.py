@@ -215,10 +215,8 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         if out.background_logits is not None:
             losses["background"] = self.two_view_background_loss(out.background_logits, fg_mask, grid)
             total = total + cfg.background * losses["background"]
-        if self.self_training_from is not None:
-            losses["self_training"] = torch.zeros(
-                (), device=total.device
-            )  # one set of names for the whole log
+        if self.self_training_from is not None:  # one set of names for the whole log
+            losses["self_training"] = torch.zeros((), device=total.device)
         losses["total"] = total
         return losses
 
