@@ -172,9 +172,8 @@ class TrainingSet(Dataset):
             image, mask = image.flip(-1), mask.flip(-1)
         item = {"image": image.contiguous(), "fg_mask": mask.contiguous(), "index": index}
         if self.features is not None:
-            cache = (
-                self.features
-            )  # a FeatureCache, a PartLabelCache, or a method's own with FeatureCache's crop()
+            # A FeatureCache, a PartLabelCache, or a method's own with FeatureCache's crop().
+            cache = self.features
             side = getattr(cache, "crop_size", None) or self.feature_size
             extra = {"mask": full_mask} if getattr(cache, "needs_mask", False) else {}
             item[getattr(cache, "batch_key", "features")] = cache.crop(

@@ -99,9 +99,8 @@ class TrainingLog:
     def _write_row(self, row: dict) -> None:
         if self.writer is None:  # the header once, also when a resumed run appends to its CSV
             fields = list(row)
-            if (
-                self.file.tell() > 0
-            ):  # a resumed run: its columns are those of the file's header, in its order
+            # A resumed run: its columns are those of the file's header, in its order.
+            if self.file.tell() > 0:
                 with open(self.file.name, newline="") as existing:
                     header = next(csv.reader(existing), None)
                 if header and set(header) == set(fields):
@@ -171,15 +170,17 @@ def check_resume_config(stored: Config, cfg: Config, where: str | Path) -> None:
     names the key, and the run's own value given back resumes it."""
     # Self-training's targets are the parts as ``predict`` refines them, on the in-memory images: there the predict
     # section and the image cache's size are what the run computes.
-    targets = {"data.cache_size"} if stored.train.self_train_steps else set()
+    fixed = {"data.cache_size"} if stored.train.self_train_steps else set()
+
+    def may_change(key: str) -> bool:
+        if key in fixed or (key.startswith("predict.") and stored.train.self_train_steps):
+            return False
+        return key in RESUME_MAY_CHANGE or key.split(".")[0] in RESUME_MAY_CHANGE_SECTIONS
+
     changed = [
         f"{key} {old!r} -> {new!r}"
         for key, old, new in config_differences(stored, cfg)
-        if key in targets
-        or key.startswith("predict.")
-        and stored.train.self_train_steps
-        or key not in RESUME_MAY_CHANGE
-        and key.split(".")[0] not in RESUME_MAY_CHANGE_SECTIONS
+        if not may_change(key)
     ]
     if changed:
         listed = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")

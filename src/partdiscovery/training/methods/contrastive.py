@@ -11,7 +11,6 @@ from partdiscovery.config import Config, OptimConfig
 from partdiscovery.data.augment import REFERENCE_FILL, warp
 from partdiscovery.data.feature_cache import PartLabelCache
 from partdiscovery.data.transforms import crop_resize, letterbox_box, uncrop
-from partdiscovery.errors import ConfigError
 from partdiscovery.losses import (
     background_loss,
     contrastive_loss,
@@ -115,10 +114,6 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         run restored it). Before: φ's cache, as :class:`FrozenFeaturesMethod`."""
         if self.self_training_from is None or step < self.self_training_from:
             return super().feature_cache(device, step)
-        if self.cfg.data.num_workers > 0:
-            raise ConfigError(
-                "train.self_train_steps needs data.num_workers=0 (the teacher's parts are kept in one process)"
-            )
         if int(self.teacher_step) < 0:
             self.teacher.load_state_dict(self.net.state_dict())
             # One teacher for every process (a checkpoint keeps the main one's): without SyncBatchNorm each process
