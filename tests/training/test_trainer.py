@@ -290,6 +290,8 @@ def test_self_training_copies_f_at_its_first_step_and_trains_with_fresh_moments(
     at_copy = torch.load(checkpoint_path(run, 3), weights_only=True)
     final = torch.load(checkpoint_path(run, 5), weights_only=True)
     assert int(at_copy["model"]["teacher_step"]) == -1 and int(final["model"]["teacher_step"]) == 3
+    # Before the copy the checkpoints hold no teacher (it would double their size).
+    assert not any(k.startswith("teacher.") for k in at_copy["model"])
     for key, value in at_copy["model"].items():
         if key.startswith("net."):
             assert torch.equal(final["model"]["teacher." + key[4:]], value), key

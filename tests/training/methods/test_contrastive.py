@@ -271,6 +271,28 @@ def test_the_teacher_is_copied_once_and_kept_in_eval_mode(tiny_config):
     assert trained and not trained & {id(p) for p in method.teacher.parameters()}
 
 
+def test_the_state_holds_the_teacher_only_once_it_is_copied(tiny_config):
+    """Before the copy a checkpoint has no ``teacher.*`` entries and loads as it is; after it, it carries the
+    teacher, which a loaded method gets back."""
+    method = _self_training_method(tiny_config)
+    unset = method.state_dict()
+    assert not any(k.startswith("teacher.") for k in unset) and int(unset["teacher_step"]) == -1
+    fresh = _self_training_method(tiny_config)
+    fresh.load_state_dict(unset)  # strict: the missing teacher is no error while it is unset
+    with torch.no_grad():
+        method.net.classifier.bias.add_(1.0)
+    method.feature_cache("cpu", step=3)
+    copied = method.state_dict()
+    assert torch.equal(copied["teacher.classifier.bias"], method.net.classifier.bias)
+    fresh.load_state_dict(copied)
+    assert int(fresh.teacher_step) == 3 and torch.equal(
+        fresh.teacher.classifier.bias, method.net.classifier.bias
+    )
+    del copied["teacher.classifier.bias"]
+    with pytest.raises(RuntimeError, match="teacher.classifier.bias"):
+        fresh.load_state_dict(copied)  # once copied, the teacher must be there
+
+
 def test_a_self_training_step_is_the_cross_entropy_of_one_jittered_view(tiny_config):
     from partdiscovery.losses import background_loss, self_training_loss
     from partdiscovery.models import PartOutput

@@ -36,6 +36,20 @@ from partdiscovery.training.methods.base import (
 from partdiscovery.utils.distributed import Shard, all_gather_with_grad, broadcast_tensors
 
 
+def _drop_unset_teacher(method: torch.nn.Module, state: dict, prefix: str, metadata) -> None:
+    """``state_dict`` hook: no ``teacher.*`` entries while ``teacher_step`` is -1 (not yet copied)."""
+    if int(state[prefix + "teacher_step"]) < 0:
+        for key in [k for k in state if k.startswith(prefix + "teacher.")]:
+            del state[key]
+
+
+def _keep_unset_teacher(method: torch.nn.Module, state: dict, prefix: str, *args) -> None:
+    """``load_state_dict`` hook: a state without the teacher (not yet copied) keeps the module's own."""
+    step = state.get(prefix + "teacher_step")
+    if step is not None and int(step) < 0 and not any(k.startswith(prefix + "teacher.") for k in state):
+        state.update({prefix + "teacher." + k: v for k, v in method.teacher.state_dict().items()})
+
+
 @METHODS.register("contrastive_reconstruction")
 class ContrastiveReconstruction(FrozenFeaturesMethod):
     """Choudhury et al. 2021: feature + contrastive + visual consistency + equivariance losses.
@@ -54,9 +68,9 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
 
     With ``train.self_train_steps`` (not in the paper) the last steps self-train f instead: at the first of them
     the trainer asks for the batches' targets (:meth:`feature_cache`), f is copied into a frozen teacher (kept in
-    the checkpoints, so that a resumed run has the same one), and each step is a cross-entropy of f on one jittered
-    view to the teacher's refined parts of the crop (:mod:`partdiscovery.losses.self_training`), plus the
-    background loss with ``model.learned_background``. The four terms are not computed there and log as 0.
+    the checkpoints from then on, so that a resumed run has the same one), and each step is a cross-entropy of f on
+    one jittered view to the teacher's refined parts of the crop (:mod:`partdiscovery.losses.self_training`), plus
+    the background loss with ``model.learned_background``. The four terms are not computed there and log as 0.
     """
 
     self_trains = True
@@ -72,6 +86,10 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
             # Its weights are f's at the first self-training step; -1 until then.
             self.teacher = copy.deepcopy(self.net).requires_grad_(False).eval()
             self.register_buffer("teacher_step", torch.tensor(-1))
+            # Checkpoints hold the teacher only once it is f's copy: before, it would double their size (the
+            # restarts' candidates never reach the copy) for weights that are overwritten at the copy.
+            self.register_state_dict_post_hook(_drop_unset_teacher)
+            self.register_load_state_dict_pre_hook(_keep_unset_teacher)
         phi = build_phi(cfg, normalize=cfg.loss.normalize_features)
         # The terms whose features are a re-weighting of φ's output (``loss.contrastive_layers``): one φ
         # computes the layers of both terms and each picks and re-weights its channels. The feature
