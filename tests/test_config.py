@@ -381,3 +381,11 @@ def test_self_training_must_leave_steps_to_the_method():
         load_config("cpu", overrides=["train.steps=5", "train.self_train_steps=5"])
     with pytest.raises(ConfigError, match="train.self_train_steps=-1"):
         load_config("cpu", overrides=["train.self_train_steps=-1"])
+    with pytest.raises(
+        ConfigError, match=r"train.self_train_rounds=3: must not exceed train.self_train_steps=2"
+    ):
+        load_config(
+            "cpu", overrides=["train.steps=5", "train.self_train_steps=2", "train.self_train_rounds=3"]
+        )
+    with pytest.raises(ConfigError, match="train.self_train_rounds=0"):
+        load_config("cpu", overrides=["train.self_train_rounds=0"])

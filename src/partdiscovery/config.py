@@ -227,6 +227,10 @@ class TrainConfig:
     Why: the refined parts score higher than f's own, and f learns to draw them itself. Measured (validation and
     test, 60 steps after 120, the same runs before and after): BENCHMARKS.md, "Self-training on the refined
     parts"."""
+    self_train_rounds: int = 1
+    """With ``self_train_steps``: split them into this many rounds of (nearly) equal length; each round starts over
+    (f copied into the teacher again, new targets, fresh moments, the schedule anew), so a later round learns the
+    refined parts of f as the round before left it (:mod:`partdiscovery.training.phases`)."""
 
 
 @dataclass
@@ -529,6 +533,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "train.restarts_mask_erosion": (0, 0.25, "a fraction of the input side; 0: off"),
     "train.restarts_temperature": (0, _ANY, "a contrastive temperature; 0: off"),
     "train.self_train_steps": (0, 10**9, "0: off"),
+    "train.self_train_rounds": (1, 10**6, "rounds of train.self_train_steps"),
     "foreground.clusters": (2, 1000, "k of kmeans_border's k-means"),
     "foreground.border_ratio": (0, _ANY, "a fraction of the collection's rate of border cells"),
     "foreground.input_size": (32, 4096, "pixels on φ's input's longer side"),
@@ -596,6 +601,11 @@ def validate_config(cfg: Config) -> Config:
         raise ConfigError(
             f"train.self_train_steps={cfg.train.self_train_steps}: must be less than train.steps={cfg.train.steps} "
             "(the last self_train_steps of the steps self-train f; give more steps, or train.self_train_steps=0)"
+        )
+    if 0 < cfg.train.self_train_steps < cfg.train.self_train_rounds:
+        raise ConfigError(
+            f"train.self_train_rounds={cfg.train.self_train_rounds}: must not exceed train.self_train_steps="
+            f"{cfg.train.self_train_steps} (each round trains at least one step)"
         )
     smallest = _RANGES["loss.temperature"][0]
     if 0 < cfg.train.restarts_temperature < smallest:

@@ -105,3 +105,19 @@ def test_self_training_starts_the_schedule_anew_over_its_steps():
     restored = build_schedule(build_optimizer(TwoGroups(), cfg), cfg)
     restored.load_state_dict(schedule.state_dict())  # what a checkpoint holds
     assert restored.last_epoch == schedule.last_epoch == 5
+
+
+def test_each_round_of_self_training_starts_the_schedule_anew():
+    cfg = load_config(
+        "cpu",
+        overrides=[
+            "train.steps=7",
+            "train.self_train_steps=4",
+            "train.self_train_rounds=2",
+            "optim.poly_power=1.0",
+            "optim.lr=1.0",
+        ],
+    )
+    optimizer = build_optimizer(TwoGroups(), cfg)
+    schedule = build_schedule(optimizer, cfg)
+    assert head_rates(optimizer, schedule, 7) == pytest.approx([1.0, 2 / 3, 1 / 3, 1.0, 0.5, 1.0, 0.5])

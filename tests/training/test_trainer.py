@@ -20,7 +20,7 @@ from partdiscovery.runs.checkpoint import (
     load_checkpoint,
 )
 from partdiscovery.training import ContrastiveReconstruction, create_method
-from partdiscovery.training.trainer import Trainer, TrainingDivergedError, phase_segments, phase_starts
+from partdiscovery.training.trainer import Trainer, TrainingDivergedError
 
 LOSSES = {"feature", "contrastive", "visual", "equivariance", "total"}
 
@@ -267,15 +267,6 @@ def test_training_with_the_phi_feature_cache(tiny_dataset, tmp_path, tiny_config
             create_method(tiny_config("loss.cache_features=true", "data.num_workers=1")).feature_cache()
 
 
-def test_phases_cut_the_steps_where_self_training_starts(tiny_config):
-    cfg = tiny_config("train.steps=6", "train.self_train_steps=2")
-    assert phase_starts(cfg) == [0, 4] and phase_starts(tiny_config("train.steps=6")) == [0]
-    assert phase_segments(cfg, 0, 6) == [(0, 4), (4, 6)]
-    assert phase_segments(cfg, 4, 6) == [(4, 6)]  # a resume at the phase's first step
-    assert phase_segments(cfg, 2, 5) == [(2, 4), (4, 5)]  # resumed, and stopped early (stop_at)
-    assert phase_segments(cfg, 5, 6) == [(5, 6)]
-
-
 def test_self_training_copies_f_at_its_first_step_and_trains_with_fresh_moments(
     tiny_dataset, tmp_path, tiny_config, train_tiny
 ):
@@ -310,30 +301,57 @@ def test_self_training_copies_f_at_its_first_step_and_trains_with_fresh_moments(
     assert float(rows[3]["lr"]) == float(rows[0]["lr"])  # the schedule starts anew
 
 
-@pytest.mark.parametrize("interrupted_after", [2, 3, 4])
+def test_each_self_training_round_copies_f_again_and_starts_over(
+    tiny_dataset, tmp_path, tiny_config, train_tiny
+):
+    """``train.self_train_rounds=2``: the second round's teacher is f after the first round, with fresh moments."""
+    cfg = tiny_config(
+        "train.steps=6",
+        "train.self_train_steps=4",
+        "train.self_train_rounds=2",
+        "train.checkpoint_every=1",
+        "train.keep_checkpoints=0",
+    )
+    run = tmp_path / "run"
+    train_tiny(tiny_dataset, run, cfg)
+    # Checkpoint N is the state after N steps; the rounds start at steps 2 and 4.
+    states = {step: torch.load(checkpoint_path(run, step), weights_only=True) for step in range(2, 7)}
+    assert [int(states[step]["model"]["teacher_step"]) for step in range(2, 7)] == [-1, 2, 2, 4, 4]
+    for key, value in states[4]["model"].items():
+        if key.startswith("net."):
+            assert torch.equal(states[3]["model"]["teacher." + key[4:]], states[2]["model"][key]), key
+            assert torch.equal(states[6]["model"]["teacher." + key[4:]], value), key
+    adam_steps = [
+        {float(v["step"]) for v in states[step]["optimizer"]["state"].values()} for step in range(3, 7)
+    ]
+    assert adam_steps == [{1.0}, {2.0}, {1.0}, {2.0}]  # fresh moments at each round's first step
+
+
+@pytest.mark.parametrize("interrupted_after", [1, 2, 3, 4, 5])
 def test_a_self_training_run_resumes_exactly(
     tiny_dataset, tmp_path, tiny_config, train_tiny, interrupted_after
 ):
-    """Before the copy, at it, and after it: the resumed run is the uninterrupted one (the teacher is in the
-    checkpoints; the moments are cleared only where the phase starts), and so is its log (with a learned
-    background, whose column a self-training step fills too)."""
+    """Before the first copy, at each round's copy, and within each round: the resumed run is the uninterrupted one
+    (the teacher is in the checkpoints; the moments are cleared only where a phase starts), and so is its log (with
+    a learned background, whose column a self-training step fills too)."""
     cfg = tiny_config(
-        "train.steps=5",
-        "train.self_train_steps=2",
+        "train.steps=6",
+        "train.self_train_steps=4",
+        "train.self_train_rounds=2",
         "train.checkpoint_every=1",
         "train.keep_checkpoints=0",
         "model.learned_background=true",
     )
     run = tmp_path / "run"
     train_tiny(tiny_dataset, run, cfg)
-    straight = torch.load(checkpoint_path(run, 5), weights_only=True)
+    straight = torch.load(checkpoint_path(run, 6), weights_only=True)
     rows_before = [r.split(",")[:-1] for r in (run / "metrics.csv").read_text().splitlines()]
-    for step in range(interrupted_after + 1, 6):
+    for step in range(interrupted_after + 1, 7):
         checkpoint_path(run, step).unlink()
     (run / "train_summary.json").unlink()
     torch.manual_seed(12345)
     train_tiny(tiny_dataset, run, cfg, resume=True)
-    resumed = torch.load(checkpoint_path(run, 5), weights_only=True)
+    resumed = torch.load(checkpoint_path(run, 6), weights_only=True)
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
     rows_after = [r.split(",")[:-1] for r in (run / "metrics.csv").read_text().splitlines()]

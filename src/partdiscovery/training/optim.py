@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, SequentialLR
 
 from partdiscovery.config import Config, OptimConfig
+from partdiscovery.training.phases import phase_starts
 from partdiscovery.utils.moved import moved_names
 from partdiscovery.utils.registry import Registry, config_entry
 
@@ -59,14 +60,16 @@ def build_optimizer(method, cfg: Config) -> Optimizer:
 
 
 def build_schedule(optimizer: Optimizer, cfg: Config) -> LRScheduler:
-    """The schedule ``cfg.optim.schedule`` over ``cfg.train.steps`` steps; with ``train.self_train_steps``, over the
-    steps before them, then again from the start over them (torch's ``SequentialLR``)."""
+    """The schedule ``cfg.optim.schedule`` over ``cfg.train.steps`` steps; with self-training, over each phase
+    (:func:`~partdiscovery.training.phases.phase_starts`: the method's steps, then each round), started anew at
+    each (torch's ``SequentialLR``)."""
     factory = config_entry(SCHEDULES, cfg.optim.schedule, "optim.schedule")
-    steps, tail = cfg.train.steps, cfg.train.self_train_steps
-    if not 0 < tail < steps:
-        return factory(optimizer, cfg.optim, max(1, steps))
-    phases = [factory(optimizer, cfg.optim, steps - tail), factory(optimizer, cfg.optim, tail)]
-    return SequentialLR(optimizer, phases, milestones=[steps - tail])
+    starts = phase_starts(cfg)
+    ends = [*starts[1:], cfg.train.steps]
+    phases = [factory(optimizer, cfg.optim, max(1, end - start)) for start, end in zip(starts, ends)]
+    if len(phases) == 1:
+        return phases[0]
+    return SequentialLR(optimizer, phases, milestones=starts[1:])
 
 
 # moved in 0.23 (and checks more than names)

@@ -1,8 +1,9 @@
 """One readable training loop, generic over methods (:class:`~partdiscovery.training.methods.Method`).
 
 Read :meth:`Trainer.fit` top to bottom: take the run folder -> put the method on its device -> build
-optimiser and schedule -> maybe resume -> for each phase (one, or two with self-training: :func:`phase_starts`),
-for each step: batch, :func:`train_step` (skipping non-finite steps), log, checkpoint -> summary.
+optimiser and schedule -> maybe resume -> for each phase (one; with self-training, one more per round:
+:mod:`~partdiscovery.training.phases`), for each step: batch, :func:`train_step` (skipping non-finite steps), log,
+checkpoint -> summary.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from partdiscovery.runs.folder import RunFolder
 from partdiscovery.training.checks import check_config
 from partdiscovery.training.methods.base import Method
 from partdiscovery.training.optim import build_optimizer, build_schedule
+from partdiscovery.training.phases import phase_segments, phase_starts
 from partdiscovery.training.step import step_generator, train_step
 from partdiscovery.utils.distributed import DistInfo, barrier, mean_across, process_device, setup
 from partdiscovery.utils.io import atomic_write_json, atomic_write_text
@@ -240,21 +242,6 @@ def check_same_images(recorded: dict, dataset, where: str | Path) -> None:
         )
 
 
-def phase_starts(cfg: Config) -> list[int]:
-    """The first step of each phase of a run: ``[0]``, or ``[0, steps - self_train_steps]`` with self-training. A
-    phase has its own optimiser moments, learning-rate schedule (:func:`~partdiscovery.training.optim.build_schedule`)
-    and per-image maps (``method.feature_cache``)."""
-    steps, tail = cfg.train.steps, cfg.train.self_train_steps
-    return [0, steps - tail] if 0 < tail < steps else [0]
-
-
-def phase_segments(cfg: Config, start: int, end: int) -> list[tuple[int, int]]:
-    """Steps ``start..end-1`` cut where a phase starts: ``[(first, stop), ...]``, none empty."""
-    cuts = [*phase_starts(cfg), cfg.train.steps]
-    pieces = [(max(start, a), min(end, b)) for a, b in zip(cuts, cuts[1:])]
-    return [(a, b) for a, b in pieces if a < b]
-
-
 class Trainer:
     """Trains ``method`` on ``dataset`` into ``run_dir``.
 
@@ -445,7 +432,8 @@ class Trainer:
 
     def _loader(self, method: Method, shard, start_step: int, end: int) -> DataLoader:
         """Batches of steps ``start_step..end-1`` (this process's shard), a pure function of the seed; they carry
-        the maps of ``method.feature_cache`` for ``start_step`` (steps of one phase: see :func:`phase_segments`)."""
+        the maps of ``method.feature_cache`` for ``start_step`` (steps of one phase:
+        :func:`~partdiscovery.training.phases.phase_segments`)."""
         cfg = self.cfg
         sampler = StepBatchSampler(
             len(self.dataset),

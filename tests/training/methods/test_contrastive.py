@@ -271,6 +271,18 @@ def test_the_teacher_is_copied_once_and_kept_in_eval_mode(tiny_config):
     assert trained and not trained & {id(p) for p in method.teacher.parameters()}
 
 
+def test_each_round_copies_f_into_the_teacher_again(tiny_config):
+    method = _self_training_method(tiny_config, "train.self_train_steps=3", "train.self_train_rounds=3")
+    starts = []
+    for step in range(2, 5):  # rounds start at 2, 3, 4
+        with torch.no_grad():
+            method.net.classifier.bias.add_(1.0)
+        method.feature_cache("cpu", step=step)
+        starts.append(int(method.teacher_step))
+        assert torch.equal(method.teacher.classifier.bias, method.net.classifier.bias)
+    assert starts == [2, 3, 4]
+
+
 def test_the_state_holds_the_teacher_only_once_it_is_copied(tiny_config):
     """Before the copy a checkpoint has no ``teacher.*`` entries and loads as it is; after it, it carries the
     teacher, which a loaded method gets back."""

@@ -33,6 +33,7 @@ from partdiscovery.training.methods.base import (
     erode,
     net_param_groups,
 )
+from partdiscovery.training.phases import phase_start_of
 from partdiscovery.utils.distributed import Shard, all_gather_with_grad, broadcast_tensors
 
 
@@ -83,7 +84,7 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
             cfg.train.steps - cfg.train.self_train_steps if cfg.train.self_train_steps else None
         )
         if self.self_training_from is not None:
-            # Its weights are f's at the first self-training step; -1 until then.
+            # Its weights are f's at the first step of the latest self-training round; -1 until the first.
             self.teacher = copy.deepcopy(self.net).requires_grad_(False).eval()
             self.register_buffer("teacher_step", torch.tensor(-1))
             # Checkpoints hold the teacher only once it is f's copy: before, it would double their size (the
@@ -128,11 +129,14 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
 
     def feature_cache(self, device: torch.device | str = "cpu", step: int = 0):
         """From the first self-training step on: the teacher's parts of each training image (a
-        :class:`~partdiscovery.data.feature_cache.PartLabelCache`; the teacher is f, copied now unless a resumed
-        run restored it). Before: φ's cache, as :class:`FrozenFeaturesMethod`."""
+        :class:`~partdiscovery.data.feature_cache.PartLabelCache`; the teacher is f, copied at the first step of
+        each round, ``train.self_train_rounds``, unless a resumed run restored it). Before: φ's cache, as
+        :class:`FrozenFeaturesMethod`."""
         if self.self_training_from is None or step < self.self_training_from:
             return super().feature_cache(device, step)
-        if int(self.teacher_step) < 0:
+        if int(self.teacher_step) < phase_start_of(
+            self.cfg, step
+        ):  # a round's first step (not a resume in it)
             self.teacher.load_state_dict(self.net.state_dict())
             # One teacher for every process (a checkpoint keeps the main one's): without SyncBatchNorm each process
             # updated its own BatchNorm statistics.
