@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.28.0"
+__version__ = "0.29.0"
 
 __all__ = ["PartSegmenter", "Prediction", "__version__"]
 
