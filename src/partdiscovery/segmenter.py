@@ -28,6 +28,7 @@ from partdiscovery.data.prediction import Prediction
 from partdiscovery.data.transforms import EvalSet, collate_eval, crop_resize, letterbox_box, uncrop
 from partdiscovery.errors import InvalidArgumentError
 from partdiscovery.models import PartSegmentationNet
+from partdiscovery.models.part_net import part_probabilities
 from partdiscovery.models.refine import part_refiner, refine_probs
 from partdiscovery.runs.exported import OnnxRuntimeNet
 from partdiscovery.runs.model_file import build_net, read_model_file
@@ -171,20 +172,6 @@ class PartSegmenter:
         bg = out.background_logits.float() if out.background_logits is not None else None
         return out.logits.float(), bg
 
-    @staticmethod
-    def _combine(
-        logits: torch.Tensor, bg_logits: torch.Tensor | None, fg_mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        """``[B, K+1, H, W]`` probabilities: channel 0 = background from the mask, else the learned
-        background, else 0; the part channels are the part softmax times (1 - background)."""
-        if fg_mask is not None:
-            background = 1.0 - fg_mask.to(logits)
-        elif bg_logits is not None:
-            background = bg_logits.sigmoid()
-        else:
-            background = torch.zeros_like(logits[:, :1])
-        return torch.cat([background, logits.softmax(dim=1) * (1 - background)], dim=1)
-
     def predict_proba(
         self,
         images: torch.Tensor,
@@ -256,7 +243,7 @@ class PartSegmenter:
             guide = resize(guide, [ph, pw], antialias=True)
         guide = guide.to(logits) / 255.0 if guide.dtype == torch.uint8 else guide.to(logits)
         fg = torch.from_numpy(resize_nearest(mask, ph, pw))[:, None].to(logits) if mask is not None else None
-        return refine_probs(guide, self._combine(logits, bg, fg), self.cfg.predict).cpu()
+        return refine_probs(guide, part_probabilities(logits, bg, fg), self.cfg.predict).cpu()
 
     def predict(
         self,

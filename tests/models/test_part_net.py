@@ -36,3 +36,19 @@ def test_learned_background_adds_a_channel():
     with torch.no_grad():
         out = net(torch.rand(2, 3, 32, 32))
     assert out.logits.shape == (2, 4, 32, 32) and out.background_logits.shape == (2, 1, 32, 32)
+
+
+def test_part_probabilities_take_the_mask_then_the_learned_background_then_none():
+    from partdiscovery.models.part_net import part_probabilities
+
+    g = torch.Generator().manual_seed(0)
+    logits, bg = torch.randn(2, 3, 4, 5, generator=g), torch.randn(2, 1, 4, 5, generator=g)
+    mask = (torch.rand(2, 1, 4, 5, generator=g) > 0.5).float()
+    for background, probs in (
+        (1 - mask, part_probabilities(logits, bg, mask)),  # the mask takes precedence
+        (bg.sigmoid(), part_probabilities(logits, bg)),
+        (torch.zeros_like(bg), part_probabilities(logits)),
+    ):
+        torch.testing.assert_close(probs[:, :1], background)
+        torch.testing.assert_close(probs[:, 1:], logits.softmax(dim=1) * (1 - background))
+        torch.testing.assert_close(probs.sum(dim=1), torch.ones(2, 4, 5))

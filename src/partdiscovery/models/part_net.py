@@ -30,6 +30,25 @@ class PartOutput:
         return self.logits.softmax(dim=1)
 
 
+def part_probabilities(
+    logits: torch.Tensor, background_logits: torch.Tensor | None = None, fg_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """f's outputs as what ``predict`` draws: ``[B, K+1, H, W]`` probabilities, channel 0 the background.
+
+    The background is ``1 - fg_mask`` where a mask is given (it takes precedence), else the learned background's
+    sigmoid, else 0; the part channels are the part softmax times (1 - background). ``logits`` ``[B, K, H, W]``,
+    ``background_logits`` ``[B, 1, H, W]``, ``fg_mask`` ``[B, 1, H, W]`` in [0, 1]. Shared by the segmenter and by
+    self-training's teacher, so that the teacher's targets are the parts a user gets.
+    """
+    if fg_mask is not None:
+        background = 1.0 - fg_mask.to(logits)
+    elif background_logits is not None:
+        background = background_logits.sigmoid()
+    else:
+        background = torch.zeros_like(logits[:, :1])
+    return torch.cat([background, logits.softmax(dim=1) * (1 - background)], dim=1)
+
+
 class FPNDecoder(nn.Module):
     """Top-down feature pyramid: 1x1 laterals, upsample-and-add, one 3x3 conv at the finest level."""
 

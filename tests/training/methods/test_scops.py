@@ -13,6 +13,7 @@ import torch
 from partdiscovery.config import ScopsConfig
 from partdiscovery.data import open_dataset
 from partdiscovery.models import PartOutput
+from partdiscovery.models.part_net import part_probabilities
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.training.methods.scops import SCOPS, scops_log_probs, scops_loss_weights
 
@@ -22,7 +23,7 @@ def test_log_probs_are_what_the_segmenter_predicts():
     parts, bg = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 1, 4, 4, generator=g)
     log_probs = scops_log_probs(PartOutput(parts, bg))
     torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(2, 4, 4))
-    torch.testing.assert_close(log_probs.exp(), PartSegmenter._combine(parts, bg, None))
+    torch.testing.assert_close(log_probs.exp(), part_probabilities(parts, bg))
     with pytest.raises(ValueError, match="background"):
         scops_log_probs(PartOutput(parts))
 

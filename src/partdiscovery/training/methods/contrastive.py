@@ -24,6 +24,7 @@ from partdiscovery.losses import (
 from partdiscovery.losses.prototypes import part_means
 from partdiscovery.models import PartSegmentationNet
 from partdiscovery.models.features import check_layer_weights
+from partdiscovery.models.part_net import part_probabilities
 from partdiscovery.models.refine import refine_probs
 from partdiscovery.training.methods.base import (
     METHODS,
@@ -162,7 +163,7 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         logits = uncrop(
             self.teacher(crop_resize(images, box, self.cfg.data.input_size)).logits.float(), box, h, w
         )
-        probs = torch.cat([1 - fg_mask, logits.softmax(dim=1) * fg_mask], dim=1)
+        probs = part_probabilities(logits, fg_mask=fg_mask)
         return refine_probs(images, probs, self.cfg.predict)[:, 1:].argmax(dim=1).cpu()
 
     def training_step(
