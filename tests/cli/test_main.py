@@ -140,6 +140,7 @@ def test_predict_with_and_without_masks(flow, evaluated_run, capsys):
         "partdiscovery predict: warning: no --masks given and the model has no learned background" in warned
     )
     assert "UserWarning" not in warned and "predict_folder(" not in warned
+    assert f"partdiscovery masks --images {data / 'images'} --out MASKS) and pass --masks MASKS" in warned
     ids = sorted(p.stem for p in (data / "images").glob("*.jpg"))
     for out in (with_masks, without):
         assert sorted(p.stem for p in (out / "labels").glob("*.png")) == ids

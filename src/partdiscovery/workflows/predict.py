@@ -72,8 +72,9 @@ def predict_folder(
     names = name_parts(part_names, segmenter.num_parts)
     if masks is None and not segmenter.has_learned_background:
         warnings.warn(
-            "no --masks given and the model has no learned background: the whole image is "
-            "treated as foreground",
+            "no --masks given and the model has no learned background: the whole image is treated as "
+            f"foreground; for the object only, make masks first (partdiscovery masks --images {images} --out "
+            "MASKS) and pass --masks MASKS",
             stacklevel=2,
         )
     out = Path(out)
