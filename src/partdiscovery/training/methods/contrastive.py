@@ -135,9 +135,8 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
         :class:`FrozenFeaturesMethod`."""
         if self.self_training_from is None or step < self.self_training_from:
             return super().feature_cache(device, step)
-        if int(self.teacher_step) < phase_start_of(
-            self.cfg, step
-        ):  # a round's first step (not a resume in it)
+        # At a round's first step; not within a round (a resumed run restored the round's teacher).
+        if int(self.teacher_step) < phase_start_of(self.cfg, step):
             self.teacher.load_state_dict(self.net.state_dict())
             # One teacher for every process (a checkpoint keeps the main one's): without SyncBatchNorm each process
             # updated its own BatchNorm statistics.
