@@ -305,19 +305,18 @@ def test_every_preset_and_the_defaults_pass_validation():
 
 def test_the_photos_preset_keeps_the_best_of_five_finished_runs_and_the_others_train_once():
     photos = load_config("photos").train
-    assert (photos.restarts, photos.restarts_choice_step, photos.steps) == (5, 0, 240)
+    assert (photos.restarts, photos.restarts_choice_step, photos.steps) == (5, 0, 180)
     assert load_config("cpu").train.restarts == 1 and load_config("paper").train.restarts == 1
 
 
-def test_only_the_photos_preset_self_trains_its_last_120_of_240_steps_in_two_rounds():
-    """120 steps of the method (the candidates are compared there), then two rounds of 60 of self-training for the
-    kept one."""
+def test_only_the_photos_preset_self_trains_its_last_60_of_180_steps_in_one_round():
+    """120 steps of the method (the candidates are compared there), then 60 of self-training for the kept one."""
     from partdiscovery.training.phases import phase_starts
     from partdiscovery.workflows.restarts import choice_step_of
 
     photos = load_config("photos")
-    assert (photos.train.steps, photos.train.self_train_steps, choice_step_of(photos)) == (240, 120, 120)
-    assert phase_starts(photos) == [0, 120, 180]
+    assert (photos.train.steps, photos.train.self_train_steps, choice_step_of(photos)) == (180, 60, 120)
+    assert phase_starts(photos) == [0, 120]
     assert load_config("cpu").train.self_train_steps == load_config("paper").train.self_train_steps == 0
 
 
