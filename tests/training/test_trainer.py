@@ -301,17 +301,22 @@ def test_self_training_copies_f_at_its_first_step_and_trains_with_fresh_moments(
     assert float(rows[3]["lr"]) == float(rows[0]["lr"])  # the schedule starts anew
 
 
+TWO_ROUNDS_CHECKPOINTED = (
+    "train.steps=6",
+    "train.self_train_steps=4",
+    "train.self_train_rounds=2",
+    "train.checkpoint_every=1",
+    "train.keep_checkpoints=0",
+)
+"""Two steps of the method, then two rounds of two self-training steps (starting at steps 2 and 4); every
+checkpoint kept."""
+
+
 def test_each_self_training_round_copies_f_again_and_starts_over(
     tiny_dataset, tmp_path, tiny_config, train_tiny
 ):
     """``train.self_train_rounds=2``: the second round's teacher is f after the first round, with fresh moments."""
-    cfg = tiny_config(
-        "train.steps=6",
-        "train.self_train_steps=4",
-        "train.self_train_rounds=2",
-        "train.checkpoint_every=1",
-        "train.keep_checkpoints=0",
-    )
+    cfg = tiny_config(*TWO_ROUNDS_CHECKPOINTED)
     run = tmp_path / "run"
     train_tiny(tiny_dataset, run, cfg)
     # Checkpoint N is the state after N steps; the rounds start at steps 2 and 4.
@@ -334,14 +339,7 @@ def test_a_self_training_run_resumes_exactly(
     """Before the first copy, at each round's copy, and within each round: the resumed run is the uninterrupted one
     (the teacher is in the checkpoints; the moments are cleared only where a phase starts), and so is its log (with
     a learned background, whose column a self-training step fills too)."""
-    cfg = tiny_config(
-        "train.steps=6",
-        "train.self_train_steps=4",
-        "train.self_train_rounds=2",
-        "train.checkpoint_every=1",
-        "train.keep_checkpoints=0",
-        "model.learned_background=true",
-    )
+    cfg = tiny_config(*TWO_ROUNDS_CHECKPOINTED, "model.learned_background=true")
     run = tmp_path / "run"
     train_tiny(tiny_dataset, run, cfg)
     straight = torch.load(checkpoint_path(run, 6), weights_only=True)
