@@ -223,14 +223,17 @@ class TrainConfig:
     step ``steps - self_train_steps`` gives each training image its parts as ``predict`` would (refined by
     ``predict.refine``, cut by the training mask; on the in-memory copy of the image, ``data.cache_size``), and
     f learns them back by a cross-entropy on new crops and colour jitter
-    (:mod:`partdiscovery.losses.self_training`), with fresh optimiser moments and the schedule started anew.
+    (:mod:`partdiscovery.losses.self_training`), with fresh optimiser moments and the schedule started anew (again at
+    each round's first step with ``self_train_rounds``).
     Why: the refined parts score higher than f's own, and f learns to draw them itself. Measured (validation and
     test, 60 steps after 120, the same runs before and after): BENCHMARKS.md, "Self-training on the refined
     parts"."""
     self_train_rounds: int = 1
     """With ``self_train_steps``: split them into this many rounds of (nearly) equal length; each round starts over
     (f copied into the teacher again, new targets, fresh moments, the schedule anew), so a later round learns the
-    refined parts of f as the round before left it (:mod:`partdiscovery.training.phases`)."""
+    refined parts of f as the round before left it (:mod:`partdiscovery.training.phases`). Ignored without
+    ``self_train_steps``. Not in the presets: two rounds of 60 steps were higher than one on the validation splits and
+    not on the test splits (BENCHMARKS.md, "Self-training in two rounds")."""
 
 
 @dataclass

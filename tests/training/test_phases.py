@@ -22,5 +22,7 @@ def test_each_round_of_self_training_is_a_phase(tiny_config):
     # Rounds that do not divide the steps: the earlier rounds are the shorter ones.
     uneven = tiny_config("train.steps=10", "train.self_train_steps=5", "train.self_train_rounds=3")
     assert phase_starts(uneven) == [0, 5, 6, 8]
+    assert phase_segments(uneven, 4, 10) == [(4, 5), (5, 6), (6, 8), (8, 10)]
+    assert [phase_start_of(uneven, step) for step in range(4, 10)] == [0, 5, 6, 6, 8, 8]
     # Without self-training the rounds change nothing.
     assert phase_starts(tiny_config("train.steps=10", "train.self_train_rounds=3")) == [0]

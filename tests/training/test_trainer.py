@@ -332,14 +332,18 @@ def test_each_self_training_round_copies_f_again_and_starts_over(
     assert adam_steps == [{1.0}, {2.0}, {1.0}, {2.0}]  # fresh moments at each round's first step
 
 
-@pytest.mark.parametrize("interrupted_after", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize(
+    "rounds, interrupted_after", [(1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5)]
+)
 def test_a_self_training_run_resumes_exactly(
-    tiny_dataset, tmp_path, tiny_config, train_tiny, interrupted_after
+    tiny_dataset, tmp_path, tiny_config, train_tiny, rounds, interrupted_after
 ):
-    """Before the first copy, at each round's copy, and within each round: the resumed run is the uninterrupted one
-    (the teacher is in the checkpoints; the moments are cleared only where a phase starts), and so is its log (with
-    a learned background, whose column a self-training step fills too)."""
-    cfg = tiny_config(*TWO_ROUNDS_CHECKPOINTED, "model.learned_background=true")
+    """One round or two: before the first copy, at each round's copy, and within a round, the resumed run is the
+    uninterrupted one (the teacher is in the checkpoints; the moments are cleared only where a phase starts), and so
+    is its log (with a learned background, whose column a self-training step fills too)."""
+    cfg = tiny_config(
+        *TWO_ROUNDS_CHECKPOINTED, f"train.self_train_rounds={rounds}", "model.learned_background=true"
+    )
     run = tmp_path / "run"
     train_tiny(tiny_dataset, run, cfg)
     straight = torch.load(checkpoint_path(run, 6), weights_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,10 +72,16 @@ def predict_folder(
     segmenter = PartSegmenter.load(run, device=device, amp=amp, refine=refine, max_side=max_side)
     names = name_parts(part_names, segmenter.num_parts)
     if masks is None and not segmenter.has_learned_background:
+        # `masks` fits its foreground model on a folder (two images or more): the hint only for a folder.
+        hint = (
+            f"; for the object only, make masks first (partdiscovery masks --images {shlex.quote(str(images))} "
+            "--out MASKS) and pass --masks MASKS"
+            if Path(images).is_dir()
+            else ""
+        )
         warnings.warn(
-            "no --masks given and the model has no learned background: the whole image is treated as "
-            f"foreground; for the object only, make masks first (partdiscovery masks --images {images} --out "
-            "MASKS) and pass --masks MASKS",
+            "no --masks given and the model has no learned background: the whole image is treated as foreground"
+            + hint,
             stacklevel=2,
         )
     out = Path(out)

@@ -281,6 +281,16 @@ def test_each_round_copies_f_into_the_teacher_again(tiny_config):
         starts.append(int(method.teacher_step))
         assert torch.equal(method.teacher.classifier.bias, method.net.classifier.bias)
     assert starts == [2, 3, 4]
+    # Rounds of two steps (starting at 3 and 5): the step within a round keeps the round's teacher.
+    method = _self_training_method(
+        tiny_config, "train.steps=7", "train.self_train_steps=4", "train.self_train_rounds=2"
+    )
+    for step, copied in ((3, True), (4, False), (5, True), (6, False)):
+        with torch.no_grad():
+            method.net.classifier.bias.add_(1.0)
+        method.feature_cache("cpu", step=step)
+        assert torch.equal(method.teacher.classifier.bias, method.net.classifier.bias) == copied, step
+    assert int(method.teacher_step) == 5
 
 
 def test_the_state_holds_the_teacher_only_once_it_is_copied(tiny_config):
@@ -291,6 +301,8 @@ def test_the_state_holds_the_teacher_only_once_it_is_copied(tiny_config):
     assert not any(k.startswith("teacher.") for k in unset) and int(unset["teacher_step"]) == -1
     fresh = _self_training_method(tiny_config)
     fresh.load_state_dict(unset)  # strict: the missing teacher is no error while it is unset
+    older = {**unset, **{"teacher." + k: v for k, v in method.teacher.state_dict().items()}}
+    fresh.load_state_dict(older)  # 0.28's checkpoints hold the unset teacher: they load as before
     with torch.no_grad():
         method.net.classifier.bias.add_(1.0)
     method.feature_cache("cpu", step=3)

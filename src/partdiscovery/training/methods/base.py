@@ -61,8 +61,8 @@ class Method(Protocol):
         """The per-image maps that the batches of steps ``step, ...`` carry, cropped like the images: a φ
         :class:`~partdiscovery.data.feature_cache.FeatureCache`, self-training's
         :class:`~partdiscovery.data.feature_cache.PartLabelCache` (from ``train.steps - train.self_train_steps``
-        on; the trainer asks again there), or None (then batches hold no ``features`` and the step runs φ
-        itself)."""
+        on; the trainer asks again at the first step of every phase, :mod:`partdiscovery.training.phases`), or None
+        (then batches hold no ``features`` and the step runs φ itself)."""
         ...
 
     def wrap_net(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:

@@ -73,6 +73,7 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
     the checkpoints from then on, so that a resumed run has the same one), and each step is a cross-entropy of f on
     one jittered view to the teacher's refined parts of the crop (:mod:`partdiscovery.losses.self_training`), plus
     the background loss with ``model.learned_background``. The four terms are not computed there and log as 0.
+    With ``train.self_train_rounds`` > 1 the copy and the targets are made again at each round's first step.
     """
 
     self_trains = True
