@@ -106,8 +106,17 @@ def test_overlays_of_large_photos_are_drawn_at_max_side():
 
 
 def test_without_masks_or_learned_background_it_warns(tmp_path, tiny_run, tiny_dataset):
-    with pytest.warns(UserWarning, match="whole image"):
-        predict_folder(tiny_run, tiny_dataset / "images", tmp_path / "out", device="cpu", progress=False)
+    """The warning says how to make masks for a folder (`masks` needs one), not for a single photo."""
+    folder = tmp_path / "my photos"  # a space: the suggested command quotes the path
+    folder.mkdir()
+    for image in sorted((tiny_dataset / "images").iterdir())[:2]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    with pytest.warns(UserWarning, match="whole image") as warned:
+        predict_folder(tiny_run, folder, tmp_path / "out", device="cpu", progress=False)
+    assert f"partdiscovery masks --images '{folder}' --out MASKS" in str(warned[0].message)
+    with pytest.warns(UserWarning, match="whole image") as warned:
+        predict_folder(tiny_run, next(folder.iterdir()), tmp_path / "one", device="cpu", progress=False)
+    assert "partdiscovery masks" not in str(warned[0].message)
 
 
 def test_prediction_folder_refuses_a_users_folder_and_needs_overwrite(tmp_path):
