@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from partdiscovery.training.phases import phase_segments, phase_start_of, phase_starts
+from partdiscovery.training.phases import method_steps, phase_segments, phase_start_of, phase_starts
 
 
 def test_phases_cut_the_steps_where_self_training_starts(tiny_config):
@@ -12,6 +12,7 @@ def test_phases_cut_the_steps_where_self_training_starts(tiny_config):
     assert phase_segments(cfg, 4, 6) == [(4, 6)]  # a resume at the phase's first step
     assert phase_segments(cfg, 2, 5) == [(2, 4), (4, 5)]  # resumed, and stopped early (stop_at)
     assert phase_segments(cfg, 5, 6) == [(5, 6)]
+    assert method_steps(cfg) == 4 and method_steps(tiny_config("train.steps=6")) == 6
 
 
 def test_each_round_of_self_training_is_a_phase(tiny_config):

@@ -47,9 +47,8 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(
             f"train.self_train_steps: the {cfg.method} method does not self-train (set it to 0)"
         )
-    if (
-        cfg.train.self_train_steps > 0 and cfg.data.num_workers > 0
-    ):  # before the method's steps, not after them
+    # Checked before the method's steps, not after them.
+    if cfg.train.self_train_steps > 0 and cfg.data.num_workers > 0:
         raise ConfigError(
             "train.self_train_steps needs data.num_workers=0 (the teacher's parts are kept in one process)"
         )

@@ -22,6 +22,12 @@ def phase_starts(cfg: Config) -> list[int]:
     return [0, *(first + r * tail // rounds for r in range(rounds))]
 
 
+def method_steps(cfg: Config) -> int:
+    """The steps of the method itself, before any self-training: where the restarts compare their runs and how long
+    SCOPS, which does not self-train, trains."""
+    return phase_starts(cfg)[1] if len(phase_starts(cfg)) > 1 else cfg.train.steps
+
+
 def phase_start_of(cfg: Config, step: int) -> int:
     """The first step of the phase that ``step`` belongs to."""
     return max(start for start in phase_starts(cfg) if start <= step)
@@ -34,4 +40,4 @@ def phase_segments(cfg: Config, start: int, end: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in pieces if a < b]
 
 
-__all__ = ["phase_segments", "phase_start_of", "phase_starts"]
+__all__ = ["method_steps", "phase_segments", "phase_start_of", "phase_starts"]

@@ -234,6 +234,7 @@ def _train_scops(job: BaselineJob) -> Path:
     from partdiscovery.evaluation import write_predictions
     from partdiscovery.segmenter import PartSegmenter
     from partdiscovery.training.checks import check_config
+    from partdiscovery.training.phases import method_steps
 
     cfg = with_overrides(
         job.cfg,
@@ -241,7 +242,7 @@ def _train_scops(job: BaselineJob) -> Path:
             "method=scops",
             f"model.num_parts={job.parts}",
             f"train.seed={job.seed}",
-            f"train.steps={job.cfg.train.steps - job.cfg.train.self_train_steps}",
+            f"train.steps={method_steps(job.cfg)}",
             "train.self_train_steps=0",
         ],
     )

@@ -47,6 +47,7 @@ from partdiscovery.runs.checkpoint import checkpoint_config, checkpoint_path, li
 from partdiscovery.runs.folder import CONFIG_FILE, METRICS_FILE, REQUEST_FILE
 from partdiscovery.segmenter import PartSegmenter
 from partdiscovery.training.methods import create_method
+from partdiscovery.training.phases import method_steps
 from partdiscovery.training.trainer import Trainer, check_resume_config, check_same_images, training_images
 from partdiscovery.utils.distributed import broadcast_object, env_info
 from partdiscovery.utils.io import atomic_write, atomic_write_json
@@ -87,7 +88,7 @@ def choice_step_of(cfg: Config) -> int:
     """The step at which the candidates are compared: ``train.restarts_choice_step``, or the method's last step
     when that is 0 or beyond it: with ``train.self_train_steps`` only the chosen run self-trains (the candidates'
     parts are the method's; self-training each of them would cost its steps and its targets once per candidate)."""
-    step, end = cfg.train.restarts_choice_step, cfg.train.steps - cfg.train.self_train_steps
+    step, end = cfg.train.restarts_choice_step, method_steps(cfg)
     return end if step <= 0 or step >= end else step
 
 

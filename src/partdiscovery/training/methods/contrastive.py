@@ -34,7 +34,7 @@ from partdiscovery.training.methods.base import (
     erode,
     net_param_groups,
 )
-from partdiscovery.training.phases import phase_start_of
+from partdiscovery.training.phases import method_steps, phase_start_of, phase_starts
 from partdiscovery.utils.distributed import Shard, all_gather_with_grad, broadcast_tensors
 
 
@@ -82,9 +82,7 @@ class ContrastiveReconstruction(FrozenFeaturesMethod):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.net = PartSegmentationNet(cfg.model).to(memory_format=torch.channels_last)
-        self.self_training_from = (
-            cfg.train.steps - cfg.train.self_train_steps if cfg.train.self_train_steps else None
-        )
+        self.self_training_from = method_steps(cfg) if len(phase_starts(cfg)) > 1 else None
         if self.self_training_from is not None:
             # Its weights are f's at the first step of the latest self-training round; -1 until the first.
             self.teacher = copy.deepcopy(self.net).requires_grad_(False).eval()
